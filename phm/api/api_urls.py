@@ -1,0 +1,18 @@
+from django.urls import path
+from rest_framework.routers import DefaultRouter
+
+from phm.api import views
+
+router = DefaultRouter(trailing_slash="/?")
+router.register("sites", views.SiteViewSet)
+router.register("areas", views.AreaViewSet)
+router.register("lines", views.LineViewSet)
+router.register("equipment", views.EquipmentViewSet)
+router.register("sensors", views.SensorViewSet)
+router.register("ingest/files", views.FileIngestJobViewSet, basename="file-ingest-job")
+
+urlpatterns = [
+    path("readings", views.ReadingsIngestView.as_view(), name="readings-ingest"),
+    path("logs", views.LogsIngestView.as_view(), name="logs-ingest"),
+    *router.urls,
+]

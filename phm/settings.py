@@ -1,0 +1,212 @@
+"""Django settings for the PHM platform.
+
+Everything that differs between a laptop and a plant server comes from environment variables
+with safe defaults (all documented in README.md):
+
+- ``DATABASE_URL``: default SQLite in WAL mode under ``var/``; ``postgres://...`` for PostgreSQL.
+- ``PHM_BROKER_URL``: default kombu's filesystem transport (no server); ``redis://...`` for Redis.
+- ``PHM_SECRET_KEY``, ``PHM_DEBUG``, ``PHM_ALLOWED_HOSTS``, ``PHM_DATA_ROOT``, ``PHM_MEDIA_ROOT``,
+  ``PHM_API_MAX_BATCH``, ``PHM_CSRF_TRUSTED_ORIGINS``, ``PHM_LOG_LEVEL``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_ROOT = Path(os.environ.get("PHM_DATA_ROOT", BASE_DIR / "var"))
+DATA_ROOT.mkdir(parents=True, exist_ok=True)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def _secret_key() -> str:
+    """Use PHM_SECRET_KEY; otherwise a random key kept in var/ so sessions survive restarts."""
+    if key := os.environ.get("PHM_SECRET_KEY"):
+        return key
+    key_file = DATA_ROOT / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(50))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("PHM_DEBUG", False)
+ALLOWED_HOSTS = env_list("PHM_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+CSRF_TRUSTED_ORIGINS = env_list("PHM_CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "phm.assets",
+    "phm.telemetry",
+    "phm.sources",
+    "phm.analytics",
+    "phm.alarms",
+    "phm.assistant",
+    "phm.dashboard",
+    "phm.api",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "phm.urls"
+WSGI_APPLICATION = "phm.wsgi.application"
+ASGI_APPLICATION = "phm.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- database ---------------------------------------------------------------------------------
+SQLITE_DEFAULT_URL = f"sqlite:///{DATA_ROOT / 'phm.sqlite3'}"
+DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL", SQLITE_DEFAULT_URL), conn_max_age=60)}
+
+
+def _tune_sqlite(config: dict) -> None:
+    """WAL lets the web server read while the worker and the simulator write; IMMEDIATE
+    transactions take the write lock up front so concurrent writers queue instead of failing."""
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        config["CONN_MAX_AGE"] = 0
+        config.setdefault("OPTIONS", {}).update(
+            {
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 30,
+            }
+        )
+
+
+_tune_sqlite(DATABASES["default"])
+
+# A second alias for PostgreSQL lets one test run exercise both engines (tests/conftest.py).
+if test_pg_url := os.environ.get("PHM_TEST_POSTGRES_URL"):
+    DATABASES["postgres"] = dj_database_url.parse(test_pg_url)
+    DATABASES["postgres"]["TEST"] = {"NAME": os.environ.get("PHM_TEST_POSTGRES_DB", "test_phm")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = os.environ.get("PHM_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(os.environ.get("PHM_STATIC_ROOT", DATA_ROOT / "static"))
+STATICFILES_DIRS = [BASE_DIR / "phm" / "static"]
+MEDIA_URL = "media/"
+MEDIA_ROOT = Path(os.environ.get("PHM_MEDIA_ROOT", DATA_ROOT / "media"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Uploads of historian files and images go through the API; keep big files on disk, not in memory.
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("PHM_UPLOAD_MAX_MEMORY", 64 * 1024 * 1024))
+FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
+
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+# --- REST API ---------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    # Token first: an API call without credentials gets 401 with WWW-Authenticate: Token.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
+    "EXCEPTION_HANDLER": "phm.api.errors.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "PHM platform API",
+    "DESCRIPTION": "Telemetry ingestion, asset hierarchy, analytics and alarms.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+PHM_API_MAX_BATCH = int(os.environ.get("PHM_API_MAX_BATCH", 50_000))
+
+# --- Celery -----------------------------------------------------------------------------------
+BROKER_DIR = DATA_ROOT / "broker"
+CELERY_BROKER_URL = os.environ.get("PHM_BROKER_URL", "filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    for sub in ("queue", "processed"):
+        (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR / "queue"),
+        "data_folder_out": str(BROKER_DIR / "queue"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "store_processed": False,
+        "polling_interval": 0.2,
+    }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Progress and results live in our own tables (jobs are rows), so no result backend is needed.
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE: dict = {}
+
+# --- logging ----------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("PHM_LOG_LEVEL", "INFO")},
+}

@@ -1,0 +1,367 @@
+"""Ingestion services: validate, deduplicate and bulk-write telemetry.
+
+``ingest_readings`` is the one door for sensor values, whatever the channel (REST, MQTT, files,
+the demo simulator). It is idempotent on (sensor, ts), stores every good record of a batch,
+and puts every bad one in quarantine with its raw payload and the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from numbers import Real
+
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, connections, transaction
+
+from connectors.records import ImageRecord, IngestResult, LogRecord, Reading, Rejection
+from phm.assets.models import Equipment, Sensor
+from phm.telemetry.fields import datetime_to_us
+from phm.telemetry.models import (
+    InspectionImage,
+    LogEvent,
+    LogTemplate,
+    QuarantinedRecord,
+    Quality,
+    RecordKind,
+)
+
+READING_TABLE = "telemetry_reading"
+LATEST_TABLE = "telemetry_latestreading"
+VALID_QUALITIES = {int(q) for q in Quality}
+
+
+@dataclass(frozen=True, slots=True)
+class _SensorInfo:
+    id: int
+    range_low: float | None
+    range_high: float | None
+    enabled: bool
+
+
+class RecordError(ValueError):
+    """A single record is invalid; the message says which field and why."""
+
+
+# --- readings ---------------------------------------------------------------------------------
+
+
+def ingest_readings(
+    *, readings: Sequence[Reading | Mapping], channel: str = "api", using: str = "default"
+) -> IngestResult:
+    """Store a batch of readings; return accepted / duplicate / rejected counts.
+
+    ``readings`` holds :class:`connectors.records.Reading` objects or mappings shaped like the
+    REST payload (``{"sensor": tag, "ts": ISO-8601 with zone, "value": number, "quality": int}``).
+    A value outside the sensor's instrument range is stored with quality downgraded to
+    *uncertain* rather than dropped: a sensor pinned at its range limit is itself evidence.
+    """
+    result = IngestResult()
+    sensors = _load_sensors(_tags_of(readings), using=using)
+    rows: dict[tuple[int, int], tuple[int, int, float, int]] = {}
+    quarantined: list[QuarantinedRecord] = []
+    for index, record in enumerate(readings):
+        try:
+            row = _validated_row(record, sensors)
+        except RecordError as exc:
+            result.rejected += 1
+            result.rejections.append(Rejection(index, str(exc)))
+            quarantined.append(_quarantine_reading(record, index, str(exc), channel))
+            continue
+        key = (row[0], row[1])
+        if key in rows:
+            result.duplicate += 1  # repeated inside the batch: keep the first
+        else:
+            rows[key] = row
+    with transaction.atomic(using=using):
+        inserted = _insert_rows(list(rows.values()), using=using)
+        result.accepted = inserted
+        result.duplicate += len(rows) - inserted
+        if quarantined:
+            QuarantinedRecord.objects.using(using).bulk_create(quarantined)
+        if inserted:
+            _advance_latest(rows.values(), using=using)
+    return result
+
+
+def _tags_of(readings: Iterable[Reading | Mapping]) -> set[str]:
+    tags: set[str] = set()
+    for record in readings:
+        tag = record.sensor if isinstance(record, Reading) else record.get("sensor") if isinstance(record, Mapping) else None
+        if isinstance(tag, str):
+            tags.add(tag)
+    return tags
+
+
+def _load_sensors(tags: set[str], *, using: str) -> dict[str, _SensorInfo]:
+    found: dict[str, _SensorInfo] = {}
+    tag_list = list(tags)
+    for start in range(0, len(tag_list), 500):  # stay under SQLite's bound-parameter limit
+        for tag, sensor_id, low, high, enabled in Sensor.objects.using(using).filter(tag__in=tag_list[start : start + 500]).values_list("tag", "id", "range_low", "range_high", "enabled"):
+            found[tag] = _SensorInfo(sensor_id, low, high, enabled)
+    return found
+
+
+def _validated_row(record: Reading | Mapping, sensors: Mapping[str, _SensorInfo]) -> tuple[int, int, float, int]:
+    if isinstance(record, Reading):
+        tag, ts, value, quality = record.sensor, record.ts, record.value, record.quality
+    elif isinstance(record, Mapping):
+        tag, ts, value, quality = record.get("sensor"), record.get("ts"), record.get("value"), record.get("quality", Quality.GOOD)
+    else:
+        raise RecordError(f"expected an object with sensor, ts and value, got {type(record).__name__}")
+    if not isinstance(tag, str) or not tag:
+        raise RecordError("'sensor' is missing or not a string")
+    info = sensors.get(tag)
+    if info is None:
+        raise RecordError(f"unknown sensor {tag!r}")
+    if not info.enabled:
+        raise RecordError(f"sensor {tag!r} is disabled")
+    ts_us = _timestamp_us(ts)
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise RecordError(f"'value' must be a number, got {_describe(value)}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise RecordError(f"'value' {value} is not finite")
+    if isinstance(quality, bool) or not isinstance(quality, int) or quality not in VALID_QUALITIES:
+        raise RecordError(f"'quality' must be one of {sorted(VALID_QUALITIES)} (bad, uncertain, good), got {quality!r}")
+    if (info.range_low is not None and value < info.range_low) or (info.range_high is not None and value > info.range_high):
+        quality = min(quality, Quality.UNCERTAIN)
+    return info.id, ts_us, value, int(quality)
+
+
+def _timestamp_us(ts: object) -> int:
+    if isinstance(ts, str):
+        try:
+            parsed = datetime.fromisoformat(ts)
+        except ValueError:
+            raise RecordError(f"'ts' {ts!r} is not an ISO 8601 timestamp") from None
+    elif isinstance(ts, datetime):
+        parsed = ts
+    else:
+        raise RecordError(f"'ts' must be an ISO 8601 string, got {_describe(ts)}")
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise RecordError(f"'ts' {ts!s} has no time zone (add Z or +hh:mm)")
+    return datetime_to_us(parsed)
+
+
+def _describe(value: object) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text[:40]}"
+
+
+def _insert_rows(rows: list[tuple[int, int, float, int]], *, using: str) -> int:
+    """Insert rows that are not stored yet; return how many were new."""
+    if not rows:
+        return 0
+    connection = connections[using]
+    vendor = connection.vendor
+    with connection.cursor() as cursor:
+        if vendor == "postgresql":
+            # One statement with four typed arrays: psycopg sends them in binary, and the server
+            # unnests them into the insert. ON CONFLICT turns replays into counted duplicates.
+            sensor_ids, ts, values, qualities = (list(column) for column in zip(*rows, strict=True))
+            cursor.execute(
+                f"INSERT INTO {READING_TABLE} (sensor_id, ts, value, quality) "
+                "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::float8[], %s::smallint[]) "
+                "ON CONFLICT DO NOTHING",
+                [sensor_ids, ts, values, qualities],
+            )
+            return cursor.rowcount
+        if vendor == "sqlite":
+            cursor.executemany(
+                f"INSERT OR IGNORE INTO {READING_TABLE} (sensor_id, ts, value, quality) VALUES (%s, %s, %s, %s)", rows
+            )
+            return cursor.rowcount
+    raise NotImplementedError(f"bulk reading ingestion supports SQLite and PostgreSQL, not {vendor}")
+
+
+def _advance_latest(rows: Iterable[tuple[int, int, float, int]], *, using: str) -> None:
+    newest: dict[int, tuple[int, int, float, int]] = {}
+    for row in rows:
+        current = newest.get(row[0])
+        if current is None or row[1] > current[1]:
+            newest[row[0]] = row
+    connection = connections[using]
+    now = "CURRENT_TIMESTAMP"
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {LATEST_TABLE} (sensor_id, ts, value, quality, received_at) VALUES (%s, %s, %s, %s, {now}) "
+            f"ON CONFLICT (sensor_id) DO UPDATE SET ts = excluded.ts, value = excluded.value, "
+            f"quality = excluded.quality, received_at = excluded.received_at WHERE excluded.ts > {LATEST_TABLE}.ts",
+            list(newest.values()),
+        )
+
+
+def _quarantine_reading(record: object, index: int, error: str, channel: str) -> QuarantinedRecord:
+    return QuarantinedRecord(kind=RecordKind.READING, channel=channel[:200], batch_index=index, payload=_jsonable(record), error=error)
+
+
+def _jsonable(record: object) -> object:
+    """The raw payload as JSON, whatever shape it came in (datetimes as ISO, floats as text if non-finite)."""
+    if isinstance(record, Reading | LogRecord):
+        record = asdict(record)
+    if isinstance(record, Mapping):
+        return {str(k): _jsonable(v) for k, v in record.items()}
+    if isinstance(record, list | tuple):
+        return [_jsonable(v) for v in record]
+    if isinstance(record, datetime):
+        return record.isoformat()
+    if isinstance(record, float) and not math.isfinite(record):
+        return repr(record)
+    if isinstance(record, str | int | float | bool) or record is None:
+        return record
+    if isinstance(record, bytes):
+        return {"bytes": len(record)}
+    return repr(record)
+
+
+# --- log events -------------------------------------------------------------------------------
+
+
+def ingest_logs(*, records: Sequence[LogRecord | Mapping], channel: str = "api", using: str = "default") -> IngestResult:
+    """Store log events; the (source, ts, message) fingerprint makes replays duplicates."""
+    result = IngestResult()
+    equipment_ids = dict(Equipment.objects.using(using).values_list("tag", "id"))
+    events: dict[str, LogEvent] = {}
+    templates: dict[str, str] = {}
+    quarantined: list[QuarantinedRecord] = []
+    for index, record in enumerate(records):
+        try:
+            event, template = _log_event(record, equipment_ids)
+        except RecordError as exc:
+            result.rejected += 1
+            result.rejections.append(Rejection(index, str(exc)))
+            quarantined.append(QuarantinedRecord(kind=RecordKind.LOG, channel=channel[:200], batch_index=index, payload=_jsonable(record), error=str(exc)))
+            continue
+        if event.fingerprint in events:
+            result.duplicate += 1
+            continue
+        events[event.fingerprint] = event
+        if template and event.template_id:
+            templates[event.template_id] = template
+    with transaction.atomic(using=using):
+        existing = set()
+        keys = list(events)
+        for start in range(0, len(keys), 500):
+            existing.update(LogEvent.objects.using(using).filter(fingerprint__in=keys[start : start + 500]).values_list("fingerprint", flat=True))
+        new_events = [event for key, event in events.items() if key not in existing]
+        LogEvent.objects.using(using).bulk_create(new_events, batch_size=2000, ignore_conflicts=True)
+        result.accepted = len(new_events)
+        result.duplicate += len(existing)
+        if templates:
+            LogTemplate.objects.using(using).bulk_create(
+                [LogTemplate(template_id=k, template=v) for k, v in templates.items()],
+                update_conflicts=True,
+                unique_fields=["template_id"],
+                update_fields=["template"],
+            )
+        if quarantined:
+            QuarantinedRecord.objects.using(using).bulk_create(quarantined)
+    return result
+
+
+def _log_event(record: LogRecord | Mapping, equipment_ids: Mapping[str, int]) -> tuple[LogEvent, str | None]:
+    if isinstance(record, LogRecord):
+        fields = asdict(record)
+    elif isinstance(record, Mapping):
+        fields = dict(record)
+    else:
+        raise RecordError(f"expected a log record, got {type(record).__name__}")
+    source, message, level = fields.get("source"), fields.get("message"), fields.get("level") or "INFO"
+    if not isinstance(source, str) or not source:
+        raise RecordError("'source' is missing or not a string")
+    if not isinstance(message, str) or not message.strip():
+        raise RecordError("'message' is missing or empty")
+    if not isinstance(level, str):
+        raise RecordError("'level' must be a string")
+    ts_us = _timestamp_us(fields.get("ts"))
+    parameters = fields.get("parameters") or []
+    if not isinstance(parameters, list):
+        raise RecordError("'parameters' must be a list")
+    fingerprint = hashlib.sha1(f"{source}\x1f{ts_us}\x1f{message}".encode()).hexdigest()
+    event = LogEvent(
+        source=source[:128],
+        equipment_id=equipment_ids.get(source),
+        ts=ts_us,
+        level=level.upper()[:16],
+        message=message,
+        template_id=(fields.get("template_id") or "")[:64],
+        parameters=[str(p) for p in parameters],
+        fingerprint=fingerprint,
+    )
+    return event, fields.get("template")
+
+
+# --- images -----------------------------------------------------------------------------------
+
+ALLOWED_IMAGE_TYPES = {"image/jpeg": "JPEG", "image/png": "PNG"}
+MAX_IMAGE_BYTES = 25 * 1024 * 1024
+THUMBNAIL_SIZE = (320, 320)
+
+
+def ingest_images(*, records: Sequence[ImageRecord], channel: str = "api", using: str = "default") -> IngestResult:
+    """Store inspection images after a real decode; identical bytes for the same equipment are duplicates."""
+    result = IngestResult()
+    equipment_by_tag = {e.tag: e for e in Equipment.objects.using(using).filter(tag__in={r.source for r in records})}
+    for index, record in enumerate(records):
+        try:
+            stored = _store_image(record, equipment_by_tag, using=using)
+        except RecordError as exc:
+            result.rejected += 1
+            result.rejections.append(Rejection(index, str(exc)))
+            QuarantinedRecord.objects.using(using).create(
+                kind=RecordKind.IMAGE, channel=channel[:200], batch_index=index,
+                payload={"source": record.source, "ts": _jsonable(record.ts), "media_type": record.media_type,
+                         "filename": record.filename, "bytes": len(record.content), "metadata": _jsonable(record.metadata)},
+                error=str(exc),
+            )
+            continue
+        if stored:
+            result.accepted += 1
+        else:
+            result.duplicate += 1
+    return result
+
+
+def _store_image(record: ImageRecord, equipment_by_tag: Mapping[str, Equipment], *, using: str) -> bool:
+    from PIL import Image, UnidentifiedImageError
+
+    equipment = equipment_by_tag.get(record.source)
+    if equipment is None:
+        raise RecordError(f"unknown equipment {record.source!r}")
+    if record.media_type not in ALLOWED_IMAGE_TYPES:
+        raise RecordError(f"media type {record.media_type!r} is not accepted (use image/jpeg or image/png)")
+    if len(record.content) > MAX_IMAGE_BYTES:
+        raise RecordError(f"image is {len(record.content)} bytes, the limit is {MAX_IMAGE_BYTES}")
+    ts_us = _timestamp_us(record.ts)
+    try:
+        with Image.open(io.BytesIO(record.content)) as image:
+            if image.format != ALLOWED_IMAGE_TYPES[record.media_type]:
+                raise RecordError(f"content is {image.format}, but media type says {record.media_type}")
+            image.load()
+            width, height = image.size
+            thumb = image.convert("RGB") if image.mode not in {"RGB", "L"} else image.copy()
+            thumb.thumbnail(THUMBNAIL_SIZE)
+            buffer = io.BytesIO()
+            thumb.save(buffer, format="JPEG", quality=85)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise RecordError(f"content is not a readable {record.media_type} image: {exc}") from None
+    digest = hashlib.sha256(record.content).hexdigest()
+    if InspectionImage.objects.using(using).filter(equipment=equipment, sha256=digest).exists():
+        return False
+    image_row = InspectionImage(
+        equipment=equipment, ts=ts_us, media_type=record.media_type, width=width, height=height,
+        sha256=digest, metadata=_jsonable(record.metadata) or {},
+    )
+    image_row.file.save(record.filename or digest, ContentFile(record.content), save=False)
+    image_row.thumbnail.save(f"{digest}.jpg", ContentFile(buffer.getvalue()), save=False)
+    try:
+        with transaction.atomic(using=using):
+            image_row.save(using=using)
+    except IntegrityError:
+        return False  # a concurrent upload of the same bytes won
+    return True

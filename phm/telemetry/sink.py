@@ -1,0 +1,31 @@
+"""The database implementation of ``connectors.Sink``: connectors push here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.db import close_old_connections
+
+from connectors.records import ImageRecord, IngestResult, LogRecord, Reading
+from phm.telemetry import services
+
+
+class DatabaseSink:
+    """Writes through the ingestion services. ``channel`` labels quarantined records
+    (e.g. ``mqtt:plant/north`` or ``file:export.csv``)."""
+
+    def __init__(self, *, channel: str, using: str = "default") -> None:
+        self.channel = channel
+        self.using = using
+
+    def write_readings(self, readings: Sequence[Reading]) -> IngestResult:
+        close_old_connections()  # connector threads outlive connections the server dropped
+        return services.ingest_readings(readings=readings, channel=self.channel, using=self.using)
+
+    def write_logs(self, records: Sequence[LogRecord]) -> IngestResult:
+        close_old_connections()
+        return services.ingest_logs(records=records, channel=self.channel, using=self.using)
+
+    def write_images(self, records: Sequence[ImageRecord]) -> IngestResult:
+        close_old_connections()
+        return services.ingest_images(records=records, channel=self.channel, using=self.using)
