@@ -1,0 +1,66 @@
+"""Shared fixtures: a small plant, API clients, and ``db_alias`` to run a test on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from django.conf import settings
+
+ALIASES = ["default", "postgres"]
+#: Databases a test may touch: mark storage tests with ``pytest.mark.django_db(databases=ALL_DATABASES)``
+#: and take the ``db_alias`` fixture to run once per engine.
+ALL_DATABASES = [alias for alias in ALIASES if alias in settings.DATABASES]
+
+
+@pytest.fixture(params=ALIASES)
+def db_alias(request) -> str:
+    """Run the test once per database engine (SQLite default, PostgreSQL when reachable)."""
+    alias = request.param
+    if alias not in settings.DATABASES:
+        pytest.skip(settings.POSTGRES_UNAVAILABLE_REASON or "no PostgreSQL alias configured")
+    return alias
+
+
+@pytest.fixture
+def t0() -> datetime:
+    return datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def make_plant(using: str = "default"):
+    """One site/area/line, a pump with three sensors. Returns (equipment, {measurement: sensor})."""
+    from phm.assets.models import Area, Equipment, EquipmentType, Line, Sensor, Site
+
+    site = Site.objects.using(using).create(code="north", name="North plant")
+    area = Area.objects.using(using).create(site=site, code="water", name="Water")
+    line = Line.objects.using(using).create(area=area, code="ps1", name="Pump station 1")
+    pump = Equipment.objects.using(using).create(line=line, tag="P-101", name="Feed pump", equipment_type=EquipmentType.PUMP)
+    sensors = {
+        "vibration": Sensor.objects.using(using).create(equipment=pump, tag="P-101.VIB", name="Vibration", measurement="vibration_rms", unit="mm/s", range_low=0, range_high=50),
+        "temperature": Sensor.objects.using(using).create(equipment=pump, tag="P-101.TEMP", name="Bearing temperature", measurement="bearing_temperature", unit="degC", range_low=-20, range_high=150),
+        "pressure": Sensor.objects.using(using).create(equipment=pump, tag="P-101.PRESS", name="Discharge pressure", measurement="pressure", unit="bar", range_low=0, range_high=16),
+    }
+    return pump, sensors
+
+
+@pytest.fixture
+def plant(db):
+    return make_plant()
+
+
+@pytest.fixture
+def api_user(db):
+    from django.contrib.auth.models import User
+
+    return User.objects.create_user("operator", password="pw-operator-1")
+
+
+@pytest.fixture
+def api_client(api_user):
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=api_user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
