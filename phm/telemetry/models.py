@@ -177,6 +177,7 @@ class FaultInjection(models.Model):
     start = models.DateTimeField()
     end = models.DateTimeField()
     severity = models.FloatField(default=1.0)
+    sensor = models.CharField(max_length=128, blank=True, help_text="Affected sensor tag, for sensor faults (drift, stuck).")
     source = models.CharField(max_length=32, default="simulator")
     notes = models.TextField(blank=True)
 

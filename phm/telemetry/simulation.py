@@ -1,0 +1,103 @@
+"""Running the demo plant simulator into the database, with the fault schedule kept in
+``FaultInjection`` rows: the schedule is data, so a fault injected from another process (or the
+admin) is picked up by a running stream, and detectors can be scored against it."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from django.db import close_old_connections
+from django.utils import timezone
+
+from connectors.simulator import DEMO_PLANT, FAULT_KINDS, PlantDef, PlantSimulator, ScheduledFault, default_sensor_for
+from phm.assets.models import Equipment
+from phm.telemetry.models import FaultInjection
+from phm.telemetry.sink import DatabaseSink
+
+log = logging.getLogger(__name__)
+
+
+def inject_fault(
+    *, equipment_tag: str, fault: str, start: datetime, duration: timedelta, severity: float = 1.0,
+    sensor_measure: str | None = None, source: str = "manual", plant: PlantDef = DEMO_PLANT,
+) -> FaultInjection:
+    """Record a fault for the simulator to play (and for detectors to be scored against)."""
+    definition = plant.get(equipment_tag)
+    if fault not in definition.faults:
+        raise ValueError(f"{equipment_tag} ({definition.equipment_type}) cannot have {fault!r}; it supports: {', '.join(definition.faults)}")
+    measure = sensor_measure or default_sensor_for(fault, definition)
+    ScheduledFault(equipment_tag, fault, start, start + duration, severity, measure)  # validates
+    return FaultInjection.objects.create(
+        equipment=Equipment.objects.get(tag=equipment_tag),
+        fault=fault,
+        start=start,
+        end=start + duration,
+        severity=severity,
+        sensor=definition.sensor_tag(measure) if measure else "",
+        source=source,
+    )
+
+
+def scheduled_faults(*, plant: PlantDef = DEMO_PLANT) -> list[ScheduledFault]:
+    tags = {e.tag for e in plant.equipment}
+    faults = []
+    for row in FaultInjection.objects.select_related("equipment").filter(equipment__tag__in=tags, fault__in=FAULT_KINDS):
+        measure = row.sensor.split(".", 1)[1] if "." in row.sensor else None
+        faults.append(ScheduledFault(row.equipment.tag, row.fault, row.start, row.end, row.severity, measure))
+    return faults
+
+
+def backfill(*, start: datetime, end: datetime, seed: int = 7, plant: PlantDef = DEMO_PLANT) -> tuple[int, int]:
+    simulator = PlantSimulator(plant, seed=seed, faults=scheduled_faults(plant=plant))
+    return simulator.run(DatabaseSink(channel="simulator"), start, end, chunk_s=600)
+
+
+def schedule_demo_history(*, now: datetime, hours: float, plant: PlantDef = DEMO_PLANT) -> list[FaultInjection]:
+    """A few faults inside the backfilled history; the first third stays clean for training."""
+    if FaultInjection.objects.filter(source="simulator").exists():
+        return []
+    span = timedelta(hours=hours)
+    begin = now - span
+    plan = [
+        ("P-201", "cavitation", 0.40, 0.12),
+        ("CH-501", "condenser_fouling", 0.55, 0.15),
+        ("M-101", "stuck_sensor", 0.75, 0.06),
+        ("P-101", "bearing_wear", 0.82, 0.14),
+    ]
+    return [
+        inject_fault(equipment_tag=tag, fault=kind, start=begin + span * at, duration=span * length, source="simulator", plant=plant)
+        for tag, kind, at, length in plan
+    ]
+
+
+def stream(
+    *, seed: int = 7, push_every_s: float = 5.0, auto_fault_every_s: float | None = None,
+    stop: Callable[[], bool] = lambda: False, plant: PlantDef = DEMO_PLANT,
+) -> None:
+    """Generate data in real time until ``stop()``; refresh the fault schedule every push."""
+    simulator = PlantSimulator(plant, seed=seed)
+    sink = DatabaseSink(channel="simulator")
+    cursor = timezone.now().replace(microsecond=0)
+    next_auto_fault = time.monotonic() + (auto_fault_every_s or 0)
+    rng = random.Random(seed)
+    while not stop():
+        time.sleep(max(0.0, push_every_s - (timezone.now() - cursor).total_seconds()))
+        close_old_connections()
+        now = timezone.now().replace(microsecond=0)
+        if auto_fault_every_s and time.monotonic() >= next_auto_fault:
+            item = rng.choice(plant.equipment)
+            kind = rng.choice(item.faults)
+            inject_fault(equipment_tag=item.tag, fault=kind, start=now, duration=timedelta(minutes=rng.uniform(10, 30)), source="simulator", plant=plant)
+            log.info("simulator: injected %s on %s", kind, item.tag)
+            next_auto_fault = time.monotonic() + auto_fault_every_s
+        simulator.set_faults(scheduled_faults(plant=plant))
+        try:
+            simulator.run(sink, cursor, now, chunk_s=int(push_every_s) + 1)
+        except Exception:  # keep streaming: a database hiccup must not end the demo
+            log.exception("simulator: push failed; retrying from %s", cursor.isoformat())
+            continue
+        cursor = now
