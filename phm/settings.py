@@ -141,6 +141,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("PHM_STATIC_ROOT", DATA_ROOT / "static"))
 STATICFILES_DIRS = [BASE_DIR / "phm" / "static"]
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(os.environ.get("PHM_MEDIA_ROOT", DATA_ROOT / "media"))
 STORAGES = {

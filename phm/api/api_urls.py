@@ -3,7 +3,10 @@ from rest_framework.routers import DefaultRouter
 
 from phm.api import views
 
-router = DefaultRouter(trailing_slash="/?")
+# Trailing slash optional (SCADA clients differ); no ".json" format suffixes, since tags contain dots.
+router = DefaultRouter()
+router.include_format_suffixes = False
+router.trailing_slash = "/?"
 router.register("sites", views.SiteViewSet)
 router.register("areas", views.AreaViewSet)
 router.register("lines", views.LineViewSet)

@@ -46,11 +46,10 @@ def sensor_series(
     if end <= start:
         raise ValueError("end must be after start")
     start_us, end_us = datetime_to_us(start), datetime_to_us(end)
-    expected = (end_us - start_us) / 1e6 / max(sensor.sampling_period_s, 1e-6)
-    if expected <= max_points:
-        raw = _raw_points(sensor.id, start_us, end_us, limit=max_points + 1, using=using)
-        if len(raw) <= max_points:
-            return Series(sensor.tag, sensor.unit, start, end, False, None, raw)
+    # Reading at most max_points + 1 rows tells cheaply whether the raw data fits.
+    raw = _raw_points(sensor.id, start_us, end_us, limit=max_points + 1, using=using)
+    if len(raw) <= max_points:
+        return Series(sensor.tag, sensor.unit, start, end, False, None, raw)
     bucket_us = max(1, math.ceil((end_us - start_us) / max_points))
     points = _bucket_points(sensor.id, start_us, end_us, bucket_us, using=using)
     return Series(sensor.tag, sensor.unit, start, end, True, bucket_us / 1e6, points)
