@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+
+import pytest
+
+from connectors.logs import (
+    JsonOffsetStore,
+    LogFileFollower,
+    LogLineFormat,
+    MemoryOffsetStore,
+    TemplateTagger,
+    make_template_miner,
+)
+from connectors.sink import MemorySink
+
+
+def line(i: int, level: str = "INFO", text: str | None = None) -> str:
+    return f"2024-05-01 10:00:{i % 60:02d},123 {level} {text or f'pump P{i} pressure {i}.5 bar from 10.0.0.{i % 250}'}\n"
+
+
+def append(path, text: str) -> None:
+    with path.open("a") as handle:
+        handle.write(text)
+
+
+def follower(path, store, sink=None, **kwargs):
+    return LogFileFollower("log", sink or MemorySink(), path=path, offsets=store, source="plc-7", **kwargs)
+
+
+def messages(sink) -> list[str]:
+    return [record.message for record in sink.logs]
+
+
+def test_lines_become_records_with_time_level_template_and_parameters(tmp_path):
+    path = tmp_path / "app.log"
+    path.write_text(line(1) + line(2, "WARN") + line(3, "ERROR", "valve V7 stuck at /opt/plant/valves/v7.cfg"))
+    sink = MemorySink()
+    follower(path, MemoryOffsetStore(), sink).read_available()
+    first, second, third = sink.logs
+    assert first.ts == datetime(2024, 5, 1, 10, 0, 1, 123000, tzinfo=timezone.utc)
+    assert (first.source, first.level, second.level, third.level) == ("plc-7", "INFO", "WARNING", "ERROR")
+    assert first.template_id == second.template_id != third.template_id
+    # Parameters follow the template as mined so far: P1 is a constant until P2 is seen.
+    assert first.parameters == ["1.5", "10.0.0.1"]
+    assert second.parameters == ["P2", "2.5", "10.0.0.2"]
+    assert "/opt/plant/valves/v7.cfg" in third.parameters
+
+
+def test_restart_resumes_at_the_stored_offset_without_rereading(tmp_path):
+    path = tmp_path / "app.log"
+    store = JsonOffsetStore(tmp_path / "offsets.json")
+    path.write_text(line(1) + line(2))
+    sink = MemorySink()
+    follower(path, store, sink).read_available()
+    append(path, line(3))
+    follower(path, store, sink).read_available()  # a new process, same store
+    assert [m.split()[1] for m in messages(sink)] == ["P1", "P2", "P3"]
+
+
+def test_partial_last_line_waits_for_its_newline(tmp_path):
+    path = tmp_path / "app.log"
+    path.write_text(line(1) + line(2)[:20])
+    sink = MemorySink()
+    reader = follower(path, MemoryOffsetStore(), sink)
+    reader.read_available()
+    assert len(sink.logs) == 1
+    append(path, line(2)[20:])
+    reader.read_available()
+    assert [m.split()[1] for m in messages(sink)] == ["P1", "P2"]
+
+
+def test_rotation_while_running_reads_every_line_once(tmp_path):
+    path = tmp_path / "app.log"
+    path.write_text(line(1))
+    sink = MemorySink()
+    reader = follower(path, MemoryOffsetStore(), sink)
+    reader.read_available()
+    append(path, line(2))  # written just before the rotation
+    os.rename(path, tmp_path / "app.log.1")
+    path.write_text(line(3))
+    reader.read_available()
+    append(path, line(4))
+    reader.read_available()
+    assert [m.split()[1] for m in messages(sink)] == ["P1", "P2", "P3", "P4"]
+
+
+def test_rotation_while_stopped_finishes_the_rotated_file_first(tmp_path):
+    path = tmp_path / "app.log"
+    store = JsonOffsetStore(tmp_path / "offsets.json")
+    path.write_text(line(1))
+    sink = MemorySink()
+    follower(path, store, sink).read_available()
+    append(path, line(2))
+    os.rename(path, tmp_path / "app.log.1")
+    path.write_text(line(3) + line(4))
+    follower(path, store, sink).read_available()
+    assert [m.split()[1] for m in messages(sink)] == ["P1", "P2", "P3", "P4"]
+
+
+def test_copy_truncate_rotation_starts_over(tmp_path):
+    path = tmp_path / "app.log"
+    path.write_text(line(1) + line(2))
+    sink = MemorySink()
+    reader = follower(path, MemoryOffsetStore(), sink)
+    reader.read_available()
+    path.write_text(line(3))  # truncated in place and written again
+    reader.read_available()
+    assert [m.split()[1] for m in messages(sink)] == ["P1", "P2", "P3"]
+
+
+def test_unparsable_lines_are_quarantined_and_indented_lines_continue_a_record(tmp_path):
+    path = tmp_path / "app.log"
+    path.write_text(line(1, "ERROR", "trip") + "  at motor.py:12\n" + "garbage without time\n" + line(2))
+    sink = MemorySink()
+    reader = follower(path, MemoryOffsetStore(), sink)
+    reader.read_available()
+    assert messages(sink)[0] == "trip\n  at motor.py:12"
+    assert len(sink.logs) == 2
+    assert reader.status().rejected == 1
+    assert "does not match" in reader.quarantined[0].reason
+
+
+def test_custom_format_with_strftime_and_zone(tmp_path):
+    path = tmp_path / "plc.log"
+    path.write_text("01/05/2024 12:00:00 | E | PLC3 | overtemp\n")
+    fmt = LogLineFormat(
+        pattern=r"^(?P<ts>\S+ \S+) \| (?P<level>\w+) \| (?P<source>\w+) \| (?P<message>.*)$",
+        ts_format="%d/%m/%Y %H:%M:%S",
+        timezone="Europe/Berlin",
+    )
+    sink = MemorySink()
+    follower(path, MemoryOffsetStore(), sink, line_format=fmt).read_available()
+    record = sink.logs[0]
+    assert (record.source, record.level, record.message) == ("PLC3", "ERROR", "overtemp")
+    assert record.ts.astimezone(timezone.utc) == datetime(2024, 5, 1, 10, 0, tzinfo=timezone.utc)
+
+
+def test_pattern_without_required_groups_is_refused():
+    with pytest.raises(ValueError, match="level"):
+        LogLineFormat(pattern=r"(?P<ts>\S+) (?P<message>.*)")
+
+
+def test_template_ids_survive_a_restart_with_miner_state(tmp_path):
+    from connectors.logs import MinerSettings
+
+    settings = MinerSettings(state_path=str(tmp_path / "drain.json"))
+    first = TemplateTagger(make_template_miner(settings)).tag("motor M1 started after 3 s")
+    again = TemplateTagger(make_template_miner(settings)).tag("motor M2 started after 4 s")
+    assert first[0] == again[0]
