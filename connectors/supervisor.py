@@ -58,6 +58,7 @@ class Supervisor:
                 connector.set_state("stopped", connected=False)
         if self._ticker is not None:
             self._ticker.join(timeout)
+            self._tick()  # the final state, after every connector stopped
 
     def run_forever(self) -> None:
         """Start and block until :meth:`stop` is called (e.g. from a signal handler)."""
@@ -91,11 +92,10 @@ class Supervisor:
 
     def _tick_loop(self) -> None:
         while not self.stop_event.wait(self.tick_seconds):
-            try:
-                self.on_tick(self.statuses())
-            except Exception:
-                logger.exception("supervisor tick callback failed")
+            self._tick()
+
+    def _tick(self) -> None:
         try:
-            self.on_tick(self.statuses())  # the final state, after the stop
-        except Exception:
+            self.on_tick(self.statuses())
+        except Exception:  # storing status must never stop the connectors
             logger.exception("supervisor tick callback failed")
