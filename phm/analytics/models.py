@@ -1,0 +1,154 @@
+"""Detector configuration per equipment, trained model versions, training jobs with progress
+rows, and the anomaly scores the scoring service stores."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from phm.assets.models import Equipment, Sensor
+from phm.telemetry.fields import EpochMicrosecondsField
+
+
+class ThresholdKind(models.TextChoices):
+    DETECTOR = "detector", "The detector's own calibrated threshold (score 1.0)"
+    FIXED = "fixed", "A fixed score value"
+    QUANTILE = "quantile", "margin x quantile of the training scores"
+
+
+class Queue(models.TextChoices):
+    CPU = "cpu"
+    GPU = "gpu"
+
+
+class DetectorConfig(models.Model):
+    equipment = models.ForeignKey(Equipment, on_delete=models.CASCADE, related_name="detectors")
+    name = models.SlugField(max_length=64, help_text="Unique per equipment; alarms come from 'detector:<name>'.")
+    method = models.CharField(max_length=32, help_text="models.detectors method: pca, isolation_forest, reprogram, ...")
+    params = models.JSONField(default=dict, blank=True, help_text="Keyword parameters of AnomalyDetector.")
+    sensors = models.ManyToManyField(Sensor, related_name="detectors")
+    stride_s = models.FloatField(default=1.0, help_text="Scores are computed on a grid of this period (readings averaged per step).")
+    window_s = models.FloatField(default=300.0, help_text="History before the first new step given to the detector as context.")
+    scoring_interval_s = models.FloatField(default=5.0, help_text="How often beat scores new data.")
+    max_chunk_steps = models.PositiveIntegerField(default=20_000, help_text="A backlog is scored in chunks of this many steps, in order.")
+    threshold_kind = models.CharField(max_length=16, choices=ThresholdKind.choices, default=ThresholdKind.DETECTOR)
+    threshold_value = models.FloatField(null=True, blank=True, help_text="For 'fixed'.")
+    threshold_quantile = models.FloatField(default=0.995, help_text="For 'quantile'.")
+    threshold_margin = models.FloatField(default=1.2, help_text="For 'quantile'.")
+    deadband = models.FloatField(default=0.2, help_text="Fraction of the threshold the score must fall below to clear.")
+    on_delay_s = models.FloatField(default=0.0)
+    off_delay_s = models.FloatField(default=0.0)
+    queue = models.CharField(max_length=8, choices=Queue.choices, default=Queue.CPU, help_text="Celery queue for training.")
+    enabled = models.BooleanField(default=True)
+    # Scoring cursor: the last grid step scored. Advanced with a conditional update, so two
+    # workers scoring the same detector cannot both store the same steps.
+    scored_until = EpochMicrosecondsField(null=True, blank=True)
+    next_scoring_at = models.DateTimeField(null=True, blank=True, help_text="When beat should queue the next scoring run.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["equipment__tag", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["equipment", "name"], name="detector_name_unique_per_equipment"),
+            models.CheckConstraint(condition=models.Q(stride_s__gt=0), name="detector_stride_positive"),
+            models.CheckConstraint(condition=models.Q(window_s__gte=0), name="detector_window_not_negative"),
+            models.CheckConstraint(condition=models.Q(deadband__gte=0, deadband__lt=1), name="detector_deadband_fraction"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.equipment.tag}/{self.name} ({self.method})"
+
+    @property
+    def alarm_source(self) -> str:
+        return f"detector:{self.name}"
+
+
+class ModelVersion(models.Model):
+    config = models.ForeignKey(DetectorConfig, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    method = models.CharField(max_length=32)
+    params = models.JSONField(default=dict)
+    artifact = models.CharField(max_length=500, help_text="Folder written by AnomalyDetector.save, relative to PHM_DATA_ROOT.")
+    threshold = models.FloatField(help_text="Alarm limit on the score scale, from the threshold policy.")
+    metrics = models.JSONField(default=dict, help_text="Training-data statistics and fit time.")
+    train_start = models.DateTimeField()
+    train_end = models.DateTimeField()
+    train_rows = models.PositiveIntegerField()
+    excluded_faults = models.PositiveIntegerField(default=0, help_text="Injected-fault periods left out of training.")
+    is_active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["config", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["config", "version"], name="model_version_unique"),
+            models.UniqueConstraint(fields=["config"], condition=models.Q(is_active=True), name="one_active_version_per_detector"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.config} v{self.version}{' (active)' if self.is_active else ''}"
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class TrainingJob(models.Model):
+    config = models.ForeignKey(DetectorConfig, on_delete=models.CASCADE, related_name="training_jobs")
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True)
+    queue = models.CharField(max_length=8, choices=Queue.choices, default=Queue.CPU)
+    train_start = models.DateTimeField()
+    train_end = models.DateTimeField()
+    activate = models.BooleanField(default=True, help_text="Make the new version active when training succeeds.")
+    percent = models.FloatField(default=0.0)
+    epoch = models.PositiveIntegerField(null=True, blank=True)
+    epochs = models.PositiveIntegerField(null=True, blank=True)
+    loss = models.FloatField(null=True, blank=True)
+    eta_s = models.FloatField(null=True, blank=True)
+    stage = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+    result = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"training {self.config} ({self.status})"
+
+
+class TrainingProgress(models.Model):
+    """One row per progress report (stage change or epoch): the job's history as data."""
+
+    job = models.ForeignKey(TrainingJob, on_delete=models.CASCADE, related_name="progress")
+    at = models.DateTimeField(auto_now_add=True)
+    stage = models.CharField(max_length=64)
+    percent = models.FloatField()
+    epoch = models.PositiveIntegerField(null=True, blank=True)
+    epochs = models.PositiveIntegerField(null=True, blank=True)
+    loss = models.FloatField(null=True, blank=True)
+    val_loss = models.FloatField(null=True, blank=True)
+    eta_s = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+
+class AnomalyScore(models.Model):
+    pk = models.CompositePrimaryKey("config", "ts")
+    config = models.ForeignKey(DetectorConfig, on_delete=models.CASCADE, related_name="scores")
+    ts = EpochMicrosecondsField()
+    score = models.FloatField()
+    threshold = models.FloatField()
+    version = models.ForeignKey(ModelVersion, null=True, on_delete=models.SET_NULL, related_name="+")
+
+    def __str__(self) -> str:
+        return f"{self.config_id}@{self.ts.isoformat()}={self.score:.3g}"

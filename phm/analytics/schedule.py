@@ -1,0 +1,30 @@
+"""Celery beat entries of the analytics and alarms apps, for the lead to merge into
+``CELERY_BEAT_SCHEDULE`` (settings): ``CELERY_BEAT_SCHEDULE = {**BEAT_SCHEDULE}``.
+
+Intervals come from the environment so a plant can trade latency for load:
+``PHM_SCORING_TICK_S`` (default 2 s; each detector still scores at most every
+``scoring_interval_s``), ``PHM_WEBHOOK_TICK_S`` (default 2 s: retries and crashed claims),
+``PHM_SHELVE_TICK_S`` (default 30 s).
+"""
+
+from __future__ import annotations
+
+import os
+
+BEAT_SCHEDULE = {
+    "analytics-score-due-detectors": {
+        "task": "phm.analytics.tasks.score_due",
+        "schedule": float(os.environ.get("PHM_SCORING_TICK_S", 2.0)),
+        "options": {"expires": 10},  # a tick that waited in a backlog is stale: the next one covers it
+    },
+    "alarms-deliver-webhooks": {
+        "task": "phm.alarms.tasks.deliver_webhooks",
+        "schedule": float(os.environ.get("PHM_WEBHOOK_TICK_S", 2.0)),
+        "options": {"expires": 10},
+    },
+    "alarms-expire-shelves": {
+        "task": "phm.alarms.tasks.expire_shelves",
+        "schedule": float(os.environ.get("PHM_SHELVE_TICK_S", 30.0)),
+        "options": {"expires": 60},
+    },
+}
