@@ -1,0 +1,171 @@
+"""Build connectors from stored definitions: ``kind`` + JSON ``config`` -> a ``connectors`` object.
+
+Config per kind (keys not listed are refused, so typos fail on save, not at 3 a.m.):
+
+- ``mqtt_json``: ``{"broker": BrokerConfig, "mappings": [TopicMapping, ...]}``
+- ``sparkplug_b``: ``{"broker": BrokerConfig, "group_id": "+", "host_id": null, "metric_map": {path: tag}}``
+- ``opcua``: ``{"url": "opc.tcp://...", "nodes": [NodeSpec, ...], "publishing_interval_ms": 250, "sampling_interval_ms": 100}``
+- ``modbus``: ``{"host": ..., "port": 502, "period_s": 1.0, "timeout_s": 2.0, "registers": [RegisterSpec, ...]}``
+- ``logfile``: ``{"path": ..., "source": ..., "format": LogLineFormat, "miner": MinerSettings, "poll_interval_s": 0.5}``
+- ``image_folder``: ``{"directory": ..., "source": ..., "limits": ImageLimits, "poll_interval_s": 2, "settle_s": 1}``
+
+(The names are the dataclasses in ``connectors``; their fields are the JSON keys.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from connectors.base import Connector, QuarantinedPayload
+from connectors.images import ImageLimits, WatchedFolderSource
+from connectors.logs import LogFileFollower, LogLineFormat, MemoryOffsetStore, MinerSettings, OffsetStore, TemplateTagger, make_template_miner
+from connectors.modbus import ModbusConnector, RegisterSpec
+from connectors.mqtt import BrokerConfig, MqttJsonConnector, SparkplugHostConnector, TopicMapping
+from connectors.opcua import NodeSpec, OpcUaConnector
+from connectors.sink import MemorySink, Sink
+
+
+class ConfigError(ValueError):
+    """A connector definition that cannot be built; the text says which key and why."""
+
+
+ALLOWED_KEYS: dict[str, set[str]] = {
+    "mqtt_json": {"broker", "mappings"},
+    "sparkplug_b": {"broker", "group_id", "host_id", "metric_map"},
+    "opcua": {"url", "nodes", "publishing_interval_ms", "sampling_interval_ms", "timeout_s"},
+    "modbus": {"host", "port", "period_s", "timeout_s", "registers"},
+    "logfile": {"path", "source", "format", "miner", "poll_interval_s", "batch_lines"},
+    "image_folder": {"directory", "source", "limits", "poll_interval_s", "settle_s"},
+}
+
+
+def build_connector(
+    *,
+    name: str,
+    kind: str,
+    config: Mapping[str, Any],
+    sink: Sink,
+    offsets: OffsetStore | None = None,
+    on_quarantine: Callable[[QuarantinedPayload], None] | None = None,
+) -> Connector:
+    if kind not in ALLOWED_KEYS:
+        raise ConfigError(f"unknown connector kind {kind!r}; known: {sorted(ALLOWED_KEYS)}")
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"config must be a JSON object, got {type(config).__name__}")
+    unknown = set(config) - ALLOWED_KEYS[kind]
+    if unknown:
+        raise ConfigError(f"unknown keys for {kind}: {sorted(unknown)}; allowed: {sorted(ALLOWED_KEYS[kind])}")
+    try:
+        return _BUILDERS[kind](name, dict(config), sink, offsets, on_quarantine)
+    except ConfigError:
+        raise
+    except KeyError as exc:
+        raise ConfigError(f"{kind}: missing key {exc}") from exc
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{kind}: {exc}") from exc
+
+
+def validate_config(kind: str, config: Mapping[str, Any]) -> None:
+    """Raise ConfigError if the definition cannot be built (nothing connects)."""
+    build_connector(name="validation", kind=kind, config=config, sink=MemorySink(), offsets=MemoryOffsetStore())
+
+
+def _items(config: Mapping, key: str, factory) -> list:
+    items = config.get(key)
+    if not isinstance(items, list) or not items:
+        raise ConfigError(f"{key!r} must be a non-empty list")
+    out = []
+    for position, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"{key}[{position}] must be an object")
+        try:
+            out.append(factory(item))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{key}[{position}]: {exc}") from exc
+    return out
+
+
+def _broker(config: Mapping) -> BrokerConfig:
+    broker = config.get("broker", {})
+    unknown = set(broker) - set(BrokerConfig.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"broker: unknown keys {sorted(unknown)}")
+    return BrokerConfig(**broker)
+
+
+def _mqtt_json(name, config, sink, offsets, on_quarantine) -> Connector:
+    mappings = _items(config, "mappings", TopicMapping.from_dict)
+    return MqttJsonConnector(name, sink, _broker(config), mappings, on_quarantine=on_quarantine)
+
+
+def _sparkplug(name, config, sink, offsets, on_quarantine) -> Connector:
+    return SparkplugHostConnector(
+        name,
+        sink,
+        _broker(config),
+        group_id=config.get("group_id", "+"),
+        host_id=config.get("host_id"),
+        metric_map=config.get("metric_map") or {},
+        on_quarantine=on_quarantine,
+    )
+
+
+def _opcua(name, config, sink, offsets, on_quarantine) -> Connector:
+    options = {k: config[k] for k in ("publishing_interval_ms", "sampling_interval_ms", "timeout_s") if k in config}
+    return OpcUaConnector(
+        name, sink, url=config["url"], nodes=_items(config, "nodes", NodeSpec.from_dict), on_quarantine=on_quarantine, **options
+    )
+
+
+def _modbus(name, config, sink, offsets, on_quarantine) -> Connector:
+    options = {k: config[k] for k in ("port", "period_s", "timeout_s") if k in config}
+    return ModbusConnector(
+        name,
+        sink,
+        host=config["host"],
+        registers=_items(config, "registers", RegisterSpec.from_dict),
+        on_quarantine=on_quarantine,
+        **options,
+    )
+
+
+def _logfile(name, config, sink, offsets, on_quarantine) -> Connector:
+    if offsets is None:
+        raise ConfigError("logfile connectors need an offset store")
+    miner = MinerSettings.from_dict(config.get("miner", {}))
+    options = {k: config[k] for k in ("poll_interval_s", "batch_lines") if k in config}
+    return LogFileFollower(
+        name,
+        sink,
+        path=config["path"],
+        offsets=offsets,
+        source=config.get("source"),
+        line_format=LogLineFormat.from_dict(config.get("format", {})),
+        tagger=TemplateTagger(make_template_miner(miner)),
+        on_quarantine=on_quarantine,
+        **options,
+    )
+
+
+def _image_folder(name, config, sink, offsets, on_quarantine) -> Connector:
+    options = {k: config[k] for k in ("poll_interval_s", "settle_s") if k in config}
+    return WatchedFolderSource(
+        name,
+        sink,
+        directory=config["directory"],
+        source=config.get("source"),
+        limits=ImageLimits.from_dict(config.get("limits", {})),
+        on_quarantine=on_quarantine,
+        **options,
+    )
+
+
+_BUILDERS = {
+    "mqtt_json": _mqtt_json,
+    "sparkplug_b": _sparkplug,
+    "opcua": _opcua,
+    "modbus": _modbus,
+    "logfile": _logfile,
+    "image_folder": _image_folder,
+}

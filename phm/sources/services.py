@@ -1,0 +1,142 @@
+"""Running connector definitions against the database: offsets, statuses, quarantine, and the
+supervisor that ``manage.py phm_connectors`` starts."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from django.conf import settings
+from django.db import close_old_connections as _close_old_connections
+from django.db import connection, transaction
+
+from connectors.base import ConnectorStatus as LiveStatus
+from connectors.base import QuarantinedPayload
+from connectors.logs import LogOffset
+from connectors.spool import SpoolingSink
+from connectors.supervisor import Supervisor
+from phm.sources.models import ConnectorDefinition, ConnectorStatus, LogFileOffset
+from phm.sources.registry import build_connector
+from phm.telemetry.models import QuarantinedRecord, RecordKind
+from phm.telemetry.sink import DatabaseSink
+
+logger = logging.getLogger(__name__)
+
+def close_old_connections() -> None:
+    """Drop connections the server closed (connector threads outlive them), but never inside an
+    atomic block, where Django would close the very connection the block is using."""
+    if not connection.in_atomic_block:
+        _close_old_connections()
+
+
+KIND_RECORDS = {"logfile": RecordKind.LOG, "image_folder": RecordKind.IMAGE}
+
+
+class DatabaseOffsetStore:
+    """``connectors.logs.OffsetStore`` over the LogFileOffset table."""
+
+    def get(self, key: str) -> LogOffset | None:
+        close_old_connections()
+        row = LogFileOffset.objects.filter(key=key).first()
+        if row is None:
+            return None
+        return LogOffset(row.inode, row.offset, row.fingerprint, row.fingerprint_len)
+
+    def set(self, key: str, offset: LogOffset) -> None:
+        close_old_connections()
+        LogFileOffset.objects.update_or_create(
+            key=key,
+            defaults={
+                "inode": offset.inode,
+                "offset": offset.offset,
+                "fingerprint": offset.fingerprint,
+                "fingerprint_len": offset.fingerprint_len,
+            },
+        )
+
+
+def spool_root() -> Path:
+    return Path(os.environ.get("PHM_SPOOL_DIR", Path(settings.DATA_ROOT) / "spool"))
+
+
+def quarantine_writer(definition: ConnectorDefinition):
+    """Store what a connector quarantined (malformed payloads) next to ingestion's rejects."""
+    kind = KIND_RECORDS.get(definition.kind, RecordKind.READING)
+    channel = f"{definition.kind}:{definition.name}"
+
+    def write(item: QuarantinedPayload) -> None:
+        try:
+            close_old_connections()
+            QuarantinedRecord.objects.create(
+                kind=kind, channel=channel[:200], payload={"origin": item.origin, "payload": item.payload}, error=item.reason
+            )
+        except Exception:  # the database may be the thing that is down: the log line remains
+            logger.exception("could not store a quarantined payload of %s", definition.name)
+
+    return write
+
+
+def build_supervisor(definitions: Iterable[ConnectorDefinition], *, tick_seconds: float = 2.0) -> tuple[Supervisor, dict]:
+    """Connectors for ``definitions``, each writing through its own SpoolingSink over the
+    DatabaseSink, under one Supervisor whose tick stores statuses and replays spools."""
+    connectors = []
+    spools: dict[str, SpoolingSink] = {}
+    by_name: dict[str, ConnectorDefinition] = {}
+    offsets = DatabaseOffsetStore()
+    for definition in definitions:
+        spool = SpoolingSink(DatabaseSink(channel=f"{definition.kind}:{definition.name}"), spool_root() / definition.name)
+        spools[definition.name] = spool
+        by_name[definition.name] = definition
+        connectors.append(
+            build_connector(
+                name=definition.name,
+                kind=definition.kind,
+                config=definition.config,
+                sink=spool,
+                offsets=offsets,
+                on_quarantine=quarantine_writer(definition),
+            )
+        )
+
+    def on_tick(statuses: list[LiveStatus]) -> None:
+        for spool in spools.values():
+            if spool.pending:
+                spool.replay()
+        record_statuses(statuses, by_name, spools)
+
+    return Supervisor(connectors, tick_seconds=tick_seconds, on_tick=on_tick), spools
+
+
+def record_statuses(statuses: Iterable[LiveStatus], definitions: dict[str, ConnectorDefinition], spools: dict[str, SpoolingSink]) -> None:
+    try:
+        close_old_connections()
+        with transaction.atomic():
+            for status in statuses:
+                definition = definitions[status.name]
+                spool = spools.get(status.name)
+                extra = dict(status.extra)
+                if spool is not None and spool.last_error:
+                    extra["spool_last_error"] = spool.last_error
+                ConnectorStatus.objects.update_or_create(
+                    connector=definition,
+                    defaults={
+                        "state": status.state,
+                        "connected": status.connected,
+                        "started_at": status.started_at,
+                        "last_message_at": status.last_message_at,
+                        "messages": status.messages,
+                        "accepted": status.accepted,
+                        "duplicate": status.duplicate,
+                        "rejected": status.rejected,
+                        "reconnects": status.reconnects,
+                        "last_error": status.last_error or "",
+                        "last_error_at": status.last_error_at,
+                        "extra": extra,
+                        "spooled_batches": spool.pending_batches() if spool is not None and spool.pending else 0,
+                        "supervisor_pid": os.getpid(),
+                    },
+                )
+    except Exception:  # database down: statuses are written again on the next tick
+        logger.warning("could not store connector statuses", exc_info=True)
