@@ -78,7 +78,8 @@ def score_incremental(*, config: DetectorConfig, max_chunks: int | None = None) 
     sensors = list(config.sensors.order_by("tag"))
     horizon = complete_until(config=config, sensors=sensors)
     step = timedelta(seconds=config.stride_s)
-    cursor = config.scored_until or _floor_to_grid(version.train_end, step)
+    # train_end is exclusive: the first step to score is the one holding it (or right after it).
+    cursor = config.scored_until or _floor_to_grid(version.train_end - timedelta(microseconds=1), step)
     if horizon is None or horizon <= cursor:
         result.stopped = "up to date"
         return result

@@ -61,15 +61,16 @@ def _enqueue(job: TrainingJob) -> None:
 
 def grid_frame(*, config: DetectorConfig, start: datetime, end: datetime, sensors=None) -> pd.DataFrame:
     """Readings of the config's sensors averaged onto its ``stride_s`` grid (aligned to the epoch,
-    so incremental runs land on the same steps), gaps carried forward; rows with no value for
-    some sensor at all are dropped."""
+    so incremental runs land on the same steps). A sensor missing from a step carries its last
+    value forward (sensors sample at different moments); a step with no reading at all is a gap
+    and stays out, so downtime is never filled with invented values."""
     sensors = sensors if sensors is not None else list(config.sensors.order_by("tag"))
     raw = readings_frame(sensors=sensors, start=start, end=end)
     if raw.empty:
         return raw
     step = pd.Timedelta(seconds=config.stride_s)
     grid = raw.resample(step, origin="epoch", label="left", closed="left").mean()
-    return grid.ffill().dropna()
+    return grid.dropna(how="all").ffill().dropna()
 
 
 def _healthy_frames(config: DetectorConfig, frame: pd.DataFrame, start: datetime, end: datetime) -> tuple[list[pd.DataFrame], int]:
