@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -97,6 +98,7 @@ class MqttConnector(Connector):
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_socket_open = _no_delay
         self.configure_client(client)
         self._client = client
         self.set_state("connecting")
@@ -587,6 +589,15 @@ class SparkplugHostConnector(MqttConnector):
     def _clear_stale(self, group: str, node: str, device: str | None) -> None:
         prefix = "/".join(p for p in (group, node, device) if p is not None) + "/"
         self.stale_tags = {tag for tag in self.stale_tags if not tag.startswith(prefix)}
+
+
+def _no_delay(client, userdata, sock) -> None:
+    """Disable Nagle: PUBACKs are tiny, and Nagle may hold one back until the peer's delayed ACK,
+    which stalls the broker's small QoS 1 in-flight window."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):  # not a TCP socket (e.g. websockets wrapper): nothing to tune
+        pass
 
 
 def _quality(code: int | None) -> int:

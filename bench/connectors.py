@@ -1,0 +1,276 @@
+"""MQTT connector end to end: publish -> Mosquitto -> MqttJsonConnector -> DatabaseSink -> committed rows.
+
+    python bench/connectors.py [--points 100000] [--rate 20000] [--seconds 5] [--skip-postgres]
+
+For SQLite (WAL, fresh file) and PostgreSQL (a fresh database on the local server), with 1 and
+with 100 tags per message (QoS 1), it measures
+
+* **max**: points/s when publishing as fast as one Python publisher can, from the first publish
+  to the commit of the last row;
+* **paced**: publishing at ``--rate`` points/s for ``--seconds``, the latency from each
+  message's publish to the commit of its rows (p50/p99) and the rate actually stored;
+* **baseline**: ``ingest_readings`` on the same readings without MQTT, in the same run (the
+  ceiling the connector can reach); ratios are connector / baseline.
+
+Rows are counted in the database at the end: stored == published is checked. Writes
+``bench/results/connectors.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+PG_ADMIN_URL = os.environ.get("PHM_BENCH_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/postgres")
+PG_BENCH_DB = "phm_bench_connectors"
+N_SENSORS = 100
+BROKER = ("127.0.0.1", 1883)
+
+
+def configure_django(sqlite_path: Path, with_postgres: bool) -> None:
+    os.environ["DJANGO_SETTINGS_MODULE"] = "phm.settings"
+    os.environ["DATABASE_URL"] = f"sqlite:///{sqlite_path}"
+    os.environ.setdefault("PHM_DATA_ROOT", str(sqlite_path.parent))
+    if with_postgres:
+        os.environ["PHM_TEST_POSTGRES_URL"] = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{PG_BENCH_DB}"
+    import django
+
+    django.setup()
+
+
+def recreate_postgres_database() -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {PG_BENCH_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {PG_BENCH_DB}")
+
+
+def make_sensors(alias: str) -> list[str]:
+    from phm.assets.models import Area, Equipment, Line, Sensor, Site
+
+    site = Site.objects.using(alias).create(code="benchc", name="Bench")
+    area = Area.objects.using(alias).create(site=site, code="a", name="A")
+    line = Line.objects.using(alias).create(area=area, code="l", name="L")
+    equipment = Equipment.objects.using(alias).create(line=line, tag="M-1", name="Bench motor")
+    tags = [f"S{i:03d}" for i in range(N_SENSORS)]
+    Sensor.objects.using(alias).bulk_create(Sensor(equipment=equipment, tag=f"M-1.{tag}", name=tag) for tag in tags)
+    return tags
+
+
+class TimingSink:
+    """Wraps the DatabaseSink and notes when each reading's transaction committed."""
+
+    def __init__(self, wrapped):
+        self.wrapped = wrapped
+        self.committed: dict[tuple[str, datetime], float] = {}
+        self.lock = threading.Lock()
+
+    def write_readings(self, readings):
+        result = self.wrapped.write_readings(readings)
+        now = time.perf_counter()
+        with self.lock:
+            for reading in readings:
+                self.committed[(reading.sensor, reading.ts)] = now
+        return result
+
+    def write_logs(self, records):
+        return self.wrapped.write_logs(records)
+
+    def write_images(self, records):
+        return self.wrapped.write_images(records)
+
+
+def messages_for(tags: list[str], tags_per_message: int, n_points: int, start: datetime):
+    """(topic suffix, payload bytes, keys) per message; every (sensor, ts) is new."""
+    out = []
+    if tags_per_message == 1:
+        for i in range(n_points):
+            tag = tags[i % len(tags)]
+            ts = start + timedelta(milliseconds=i // len(tags))
+            payload = json.dumps({"ts": ts.isoformat(), "value": float(i % 1000)}).encode()
+            out.append((tag, payload, [(f"M-1.{tag}", ts)]))
+    else:
+        chosen = tags[:tags_per_message]
+        for i in range(n_points // tags_per_message):
+            ts = start + timedelta(milliseconds=i)
+            payload = json.dumps({"ts": ts.isoformat(), "values": {tag: float(i % 1000) for tag in chosen}}).encode()
+            out.append(("bulk", payload, [(f"M-1.{tag}", ts) for tag in chosen]))
+    return out
+
+
+def run_case(alias: str, tags: list[str], tags_per_message: int, n_points: int, rate: float | None, start: datetime) -> dict:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from connectors.mqtt import BrokerConfig, MqttJsonConnector, TopicMapping
+    from phm.telemetry.models import Reading as ReadingRow
+    from phm.telemetry.sink import DatabaseSink
+
+    prefix = f"bench/{uuid.uuid4().hex[:8]}"
+    template = "M-1.{levels[2]}" if tags_per_message == 1 else "M-1.{key}"
+    sink = TimingSink(DatabaseSink(channel="bench", using=alias))
+    connector = MqttJsonConnector(
+        f"bench-{alias}",
+        sink,
+        BrokerConfig(client_id=f"bench-{uuid.uuid4().hex[:8]}", clean_session=True, flush_interval=0.02, max_batch=20_000),
+        [TopicMapping(topic=f"{prefix}/+", tag=template)],
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=connector.run, args=(stop,), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not connector.status().connected:
+        if time.monotonic() > deadline:
+            raise RuntimeError("connector did not connect to the broker")
+        time.sleep(0.02)
+
+    messages = messages_for(tags, tags_per_message, n_points, start)
+    published: dict[tuple[str, datetime], float] = {}
+    publisher = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}")
+    publisher.on_socket_open = lambda client, userdata, sock: sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    publisher.max_inflight_messages_set(1000)
+    publisher.max_queued_messages_set(0)
+    publisher.connect(*BROKER)
+    publisher.loop_start()
+    interval = tags_per_message / rate if rate else 0.0
+    began = time.perf_counter()
+    infos = []
+    for index, (suffix, payload, keys) in enumerate(messages):
+        if interval:
+            due = began + index * interval
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        now = time.perf_counter()
+        for key in keys:
+            published[key] = now
+        infos.append(publisher.publish(f"{prefix}/{suffix}", payload, qos=1))
+    for info in infos:
+        info.wait_for_publish(60)
+    publish_done = time.perf_counter()
+    total_points = sum(len(keys) for _, _, keys in messages)
+    deadline = time.monotonic() + 120
+    while len(sink.committed) < total_points and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    thread.join(30)
+    publisher.disconnect()
+    publisher.loop_stop()
+    last_commit = max(sink.committed.values()) if sink.committed else float("nan")
+    latencies = sorted(sink.committed[k] - published[k] for k in published if k in sink.committed)
+    end = start + timedelta(days=1)
+    stored = ReadingRow.objects.using(alias).filter(sensor__tag__startswith="M-1.", ts__gte=start, ts__lt=end).count()
+    status = connector.status()
+    return {
+        "engine": alias,
+        "tags_per_message": tags_per_message,
+        "mode": "paced" if rate else "max",
+        "target_points_per_s": rate,
+        "messages": len(messages),
+        "points_published": total_points,
+        "points_stored": stored,
+        "publish_points_per_s": round(total_points / (publish_done - began)),
+        "stored_points_per_s": round(len(sink.committed) / (last_commit - began)),
+        "latency_p50_ms": round(1000 * statistics.median(latencies), 1) if latencies else None,
+        "latency_p99_ms": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 1) if latencies else None,
+        "rejected": status.rejected,
+        "duplicate": status.duplicate,
+    }
+
+
+def baseline(alias: str, tags: list[str], n_points: int, start: datetime, batch: int) -> float:
+    from connectors.records import Reading
+    from phm.telemetry.services import ingest_readings
+
+    readings = [
+        Reading(f"M-1.{tags[i % len(tags)]}", start + timedelta(milliseconds=i // len(tags)), float(i % 1000)) for i in range(n_points)
+    ]
+    began = time.perf_counter()
+    for offset in range(0, len(readings), batch):
+        ingest_readings(readings=readings[offset : offset + batch], using=alias)
+    return len(readings) / (time.perf_counter() - began)
+
+
+def broker_up() -> bool:
+    try:
+        with socket.create_connection(BROKER, timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=100_000, help="points per max-rate case")
+    parser.add_argument("--rate", type=float, default=20_000, help="points/s for the paced cases")
+    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each paced case")
+    parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--tags", default="1,100", help="tags per message, comma separated")
+    args = parser.parse_args(argv)
+    if not broker_up():
+        print("no MQTT broker on 127.0.0.1:1883 (mosquitto -d -c /etc/mosquitto/mosquitto.conf)")
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix="phm-bench-connectors-"))
+    with_pg = not args.skip_postgres
+    if with_pg:
+        try:
+            recreate_postgres_database()
+        except Exception as exc:
+            print(f"PostgreSQL unavailable ({exc}); SQLite only")
+            with_pg = False
+    configure_django(workdir / "bench.sqlite3", with_pg)
+    from django.core.management import call_command
+    from django.db import connections
+
+    results = []
+    baselines = {}
+    day = 0
+    for alias in ["default"] + (["postgres"] if with_pg else []):
+        call_command("migrate", database=alias, verbosity=0)
+        tags = make_sensors(alias)
+        engine = connections[alias].vendor
+        day += 1
+        baselines[engine] = round(baseline(alias, tags, args.points, datetime(2026, 1, day, tzinfo=UTC), batch=5000))
+        for tags_per_message in [int(t) for t in args.tags.split(",")]:
+            for rate in (None, args.rate):
+                day += 1
+                points = args.points if rate is None else int(args.rate * args.seconds)
+                row = run_case(alias, tags, tags_per_message, points, rate, datetime(2026, 1, day, tzinfo=UTC))
+                row["engine"] = engine
+                row["baseline_ingest_per_s"] = baselines[engine]
+                row["ratio_to_baseline"] = round(row["stored_points_per_s"] / baselines[engine], 3)
+                results.append(row)
+                print(json.dumps(row), flush=True)
+    header = f"{'engine':<11}{'tags/msg':>9}{'mode':>7}{'published':>10}{'stored':>8}{'stored pts/s':>13}{'p50 ms':>8}{'p99 ms':>9}{'baseline/s':>11}{'ratio':>7}"
+    print(header)
+    for r in results:
+        print(
+            f"{r['engine']:<11}{r['tags_per_message']:>9}{r['mode']:>7}{r['points_published']:>10}{r['points_stored']:>8}"
+            f"{r['stored_points_per_s']:>13,}{r['latency_p50_ms'] or 0:>8.1f}{r['latency_p99_ms'] or 0:>9.1f}"
+            f"{r['baseline_ingest_per_s']:>11,}{r['ratio_to_baseline']:>7.2f}"
+        )
+    out = ROOT / "bench" / "results" / "connectors.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"when": datetime.now(UTC).isoformat(), "results": results, "baselines": baselines}, indent=2))
+    print(f"wrote {out}")
+    if with_pg:
+        connections.close_all()
+        recreate_postgres_database()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
