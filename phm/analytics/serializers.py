@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from phm.analytics.models import AnomalyScore, DetectorConfig, ModelVersion, TrainingJob, TrainingProgress
+from phm.assets.models import Equipment, Sensor
+
+
+class DetectorConfigSerializer(serializers.ModelSerializer):
+    equipment = serializers.SlugRelatedField(slug_field="tag", queryset=Equipment.objects.all())
+    sensors = serializers.SlugRelatedField(slug_field="tag", queryset=Sensor.objects.all(), many=True)
+    active_version = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DetectorConfig
+        fields = [
+            "id", "equipment", "name", "method", "params", "sensors", "stride_s", "window_s", "scoring_interval_s", "max_chunk_steps",
+            "threshold_kind", "threshold_value", "threshold_quantile", "threshold_margin", "deadband", "on_delay_s", "off_delay_s",
+            "queue", "enabled", "scored_until", "active_version", "created_at", "updated_at",
+        ]
+        read_only_fields = ["id", "scored_until", "active_version", "created_at", "updated_at"]
+
+    def get_active_version(self, config: DetectorConfig) -> int | None:
+        active = next((v for v in config.versions.all() if v.is_active), None)
+        return active.version if active else None
+
+    def validate(self, attrs):
+        from models.detectors import METHODS, DetectorParams
+
+        method = attrs.get("method", getattr(self.instance, "method", None))
+        if method not in METHODS:
+            raise serializers.ValidationError({"method": f"unknown method {method!r}; choose one of {', '.join(METHODS)}"})
+        params = attrs.get("params", getattr(self.instance, "params", {}))
+        if not isinstance(params, dict):
+            raise serializers.ValidationError({"params": "must be a JSON object"})
+        try:
+            DetectorParams.for_method(method, **params)
+        except TypeError as exc:
+            raise serializers.ValidationError({"params": str(exc)}) from None
+        equipment = attrs.get("equipment", getattr(self.instance, "equipment", None))
+        sensors = attrs.get("sensors")
+        if sensors is not None:
+            if not sensors:
+                raise serializers.ValidationError({"sensors": "give at least one sensor"})
+            foreign = [s.tag for s in sensors if s.equipment_id != equipment.pk]
+            if foreign:
+                raise serializers.ValidationError({"sensors": f"not on {equipment.tag}: {', '.join(foreign)}"})
+        for name in ("stride_s", "scoring_interval_s"):
+            if name in attrs and attrs[name] <= 0:
+                raise serializers.ValidationError({name: "must be positive"})
+        if "deadband" in attrs and not 0 <= attrs["deadband"] < 1:
+            raise serializers.ValidationError({"deadband": "must be in [0, 1)"})
+        kind = attrs.get("threshold_kind", getattr(self.instance, "threshold_kind", "detector"))
+        if kind == "fixed" and attrs.get("threshold_value", getattr(self.instance, "threshold_value", None)) is None:
+            raise serializers.ValidationError({"threshold_value": "required when threshold_kind is 'fixed'"})
+        return attrs
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ModelVersion
+        fields = ["id", "version", "method", "params", "threshold", "metrics", "train_start", "train_end", "train_rows", "excluded_faults",
+                  "is_active", "created_at", "activated_at"]
+        read_only_fields = fields
+
+
+class TrainingProgressSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TrainingProgress
+        fields = ["at", "stage", "percent", "epoch", "epochs", "loss", "val_loss", "eta_s"]
+
+
+class TrainingJobSerializer(serializers.ModelSerializer):
+    detector = serializers.IntegerField(source="config_id", read_only=True)
+    version = serializers.IntegerField(source="result.version", read_only=True, allow_null=True, default=None)
+    progress = TrainingProgressSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = TrainingJob
+        fields = ["id", "detector", "status", "queue", "train_start", "train_end", "activate", "stage", "percent", "epoch", "epochs",
+                  "loss", "eta_s", "error", "version", "created_at", "started_at", "finished_at", "progress"]
+        read_only_fields = fields
+
+
+class TrainRequestSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    activate = serializers.BooleanField(default=True)
+
+    def validate(self, attrs):
+        if attrs["end"] <= attrs["start"]:
+            raise serializers.ValidationError({"end": "must be after start"})
+        return attrs
+
+
+class ActivateSerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1)
+
+
+class ScoreQuerySerializer(serializers.Serializer):
+    start = serializers.DateTimeField(required=False)
+    end = serializers.DateTimeField(required=False)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=20_000, default=1000)
+
+
+class AnomalyScoreSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AnomalyScore
+        fields = ["ts", "score", "threshold"]
