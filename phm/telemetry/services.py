@@ -12,15 +12,16 @@ import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from numbers import Real
+
+import numpy as np
 
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, connections, transaction
 
 from connectors.records import ImageRecord, IngestResult, LogRecord, Reading, Rejection
 from phm.assets.models import Equipment, Sensor
-from phm.telemetry.fields import datetime_to_us
 from phm.telemetry.models import (
     InspectionImage,
     LogEvent,
@@ -32,7 +33,9 @@ from phm.telemetry.models import (
 
 READING_TABLE = "telemetry_reading"
 LATEST_TABLE = "telemetry_latestreading"
-VALID_QUALITIES = {int(q) for q in Quality}
+VALID_QUALITIES = frozenset(int(q) for q in Quality)
+GOOD, UNCERTAIN = int(Quality.GOOD), int(Quality.UNCERTAIN)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,33 +65,35 @@ def ingest_readings(
     """
     result = IngestResult()
     sensors = _load_sensors(_tags_of(readings), using=using)
-    rows: dict[tuple[int, int], tuple[int, int, float, int]] = {}
     quarantined: list[QuarantinedRecord] = []
-    for index, record in enumerate(readings):
-        try:
-            row = _validated_row(record, sensors)
-        except RecordError as exc:
-            result.rejected += 1
-            result.rejections.append(Rejection(index, str(exc)))
-            quarantined.append(_quarantine_reading(record, index, str(exc), channel))
-            continue
-        key = (row[0], row[1])
-        if key in rows:
-            result.duplicate += 1  # repeated inside the batch: keep the first
-        else:
-            rows[key] = row
+    rows = _clean_batch_rows(readings, sensors)
+    if rows is None:  # something in the batch needs a closer look: check record by record
+        rows = []
+        for index, record in enumerate(readings):
+            try:
+                rows.append(_validated_row(record, sensors))
+            except RecordError as exc:
+                result.rejected += 1
+                result.rejections.append(Rejection(index, str(exc)))
+                quarantined.append(_quarantine_reading(record, index, str(exc), channel))
     with transaction.atomic(using=using):
-        inserted = _insert_rows(list(rows.values()), using=using)
+        # Repeats inside the batch and rows stored earlier are both left out by the insert
+        # (ON CONFLICT / OR IGNORE), so every valid row that was not inserted is a duplicate.
+        inserted = _insert_rows(rows, using=using)
         result.accepted = inserted
-        result.duplicate += len(rows) - inserted
+        result.duplicate = len(rows) - inserted
         if quarantined:
             QuarantinedRecord.objects.using(using).bulk_create(quarantined)
         if inserted:
-            _advance_latest(rows.values(), using=using)
+            _advance_latest(rows, using=using)
     return result
 
 
-def _tags_of(readings: Iterable[Reading | Mapping]) -> set[str]:
+def _tags_of(readings: Sequence[Reading | Mapping]) -> set[str]:
+    try:
+        return {record.sensor for record in readings}  # the common case: all Reading objects
+    except AttributeError:
+        pass
     tags: set[str] = set()
     for record in readings:
         tag = record.sensor if isinstance(record, Reading) else record.get("sensor") if isinstance(record, Mapping) else None
@@ -106,46 +111,81 @@ def _load_sensors(tags: set[str], *, using: str) -> dict[str, _SensorInfo]:
     return found
 
 
+def _clean_batch_rows(readings: Sequence[Reading | Mapping], sensors: Mapping[str, _SensorInfo]) -> list[tuple[int, int, float, int]] | None:
+    """Column-wise validation for the common case (Reading objects from a connector, all valid):
+    a few list comprehensions and numpy checks instead of a function call per record. Returns
+    None as soon as anything is unusual; the caller then validates record by record, which
+    produces the per-record errors."""
+    try:
+        infos = [sensors[r.sensor] for r in readings]  # AttributeError: not Reading; KeyError: unknown tag
+        values = [r.value for r in readings]
+        qualities = [r.quality for r in readings]
+        deltas = [r.ts - EPOCH for r in readings]  # TypeError for naive timestamps
+    except (AttributeError, KeyError, TypeError):
+        return None
+    if not all(type(r) is Reading for r in readings) or not all(type(v) is float for v in values):
+        return None
+    value_array = np.fromiter(values, dtype=np.float64, count=len(values))
+    if not np.isfinite(value_array).all() or not set(qualities) <= VALID_QUALITIES or not all(info.enabled for info in infos):
+        return None
+    ts_us = [(d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds for d in deltas]
+    ids = [info.id for info in infos]
+    low = np.fromiter((-np.inf if i.range_low is None else i.range_low for i in infos), dtype=np.float64, count=len(infos))
+    high = np.fromiter((np.inf if i.range_high is None else i.range_high for i in infos), dtype=np.float64, count=len(infos))
+    out_of_range = (value_array < low) | (value_array > high)
+    if out_of_range.any():
+        qualities = [min(q, UNCERTAIN) if bad else q for q, bad in zip(qualities, out_of_range.tolist(), strict=True)]
+    return list(zip(ids, ts_us, values, qualities, strict=True))
+
+
 def _validated_row(record: Reading | Mapping, sensors: Mapping[str, _SensorInfo]) -> tuple[int, int, float, int]:
-    if isinstance(record, Reading):
+    # This runs once per reading on the hot path: cheap exact-type checks first, the general
+    # (ABC) checks only when they fail.
+    if type(record) is Reading:
+        tag, ts, value, quality = record.sensor, record.ts, record.value, record.quality
+    elif isinstance(record, Reading):
         tag, ts, value, quality = record.sensor, record.ts, record.value, record.quality
     elif isinstance(record, Mapping):
-        tag, ts, value, quality = record.get("sensor"), record.get("ts"), record.get("value"), record.get("quality", Quality.GOOD)
+        tag, ts, value, quality = record.get("sensor"), record.get("ts"), record.get("value"), record.get("quality", GOOD)
     else:
         raise RecordError(f"expected an object with sensor, ts and value, got {type(record).__name__}")
-    if not isinstance(tag, str) or not tag:
-        raise RecordError("'sensor' is missing or not a string")
-    info = sensors.get(tag)
+    info = sensors.get(tag) if type(tag) is str else None
     if info is None:
+        if not isinstance(tag, str) or not tag:
+            raise RecordError("'sensor' is missing or not a string")
         raise RecordError(f"unknown sensor {tag!r}")
     if not info.enabled:
         raise RecordError(f"sensor {tag!r} is disabled")
     ts_us = _timestamp_us(ts)
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise RecordError(f"'value' must be a number, got {_describe(value)}")
-    value = float(value)
-    if not math.isfinite(value):
+    if type(value) is not float:
+        if isinstance(value, bool) or not isinstance(value, Real):
+            raise RecordError(f"'value' must be a number, got {_describe(value)}")
+        value = float(value)
+    if value - value != 0.0:  # true for inf and nan, without a function call
         raise RecordError(f"'value' {value} is not finite")
-    if isinstance(quality, bool) or not isinstance(quality, int) or quality not in VALID_QUALITIES:
+    if quality not in VALID_QUALITIES or type(quality) is bool:
         raise RecordError(f"'quality' must be one of {sorted(VALID_QUALITIES)} (bad, uncertain, good), got {quality!r}")
     if (info.range_low is not None and value < info.range_low) or (info.range_high is not None and value > info.range_high):
-        quality = min(quality, Quality.UNCERTAIN)
+        quality = min(quality, UNCERTAIN)
     return info.id, ts_us, value, int(quality)
 
 
 def _timestamp_us(ts: object) -> int:
-    if isinstance(ts, str):
+    if type(ts) is datetime or isinstance(ts, datetime):
+        parsed = ts
+    elif isinstance(ts, str):
         try:
             parsed = datetime.fromisoformat(ts)
         except ValueError:
             raise RecordError(f"'ts' {ts!r} is not an ISO 8601 timestamp") from None
-    elif isinstance(ts, datetime):
-        parsed = ts
     else:
         raise RecordError(f"'ts' must be an ISO 8601 string, got {_describe(ts)}")
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
+    offset = parsed.utcoffset()
+    if offset is None:
         raise RecordError(f"'ts' {ts!s} has no time zone (add Z or +hh:mm)")
-    return datetime_to_us(parsed)
+    # Exact integer arithmetic (floats would round some microseconds).
+    delta = parsed - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def _describe(value: object) -> str:
@@ -158,25 +198,42 @@ def _insert_rows(rows: list[tuple[int, int, float, int]], *, using: str) -> int:
     if not rows:
         return 0
     connection = connections[using]
-    vendor = connection.vendor
+    if connection.vendor == "postgresql":
+        return _insert_rows_postgresql(rows, connection)
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.executemany(f"INSERT OR IGNORE INTO {READING_TABLE} (sensor_id, ts, value, quality) VALUES (%s, %s, %s, %s)", rows)
+            return cursor.rowcount
+    raise NotImplementedError(f"bulk reading ingestion supports SQLite and PostgreSQL, not {connection.vendor}")
+
+
+def _insert_rows_postgresql(rows: list[tuple[int, int, float, int]], connection) -> int:
+    """Binary COPY straight into the table when the batch is all new (the streaming case, at the
+    driver's own speed); if any row exists already, the savepoint rolls the COPY back and the
+    batch goes through a temporary staging table with ON CONFLICT DO NOTHING, which counts them."""
+    import psycopg
+
+    try:
+        with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+            _copy_rows(cursor.cursor, READING_TABLE, rows)
+        return len(rows)
+    except psycopg.errors.UniqueViolation:
+        pass
     with connection.cursor() as cursor:
-        if vendor == "postgresql":
-            # One statement with four typed arrays: psycopg sends them in binary, and the server
-            # unnests them into the insert. ON CONFLICT turns replays into counted duplicates.
-            sensor_ids, ts, values, qualities = (list(column) for column in zip(*rows, strict=True))
-            cursor.execute(
-                f"INSERT INTO {READING_TABLE} (sensor_id, ts, value, quality) "
-                "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::float8[], %s::smallint[]) "
-                "ON CONFLICT DO NOTHING",
-                [sensor_ids, ts, values, qualities],
-            )
-            return cursor.rowcount
-        if vendor == "sqlite":
-            cursor.executemany(
-                f"INSERT OR IGNORE INTO {READING_TABLE} (sensor_id, ts, value, quality) VALUES (%s, %s, %s, %s)", rows
-            )
-            return cursor.rowcount
-    raise NotImplementedError(f"bulk reading ingestion supports SQLite and PostgreSQL, not {vendor}")
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS reading_stage (sensor_id bigint, ts bigint, value float8, quality int2) ON COMMIT DELETE ROWS"
+        )
+        cursor.execute("TRUNCATE reading_stage")
+        _copy_rows(cursor.cursor, "reading_stage", rows)
+        cursor.execute(f"INSERT INTO {READING_TABLE} (sensor_id, ts, value, quality) SELECT sensor_id, ts, value, quality FROM reading_stage ON CONFLICT DO NOTHING")
+        return cursor.rowcount
+
+
+def _copy_rows(raw_cursor, table: str, rows: list[tuple[int, int, float, int]]) -> None:
+    with raw_cursor.copy(f"COPY {table} (sensor_id, ts, value, quality) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["int8", "int8", "float8", "int2"])
+        for row in rows:
+            copy.write_row(row)
 
 
 def _advance_latest(rows: Iterable[tuple[int, int, float, int]], *, using: str) -> None:
