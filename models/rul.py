@@ -1,0 +1,327 @@
+"""Remaining useful life from run-to-failure histories: ``RULEstimator``.
+
+Contract (DESIGN.md): ``RULEstimator(method=...).fit(df).predict(df) -> pd.Series`` where ``df``
+has columns ``unit``, ``cycle`` and one numeric column per setting/sensor. ``fit`` treats every
+unit as run to failure, so the RUL of a row is its unit's last cycle minus its cycle, clipped to
+``rul_cap`` (the piecewise-linear target of Heimes 2008: early in life the true RUL is not
+observable from the sensors, so the model is asked for "at least ``rul_cap``"). ``predict``
+returns the RUL at each unit's last observed cycle, indexed by unit; ``predict_cycles`` returns
+it at every cycle (each prediction uses only the history up to that cycle).
+
+Inputs of the network are the last ``window`` cycles of the selected columns (short histories
+are front-padded with their first row), plus the cycle number. Columns that are constant or
+take at most two values in the training data carry no degradation signal and are dropped.
+
+Normalisation (``normalisation=``):
+``"unit"``   (default) each unit's columns minus the mean of its own first ``baseline_cycles``
+             cycles, divided by the pooled training scale: engines start with different
+             manufacturing offsets and wear, and degradation is the *drift* from a unit's own start.
+``"global"`` z-score with training means and standard deviations.
+``"both"``   the two side by side as separate input channels.
+
+Methods: ``inceptiontime`` (tsai InceptionTime regressor), ``reprogram`` (regression head on the
+Time-LLM reprogramming trunk, see ``models.reprogramming``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.numpy import load_file as load_numpy_file
+from safetensors.numpy import save_file as save_numpy_file
+
+from models.classification import TrainingLog, TrainingSettings, count_parameters, network_outputs, train_network
+
+ProgressCallback = Callable[[dict[str, float]], None]
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.safetensors"
+ID_COLUMNS = ("unit", "cycle")
+NORMALISATIONS = ("unit", "global", "both")
+
+
+def check_run_frame(frame: pd.DataFrame, *, name: str = "df") -> pd.DataFrame:
+    """Validate a ``unit``/``cycle`` frame and return it sorted by unit and cycle."""
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"{name} must be a pandas DataFrame, got {type(frame).__name__}")
+    missing = [c for c in ID_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{name} lacks column(s) {missing}; it needs 'unit', 'cycle' and sensor columns")
+    if frame.empty:
+        raise ValueError(f"{name} has no rows")
+    non_numeric = [c for c in frame.columns if c not in ID_COLUMNS and not pd.api.types.is_numeric_dtype(frame[c])]
+    if non_numeric:
+        raise ValueError(f"{name}: columns {non_numeric} are not numeric")
+    if frame.drop(columns=list(ID_COLUMNS)).isna().to_numpy().any():
+        column = frame.columns[frame.isna().any()].tolist()
+        raise ValueError(f"{name}: NaN values in column(s) {column}")
+    duplicated = frame.duplicated(subset=list(ID_COLUMNS))
+    if duplicated.any():
+        first = frame.loc[duplicated, list(ID_COLUMNS)].iloc[0].tolist()
+        raise ValueError(f"{name}: (unit, cycle) {first} appears more than once")
+    return frame.sort_values(list(ID_COLUMNS)).reset_index(drop=True)
+
+
+def piecewise_linear_rul(frame: pd.DataFrame, *, cap: float | None = 125.0) -> pd.Series:
+    """RUL of each row of run-to-failure histories: unit's last cycle - cycle, clipped at ``cap``."""
+    rul = frame.groupby("unit")["cycle"].transform("max") - frame["cycle"]
+    return rul.clip(upper=cap).astype(np.float64) if cap is not None else rul.astype(np.float64)
+
+
+def informative_columns(frame: pd.DataFrame) -> list[str]:
+    """Numeric columns other than unit/cycle that vary (more than two distinct values) in ``frame``."""
+    columns = [c for c in frame.columns if c not in ID_COLUMNS]
+    return [c for c in columns if frame[c].nunique() > 2 and frame[c].std() > 0]
+
+
+class _History:
+    """Normalised per-cycle inputs of each unit and the windows that end at each cycle."""
+
+    def __init__(self, columns: list[str], normalisation: str, baseline_cycles: int, window: int) -> None:
+        if normalisation not in NORMALISATIONS:
+            raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {normalisation!r}")
+        self.columns = columns
+        self.normalisation = normalisation
+        self.baseline_cycles = baseline_cycles
+        self.window = window
+
+    def fit(self, frame: pd.DataFrame) -> None:
+        values = frame[self.columns].to_numpy(np.float64)
+        self.global_mean = values.mean(axis=0)
+        self.global_scale = values.std(axis=0) + 1e-9
+        drift = self._unit_drift(frame)
+        self.drift_scale = drift.std(axis=0) + 1e-9
+        self.cycle_scale = float(frame.groupby("unit")["cycle"].max().mean())
+
+    def _unit_drift(self, frame: pd.DataFrame) -> np.ndarray:
+        values = frame[self.columns].to_numpy(np.float64)
+        baseline = frame.groupby("unit", sort=False)[self.columns].transform(lambda s: s.iloc[: self.baseline_cycles].mean())
+        return values - baseline.to_numpy(np.float64)
+
+    def per_cycle(self, frame: pd.DataFrame) -> np.ndarray:
+        """``[rows, channels]`` float32 for a sorted, checked frame."""
+        parts = []
+        if self.normalisation in ("global", "both"):
+            parts.append((frame[self.columns].to_numpy(np.float64) - self.global_mean) / self.global_scale)
+        if self.normalisation in ("unit", "both"):
+            parts.append(self._unit_drift(frame) / self.drift_scale)
+        parts.append(frame[["cycle"]].to_numpy(np.float64) / self.cycle_scale)
+        return np.concatenate(parts, axis=1).astype(np.float32)
+
+    def windows(self, frame: pd.DataFrame, *, last_only: bool) -> np.ndarray:
+        """``[n, channels, window]``: one window per row (or per unit's last row if ``last_only``)."""
+        inputs = self.per_cycle(frame)
+        out = []
+        for rows in frame.groupby("unit", sort=False).indices.values():
+            unit_inputs = inputs[rows]
+            padded = np.concatenate([np.repeat(unit_inputs[:1], self.window - 1, axis=0), unit_inputs])
+            view = np.lib.stride_tricks.sliding_window_view(padded, self.window, axis=0)  # [T, channels, window]
+            out.append(view[-1:] if last_only else view)
+        return np.ascontiguousarray(np.concatenate(out)).astype(np.float32)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {
+            "global_mean": self.global_mean,
+            "global_scale": self.global_scale,
+            "drift_scale": self.drift_scale,
+            "cycle_scale": np.array([self.cycle_scale]),
+        }
+
+    def restore(self, arrays: dict[str, np.ndarray]) -> None:
+        self.global_mean, self.global_scale = arrays["global_mean"], arrays["global_scale"]
+        self.drift_scale, self.cycle_scale = arrays["drift_scale"], float(arrays["cycle_scale"][0])
+
+
+def _build_network(method: str, n_channels: int, window: int, params: dict[str, Any]) -> torch.nn.Module:
+    torch.manual_seed(int(params.get("seed", 0)))
+    if method == "inceptiontime":
+        from tsai.models.InceptionTime import InceptionTime
+
+        return InceptionTime(n_channels, 1, seq_len=window, nf=int(params.get("nf", 16)))
+    if method == "reprogram":
+        from models.heads import build_reprogram_regressor
+
+        return build_reprogram_regressor(n_channels=n_channels, seq_len=window, params=params)
+    raise ValueError(f"unknown RUL method {method!r}; choose 'inceptiontime' or 'reprogram'")
+
+
+class _ScaledMSE(torch.nn.Module):
+    """MSE on the network's single output against the RUL divided by the cap (targets in [0, 1])."""
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.mse_loss(output.reshape(-1), target)
+
+
+class RULEstimator:
+    """Remaining-useful-life regression on unit/cycle histories (see module docstring)."""
+
+    def __init__(
+        self,
+        method: str = "inceptiontime",
+        *,
+        rul_cap: float = 125.0,
+        window: int = 30,
+        normalisation: str = "unit",
+        baseline_cycles: int = 20,
+        validation_fraction: float = 0.1,
+        train_stride: int = 1,
+        seed: int = 0,
+        progress: ProgressCallback | None = None,
+        **params: Any,
+    ) -> None:
+        if method not in ("inceptiontime", "reprogram"):
+            raise ValueError(f"unknown method {method!r}; choose 'inceptiontime' or 'reprogram'")
+        if rul_cap <= 0 or window < 2 or baseline_cycles < 1:
+            raise ValueError(f"need rul_cap > 0, window >= 2, baseline_cycles >= 1; got {rul_cap}, {window}, {baseline_cycles}")
+        if normalisation not in NORMALISATIONS:
+            raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {normalisation!r}")
+        self.method = method
+        self.rul_cap = float(rul_cap)
+        self.window = window
+        self.normalisation = normalisation
+        self.baseline_cycles = baseline_cycles
+        if train_stride < 1:
+            raise ValueError(f"train_stride must be >= 1, got {train_stride}")
+        self.validation_fraction = validation_fraction
+        # Train on every k-th cycle's window (counted back from each unit's last cycle): windows
+        # of neighbouring cycles overlap by window-1 rows, so k = 2..4 costs little accuracy and
+        # divides the CPU time per epoch by k.
+        self.train_stride = train_stride
+        self.seed = seed
+        self.progress = progress
+        self.params = params
+        self.network: torch.nn.Module | None = None
+        self.training_log = TrainingLog()
+
+    def _network_params(self) -> dict[str, Any]:
+        return {**self.params, "seed": self.seed}
+
+    def fit(self, df: pd.DataFrame) -> RULEstimator:
+        frame = check_run_frame(df)
+        self.columns_ = informative_columns(frame)
+        if not self.columns_:
+            raise ValueError("no column varies in the training data; nothing to learn RUL from")
+        self._history = _History(self.columns_, self.normalisation, self.baseline_cycles, self.window)
+        self._history.fit(frame)
+        units = frame["unit"].unique()
+        rng = np.random.default_rng(self.seed)
+        n_validation = int(round(self.validation_fraction * len(units)))
+        validation_units = set(rng.choice(units, size=n_validation, replace=False).tolist()) if n_validation else set()
+        is_validation = frame["unit"].isin(validation_units).to_numpy()
+        targets = (piecewise_linear_rul(frame, cap=self.rul_cap) / self.rul_cap).to_numpy(np.float32)
+
+        cycles_before_end = frame.groupby("unit").cumcount(ascending=False).to_numpy()
+        on_stride = cycles_before_end % self.train_stride == 0
+
+        def part(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            subset = frame[mask]
+            return self._history.windows(subset, last_only=False)[on_stride[mask]], targets[mask & on_stride]
+
+        train_inputs, train_targets = part(~is_validation)
+        validation = part(is_validation) if validation_units else None
+        self.n_channels_ = train_inputs.shape[1]
+        self.network = _build_network(self.method, self.n_channels_, self.window, self._network_params())
+        settings = TrainingSettings(**{k: v for k, v in self._network_params().items() if k in TrainingSettings.__dataclass_fields__})
+        self.training_log = train_network(
+            self.network, train_inputs, train_targets, loss_fn=_ScaledMSE(), validation=validation,
+            settings=settings, progress=self.progress, target_dtype=torch.float32,
+        )
+        return self
+
+    def _check_fitted(self) -> torch.nn.Module:
+        if self.network is None:
+            raise RuntimeError("RULEstimator is not fitted: call fit(df) or load(path) first")
+        return self.network
+
+    def _predict_windows(self, windows: np.ndarray) -> np.ndarray:
+        network = self._check_fitted()
+        return np.clip(network_outputs(network, windows).reshape(-1) * self.rul_cap, 0.0, self.rul_cap)
+
+    def _prepare(self, df: pd.DataFrame) -> pd.DataFrame:
+        frame = check_run_frame(df)
+        missing = [c for c in self.columns_ if c not in frame.columns]
+        if missing:
+            raise ValueError(f"df lacks column(s) {missing} that the estimator was fitted on")
+        return frame
+
+    def predict(self, df: pd.DataFrame) -> pd.Series:
+        """RUL at each unit's last observed cycle, indexed by unit."""
+        self._check_fitted()
+        frame = self._prepare(df)
+        predictions = self._predict_windows(self._history.windows(frame, last_only=True))
+        units = frame.groupby("unit", sort=False)["unit"].first().to_numpy()
+        return pd.Series(predictions, index=pd.Index(units, name="unit"), name="rul")
+
+    def predict_cycles(self, df: pd.DataFrame) -> pd.Series:
+        """RUL at every row, from the history up to that cycle; indexed by (unit, cycle)."""
+        self._check_fitted()
+        frame = self._prepare(df)
+        predictions = self._predict_windows(self._history.windows(frame, last_only=False))
+        index = pd.MultiIndex.from_frame(frame[list(ID_COLUMNS)])
+        return pd.Series(predictions, index=index, name="rul")
+
+    def parameter_counts(self) -> tuple[int, int]:
+        return count_parameters(self._check_fitted())
+
+    def _config(self) -> dict[str, Any]:
+        return {
+            "method": self.method, "rul_cap": self.rul_cap, "window": self.window, "normalisation": self.normalisation,
+            "baseline_cycles": self.baseline_cycles, "validation_fraction": self.validation_fraction, "train_stride": self.train_stride, "seed": self.seed,
+            "params": self.params,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        network = self._check_fitted()
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays = {f"network.{k}": v.detach().cpu().numpy() for k, v in _persisted_state(network).items()}
+        arrays.update({f"history.{k}": v for k, v in self._history.state().items()})
+        save_numpy_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(folder / WEIGHTS_FILE))
+        document = {
+            "estimator": "RULEstimator", "config": self._config(), "columns": self.columns_,
+            "n_channels": self.n_channels_, "training_log": asdict(self.training_log),
+        }
+        (folder / CONFIG_FILE).write_text(json.dumps(document))
+        return folder
+
+    @classmethod
+    def load(cls, path: str | Path) -> RULEstimator:
+        folder = Path(path)
+        for name in (CONFIG_FILE, WEIGHTS_FILE):
+            if not (folder / name).is_file():
+                raise FileNotFoundError(f"{folder / name} is missing; is {folder} a saved RULEstimator?")
+        document = json.loads((folder / CONFIG_FILE).read_text())
+        if document.get("estimator") != "RULEstimator":
+            raise ValueError(f"{folder / CONFIG_FILE} does not describe a RULEstimator")
+        config = document["config"]
+        estimator = cls(**{k: v for k, v in config.items() if k != "params"}, **config["params"])
+        estimator.columns_, estimator.n_channels_ = document["columns"], document["n_channels"]
+        arrays = load_numpy_file(str(folder / WEIGHTS_FILE))
+        estimator._history = _History(estimator.columns_, estimator.normalisation, estimator.baseline_cycles, estimator.window)
+        estimator._history.restore({k.removeprefix("history."): v for k, v in arrays.items() if k.startswith("history.")})
+        estimator.network = _build_network(estimator.method, estimator.n_channels_, estimator.window, estimator._network_params())
+        state = {k.removeprefix("network."): torch.from_numpy(v.copy()) for k, v in arrays.items() if k.startswith("network.")}
+        _load_persisted_state(estimator.network, state)
+        estimator.network.eval()
+        estimator.training_log = TrainingLog(**document["training_log"])
+        return estimator
+
+
+def _persisted_state(network: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Weights worth writing: a network may expose ``persisted_state()`` to skip a frozen backbone."""
+    getter = getattr(network, "persisted_state", None)
+    return getter() if callable(getter) else network.state_dict()
+
+
+def _load_persisted_state(network: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    loader = getattr(network, "load_persisted_state", None)
+    if callable(loader):
+        loader(state)
+    else:
+        network.load_state_dict(state)
