@@ -1,0 +1,340 @@
+"""Knowledge-base and question services of the maintenance assistant.
+
+Writes follow one rule: everything slow or fallible (parsing, chunking, embedding) happens before
+the transaction, and the transaction only swaps rows; so a failed upload leaves the knowledge
+base exactly as it was, and a re-upload replaces a document's chunks atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+
+from django.db import transaction
+from django.db.models import F
+
+from models import answering
+from models.answering import Answer, Passage, QuestionError
+from models.retrieval import assetopsbench
+from models.retrieval.chunking import SUPPORTED_SUFFIXES, DocumentError, ParsedDocument, parse_document
+from models.retrieval.embedding import embed_texts
+from models.retrieval.index import ChunkFilter
+from phm.assets.models import Equipment, EquipmentType
+from phm.assistant import live, retrieval, vectorstore
+from phm.assistant.models import Chunk, Conversation, Document, DocumentType, KnowledgeBaseState, Message, MessageRole
+
+logger = logging.getLogger(__name__)
+DEFAULT_TOP_K = 5
+MAX_NAME_CHARS = 255
+
+
+class KnowledgeBaseError(ValueError):
+    """An upload or deletion was refused; the message says which file and why."""
+
+
+class DuplicateDocument(KnowledgeBaseError):
+    def __init__(self, message: str, existing: Document) -> None:
+        super().__init__(message)
+        self.existing = existing
+
+
+class UnknownEquipment(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    document: Document
+    replaced: bool  # True when an older version of the same file was replaced
+
+
+# --- knowledge base ----------------------------------------------------------------------------------
+
+
+def _bump_revision(using: str) -> None:
+    token = uuid.uuid4().hex
+    if not KnowledgeBaseState.objects.using(using).filter(pk=1).update(revision=token):
+        KnowledgeBaseState.objects.using(using).create(pk=1, revision=token)
+
+
+def _guess_doc_type(parsed: ParsedDocument) -> str:
+    declared = parsed.metadata.get("doc_type", "").strip().lower()
+    if declared in DocumentType.values:
+        return declared
+    name = parsed.name.lower()
+    for needle, doc_type in (("wo", DocumentType.WORK_ORDERS), ("work_order", DocumentType.WORK_ORDERS), ("failure", DocumentType.FAILURE_CODES),
+                             ("alert_rule", DocumentType.ALERT_RULES), ("procedure", DocumentType.PROCEDURE), ("manual", DocumentType.MANUAL)):
+        if needle in PurePath(name).stem.split("_") or needle in name:
+            return doc_type
+    return DocumentType.REFERENCE if parsed.file_type == "csv" else DocumentType.OTHER
+
+
+def _resolve_scope(equipment: str, equipment_type: str, *, using: str) -> tuple[str, str]:
+    """A document about a known equipment inherits its type; an equipment type must be one of the plant's."""
+    equipment, equipment_type = equipment.strip(), equipment_type.strip().lower()
+    if equipment:
+        known = live.resolve_equipment(equipment, using=using)
+        if known is not None:
+            return known.tag, known.equipment_type
+    if equipment_type and equipment_type not in EquipmentType.values:
+        raise KnowledgeBaseError(f"unknown equipment type {equipment_type!r}; one of: {', '.join(EquipmentType.values)}")
+    return equipment, equipment_type
+
+
+def ingest_document(
+    *,
+    name: str,
+    content: bytes,
+    doc_type: str = "",
+    equipment: str = "",
+    equipment_type: str = "",
+    source: str = "upload",
+    uploaded_by=None,
+    using: str = "default",
+) -> IngestOutcome:
+    """Add a document, or replace the document of the same name when its content changed.
+
+    Raises DuplicateDocument when the same content is already in the knowledge base (under this or
+    another name) and KnowledgeBaseError (with the file name and reason) when the file is refused."""
+    name = PurePath(name or "").name.strip()
+    if not name:
+        raise KnowledgeBaseError("the file has no name")
+    if len(name) > MAX_NAME_CHARS:
+        raise KnowledgeBaseError(f"file name longer than {MAX_NAME_CHARS} characters")
+    sha256 = hashlib.sha256(content).hexdigest()
+    existing = Document.objects.using(using).filter(name=name).first()
+    if existing is not None and existing.sha256 == sha256:
+        raise DuplicateDocument(f"{name}: this exact file is already in the knowledge base (unchanged)", existing)
+    same_content = Document.objects.using(using).filter(sha256=sha256).exclude(name=name).first()
+    if same_content is not None:
+        raise DuplicateDocument(f"{name}: identical to {same_content.name!r}, already in the knowledge base", same_content)
+    try:
+        parsed = parse_document(name, content)
+    except DocumentError as exc:
+        raise KnowledgeBaseError(str(exc)) from None
+    if doc_type and doc_type not in DocumentType.values:
+        raise KnowledgeBaseError(f"unknown document type {doc_type!r}; one of: {', '.join(DocumentType.values)}")
+    scope_equipment, scope_type = _resolve_scope(
+        equipment or parsed.metadata.get("equipment", ""), equipment_type or parsed.metadata.get("equipment_type", ""), using=using
+    )
+    rows = []
+    for ordinal, piece in enumerate(parsed.chunks):
+        chunk_equipment = piece.equipment or scope_equipment
+        rows.append((ordinal, piece, chunk_equipment, piece.equipment_type or scope_type))
+    vectors = embed_texts([retrieval.index_text(piece.text, eq) for _, piece, eq, _ in rows])
+    batch = uuid.uuid4().hex
+    with transaction.atomic(using=using):
+        replaced = existing is not None
+        if existing is not None:
+            existing.chunks.all().delete()
+            document = existing
+        else:
+            document = Document(name=name)
+        document.title = parsed.title[:300]
+        document.file_type = parsed.file_type
+        document.doc_type = doc_type or _guess_doc_type(parsed)
+        document.equipment = scope_equipment
+        document.equipment_type = scope_type
+        document.source = source[:500]
+        document.sha256 = sha256
+        document.size_bytes = len(content)
+        document.chunk_count = len(rows)
+        document.uploaded_by = uploaded_by
+        document.save(using=using)
+        created = Chunk.objects.using(using).bulk_create(
+            [
+                Chunk(document=document, ordinal=ordinal, text=piece.text, location=piece.location[:300], page=piece.page, row=piece.row,
+                      equipment=eq[:128], equipment_type=etype[:32], fields=piece.fields, embedding=vector.astype("<f4").tobytes(), batch=batch)
+                for (ordinal, piece, eq, etype), vector in zip(rows, vectors)
+            ],
+            batch_size=500,
+        )
+        if vectorstore.pgvector_available(using):
+            ids = list(Chunk.objects.using(using).filter(document=document).order_by("ordinal").values_list("id", flat=True))
+            vectorstore.store_vectors(ids, vectors, using=using)
+        _bump_revision(using)
+    logger.info("%s %s: %d chunks", "replaced" if replaced else "added", name, len(created))
+    return IngestOutcome(document=document, replaced=replaced)
+
+
+@transaction.atomic
+def delete_document(*, document: Document, using: str = "default") -> None:
+    document.delete(using=using)
+    _bump_revision(using)
+
+
+def clear_knowledge_base(*, using: str = "default") -> int:
+    """Delete every document (and so every chunk); returns how many documents there were."""
+    with transaction.atomic(using=using):
+        count = Document.objects.using(using).count()
+        Document.objects.using(using).all().delete()
+        _bump_revision(using)
+    return count
+
+
+def load_paths(paths: list[Path], *, using: str = "default", source_prefix: str = "", **scope) -> tuple[list[IngestOutcome], list[str], list[str]]:
+    """Load files and folders (recursively, supported extensions only).
+    Returns (loaded, unchanged names, error messages): one bad file does not stop the others."""
+    files: list[Path] = []
+    errors: list[str] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
+        elif path.is_file():
+            files.append(path)
+        else:
+            errors.append(f"{path}: no such file or folder")
+    loaded, unchanged = [], []
+    for file in files:
+        try:
+            loaded.append(ingest_document(name=file.name, content=file.read_bytes(), source=f"{source_prefix}{file}", using=using, **scope))
+        except DuplicateDocument as exc:
+            unchanged.append(f"{file.name} ({exc})")
+        except (KnowledgeBaseError, OSError) as exc:
+            errors.append(str(exc))
+    return loaded, unchanged, errors
+
+
+# --- demo knowledge base -------------------------------------------------------------------------------
+
+DEMO_KB_DIR = Path(__file__).resolve().parent / "demo_kb"
+def load_demo_kb(*, include_assetopsbench: bool = True, using: str = "default") -> dict[str, object]:
+    """Load the demo plant's maintenance notes and, when present, the real chiller records.
+    Idempotent: files already loaded unchanged are skipped. Returns counts and any errors."""
+    loaded, unchanged, errors = load_paths([DEMO_KB_DIR], using=using, source_prefix="demo:")
+    files = assetopsbench.kb_files() if include_assetopsbench else []
+    if files:
+        more = load_paths(files, using=using, source_prefix="assetopsbench:", equipment_type="chiller")
+        loaded, unchanged, errors = loaded + more[0], unchanged + more[1], errors + more[2]
+    return {
+        "loaded": [o.document.name for o in loaded],
+        "unchanged": len(unchanged),
+        "errors": errors,
+        "chunks": sum(o.document.chunk_count for o in loaded),
+    }
+
+
+# --- questions -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class AskContext:
+    question: str
+    passages: list[Passage]
+    equipment: Equipment | None
+    conversation: Conversation | None
+    history: list[tuple[str, str]]
+
+
+def prepare_question(
+    *, question: object, equipment: str | None = None, user=None, conversation_id: int | None = None, k: int = DEFAULT_TOP_K, using: str = "default"
+) -> AskContext:
+    """Validate, find the equipment, retrieve passages and gather live data; no generation yet."""
+    question = answering.validate_question(question)
+    target = None
+    if equipment:
+        target = live.resolve_equipment(str(equipment), using=using)
+        if target is None:
+            raise UnknownEquipment(f"unknown equipment {equipment!r}: give a tag (P-101), a path (site/area/line/P-101) or a sensor tag")
+    mentioned = target or live.mentioned_equipment(question, using=using)
+    chunk_filter = ChunkFilter.of(equipment=[target.tag, target.name], equipment_types=[target.equipment_type]) if target else None
+    passages: list[Passage] = []
+    if mentioned is not None and (target is not None or live.has_live_intent(question)):
+        for item in live.live_passages(mentioned, question=question, using=using):
+            passages.append(Passage(len(passages) + 1, item.document, item.location, item.text, kind="live", dense=1.0))
+    for found in retrieval.retrieve(question, k=k, chunk_filter=chunk_filter, using=using):
+        chunk = found.chunk
+        passages.append(Passage(len(passages) + 1, chunk.document.title or chunk.document.name, f"{chunk.document.name}, {chunk.location}",
+                                chunk.text, score=found.hit.score, dense=found.hit.dense))
+    conversation, history = None, []
+    if user is not None and getattr(user, "is_authenticated", False):
+        conversation = _conversation_for(user, conversation_id, question, using=using)
+        history = _history(conversation, using=using)
+    return AskContext(question, passages, mentioned, conversation, history)
+
+
+def _conversation_for(user, conversation_id: int | None, question: str, *, using: str) -> Conversation:
+    if conversation_id is not None:
+        conversation = Conversation.objects.using(using).filter(pk=conversation_id, user=user).first()
+        if conversation is None:
+            raise QuestionError(f"conversation {conversation_id} not found for this user")
+        return conversation
+    return Conversation.objects.using(using).create(user=user, title=question[:200])
+
+
+def _history(conversation: Conversation, *, using: str) -> list[tuple[str, str]]:
+    messages = list(conversation.messages.using(using).order_by("-created_at", "-id")[:6])[::-1]
+    pairs, pending = [], None
+    for message in messages:
+        if message.role == MessageRole.USER:
+            pending = message.content
+        elif pending is not None:
+            pairs.append((pending, message.content))
+            pending = None
+    return pairs
+
+
+def record_exchange(context: AskContext, answer: Answer, *, using: str = "default") -> Message | None:
+    if context.conversation is None:
+        return None
+    with transaction.atomic(using=using):
+        equipment = context.equipment.tag if context.equipment else ""
+        Message.objects.using(using).create(conversation=context.conversation, role=MessageRole.USER, content=context.question, equipment=equipment)
+        reply = Message.objects.using(using).create(
+            conversation=context.conversation, role=MessageRole.ASSISTANT, content=answer.text, equipment=equipment, citations=answer.citations(),
+            used_live_data=answer.used_live_data, refused=answer.refused, model_name=answer.model,
+        )
+        Conversation.objects.using(using).filter(pk=context.conversation.pk).update(updated_at=reply.created_at)
+    return reply
+
+
+@dataclass(frozen=True)
+class AskResult:
+    answer: Answer
+    conversation_id: int | None
+
+
+def ask(*, question: object, equipment: str | None = None, user=None, conversation_id: int | None = None, model=None, using: str = "default") -> AskResult:
+    context = prepare_question(question=question, equipment=equipment, user=user, conversation_id=conversation_id, using=using)
+    answer = answering.answer_from_passages(context.question, context.passages, model=model, history=context.history)
+    record_exchange(context, answer, using=using)
+    return AskResult(answer, context.conversation.pk if context.conversation else None)
+
+
+def ask_stream(context: AskContext, *, model=None, using: str = "default") -> Iterator[dict[str, object]]:
+    """Events for a streaming answer: ``sources`` (the passages, before generation starts), then
+    ``token`` pieces, then ``done`` with the checked answer and its citations."""
+    import time
+
+    if not context.passages or not answering.is_relevant(context.question, context.passages):
+        answer = answering.refusal(context.passages)
+    else:
+        yield {"event": "sources", "citations": [_passage_dict(p) for p in context.passages], "used_live_data": any(p.kind == "live" for p in context.passages)}
+        model = model or answering.get_language_model()
+        started, pieces = time.perf_counter(), []
+        for piece in model.stream(answering.build_messages(context.question, context.passages, context.history)):
+            pieces.append(piece)
+            yield {"event": "token", "text": piece}
+        answer = answering.finish_answer("".join(pieces), context.passages, model=model.name, seconds=time.perf_counter() - started)
+    record_exchange(context, answer, using=using)
+    yield {"event": "done", **answer_payload(answer, context.conversation.pk if context.conversation else None)}
+
+
+def _passage_dict(p: Passage) -> dict[str, object]:
+    return {"number": p.number, "document": p.document, "location": p.location, "text": p.text, "kind": p.kind}
+
+
+def answer_payload(answer: Answer, conversation_id: int | None) -> dict[str, object]:
+    return {
+        "answer": answer.text,
+        "citations": answer.citations(),
+        "used_live_data": answer.used_live_data,
+        "refused": answer.refused,
+        "invalid_citations": answer.invalid_citations,
+        "model": answer.model,
+        "conversation": conversation_id,
+    }
