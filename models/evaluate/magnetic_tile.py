@@ -1,0 +1,186 @@
+"""Magnetic-tile defects: ``python -m models.evaluate magnetic_tile --data ../shared/data/magnetic_tile``.
+
+Protocol: one seeded split stratified by the six classes (default 70 % train / 30 % test). Every
+method trains on the same training images through the ``ImageClassifier`` contract (the gradient
+boosting row reuses the same hand-crafted features outside it, as a second classical baseline)
+and is scored on the same test images: defect-vs-free AUROC from ``1 − P(Free)``, six-class
+accuracy and macro-F1, plus training time, parameter count and saved size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import confusion_matrix
+from sklearn.model_selection import train_test_split
+
+from models.datasets.magnetic_tile import DEFECT_FREE_CLASS, TileImage, load_magnetic_tile
+from models.evaluate import shared_data_dir
+from models.metrics.vision import score_image_classifier
+from models.vision import ImageClassifier
+from models.vision.features import FEATURE_IMAGE_SIZE, surface_feature_matrix
+from models.vision.preprocessing import load_image_batch
+
+METHODS = ("features_logreg", "features_gbm", "cnn")
+TARGET_AUROC, TARGET_ACCURACY = 0.97, 0.90
+
+
+@dataclass
+class MethodResult:
+    method: str
+    defect_auroc: float
+    accuracy: float
+    macro_f1: float
+    train_seconds: float
+    predict_seconds: float
+    n_parameters: int | None
+    saved_bytes: int | None
+    confusion: list[list[int]]
+
+
+def _saved_size(model: ImageClassifier) -> int:
+    with tempfile.TemporaryDirectory() as folder:
+        saved = model.save(Path(folder) / "model")
+        return sum(file.stat().st_size for file in saved.iterdir())
+
+
+def _run_contract_model(
+    name: str, model: ImageClassifier, train: list[TileImage], test: list[TileImage], classes_order: list[str]
+) -> MethodResult:
+    started = time.perf_counter()
+    model.fit([str(item.path) for item in train], [item.label for item in train])
+    train_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    probabilities = model.predict_proba([str(item.path) for item in test])
+    predict_seconds = time.perf_counter() - started
+    return _result(name, [item.label for item in test], probabilities, model.classes_, classes_order,
+                   train_seconds, predict_seconds, model.n_parameters, _saved_size(model))
+
+
+def _run_gradient_boosting(train: list[TileImage], test: list[TileImage], seed: int, classes_order: list[str]) -> MethodResult:
+    def features(items: list[TileImage]) -> np.ndarray:
+        grey = load_image_batch([str(item.path) for item in items], size=FEATURE_IMAGE_SIZE, channels=1)
+        return surface_feature_matrix(grey)
+
+    started = time.perf_counter()
+    model = HistGradientBoostingClassifier(class_weight="balanced", random_state=seed)
+    model.fit(features(train), [item.label for item in train])
+    train_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    probabilities = model.predict_proba(features(test))
+    predict_seconds = time.perf_counter() - started
+    # Not saved through the contract (sklearn boosting needs pickle), so no saved size.
+    return _result("features_gbm", [item.label for item in test], probabilities, [str(c) for c in model.classes_],
+                   classes_order, train_seconds, predict_seconds, None, None)
+
+
+def _result(
+    name: str, truth: list[str], probabilities: np.ndarray, classes: list[str], classes_order: list[str],
+    train_seconds: float, predict_seconds: float, n_parameters: int | None, saved_bytes: int | None,
+) -> MethodResult:
+    scores = score_image_classifier(truth, probabilities, classes, normal_class=DEFECT_FREE_CLASS)
+    predicted = np.asarray(classes)[probabilities.argmax(axis=1)]
+    return MethodResult(
+        method=name,
+        defect_auroc=scores.defect_auroc,
+        accuracy=scores.accuracy,
+        macro_f1=scores.macro_f1,
+        train_seconds=train_seconds,
+        predict_seconds=predict_seconds,
+        n_parameters=n_parameters,
+        saved_bytes=saved_bytes,
+        confusion=confusion_matrix(truth, predicted, labels=classes_order).tolist(),
+    )
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m models.evaluate magnetic_tile", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=shared_data_dir() / "magnetic_tile")
+    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {', '.join(METHODS)}")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--test-size", type=float, default=0.3)
+    parser.add_argument("--epochs", type=int, default=None, help="CNN epochs (default: the model's)")
+    parser.add_argument("--image-size", type=int, default=None, help="CNN input side in pixels (default: the model's)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for the CNN (at most 2 on shared machines)")
+    parser.add_argument("--save-model", type=Path, default=None, help="also save the trained CNN to this folder")
+    parser.add_argument("--json", type=Path, default=None, help="write the results as JSON to this file")
+    parser.add_argument("--verbose", action="store_true", help="print CNN training progress per epoch")
+    arguments = parser.parse_args(argv)
+    unknown = sorted(set(arguments.methods.split(",")) - set(METHODS))
+    if unknown:
+        parser.error(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
+    return arguments
+
+
+def _cnn_model(arguments: argparse.Namespace) -> ImageClassifier:
+    options: dict = {"channels": 1, "seed": arguments.seed, "num_threads": arguments.threads}
+    if arguments.epochs is not None:
+        options["epochs"] = arguments.epochs
+    if arguments.image_size is not None:
+        options["image_size"] = arguments.image_size
+    progress = (lambda epoch, total, loss: print(f"  cnn epoch {epoch}/{total} loss {loss:.3f}", flush=True)) if arguments.verbose else None
+    return ImageClassifier("cnn", progress=progress, **options)
+
+
+def _print_table(results: list[MethodResult], classes_order: list[str]) -> None:
+    print(f"{'method':<16} {'AUROC':>7} {'acc':>7} {'macroF1':>8} {'train s':>8} {'pred s':>7} {'params':>9} {'saved KB':>9}")
+    for result in results:
+        params = "-" if result.n_parameters is None else f"{result.n_parameters:,}"
+        saved = "-" if result.saved_bytes is None else f"{result.saved_bytes / 1024:.0f}"
+        print(f"{result.method:<16} {result.defect_auroc:7.4f} {result.accuracy:7.4f} {result.macro_f1:8.4f} "
+              f"{result.train_seconds:8.1f} {result.predict_seconds:7.1f} {params:>9} {saved:>9}")
+    for result in results:
+        print(f"confusion {result.method} (rows true, cols predicted; {', '.join(classes_order)}):")
+        for label, row in zip(classes_order, result.confusion):
+            print(f"  {label:<9} {row}")
+
+
+def main(argv: list[str]) -> int:
+    arguments = _parse(argv)
+    items = load_magnetic_tile(arguments.data)
+    labels = [item.label for item in items]
+    train_index, test_index = train_test_split(
+        np.arange(len(items)), test_size=arguments.test_size, stratify=labels, random_state=arguments.seed
+    )
+    train, test = [items[i] for i in train_index], [items[i] for i in test_index]
+    classes_order = sorted(set(labels))
+    print(f"magnetic_tile: {len(train)} train / {len(test)} test images, classes {classes_order}, seed {arguments.seed}", flush=True)
+
+    results: list[MethodResult] = []
+    for method in arguments.methods.split(","):
+        if method == "features_logreg":
+            results.append(_run_contract_model(method, ImageClassifier("features", seed=arguments.seed), train, test, classes_order))
+        elif method == "features_gbm":
+            results.append(_run_gradient_boosting(train, test, arguments.seed, classes_order))
+        else:
+            model = _cnn_model(arguments)
+            results.append(_run_contract_model(method, model, train, test, classes_order))
+            if arguments.save_model is not None:
+                model.save(arguments.save_model)
+        print(f"  done {method}: AUROC {results[-1].defect_auroc:.4f}, accuracy {results[-1].accuracy:.4f}", flush=True)
+
+    _print_table(results, classes_order)
+    if arguments.json is not None:
+        arguments.json.parent.mkdir(parents=True, exist_ok=True)
+        arguments.json.write_text(json.dumps(
+            {"dataset": "magnetic_tile", "seed": arguments.seed, "test_size": arguments.test_size,
+             "n_train": len(train), "n_test": len(test), "classes": classes_order,
+             "results": [vars(result) for result in results]}, indent=2))
+    best = max(results, key=lambda result: (result.defect_auroc, result.accuracy))
+    met = best.defect_auroc >= TARGET_AUROC and best.accuracy >= TARGET_ACCURACY
+    print(f"RESULT best={best.method} AUROC={best.defect_auroc:.4f} accuracy={best.accuracy:.4f} "
+          f"macroF1={best.macro_f1:.4f} train_s={best.train_seconds:.0f} "
+          f"target(AUROC>={TARGET_AUROC}, acc>={TARGET_ACCURACY}) {'MET' if met else 'NOT MET'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
