@@ -1,0 +1,556 @@
+"""``AnomalyDetector``: per-time-step anomaly scores for multichannel sensor frames.
+
+Contract (DESIGN.md)::
+
+    detector = AnomalyDetector(method="reprogram", **params).fit(train_df)
+    detector.score(df)    -> pd.Series[float]  (1.0 = the calibrated threshold)
+    detector.predict(df)  -> pd.Series[bool]   (threshold + minimum duration / hysteresis)
+    detector.save(path);  AnomalyDetector.load(path)   (JSON + safetensors, no pickle)
+
+``df`` has a DatetimeIndex and one numeric column per sensor. Every method first standardises each
+channel with the training part's mean and standard deviation.
+
+Methods:
+
+* ``reprogram`` -- the Time-LLM style forecaster (:mod:`models.reprogramming`) on the frozen language
+  model; each step's score comes from its forecast residuals (see *Scoring* below).
+  ``llm="none"`` (no language model) and ``llm="random"`` (random backbone of the same shape) are
+  the ablations.
+* ``patchtst`` -- tsai's PatchTST as the forecaster, scored exactly like ``reprogram``.
+* ``pca`` -- Hotelling T² and Q (squared prediction error) of a PCA model of the training part.
+* ``isolation_forest`` -- scikit-learn's IsolationForest on the standardised channels.
+* ``zscore`` -- the trivial baseline: the largest per-channel |z| over ``z_threshold``.
+
+Scoring of the forecasters: windows of ``seq_len`` steps forecast the next ``horizon`` steps (one
+forecast per step, windows stepping by ``horizon``). Residuals are divided per channel by a robust
+scale (MAD) and combined into a Mahalanobis distance with a Ledoit-Wolf covariance, both estimated
+on calibration residuals. Calibration uses only the training frame: the model is fitted on its first
+``1 - calibration_fraction`` and the residuals of the held-out tail set the scale, covariance and
+threshold, so the threshold sees residuals the model did not fit.
+
+Threshold and alarms (all methods but ``zscore``): a trailing mean over ``smooth`` steps, then
+``threshold = margin * quantile(calibration scores, q)`` (SKAB's notebooks use q = 0.99 and margin
+1.5); an alarm starts after ``min_duration`` steps above the threshold and ends after
+``min_duration`` steps below ``release_ratio`` times it (hysteresis), so noise does not chatter.
+Everything is causal: a step's score and alarm use only that step and earlier ones.
+
+Several recordings of the same equipment: ``fit([df1, df2, ...])`` trains one model on all of them
+(each standardised by its own statistics); ``recalibrate(train_df)`` then returns a detector that
+shares the trained model but takes standardisation and threshold from ``train_df`` alone.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from models.training import EpochProgress, TrainConfig, TrainHistory, seed_everything, train_model
+
+METHODS = ("reprogram", "patchtst", "pca", "isolation_forest", "zscore")
+FORECASTING_METHODS = ("reprogram", "patchtst")
+
+
+@dataclass(frozen=True)
+class DetectorParams:
+    # post-processing (all methods)
+    smooth: int = 5
+    min_duration: int = 5
+    release_ratio: float = 0.8
+    quantile: float = 0.99
+    margin: float = 1.5
+    calibration_fraction: float = 0.25
+    # forecasters
+    seq_len: int = 48
+    horizon: int = 16
+    patch_len: int = 12
+    stride: int = 6
+    epochs: int = 3
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    max_steps_per_epoch: int | None = None
+    train_stride: int = 4
+    seed: int = 0
+    # reprogram
+    llm: str = "backbone"  # "backbone" | "random" | "none"
+    backbone_source: str | None = None
+    num_layers: int | None = 6
+    n_prototypes: int = 64
+    d_model: int = 32
+    d_output: int = 16
+    channel_mode: str = "mixed"
+    revin: bool = False
+    prompt_statistics: bool = True
+    domain: str = "Industrial equipment sensors."
+    # patchtst
+    patchtst_d_model: int = 32
+    patchtst_layers: int = 2
+    # pca / isolation forest / zscore
+    pca_variance: float = 0.9
+    n_estimators: int = 200
+    z_threshold: float = 3.0
+
+    @classmethod
+    def for_method(cls, method: str, **overrides: object) -> "DetectorParams":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise TypeError(f"unknown AnomalyDetector parameter(s) {unknown}; known: {sorted(known)}")
+        if method == "zscore":  # the trivial baseline is plain point-wise thresholding
+            overrides = {"smooth": 1, "min_duration": 1, **overrides}
+        return cls(**overrides)
+
+
+@dataclass
+class Standardizer:
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, values: np.ndarray) -> "Standardizer":
+        std = values.std(axis=0)
+        return cls(mean=values.mean(axis=0), std=np.where(std > 1e-12, std, 1.0))
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        return ((values - self.mean) / self.std).astype(np.float32)
+
+
+@dataclass
+class ResidualModel:
+    """Robust per-channel scale + Ledoit-Wolf precision of calibration residuals."""
+
+    scale: np.ndarray
+    precision: np.ndarray
+
+    @classmethod
+    def fit(cls, residuals: np.ndarray) -> "ResidualModel":
+        from sklearn.covariance import LedoitWolf
+
+        median = np.median(residuals, axis=0)
+        scale = 1.4826 * np.median(np.abs(residuals - median), axis=0)
+        scale = np.where(scale > 1e-9, scale, residuals.std(axis=0) + 1e-9)
+        scaled = residuals / scale
+        return cls(scale=scale, precision=LedoitWolf().fit(scaled).precision_)
+
+    def distance(self, residuals: np.ndarray) -> np.ndarray:
+        scaled = residuals / self.scale
+        d2 = np.einsum("tc,cd,td->t", scaled, self.precision, scaled)
+        return np.sqrt(np.maximum(d2, 0.0) / scaled.shape[1])
+
+
+@dataclass
+class Calibration:
+    threshold: float
+    residual_model: ResidualModel | None = None
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class AnomalyDetector:
+    """See the module docstring."""
+
+    def __init__(self, method: str = "reprogram", **params: object) -> None:
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        self.method = method
+        self.params = DetectorParams.for_method(method, **params)
+        self.columns: list[str] | None = None
+        self.standardizer: Standardizer | None = None
+        self.calibration: Calibration | None = None
+        self.model: object | None = None
+        self.history: TrainHistory | None = None
+        self.backbone = None  # the loaded language model (reprogram only), shared on recalibrate
+
+    # -- fitting -------------------------------------------------------------------------------
+    def fit(
+        self,
+        frames: pd.DataFrame | Sequence[pd.DataFrame],
+        *,
+        on_epoch: Callable[[EpochProgress], None] | None = None,
+    ) -> "AnomalyDetector":
+        frames = [frames] if isinstance(frames, pd.DataFrame) else list(frames)
+        if not frames:
+            raise ValueError("fit needs at least one training frame")
+        self.columns = _check_frame(frames[0], None, "training frame 0")
+        for i, frame in enumerate(frames[1:], start=1):
+            _check_frame(frame, self.columns, f"training frame {i}")
+        seed_everything(self.params.seed)
+        raw = [frame.to_numpy(dtype=np.float64) for frame in frames]
+        self.standardizer = Standardizer.fit(np.concatenate(raw))
+        standardized = [Standardizer.fit(values).transform(values) for values in raw]
+        if self.method in FORECASTING_METHODS:
+            self._fit_forecaster(standardized, on_epoch)
+        else:
+            self._fit_static(np.concatenate(standardized))
+        self.calibration = self._calibrate(standardized)
+        return self
+
+    def recalibrate(self, train_frame: pd.DataFrame) -> "AnomalyDetector":
+        """A detector sharing this one's model, standardised and thresholded on ``train_frame`` only."""
+        self._require_fitted()
+        _check_frame(train_frame, self.columns, "recalibration frame")
+        clone = copy.copy(self)
+        values = train_frame.to_numpy(dtype=np.float64)
+        clone.standardizer = Standardizer.fit(values)
+        clone.calibration = clone._calibrate([clone.standardizer.transform(values)])
+        return clone
+
+    def _fit_forecaster(self, frames: list[np.ndarray], on_epoch: Callable[[EpochProgress], None] | None) -> None:
+        p = self.params
+        inputs, targets = [], []
+        for z in frames:
+            n_fit = _fit_rows(len(z), p.calibration_fraction)
+            x, y = forecast_windows(z[:n_fit], p.seq_len, p.horizon, p.train_stride)
+            inputs.append(x)
+            targets.append(y)
+        x_all, y_all = torch.from_numpy(np.concatenate(inputs)), torch.from_numpy(np.concatenate(targets))
+        if len(x_all) == 0:
+            raise ValueError(
+                f"training frames too short: each needs more than seq_len + horizon = {p.seq_len + p.horizon} rows "
+                f"in its first {1 - p.calibration_fraction:.0%}"
+            )
+        self.model = self._build_forecaster(len(self.columns))
+        config = TrainConfig(
+            epochs=p.epochs, batch_size=p.batch_size, learning_rate=p.learning_rate,
+            max_steps_per_epoch=p.max_steps_per_epoch, seed=p.seed,
+        )
+        self.history = train_model(
+            self.model, x_all, y_all, loss_fn=nn.functional.mse_loss, config=config,
+            forward=self._forward, on_epoch=on_epoch,
+        )
+
+    def _build_forecaster(self, n_channels: int) -> nn.Module:
+        p = self.params
+        torch.manual_seed(p.seed)
+        if self.method == "patchtst":
+            from tsai.models.PatchTST import PatchTST
+
+            return PatchTST(
+                c_in=n_channels, c_out=n_channels, seq_len=p.seq_len, pred_dim=p.horizon,
+                n_layers=p.patchtst_layers, n_heads=4, d_model=p.patchtst_d_model, d_ff=2 * p.patchtst_d_model,
+                patch_len=p.patch_len, stride=p.stride, revin=p.revin, dropout=0.1,
+            )
+        from models.reprogramming import ForecastModel, ReprogrammingTrunk
+
+        if p.llm not in ("backbone", "random", "none"):
+            raise ValueError(f"llm must be 'backbone', 'random' or 'none' (got {p.llm!r})")
+        if p.llm != "none" and self.backbone is None:
+            from models.backbone import load_backbone
+
+            self.backbone = load_backbone(
+                p.backbone_source, device="cpu", num_layers=p.num_layers, random_init=p.llm == "random", seed=p.seed
+            )
+        trunk = ReprogrammingTrunk(
+            self.backbone if p.llm != "none" else None, n_channels=n_channels, seq_len=p.seq_len,
+            patch_len=p.patch_len, stride=p.stride, n_prototypes=p.n_prototypes, d_model=p.d_model,
+            d_output=p.d_output, channel_mode=p.channel_mode, revin=p.revin, prompt_statistics=p.prompt_statistics,
+            task=f"forecast {p.horizon} steps",
+        )
+        return ForecastModel(trunk, horizon=p.horizon)
+
+    def _forward(self, model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+        if self.method == "reprogram":
+            return model(batch, self.params.domain)
+        return model(batch)
+
+    def _fit_static(self, z: np.ndarray) -> None:
+        p = self.params
+        if self.method == "pca":
+            self.model = PcaModel.fit(z, p.pca_variance)
+        elif self.method == "isolation_forest":
+            self.model = IsolationForestModel.fit(z, p.n_estimators, p.seed)
+        else:
+            self.model = None  # zscore needs only the standardiser
+
+    # -- calibration and scoring --------------------------------------------------------------
+    def _calibrate(self, frames: list[np.ndarray]) -> Calibration:
+        p = self.params
+        if self.method == "zscore":
+            return Calibration(threshold=p.z_threshold)
+        if self.method in FORECASTING_METHODS:
+            residuals = []
+            for z in frames:
+                n_fit = _fit_rows(len(z), p.calibration_fraction)
+                r = self.forecast_residuals(z)[n_fit:]
+                residuals.append(r[np.isfinite(r).all(axis=1)])
+            pooled = np.concatenate(residuals)
+            if len(pooled) < 10:
+                raise ValueError(f"only {len(pooled)} calibration residuals: give a longer training frame")
+            residual_model = ResidualModel.fit(pooled)
+            raw_scores = [
+                _smooth(residual_model.distance(np.nan_to_num(r)), p.smooth)[_first_scored(r):] for r in residuals
+            ]
+            calibration_scores = np.concatenate(raw_scores)
+            return Calibration(threshold=_threshold(calibration_scores, p), residual_model=residual_model)
+        raw_scores = [_smooth(self.model.raw_score(z), p.smooth) for z in frames]
+        return Calibration(threshold=_threshold(np.concatenate(raw_scores), p))
+
+    @torch.no_grad()
+    def forecast_residuals(self, z: np.ndarray) -> np.ndarray:
+        """Residual of the one forecast of each step ``[T, C]`` (NaN for the first ``seq_len`` steps)."""
+        p = self.params
+        residuals = np.full(z.shape, np.nan, dtype=np.float64)
+        starts = list(range(p.seq_len, len(z) - p.horizon + 1, p.horizon))
+        if starts and starts[-1] + p.horizon < len(z):
+            starts.append(len(z) - p.horizon)  # cover the tail with one overlapping window
+        if not starts:
+            return residuals
+        self.model.eval()
+        contexts = np.stack([z[s - p.seq_len : s].T for s in starts])
+        forecasts = []
+        for begin in range(0, len(contexts), 64):
+            batch = torch.from_numpy(contexts[begin : begin + 64])
+            forecasts.append(self._forward(self.model, batch).numpy())
+        forecast = np.concatenate(forecasts)  # [W, C, H]
+        for s, f in zip(starts, forecast):
+            residuals[s : s + p.horizon] = z[s : s + p.horizon] - f.T
+        return residuals
+
+    def raw_scores(self, df: pd.DataFrame) -> np.ndarray:
+        """Smoothed scores before division by the threshold."""
+        self._require_fitted()
+        _check_frame(df, self.columns, "frame to score")
+        z = self.standardizer.transform(df.to_numpy(dtype=np.float64))
+        if self.method == "zscore":
+            raw = np.abs(z).max(axis=1)
+        elif self.method in FORECASTING_METHODS:
+            residuals = self.forecast_residuals(z)
+            raw = self.calibration.residual_model.distance(np.nan_to_num(residuals))
+            raw[~np.isfinite(residuals).all(axis=1)] = 0.0  # no forecast yet: no evidence either way
+        else:
+            raw = self.model.raw_score(z)
+        return _smooth(raw, self.params.smooth)
+
+    def score(self, df: pd.DataFrame) -> pd.Series:
+        return pd.Series(self.raw_scores(df) / self.calibration.threshold, index=df.index, name="score")
+
+    def predict(self, df: pd.DataFrame) -> pd.Series:
+        scores = self.score(df).to_numpy()
+        alarms = hysteresis_alarms(scores, release_ratio=self.params.release_ratio, min_duration=self.params.min_duration)
+        return pd.Series(alarms, index=df.index, name="anomaly")
+
+    # -- bookkeeping --------------------------------------------------------------------------
+    def trainable_parameters(self) -> int:
+        if isinstance(self.model, nn.Module):
+            return sum(q.numel() for q in self.model.parameters() if q.requires_grad)
+        return 0
+
+    def _require_fitted(self) -> None:
+        if self.standardizer is None or self.calibration is None:
+            raise RuntimeError("AnomalyDetector is not fitted: call fit(train_df) first")
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``detector.json`` and ``weights.safetensors`` into the folder ``path``."""
+        from safetensors.numpy import save_file
+
+        self._require_fitted()
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, np.ndarray] = {
+            "standardizer.mean": self.standardizer.mean, "standardizer.std": self.standardizer.std,
+        }
+        if self.calibration.residual_model is not None:
+            arrays["residual.scale"] = self.calibration.residual_model.scale
+            arrays["residual.precision"] = self.calibration.residual_model.precision
+        if isinstance(self.model, nn.Module):
+            state = self.model.trunk.trainable_state_dict() if self.method == "reprogram" else self.model.state_dict()
+            if self.method == "reprogram":
+                state = {f"trunk.{k}": v for k, v in state.items()}
+                state.update({f"head.{k}": v for k, v in self.model.head.state_dict().items()})
+            arrays.update({f"model.{k}": v.detach().cpu().numpy() for k, v in state.items()})
+        elif self.model is not None:
+            arrays.update({f"model.{k}": v for k, v in self.model.arrays().items()})
+        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(folder / "weights.safetensors"))
+        meta = {
+            "method": self.method, "params": asdict(self.params), "columns": self.columns,
+            "threshold": self.calibration.threshold, "format": 1,
+        }
+        (folder / "detector.json").write_text(json.dumps(meta, indent=2))
+        return folder
+
+    @classmethod
+    def load(cls, path: str | Path) -> "AnomalyDetector":
+        from safetensors.numpy import load_file
+
+        folder = Path(path)
+        meta_path = folder / "detector.json"
+        if not meta_path.exists():
+            raise FileNotFoundError(f"{folder} has no detector.json: not a saved AnomalyDetector")
+        meta = json.loads(meta_path.read_text())
+        arrays = load_file(str(folder / "weights.safetensors"))
+        detector = cls(meta["method"], **meta["params"])
+        detector.columns = list(meta["columns"])
+        detector.standardizer = Standardizer(arrays["standardizer.mean"], arrays["standardizer.std"])
+        residual = None
+        if "residual.scale" in arrays:
+            residual = ResidualModel(arrays["residual.scale"], arrays["residual.precision"])
+        detector.calibration = Calibration(threshold=float(meta["threshold"]), residual_model=residual)
+        model_arrays = {k.removeprefix("model."): v for k, v in arrays.items() if k.startswith("model.")}
+        if detector.method in FORECASTING_METHODS:
+            detector.model = detector._build_forecaster(len(detector.columns))
+            tensors = {k: torch.from_numpy(v.copy()) for k, v in model_arrays.items()}
+            if detector.method == "reprogram":
+                detector.model.trunk.load_trainable_state_dict(
+                    {k.removeprefix("trunk."): v for k, v in tensors.items() if k.startswith("trunk.")}
+                )
+                detector.model.head.load_state_dict({k.removeprefix("head."): v for k, v in tensors.items() if k.startswith("head.")})
+            else:
+                detector.model.load_state_dict(tensors)
+            detector.model.eval()
+        elif detector.method == "pca":
+            detector.model = PcaModel.from_arrays(model_arrays)
+        elif detector.method == "isolation_forest":
+            detector.model = IsolationForestModel.from_arrays(model_arrays, detector.params.n_estimators, detector.params.seed)
+        return detector
+
+
+# -- static baselines -----------------------------------------------------------------------------
+@dataclass
+class PcaModel:
+    """Hotelling T² and Q statistics; the score is the larger of the two over its training 99 % level."""
+
+    components: np.ndarray  # [k, C]
+    eigenvalues: np.ndarray  # [k]
+    t2_level: float
+    q_level: float
+
+    @classmethod
+    def fit(cls, z: np.ndarray, variance: float) -> "PcaModel":
+        from sklearn.decomposition import PCA
+
+        pca = PCA(n_components=variance, svd_solver="full").fit(z)
+        model = cls(pca.components_, pca.explained_variance_, 1.0, 1.0)
+        t2, q = model.statistics(z)
+        model.t2_level, model.q_level = float(np.quantile(t2, 0.99)), float(max(np.quantile(q, 0.99), 1e-9))
+        return model
+
+    def statistics(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        scores = z @ self.components.T  # data is standardised, so its training mean is ~0
+        t2 = np.sum(scores**2 / self.eigenvalues, axis=1)
+        q = np.sum((z - scores @ self.components) ** 2, axis=1)
+        return t2, q
+
+    def raw_score(self, z: np.ndarray) -> np.ndarray:
+        t2, q = self.statistics(z)
+        return np.maximum(t2 / self.t2_level, q / self.q_level)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "components": self.components, "eigenvalues": self.eigenvalues,
+            "levels": np.array([self.t2_level, self.q_level]),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "PcaModel":
+        levels = arrays["levels"]
+        return cls(arrays["components"], arrays["eigenvalues"], float(levels[0]), float(levels[1]))
+
+
+@dataclass
+class IsolationForestModel:
+    """scikit-learn IsolationForest; saved as its (small) training set + seed, refitted on load.
+
+    Refitting with the same data and ``random_state`` rebuilds identical trees, which avoids pickle.
+    """
+
+    training: np.ndarray
+    forest: object
+    typical: float = 0.0
+
+    @classmethod
+    def fit(cls, z: np.ndarray, n_estimators: int, seed: int) -> "IsolationForestModel":
+        from sklearn.ensemble import IsolationForest
+
+        forest = IsolationForest(n_estimators=n_estimators, random_state=seed).fit(z)
+        model = cls(training=z, forest=forest)
+        model.typical = float(np.median(model.raw_score(z)))
+        return model
+
+    def raw_score(self, z: np.ndarray) -> np.ndarray:
+        # Excess isolation over the typical training point, so "margin * quantile" scales the excess
+        # (the raw IF score sits near 0.5 for every point and a margin would push it out of range).
+        return -self.forest.score_samples(z) - self.typical
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"training": self.training}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], n_estimators: int, seed: int) -> "IsolationForestModel":
+        return cls.fit(arrays["training"], n_estimators, seed)
+
+
+# -- helpers --------------------------------------------------------------------------------------
+def forecast_windows(z: np.ndarray, seq_len: int, horizon: int, step: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Sliding (context, target) pairs: ``[N, C, seq_len]`` and ``[N, C, horizon]`` float32."""
+    starts = range(seq_len, len(z) - horizon + 1, step)
+    if len(starts) == 0:
+        channels = z.shape[1]
+        return np.zeros((0, channels, seq_len), np.float32), np.zeros((0, channels, horizon), np.float32)
+    x = np.stack([z[s - seq_len : s].T for s in starts]).astype(np.float32)
+    y = np.stack([z[s : s + horizon].T for s in starts]).astype(np.float32)
+    return x, y
+
+
+def hysteresis_alarms(scores: np.ndarray, *, release_ratio: float, min_duration: int) -> np.ndarray:
+    """Alarm after ``min_duration`` steps >= 1, clear after ``min_duration`` steps < ``release_ratio``.
+
+    Causal: the alarm starts at the step that confirms it (no back-filling of the run).
+    """
+    alarms = np.zeros(len(scores), dtype=bool)
+    active, above, below = False, 0, 0
+    for t, value in enumerate(scores):
+        if not active:
+            above = above + 1 if value >= 1.0 else 0
+            if above >= min_duration:
+                active, below = True, 0
+        else:
+            below = below + 1 if value < release_ratio else 0
+            if below >= min_duration:
+                active, above = False, 0
+        alarms[t] = active
+    return alarms
+
+
+def _smooth(values: np.ndarray, window: int) -> np.ndarray:
+    if window <= 1:
+        return np.asarray(values, dtype=np.float64)
+    return pd.Series(values).rolling(window, min_periods=1).mean().to_numpy()
+
+
+def _threshold(scores: np.ndarray, p: DetectorParams) -> float:
+    finite = scores[np.isfinite(scores)]
+    if len(finite) == 0:
+        raise ValueError("no finite calibration scores")
+    return float(max(p.margin * np.quantile(finite, p.quantile), 1e-9))
+
+
+def _fit_rows(n_rows: int, calibration_fraction: float) -> int:
+    return int(math.floor(n_rows * (1.0 - calibration_fraction)))
+
+
+def _first_scored(residuals: np.ndarray) -> int:
+    finite = np.isfinite(residuals).all(axis=1)
+    return int(np.argmax(finite)) if finite.any() else len(residuals)
+
+
+def _check_frame(df: pd.DataFrame, columns: list[str] | None, what: str) -> list[str]:
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"{what}: expected a pandas DataFrame, got {type(df).__name__}")
+    if not isinstance(df.index, pd.DatetimeIndex):
+        raise TypeError(f"{what}: expected a DatetimeIndex, got {type(df.index).__name__}")
+    non_numeric = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
+    if non_numeric:
+        raise TypeError(f"{what}: columns {non_numeric} are not numeric (one numeric column per sensor)")
+    if df.isna().any().any():
+        bad = df.columns[df.isna().any()].tolist()
+        raise ValueError(f"{what}: columns {bad} contain NaN; fill or drop them first")
+    if columns is not None and list(df.columns) != columns:
+        raise ValueError(f"{what}: columns {list(df.columns)} differ from the training columns {columns}")
+    return [str(c) for c in df.columns]
