@@ -29,6 +29,8 @@ class Misbehaviour:
     status: int = 500
     retry_after: str | None = None
     hang_s: float = 0.0  # sleep before answering: longer than the sender's timeout is a timeout
+    accept_first: bool = False  # record the event, then hang/fail: the sender cannot know it arrived
+    before_answer: Callable[[tuple[str, int]], None] | None = None  # called with the sender's address
 
 
 @dataclass(slots=True)
@@ -64,12 +66,15 @@ def _handler_for(state: ReceiverState) -> type[BaseHTTPRequestHandler]:
 
         def _answer(self, status: int, text: str = "", headers: dict[str, str] | None = None) -> None:
             body = text.encode()
-            self.send_response(status)
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the sender gave up (timeout) or died: nothing to answer
 
         def do_POST(self) -> None:  # noqa: N802 - http.server naming
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -86,21 +91,29 @@ def _handler_for(state: ReceiverState) -> type[BaseHTTPRequestHandler]:
                 return
             message_id = self.headers["webhook-id"]
             if state.misbehave is not None and (plan := state.misbehave(message_id, body, number)) is not None:
+                if plan.accept_first:
+                    self._accept(message_id, body)
+                if plan.before_answer is not None:
+                    plan.before_answer(self.client_address)
                 if plan.hang_s:
                     time.sleep(plan.hang_s)
                 self._answer(plan.status, "scripted failure", {"Retry-After": plan.retry_after} if plan.retry_after else None)
                 return
+            received = self._accept(message_id, body)
+            self._answer(204 if received is not None else 200)
+
+        def _accept(self, message_id: str, body: dict) -> Received | None:
+            """Record the first delivery of an id; count later ones as duplicates (deduped)."""
             with state.lock:
                 if message_id in state.seen:
                     state.duplicates.append(message_id)
-                    received = None
-                else:
-                    state.seen.add(message_id)
-                    received = Received(message_id, time.time(), body)
-                    state.accepted.append(received)
-            if received is not None and state.on_accept is not None:
+                    return None
+                state.seen.add(message_id)
+                received = Received(message_id, time.time(), body)
+                state.accepted.append(received)
+            if state.on_accept is not None:
                 state.on_accept(received)
-            self._answer(204 if received is not None else 200)
+            return received
 
     return Handler
 
