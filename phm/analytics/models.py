@@ -29,7 +29,7 @@ class DetectorConfig(models.Model):
     sensors = models.ManyToManyField(Sensor, related_name="detectors")
     stride_s = models.FloatField(default=1.0, help_text="Scores are computed on a grid of this period (readings averaged per step).")
     window_s = models.FloatField(default=300.0, help_text="History before the first new step given to the detector as context.")
-    scoring_interval_s = models.FloatField(default=5.0, help_text="How often beat scores new data.")
+    scoring_interval_s = models.FloatField(default=1.0, help_text="How often beat scores new data (seconds).")
     max_chunk_steps = models.PositiveIntegerField(default=20_000, help_text="A backlog is scored in chunks of this many steps, in order.")
     threshold_kind = models.CharField(max_length=16, choices=ThresholdKind.choices, default=ThresholdKind.DETECTOR)
     threshold_value = models.FloatField(null=True, blank=True, help_text="For 'fixed'.")

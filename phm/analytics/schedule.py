@@ -2,7 +2,7 @@
 ``CELERY_BEAT_SCHEDULE`` (settings): ``CELERY_BEAT_SCHEDULE = {**BEAT_SCHEDULE}``.
 
 Intervals come from the environment so a plant can trade latency for load:
-``PHM_SCORING_TICK_S`` (default 2 s; each detector still scores at most every
+``PHM_SCORING_TICK_S`` (default 1 s; each detector still scores at most every
 ``scoring_interval_s``), ``PHM_WEBHOOK_TICK_S`` (default 2 s: retries and crashed claims),
 ``PHM_SHELVE_TICK_S`` (default 30 s).
 """
@@ -14,7 +14,7 @@ import os
 BEAT_SCHEDULE = {
     "analytics-score-due-detectors": {
         "task": "phm.analytics.tasks.score_due",
-        "schedule": float(os.environ.get("PHM_SCORING_TICK_S", 2.0)),
+        "schedule": float(os.environ.get("PHM_SCORING_TICK_S", 1.0)),
         "options": {"expires": 10},  # a tick that waited in a backlog is stale: the next one covers it
     },
     "alarms-deliver-webhooks": {
