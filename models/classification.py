@@ -144,6 +144,8 @@ class TrainingSettings:
     seed: int = 0
     # Stop at an epoch boundary once the next epoch would end past this many seconds.
     time_budget_s: float | None = None
+    # Cap on batches per epoch (drawn from a fresh shuffle each epoch): bounds CPU time on big sets.
+    max_steps_per_epoch: int | None = None
     # One thread: on the shared 2-core machine two threads ran 3-7x *slower* per batch (measured
     # 00:05 UTC, load average 13) because they fight other processes for the same cores.
     num_threads: int = 1
@@ -182,6 +184,8 @@ def train_network(
         raise ValueError("the network has no trainable parameters")
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=settings.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(x_all) / settings.batch_size))
+    if settings.max_steps_per_epoch is not None:
+        steps_per_epoch = min(steps_per_epoch, settings.max_steps_per_epoch)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=settings.learning_rate, total_steps=settings.epochs * steps_per_epoch, pct_start=0.2
     )
@@ -190,8 +194,8 @@ def train_network(
     started = time.perf_counter()
     for epoch in range(1, settings.epochs + 1):
         network.train()
-        order = torch.randperm(len(x_all), generator=generator)
-        total_loss = 0.0
+        order = torch.randperm(len(x_all), generator=generator)[: steps_per_epoch * settings.batch_size]
+        total_loss, seen = 0.0, 0
         for batch in order.split(settings.batch_size):
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(network(x_all[batch]), y_all[batch])
@@ -199,8 +203,9 @@ def train_network(
             torch.nn.utils.clip_grad_norm_(trainable, 5.0)
             optimizer.step()
             scheduler.step()
-            total_loss += float(loss) * len(batch)
-        train_loss = total_loss / len(x_all)
+            total_loss += loss.item() * len(batch)
+            seen += len(batch)
+        train_loss = total_loss / seen
         validation_loss = _evaluate_loss(network, loss_fn, validation, target_dtype) if validation else train_loss
         if validation_loss < best_loss:
             best_loss, log.best_epoch = validation_loss, epoch
@@ -238,7 +243,7 @@ def _evaluate_loss(
     for start in range(0, len(inputs), 256):
         x = torch.from_numpy(inputs[start : start + 256])
         y = torch.as_tensor(targets[start : start + 256], dtype=target_dtype)
-        total += float(loss_fn(network(x), y)) * len(x)
+        total += loss_fn(network(x), y).item() * len(x)
     return total / len(inputs)
 
 
@@ -250,10 +255,29 @@ def network_outputs(network: torch.nn.Module, inputs: np.ndarray, *, batch_size:
 
 
 def count_parameters(network: torch.nn.Module) -> tuple[int, int]:
-    """(trainable, total) parameter counts."""
+    """(trainable, total) parameter counts, including a frozen backbone the network holds outside
+    its module tree (the reprogramming trunk keeps it as a plain attribute)."""
     total = sum(p.numel() for p in network.parameters())
     trainable = sum(p.numel() for p in network.parameters() if p.requires_grad)
+    backbone = getattr(getattr(network, "trunk", None), "backbone", None)
+    if backbone is not None:
+        total += backbone.num_parameters()
+        trainable += sum(p.numel() for p in backbone.trainable_parameters())
     return trainable, total
+
+
+def persisted_state(network: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Weights worth writing: a network may expose ``persisted_state()`` to leave out a frozen backbone."""
+    getter = getattr(network, "persisted_state", None)
+    return getter() if callable(getter) else network.state_dict()
+
+
+def load_persisted_state(network: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    loader = getattr(network, "load_persisted_state", None)
+    if callable(loader):
+        loader(state)
+    else:
+        network.load_state_dict(state)
 
 
 # --------------------------------------------------------------------------------------------
@@ -387,7 +411,7 @@ class _NeuralMethod(_Method):
         return count_parameters(self.network)
 
     def state(self):  # type: ignore[override]
-        arrays = {f"network.{k}": v.detach().cpu().numpy() for k, v in self.network.state_dict().items()}
+        arrays = {f"network.{k}": v.detach().cpu().numpy() for k, v in persisted_state(self.network).items()}
         arrays["input_mean"], arrays["input_scale"] = self.input_mean, self.input_scale
         return arrays, {}
 
@@ -396,7 +420,7 @@ class _NeuralMethod(_Method):
         probe = self.representation(np.zeros((1, n_channels, window_length), dtype=np.float32))
         self.network = self.build(probe.shape[1], n_classes, probe.shape[2])
         state = {k.removeprefix("network."): torch.from_numpy(v.copy()) for k, v in arrays.items() if k.startswith("network.")}
-        self.network.load_state_dict(state)
+        load_persisted_state(self.network, state)
         self.network.eval()
 
 
@@ -418,6 +442,17 @@ class ResNetMethod(_NeuralMethod):
 
         torch.manual_seed(int(self.params.get("seed", 0)))
         return ResNet(n_inputs, n_classes)
+
+
+class ReprogramMethod(_NeuralMethod):
+    """Classification head on the reprogramming trunk; options in ``models.heads``."""
+
+    name = "reprogram"
+
+    def build(self, n_inputs, n_classes, input_length):  # type: ignore[override]
+        from models.heads import build_reprogram_classifier
+
+        return build_reprogram_classifier(n_channels=n_inputs, seq_len=input_length, n_classes=n_classes, params=self.params)
 
 
 # --------------------------------------------------------------------------------------------

@@ -37,7 +37,15 @@ import torch
 from safetensors.numpy import load_file as load_numpy_file
 from safetensors.numpy import save_file as save_numpy_file
 
-from models.classification import TrainingLog, TrainingSettings, count_parameters, network_outputs, train_network
+from models.classification import (
+    TrainingLog,
+    TrainingSettings,
+    count_parameters,
+    load_persisted_state,
+    network_outputs,
+    persisted_state,
+    train_network,
+)
 
 ProgressCallback = Callable[[dict[str, float]], None]
 CONFIG_FILE = "config.json"
@@ -280,7 +288,7 @@ class RULEstimator:
         network = self._check_fitted()
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
-        arrays = {f"network.{k}": v.detach().cpu().numpy() for k, v in _persisted_state(network).items()}
+        arrays = {f"network.{k}": v.detach().cpu().numpy() for k, v in persisted_state(network).items()}
         arrays.update({f"history.{k}": v for k, v in self._history.state().items()})
         save_numpy_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(folder / WEIGHTS_FILE))
         document = {
@@ -307,21 +315,7 @@ class RULEstimator:
         estimator._history.restore({k.removeprefix("history."): v for k, v in arrays.items() if k.startswith("history.")})
         estimator.network = _build_network(estimator.method, estimator.n_channels_, estimator.window, estimator._network_params())
         state = {k.removeprefix("network."): torch.from_numpy(v.copy()) for k, v in arrays.items() if k.startswith("network.")}
-        _load_persisted_state(estimator.network, state)
+        load_persisted_state(estimator.network, state)
         estimator.network.eval()
         estimator.training_log = TrainingLog(**document["training_log"])
         return estimator
-
-
-def _persisted_state(network: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Weights worth writing: a network may expose ``persisted_state()`` to skip a frozen backbone."""
-    getter = getattr(network, "persisted_state", None)
-    return getter() if callable(getter) else network.state_dict()
-
-
-def _load_persisted_state(network: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
-    loader = getattr(network, "load_persisted_state", None)
-    if callable(loader):
-        loader(state)
-    else:
-        network.load_state_dict(state)
