@@ -156,7 +156,9 @@ class Calibration:
 class AnomalyDetector:
     """See the module docstring."""
 
-    def __init__(self, method: str = "reprogram", **params: object) -> None:
+    def __init__(self, method: str = "reprogram", *, backbone: object | None = None, **params: object) -> None:
+        """``backbone``: an already loaded :class:`models.backbone.Backbone` to use instead of loading
+        one from ``backbone_source`` / ``num_layers`` (tests, or several detectors sharing one)."""
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
         self.method = method
@@ -166,7 +168,7 @@ class AnomalyDetector:
         self.calibration: Calibration | None = None
         self.model: object | None = None
         self.history: TrainHistory | None = None
-        self.backbone = None  # the loaded language model (reprogram only), shared on recalibrate
+        self.backbone = backbone  # the loaded language model (reprogram only), shared on recalibrate
 
     # -- fitting -------------------------------------------------------------------------------
     def fit(
@@ -376,7 +378,7 @@ class AnomalyDetector:
         return folder
 
     @classmethod
-    def load(cls, path: str | Path) -> "AnomalyDetector":
+    def load(cls, path: str | Path, *, backbone: object | None = None) -> "AnomalyDetector":
         from safetensors.numpy import load_file
 
         folder = Path(path)
@@ -385,7 +387,7 @@ class AnomalyDetector:
             raise FileNotFoundError(f"{folder} has no detector.json: not a saved AnomalyDetector")
         meta = json.loads(meta_path.read_text())
         arrays = load_file(str(folder / "weights.safetensors"))
-        detector = cls(meta["method"], **meta["params"])
+        detector = cls(meta["method"], backbone=backbone, **meta["params"])
         detector.columns = list(meta["columns"])
         detector.standardizer = Standardizer(arrays["standardizer.mean"], arrays["standardizer.std"])
         residual = None

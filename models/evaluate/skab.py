@@ -143,11 +143,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m models.evaluate skab", description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=shared_data_dir() / "skab", help="SKAB folder")
     parser.add_argument("--groups", nargs="*", default=None, help="sub-folders to use (default: all labelled)")
+    parser.add_argument("--files", type=int, default=None, help="use only the first N files (layer studies)")
     parser.add_argument("--only", nargs="*", default=None, help="methods or labels to run (default: all)")
     parser.add_argument("--layers", type=int, default=6, help="backbone layers kept for reprogram (default 6 of 30)")
     parser.add_argument("--layer-study", type=int, nargs="*", default=[], help="extra reprogram rows with these layer counts")
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--max-steps", type=int, default=None, help="cap on optimiser steps per epoch")
+    parser.add_argument("--max-steps", type=int, default=10, help="cap on optimiser steps per epoch (batches of 32; CPU budget)")
     parser.add_argument("--seq-len", type=int, default=48)
     parser.add_argument("--horizon", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
@@ -167,6 +168,8 @@ def main(argv: list[str]) -> int:
     except FileNotFoundError as error:
         print(f"skab: {error}", file=sys.stderr)
         return 2
+    if args.files is not None:
+        experiments = experiments[: args.files]
     started = time.perf_counter()
     load = os.getloadavg()[0]
     log(f"SKAB: {len(experiments)} files from {args.data}; load average {load:.1f} on {os.cpu_count()} cores")
