@@ -5,8 +5,8 @@
 For SQLite (WAL, fresh file) and PostgreSQL (a fresh database on the local server), with 1 and
 with 100 tags per message (QoS 1), it measures
 
-* **max**: points/s when publishing as fast as one Python publisher can, from the first publish
-  to the commit of the last row;
+* **max**: points/s when one Python publisher (a separate process, like a real device)
+  publishes as fast as it can, from the first publish to the commit of the last row;
 * **paced**: publishing at ``--rate`` points/s for ``--seconds``, the latency from each
   message's publish to the commit of its rows (p50/p99) and the rate actually stored;
 * **baseline**: ``ingest_readings`` on the same readings without MQTT, in the same run (the
@@ -36,7 +36,39 @@ sys.path.insert(0, str(ROOT))
 PG_ADMIN_URL = os.environ.get("PHM_BENCH_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/postgres")
 PG_BENCH_DB = "phm_bench_connectors"
 N_SENSORS = 100
-BROKER = ("127.0.0.1", 1883)
+BROKER = ["127.0.0.1", 1883]
+# Mosquitto's default max_queued_messages (1000 per client) drops QoS 1 messages for a
+# subscriber that falls behind a burst; a plant broker for a historian link is configured
+# without that cap, and so is the private broker this bench starts (the shared one is left alone).
+PRIVATE_BROKER_CONF = """listener {port} 127.0.0.1
+allow_anonymous true
+persistence false
+max_queued_messages 0
+max_inflight_messages 100
+set_tcp_nodelay true
+"""
+
+
+def start_private_broker(workdir: Path):
+    import shutil
+    import subprocess
+
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(PRIVATE_BROKER_CONF.format(port=port))
+    process = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return process, port
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("private mosquitto did not start")
 
 
 def configure_django(sqlite_path: Path, with_postgres: bool) -> None:
@@ -80,7 +112,7 @@ class TimingSink:
 
     def write_readings(self, readings):
         result = self.wrapped.write_readings(readings)
-        now = time.perf_counter()
+        now = time.time()  # wall clock: the publisher is another process
         with self.lock:
             for reading in readings:
                 self.committed[(reading.sensor, reading.ts)] = now
@@ -93,27 +125,61 @@ class TimingSink:
         return self.wrapped.write_images(records)
 
 
-def messages_for(tags: list[str], tags_per_message: int, n_points: int, start: datetime):
-    """(topic suffix, payload bytes, keys) per message; every (sensor, ts) is new."""
-    out = []
+def message_keys(tags_per_message: int, index: int, start: datetime, tags: list[str]) -> tuple[str, list[tuple[str, datetime]]]:
+    """Topic suffix and (sensor, ts) keys of message ``index``; every (sensor, ts) is new."""
     if tags_per_message == 1:
-        for i in range(n_points):
-            tag = tags[i % len(tags)]
-            ts = start + timedelta(milliseconds=i // len(tags))
-            payload = json.dumps({"ts": ts.isoformat(), "value": float(i % 1000)}).encode()
-            out.append((tag, payload, [(f"M-1.{tag}", ts)]))
-    else:
-        chosen = tags[:tags_per_message]
-        for i in range(n_points // tags_per_message):
-            ts = start + timedelta(milliseconds=i)
-            payload = json.dumps({"ts": ts.isoformat(), "values": {tag: float(i % 1000) for tag in chosen}}).encode()
-            out.append(("bulk", payload, [(f"M-1.{tag}", ts) for tag in chosen]))
-    return out
+        tag = tags[index % len(tags)]
+        return tag, [(f"M-1.{tag}", start + timedelta(milliseconds=index // len(tags)))]
+    ts = start + timedelta(milliseconds=index)
+    return "bulk", [(f"M-1.{tag}", ts) for tag in tags[:tags_per_message]]
+
+
+def publish_messages(argv: list[str]) -> int:
+    """Child process: publish the messages, paced or flat out, and write each publish time
+    (wall clock: parent and child share the machine's clock) to a JSON file."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    prefix, tags_per_message, n_messages, rate, start_iso, out, port = argv
+    BROKER[1] = int(port)
+    tags_per_message, n_messages, rate = int(tags_per_message), int(n_messages), float(rate)
+    start = datetime.fromisoformat(start_iso)
+    tags = [f"S{i:03d}" for i in range(N_SENSORS)]
+    payloads = []
+    for index in range(n_messages):
+        suffix, keys = message_keys(tags_per_message, index, start, tags)
+        if tags_per_message == 1:
+            body = {"ts": keys[0][1].isoformat(), "value": float(index % 1000)}
+        else:
+            body = {"ts": keys[0][1].isoformat(), "values": {tag: float(index % 1000) for tag in tags[:tags_per_message]}}
+        payloads.append((f"{prefix}/{suffix}", json.dumps(body).encode()))
+    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}")
+    client.on_socket_open = lambda c, u, sock: sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.connect(*BROKER)
+    client.loop_start()
+    interval = tags_per_message / rate if rate > 0 else 0.0
+    times = []
+    infos = []
+    began = time.perf_counter()
+    for index, (topic, payload) in enumerate(payloads):
+        if interval:
+            delay = began + index * interval - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        times.append(time.time())
+        infos.append(client.publish(topic, payload, qos=1))
+    for info in infos:
+        info.wait_for_publish(120)
+    client.disconnect()
+    client.loop_stop()
+    Path(out).write_text(json.dumps(times))
+    return 0
 
 
 def run_case(alias: str, tags: list[str], tags_per_message: int, n_points: int, rate: float | None, start: datetime) -> dict:
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
+    import subprocess
 
     from connectors.mqtt import BrokerConfig, MqttJsonConnector, TopicMapping
     from phm.telemetry.models import Reading as ReadingRow
@@ -125,7 +191,7 @@ def run_case(alias: str, tags: list[str], tags_per_message: int, n_points: int, 
     connector = MqttJsonConnector(
         f"bench-{alias}",
         sink,
-        BrokerConfig(client_id=f"bench-{uuid.uuid4().hex[:8]}", clean_session=True, flush_interval=0.02, max_batch=20_000),
+        BrokerConfig(host=BROKER[0], port=BROKER[1], client_id=f"bench-{uuid.uuid4().hex[:8]}", clean_session=True, flush_interval=0.02, max_batch=20_000),
         [TopicMapping(topic=f"{prefix}/+", tag=template)],
     )
     stop = threading.Event()
@@ -136,54 +202,41 @@ def run_case(alias: str, tags: list[str], tags_per_message: int, n_points: int, 
         if time.monotonic() > deadline:
             raise RuntimeError("connector did not connect to the broker")
         time.sleep(0.02)
-
-    messages = messages_for(tags, tags_per_message, n_points, start)
-    published: dict[tuple[str, datetime], float] = {}
-    publisher = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}")
-    publisher.on_socket_open = lambda client, userdata, sock: sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    publisher.max_inflight_messages_set(1000)
-    publisher.max_queued_messages_set(0)
-    publisher.connect(*BROKER)
-    publisher.loop_start()
-    interval = tags_per_message / rate if rate else 0.0
-    began = time.perf_counter()
-    infos = []
-    for index, (suffix, payload, keys) in enumerate(messages):
-        if interval:
-            due = began + index * interval
-            delay = due - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-        now = time.perf_counter()
-        for key in keys:
-            published[key] = now
-        infos.append(publisher.publish(f"{prefix}/{suffix}", payload, qos=1))
-    for info in infos:
-        info.wait_for_publish(60)
-    publish_done = time.perf_counter()
-    total_points = sum(len(keys) for _, _, keys in messages)
-    deadline = time.monotonic() + 120
-    while len(sink.committed) < total_points and time.monotonic() < deadline:
+    n_messages = n_points // tags_per_message
+    times_file = Path(tempfile.mkstemp(suffix=".json")[1])
+    began = time.time()
+    publisher = subprocess.Popen(
+        [sys.executable, __file__, "--publish", prefix, str(tags_per_message), str(n_messages), str(rate or 0), start.isoformat(), str(times_file), str(BROKER[1])]
+    )
+    total_points = n_messages * tags_per_message
+    deadline = time.monotonic() + 300
+    while (len(sink.committed) < total_points or publisher.poll() is None) and time.monotonic() < deadline:
         time.sleep(0.01)
+    publisher.wait(60)
     stop.set()
     thread.join(30)
-    publisher.disconnect()
-    publisher.loop_stop()
-    last_commit = max(sink.committed.values()) if sink.committed else float("nan")
+    publish_times = json.loads(times_file.read_text())
+    times_file.unlink()
+    published: dict[tuple[str, datetime], float] = {}
+    for index, when in enumerate(publish_times):
+        for key in message_keys(tags_per_message, index, start, tags)[1]:
+            published[key] = when
     latencies = sorted(sink.committed[k] - published[k] for k in published if k in sink.committed)
+    last_commit = max(sink.committed.values()) if sink.committed else float("nan")
     end = start + timedelta(days=1)
     stored = ReadingRow.objects.using(alias).filter(sensor__tag__startswith="M-1.", ts__gte=start, ts__lt=end).count()
     status = connector.status()
+    first_publish = publish_times[0] if publish_times else began
     return {
         "engine": alias,
         "tags_per_message": tags_per_message,
         "mode": "paced" if rate else "max",
         "target_points_per_s": rate,
-        "messages": len(messages),
+        "messages": n_messages,
         "points_published": total_points,
         "points_stored": stored,
-        "publish_points_per_s": round(total_points / (publish_done - began)),
-        "stored_points_per_s": round(len(sink.committed) / (last_commit - began)),
+        "publish_points_per_s": round(total_points / max(publish_times[-1] - first_publish, 1e-9)) if publish_times else None,
+        "stored_points_per_s": round(len(sink.committed) / (last_commit - first_publish)),
         "latency_p50_ms": round(1000 * statistics.median(latencies), 1) if latencies else None,
         "latency_p99_ms": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 1) if latencies else None,
         "rejected": status.rejected,
@@ -213,17 +266,33 @@ def broker_up() -> bool:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--publish"]:
+        return publish_messages(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=100_000, help="points per max-rate case")
     parser.add_argument("--rate", type=float, default=20_000, help="points/s for the paced cases")
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each paced case")
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--tags", default="1,100", help="tags per message, comma separated")
+    parser.add_argument("--shared-broker", action="store_true", help="use the broker on 1883 (default: start a private one)")
     args = parser.parse_args(argv)
-    if not broker_up():
-        print("no MQTT broker on 127.0.0.1:1883 (mosquitto -d -c /etc/mosquitto/mosquitto.conf)")
-        return 2
     workdir = Path(tempfile.mkdtemp(prefix="phm-bench-connectors-"))
+    broker_process = None
+    if args.shared_broker:
+        if not broker_up():
+            print("no MQTT broker on 127.0.0.1:1883 (mosquitto -d -c /etc/mosquitto/mosquitto.conf)")
+            return 2
+    else:
+        broker_process, BROKER[1] = start_private_broker(workdir)
+    try:
+        return run_all(args, workdir)
+    finally:
+        if broker_process is not None:
+            broker_process.terminate()
+            broker_process.wait(10)
+
+
+def run_all(args, workdir: Path) -> int:
     with_pg = not args.skip_postgres
     if with_pg:
         try:
@@ -262,9 +331,21 @@ def main(argv: list[str]) -> int:
             f"{r['stored_points_per_s']:>13,}{r['latency_p50_ms'] or 0:>8.1f}{r['latency_p99_ms'] or 0:>9.1f}"
             f"{r['baseline_ingest_per_s']:>11,}{r['ratio_to_baseline']:>7.2f}"
         )
+    print(f"broker: {'shared 127.0.0.1:1883' if args.shared_broker else 'private mosquitto (max_queued_messages 0)'}; load average {os.getloadavg()}")
     out = ROOT / "bench" / "results" / "connectors.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"when": datetime.now(UTC).isoformat(), "results": results, "baselines": baselines}, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "when": datetime.now(UTC).isoformat(),
+                "broker": "shared" if args.shared_broker else "private mosquitto, max_queued_messages 0",
+                "load_average": os.getloadavg(),
+                "results": results,
+                "baselines": baselines,
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {out}")
     if with_pg:
         connections.close_all()

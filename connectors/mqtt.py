@@ -205,6 +205,10 @@ class TopicMapping:
         return cls(**config)
 
 
+TOPIC_CACHE_SIZE = 100_000
+TAG_CACHE_SIZE = 1_000_000
+
+
 class PayloadProblem(ValueError):
     """One message (or one value in it) that cannot become a reading; the text says why."""
 
@@ -217,15 +221,23 @@ class MqttJsonConnector(MqttConnector):
         if not mappings:
             raise ValueError("an MQTT JSON connector needs at least one topic mapping")
         self.mappings = list(mappings)
+        # Hot-path caches (a plant has a bounded set of topics and keys): matching a topic
+        # against filters and formatting a tag template cost more than the rest of a message.
+        self._mapping_cache: dict[str, TopicMapping | None] = {}
+        self._tag_cache: dict[tuple[int, str, str | None], str] = {}
 
     def subscriptions(self) -> list[tuple[str, int]]:
         return [(m.topic, self.broker.qos) for m in self.mappings]
 
     def mapping_for(self, topic: str) -> TopicMapping | None:
-        for mapping in self.mappings:
-            if mqtt.topic_matches_sub(mapping.topic, topic):
-                return mapping
-        return None
+        try:
+            return self._mapping_cache[topic]
+        except KeyError:
+            pass
+        found = next((m for m in self.mappings if mqtt.topic_matches_sub(m.topic, topic)), None)
+        if len(self._mapping_cache) < TOPIC_CACHE_SIZE:
+            self._mapping_cache[topic] = found
+        return found
 
     def handle_message(self, topic: str, payload: bytes, received_at: datetime) -> list[Reading]:
         mapping = self.mapping_for(topic)
@@ -289,16 +301,27 @@ class MqttJsonConnector(MqttConnector):
         return int(raw)
 
     def _reading(self, mapping: TopicMapping, topic: str, key: str | None, value: object, ts: datetime, quality: int) -> Reading:
-        if isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, (int, float)):
-            raise PayloadProblem(f"value {value!r} is not a number")
-        number = float(value) * mapping.scale + mapping.offset
+        kind = type(value)
+        if kind is not float and kind is not int:
+            if kind is bool:
+                value = float(value)
+            else:
+                raise PayloadProblem(f"value {value!r} is not a number")
+        number = value * mapping.scale + mapping.offset if (mapping.scale != 1.0 or mapping.offset) else float(value)
         if not math.isfinite(number):
             raise PayloadProblem(f"value {value!r} is not finite")
         return Reading(self._tag(mapping, topic, key), ts, number, quality)
 
     def _tag(self, mapping: TopicMapping, topic: str, key: str | None) -> str:
+        cache_key = (id(mapping), topic, key)
+        tag = self._tag_cache.get(cache_key)
+        if tag is None:
+            tag = self._format_tag(mapping, topic, key)
+            if len(self._tag_cache) < TAG_CACHE_SIZE:
+                self._tag_cache[cache_key] = tag
+        return tag
+
+    def _format_tag(self, mapping: TopicMapping, topic: str, key: str | None) -> str:
         template = mapping.tag or ("{topic}" if key is None else "{topic}.{key}")
         try:
             tag = template.format(topic=topic.replace("/", "."), levels=topic.split("/"), key=key)
