@@ -68,7 +68,7 @@ def setup_plant_and_detector(history_s: int) -> tuple[object, object, datetime]:
     readings, _ = simulator.generate(start, start + timedelta(seconds=history_s))
     prefix = f"{EQUIPMENT}."
     ingest_readings(readings=[r for r in readings if r.sensor.startswith(prefix)], channel="bench")
-    config = DetectorConfig.objects.create(equipment=pump, name="pca-bench", method="pca", params={"smooth": 1}, stride_s=1, window_s=10)
+    config = DetectorConfig.objects.create(equipment=pump, name="pca-bench", method="pca", params={"smooth": 1}, stride_s=1, window_s=10, off_delay_s=5)
     config.sensors.set(pump.sensors.all())
     job = training.start_training(config=config, train_start=start, train_end=start + timedelta(seconds=history_s))
     job = training.run_training(job_id=job.pk)
@@ -99,6 +99,32 @@ def wait_ready(log_path: Path, line: str, timeout_s: float = 120) -> None:
     raise SystemExit(f"{log_path.name} not ready:\n{log_path.read_text()[-2000:]}")
 
 
+def _seconds(simulator, start: datetime, seconds: int, prefix: str):
+    """The simulator's readings of one equipment in [start, start + seconds), grouped per second."""
+    readings, _ = simulator.generate(start, start + timedelta(seconds=seconds))
+    by_second: dict[datetime, list] = {}
+    for reading in readings:
+        if reading.sensor.startswith(prefix):
+            by_second.setdefault(reading.ts, []).append(reading)
+    return sorted(by_second.items())
+
+
+def _wait_cleared(config, *, timeout_s: float) -> bool:
+    """Wait until the scoring worker has caught up and the condition is no longer active."""
+    from phm.alarms.models import AlarmPoint
+    from phm.analytics.scoring import complete_until
+
+    deadline = time.monotonic() + timeout_s
+    horizon = complete_until(config=config, sensors=list(config.sensors.all()))
+    while time.monotonic() < deadline:
+        config.refresh_from_db()
+        point = AlarmPoint.objects.filter(equipment=config.equipment, source=config.alarm_source).first()
+        if config.scored_until is not None and config.scored_until >= horizon:
+            return point is None or not point.condition_active
+        time.sleep(0.2)
+    return False
+
+
 def latency_run(*, label: str, broker_url: str | None, simulator, config, sim_cursor: datetime, trials: int) -> tuple[dict, datetime]:
     from connectors.simulator import ScheduledFault
     from phm.alarms import services
@@ -121,35 +147,38 @@ def latency_run(*, label: str, broker_url: str | None, simulator, config, sim_cu
             wait_ready(log_dir / "worker.log", "ready.")
             wait_ready(log_dir / "beat.log", "beat: Starting")
             for trial in range(trials):
-                lead, fault_s, recover_s = 10, 40, 30
+                lead, fault_s = 10, 40
                 fault_start = sim_cursor + timedelta(seconds=lead)
                 fault = ScheduledFault(EQUIPMENT, "bearing_wear", fault_start, fault_start + timedelta(seconds=fault_s), severity=3.0)
                 simulator.set_faults([fault])
                 FaultInjection.objects.create(equipment=config.equipment, fault=fault.kind, start=fault.start, end=fault.end, severity=fault.severity, source="bench")
                 seen = len(receiver.state.accepted)
-                total = lead + fault_s + recover_s
-                readings, _ = simulator.generate(sim_cursor, sim_cursor + timedelta(seconds=total))
-                by_second: dict[datetime, list] = {}
-                for reading in readings:
-                    if reading.sensor.startswith(prefix):
-                        by_second.setdefault(reading.ts, []).append(reading)
-                for second in sorted(by_second):
+                # Paced stream (one simulated second per STEP_WALL_S) through the fault: this is what is timed.
+                for second, batch in _seconds(simulator, sim_cursor, lead + fault_s, prefix):
                     tick = time.monotonic()
-                    ingest_readings(readings=by_second[second], channel="bench")
+                    ingest_readings(readings=batch, channel="bench")
                     ingested_at[second] = time.time()
                     time.sleep(max(0.0, STEP_WALL_S - (time.monotonic() - tick)))
-                sim_cursor += timedelta(seconds=total)
-                # Allow the last webhook to arrive, then close the alarm so the next trial raises a new one.
-                deadline = time.monotonic() + 8
+                sim_cursor += timedelta(seconds=lead + fault_s)
+                deadline = time.monotonic() + 10
                 while len(receiver.state.accepted) == seen and time.monotonic() < deadline:
                     time.sleep(0.05)
                 new = receiver.state.accepted[seen:]
                 if not new:
                     missed += 1
                 for received in new:
-                    raised_at = datetime.fromisoformat(received.body["data"]["raised_at"].replace("Z", "+00:00"))
-                    if raised_at in ingested_at:
-                        latencies.append(received.received_at - ingested_at[raised_at])
+                    # event_at: the sample that (re-)activated the alarm, i.e. the first anomalous step.
+                    activated_at = datetime.fromisoformat(received.body["data"]["event_at"].replace("Z", "+00:00"))
+                    if activated_at in ingested_at:
+                        latencies.append(received.received_at - ingested_at[activated_at])
+                # Recovery (not timed): healthy data in bulk until the condition has cleared, then
+                # acknowledge, so the next trial raises a fresh alarm.
+                for _ in range(10):
+                    simulator.set_faults([])
+                    ingest_readings(readings=[r for _, batch in _seconds(simulator, sim_cursor, 120, prefix) for r in batch], channel="bench")
+                    sim_cursor += timedelta(seconds=120)
+                    if _wait_cleared(config, timeout_s=6):
+                        break
                 for alarm in Alarm.objects.filter(state__in=OPEN_STATES):
                     if alarm.state in (AlarmState.ACTIVE_UNACK, AlarmState.RTN_UNACK):
                         services.acknowledge(alarm_id=alarm.pk, comment="bench")
@@ -168,26 +197,37 @@ def latency_run(*, label: str, broker_url: str | None, simulator, config, sim_cu
 
 
 def throughput_run(*, events: int) -> dict:
+    """Deliver ``events`` queued alarm events to a receiver running in its own process (as a SCADA
+    gateway would), against a baseline of the same signed POSTs with no platform around them."""
+    import socket
+
     import requests
 
     from phm.alarms.delivery import DeliveryPolicy, deliver_due
     from phm.alarms.models import OutboxMessage, WebhookDelivery, WebhookEndpoint, new_webhook_secret
-    from phm.alarms.receiver import WebhookReceiver
     from phm.alarms.services import AlarmPolicy, Sample, evaluate_scores
     from phm.alarms.signing import signed_headers
     from phm.assets.models import Equipment
 
-    WebhookEndpoint.objects.all().delete()
-    equipment = list(Equipment.objects.order_by("tag"))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     secret = new_webhook_secret()
-    with WebhookReceiver(secret) as receiver:
-        WebhookEndpoint.objects.create(url=receiver.url, secret=secret)
+    receiver = subprocess.Popen(
+        [sys.executable, "-m", "phm.alarms.receiver", "--port", str(port), "--secret", secret],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert "listening" in receiver.stdout.readline()
+        url = f"http://127.0.0.1:{port}/hooks/scada"
+        WebhookEndpoint.objects.all().delete()
+        WebhookEndpoint.objects.create(url=url, secret=secret)
+        equipment = list(Equipment.objects.order_by("tag"))
         first_id = OutboxMessage.objects.order_by("-id").values_list("id", flat=True).first() or 0
         t0 = datetime.now(UTC) - timedelta(days=1)
-        per_point = 20  # raise / return pairs
-        points = max(1, events // per_point)
+        per_point = 20  # raise / return pairs per alarm point
         clock = time.perf_counter()
-        for i in range(points):
+        for i in range(max(1, events // per_point)):
             samples = [Sample(t0 + timedelta(seconds=k), s) for k, s in enumerate([2.0, 0.0] * (per_point // 2))]
             evaluate_scores(equipment=equipment[i % len(equipment)], source=f"bench:{i}", samples=samples, policy=AlarmPolicy(threshold=1.0))
         queue_s = time.perf_counter() - clock
@@ -197,15 +237,21 @@ def throughput_run(*, events: int) -> dict:
         result = deliver_due(worker="bench", policy=DeliveryPolicy(), max_seconds=600)
         platform_s = time.perf_counter() - clock
         delivered = WebhookDelivery.objects.filter(message__in=messages, status="delivered").count()
-        # Baseline: the same signed POSTs, same receiver, one keep-alive session, no database.
+        # Baseline: the same signed POSTs to the same receiver, one keep-alive session, no database.
         bodies = [(m.message_id + "-baseline", json.dumps(m.payload, separators=(",", ":"))) for m in messages]
         clock = time.perf_counter()
         with requests.Session() as session:
             for message_id, body in bodies:
-                session.post(receiver.url, data=body.encode(), headers=signed_headers(secret=secret, message_id=message_id, body=body), timeout=10).close()
+                session.post(url, data=body.encode(), headers=signed_headers(secret=secret, message_id=message_id, body=body), timeout=10).close()
         baseline_s = time.perf_counter() - clock
+    finally:
+        receiver.terminate()
+        output, _ = receiver.communicate(timeout=30)
+    received_ids = [json.loads(line)["webhook-id"] for line in output.splitlines() if line.startswith("{")]
+    platform_ids = [i for i in received_ids if not i.endswith("-baseline")]
     return {
-        "events": n, "delivered": delivered, "attempted": result.attempted, "duplicates_at_receiver": len(receiver.state.duplicates),
+        "events": n, "delivered": delivered, "attempted": result.attempted,
+        "received_by_receiver": len(platform_ids), "duplicates_at_receiver": len(platform_ids) - len(set(platform_ids)),
         "queue_events_per_s": round(n / queue_s, 1),
         "platform_events_per_s": round(n / platform_s, 1), "baseline_posts_per_s": round(n / baseline_s, 1),
         "platform_vs_baseline": round((n / platform_s) / (n / baseline_s), 3),

@@ -188,7 +188,7 @@ class WebhookEndpointViewSet(viewsets.ModelViewSet):
         }
         with transaction.atomic():
             message = services.enqueue_event(event_type=EventType.TEST, payload=payload, endpoints=[endpoint])
-            transaction.on_commit(services._kick_delivery)
+            transaction.on_commit(services.kick_delivery)
         return Response({"message_id": message.message_id, "event_type": "test", "status": "queued"}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses=s.WebhookDeliverySerializer(many=True))

@@ -16,13 +16,16 @@ import logging
 import os
 import random
 import socket
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import requests
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
@@ -86,28 +89,40 @@ def _due(now: datetime) -> Q:
     return Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now) | Q(status=DeliveryStatus.IN_FLIGHT, lease_until__lt=now)
 
 
-def claim_next(*, worker: str, policy: DeliveryPolicy, now: datetime | None = None, using: str = "default") -> WebhookDelivery | None:
-    """Claim the oldest due delivery whose predecessors (same endpoint and order key) are done."""
+def claim_batch(*, worker: str, policy: DeliveryPolicy, limit: int = 32, now: datetime | None = None,
+                using: str = "default") -> list[WebhookDelivery]:
+    """Claim up to ``limit`` due deliveries, oldest first, each with no open predecessor of the
+    same endpoint and order key (so one alarm's events never overtake each other). One
+    conditional UPDATE claims them; rows another worker took in between are simply not ours."""
     now = now or timezone.now()
     earlier_open = WebhookDelivery.objects.using(using).filter(
         endpoint=OuterRef("endpoint"), order_key=OuterRef("order_key"), pk__lt=OuterRef("pk"), status__in=_OPEN
     )
-    candidates = (
+    candidates = list(
         WebhookDelivery.objects.using(using)
         .filter(_due(now), endpoint__enabled=True)
         .exclude(Exists(earlier_open))
         .order_by("pk")
-        .values_list("pk", flat=True)[:16]
+        .values_list("pk", flat=True)[:limit]
     )
-    for pk in candidates:
-        claimed = (
-            WebhookDelivery.objects.using(using)
-            .filter(_due(now), pk=pk)
-            .update(status=DeliveryStatus.IN_FLIGHT, lease_until=now + timedelta(seconds=policy.lease_s), claimed_by=worker, attempts=F("attempts") + 1)
-        )
-        if claimed:
-            return WebhookDelivery.objects.using(using).select_related("message", "endpoint").get(pk=pk)
-    return None
+    if not candidates:
+        return []
+    lease_until = now + timedelta(seconds=policy.lease_s)
+    WebhookDelivery.objects.using(using).filter(_due(now), pk__in=candidates).update(
+        status=DeliveryStatus.IN_FLIGHT, lease_until=lease_until, claimed_by=worker, attempts=F("attempts") + 1
+    )
+    return list(
+        WebhookDelivery.objects.using(using)
+        .filter(pk__in=candidates, status=DeliveryStatus.IN_FLIGHT, claimed_by=worker, lease_until=lease_until)
+        .select_related("message", "endpoint")
+        .order_by("pk")
+    )
+
+
+def claim_next(*, worker: str, policy: DeliveryPolicy, now: datetime | None = None, using: str = "default") -> WebhookDelivery | None:
+    """Claim the oldest due delivery whose predecessors (same endpoint and order key) are done."""
+    claimed = claim_batch(worker=worker, policy=policy, limit=1, now=now, using=using)
+    return claimed[0] if claimed else None
 
 
 def retry_after_seconds(value: str | None, *, now: datetime) -> float | None:
@@ -132,9 +147,17 @@ class AttemptOutcome:
     next_attempt_at: datetime | None
 
 
-def send(delivery: WebhookDelivery, *, session: requests.Session, policy: DeliveryPolicy, worker: str,
-         rng: random.Random, using: str = "default") -> AttemptOutcome:
-    """Make one signed request for a claimed delivery and record what happened."""
+@dataclass(slots=True)
+class HttpResult:
+    started: datetime
+    duration_ms: float
+    status_code: int | None
+    error: str
+    retry_after: float | None
+
+
+def post(delivery: WebhookDelivery, *, session: requests.Session, policy: DeliveryPolicy) -> HttpResult:
+    """Sign and POST one claimed delivery (no database access: safe in a thread)."""
     message, endpoint = delivery.message, delivery.endpoint
     body = json.dumps(message.payload, separators=(",", ":"), ensure_ascii=False)
     started = timezone.now()
@@ -154,9 +177,15 @@ def send(delivery: WebhookDelivery, *, session: requests.Session, policy: Delive
         response.close()
     except requests.RequestException as exc:
         error = f"{type(exc).__name__}: {exc}"[:500]
-    duration_ms = (time.perf_counter() - clock) * 1000
-    outcome = _decide(delivery, status_code, retry_after, policy=policy, rng=rng)
-    _record(delivery, outcome, error=error, started=started, duration_ms=duration_ms, worker=worker, using=using)
+    return HttpResult(started, (time.perf_counter() - clock) * 1000, status_code, error, retry_after)
+
+
+def send(delivery: WebhookDelivery, *, session: requests.Session, policy: DeliveryPolicy, worker: str,
+         rng: random.Random, using: str = "default") -> AttemptOutcome:
+    """Make one signed request for a claimed delivery and record what happened."""
+    http = post(delivery, session=session, policy=policy)
+    outcome = _decide(delivery, http.status_code, http.retry_after, policy=policy, rng=rng)
+    _record(delivery, outcome, error=http.error, started=http.started, duration_ms=http.duration_ms, worker=worker, using=using)
     return outcome
 
 
@@ -181,6 +210,10 @@ def _record(delivery: WebhookDelivery, outcome: AttemptOutcome, *, error: str, s
         delivery=delivery, number=delivery.attempts, started_at=started, duration_ms=duration_ms, status_code=outcome.status_code,
         error=error, outcome=outcome.outcome, next_attempt_at=outcome.next_attempt_at, worker=worker,
     )
+    _update_delivery(delivery, outcome, error=error, started=started, worker=worker, using=using)
+
+
+def _update_delivery(delivery: WebhookDelivery, outcome: AttemptOutcome, *, error: str, started: datetime, worker: str, using: str) -> None:
     mine = WebhookDelivery.objects.using(using).filter(pk=delivery.pk, status=DeliveryStatus.IN_FLIGHT, claimed_by=worker)
     common = {"last_status_code": outcome.status_code, "last_error": error, "lease_until": None}
     if outcome.outcome == "delivered":
@@ -200,6 +233,32 @@ def _record(delivery: WebhookDelivery, outcome: AttemptOutcome, *, error: str, s
         mine.update(status=DeliveryStatus.PENDING, next_attempt_at=outcome.next_attempt_at, **common)
 
 
+def _record_batch(batch: list[WebhookDelivery], responses: list[HttpResult], outcomes: list[AttemptOutcome], *,
+                  worker: str, using: str) -> None:
+    """Record a batch in one transaction: the attempt rows in one insert, the (common) delivered
+    outcomes in one update, the rest one by one."""
+    with transaction.atomic(using=using):
+        DeliveryAttempt.objects.using(using).bulk_create([
+            DeliveryAttempt(
+                delivery=d, number=d.attempts, started_at=h.started, duration_ms=h.duration_ms, status_code=o.status_code,
+                error=h.error, outcome=o.outcome, next_attempt_at=o.next_attempt_at, worker=worker,
+            )
+            for d, h, o in zip(batch, responses, outcomes, strict=True)
+        ])
+        delivered_by_code: dict[int | None, list[int]] = {}
+        for d, o in zip(batch, outcomes, strict=True):
+            if o.outcome == "delivered":
+                delivered_by_code.setdefault(o.status_code, []).append(d.pk)
+        for code, pks in delivered_by_code.items():
+            # Even when a lease lapsed and another worker took one over, a 2xx is final.
+            WebhookDelivery.objects.using(using).filter(pk__in=pks).exclude(status=DeliveryStatus.DELIVERED).update(
+                status=DeliveryStatus.DELIVERED, delivered_at=timezone.now(), last_status_code=code, last_error="", lease_until=None
+            )
+        for d, h, o in zip(batch, responses, outcomes, strict=True):
+            if o.outcome != "delivered":
+                _update_delivery(d, o, error=h.error, started=h.started, worker=worker, using=using)
+
+
 @dataclass(slots=True)
 class DrainResult:
     attempted: int = 0
@@ -213,20 +272,41 @@ _COUNTER_FOR_OUTCOME = {"delivered": "delivered", "retry": "retrying", "dead": "
 
 
 def deliver_due(*, worker: str | None = None, max_seconds: float = 30.0, policy: DeliveryPolicy | None = None,
-                using: str = "default", rng: random.Random | None = None) -> DrainResult:
-    """Deliver due messages until none is left or ``max_seconds`` have passed."""
+                using: str = "default", rng: random.Random | None = None, batch_size: int | None = None,
+                concurrency: int | None = None) -> DrainResult:
+    """Deliver due messages until none is left or ``max_seconds`` have passed: claim a batch,
+    POST it over a small thread pool (one keep-alive session per thread), record the outcomes."""
     worker = worker or default_worker_name()
     policy = policy or DeliveryPolicy.from_settings()
     rng = rng or random.Random()
+    batch_size = batch_size or int(_setting("PHM_WEBHOOK_BATCH", 32))
+    concurrency = concurrency or int(_setting("PHM_WEBHOOK_CONCURRENCY", 8))
     result = DrainResult()
     deadline = time.monotonic() + max_seconds
-    with requests.Session() as session:  # keep-alive to each receiver across the drain
-        while time.monotonic() < deadline:
-            delivery = claim_next(worker=worker, policy=policy, using=using)
-            if delivery is None:
-                break
-            outcome = send(delivery, session=session, policy=policy, worker=worker, rng=rng, using=using)
-            result.attempted += 1
-            counter = _COUNTER_FOR_OUTCOME[outcome.outcome]
-            setattr(result, counter, getattr(result, counter) + 1)
+    local = threading.local()
+    sessions: list[requests.Session] = []
+
+    def post_in_thread(delivery: WebhookDelivery) -> HttpResult:
+        session = getattr(local, "session", None)
+        if session is None:
+            session = local.session = requests.Session()
+            sessions.append(session)
+        return post(delivery, session=session, policy=policy)
+
+    try:
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="webhook") as pool:
+            while time.monotonic() < deadline:
+                batch = claim_batch(worker=worker, policy=policy, limit=batch_size, using=using)
+                if not batch:
+                    break
+                responses = list(pool.map(post_in_thread, batch))
+                outcomes = [_decide(d, h.status_code, h.retry_after, policy=policy, rng=rng) for d, h in zip(batch, responses, strict=True)]
+                _record_batch(batch, responses, outcomes, worker=worker, using=using)
+                for outcome in outcomes:
+                    result.attempted += 1
+                    counter = _COUNTER_FOR_OUTCOME[outcome.outcome]
+                    setattr(result, counter, getattr(result, counter) + 1)
+    finally:
+        for session in sessions:
+            session.close()
     return result

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -60,6 +61,12 @@ class ReceiverState:
 def _handler_for(state: ReceiverState) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as a production gateway would
+
+        def setup(self) -> None:
+            super().setup()
+            # Answer each request at once: without this, Nagle's algorithm and the client's
+            # delayed ACK hold every keep-alive response back by tens of milliseconds.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def log_message(self, format, *args):  # noqa: A002 - quiet: tests print what they need
             return

@@ -450,10 +450,10 @@ def enqueue_event(
 
 def _kick_delivery_on_commit(transitions: Sequence[AlarmTransition], *, using: str) -> None:
     if transitions and getattr(settings, "PHM_WEBHOOK_KICK_ON_COMMIT", True):
-        transaction.on_commit(_kick_delivery, using=using)
+        transaction.on_commit(kick_delivery, using=using)
 
 
-def _kick_delivery() -> None:
+def kick_delivery() -> None:
     """Ask a worker to deliver now rather than at the next beat tick; a lost kick only costs latency."""
     try:
         from phm.alarms.tasks import deliver_webhooks

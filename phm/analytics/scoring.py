@@ -129,3 +129,17 @@ def due_configs(*, now: datetime | None = None) -> list[int]:
         if DetectorConfig.objects.filter(due, pk=pk).update(next_scoring_at=now + timedelta(seconds=interval)):
             claimed.append(pk)
     return claimed
+
+
+def warm_up() -> int:
+    """Load every active detector into this worker process (called after the fork, when the worker
+    starts), so the first scoring run does not pay for imports and weights; return how many."""
+    versions = ModelVersion.objects.filter(is_active=True, config__enabled=True)
+    loaded = 0
+    for version in versions:
+        try:
+            loaded_detector(version)
+            loaded += 1
+        except Exception:  # a broken artifact must not stop the worker; scoring reports it later
+            log.exception("could not load detector version %s", version.pk)
+    return loaded

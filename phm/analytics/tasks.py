@@ -6,10 +6,36 @@ detector's ``queue`` says so (given at send time); ``score_detector`` and ``scor
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
+from celery.signals import worker_process_init, worker_ready
 
 from phm.analytics import scoring, training
 from phm.analytics.models import DetectorConfig
+
+log = logging.getLogger(__name__)
+
+
+@worker_ready.connect
+def _load_detectors_in_solo_worker(sender=None, **_) -> None:
+    """Solo / thread pools score in the worker process itself: load there (prefork children load
+    in ``worker_process_init`` instead, so the parent never holds models)."""
+    pool = getattr(sender, "pool", None)
+    if pool is not None and "prefork" not in type(pool).__module__:
+        _load_detectors_after_fork()
+
+
+@worker_process_init.connect
+def _load_detectors_after_fork(**_) -> None:
+    """Models load once per worker process, after the fork, never at import."""
+    from django.db import close_old_connections
+
+    close_old_connections()  # a connection inherited through fork must not be shared
+    try:
+        log.info("loaded %d active detector(s) into this worker", scoring.warm_up())
+    except Exception:  # the database may not be migrated yet; scoring loads lazily then
+        log.warning("detector warm-up skipped", exc_info=True)
 
 
 @shared_task(name="phm.analytics.tasks.train_detector", ignore_result=True)
