@@ -1,0 +1,40 @@
+"""Every connector kind can be built from its JSON config; mistakes name the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from connectors.images import WatchedFolderSource
+from connectors.logs import LogFileFollower, MemoryOffsetStore
+from connectors.modbus import ModbusConnector
+from connectors.mqtt import MqttJsonConnector, SparkplugHostConnector
+from connectors.opcua import OpcUaConnector
+from connectors.sink import MemorySink
+from phm.sources.registry import ConfigError, build_connector, validate_config
+
+CONFIGS = {
+    "mqtt_json": ({"broker": {"host": "10.0.0.5", "qos": 1}, "mappings": [{"topic": "plant/+/temp", "tag": "{levels[1]}.T"}]}, MqttJsonConnector),
+    "sparkplug_b": ({"broker": {}, "group_id": "North", "host_id": "phm", "metric_map": {"North/E1/Temp": "P-101.TEMP"}}, SparkplugHostConnector),
+    "opcua": ({"url": "opc.tcp://plc:4840", "nodes": [{"node_id": "ns=2;s=T", "tag": "P-101.TEMP"}]}, OpcUaConnector),
+    "modbus": ({"host": "plc", "registers": [{"tag": "P-101.PRESS", "address": 3, "dtype": "float32", "word_order": "little"}]}, ModbusConnector),
+    "logfile": ({"path": "/var/log/plc.log", "source": "PLC-1", "format": {"timezone": "Europe/Berlin"}, "miner": {"sim_th": 0.5}}, LogFileFollower),
+    "image_folder": ({"directory": "/srv/inbox", "limits": {"max_bytes": 1000000}}, WatchedFolderSource),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CONFIGS))
+def test_each_kind_builds_from_json(kind):
+    config, cls = CONFIGS[kind]
+    connector = build_connector(name="c", kind=kind, config=config, sink=MemorySink(), offsets=MemoryOffsetStore())
+    assert isinstance(connector, cls)
+
+
+def test_mistakes_name_the_key():
+    with pytest.raises(ConfigError, match="missing key 'url'"):
+        validate_config("opcua", {"nodes": [{"node_id": "ns=2;s=T", "tag": "x"}]})
+    with pytest.raises(ConfigError, match=r"nodes\[0\]"):
+        validate_config("opcua", {"url": "opc.tcp://x", "nodes": [{"node": "ns=2;s=T", "tag": "x"}]})
+    with pytest.raises(ConfigError, match="unknown connector kind"):
+        validate_config("profibus", {})
+    with pytest.raises(ConfigError, match="broker: unknown keys"):
+        validate_config("mqtt_json", {"broker": {"hostname": "x"}, "mappings": [{"topic": "a"}]})
