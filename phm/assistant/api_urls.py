@@ -3,7 +3,8 @@ from rest_framework.routers import SimpleRouter
 
 from phm.assistant import api
 
-router = SimpleRouter(trailing_slash="/?")
+router = SimpleRouter()
+router.trailing_slash = "/?"  # like the core API: with or without the trailing slash
 router.register("assistant/documents", api.DocumentViewSet, basename="assistant-document")
 router.register("assistant/conversations", api.ConversationViewSet, basename="assistant-conversation")
 

@@ -199,7 +199,8 @@ def _describe(row: models.Model, *, skip: set[str]) -> str:
 def _sensor_statistics(equipment: Equipment, *, start: datetime, end: datetime, using: str) -> list[str]:
     lines = []
     for sensor in Sensor.objects.using(using).filter(equipment=equipment, enabled=True).select_related("latest"):
-        series = selectors.sensor_series(sensor=sensor, start=start, end=end, max_points=200, using=using)
+        # end + 1 µs: the window includes the reading taken at its end ("now" is the newest reading)
+        series = selectors.sensor_series(sensor=sensor, start=start, end=end + timedelta(microseconds=1), max_points=200, using=using)
         latest = getattr(sensor, "latest", None)
         latest_text = f"latest {latest.value:.3g} at {latest.ts:%Y-%m-%d %H:%M}" if latest else "no reading yet"
         if not series.points:
@@ -220,7 +221,7 @@ def _sensor_statistics(equipment: Equipment, *, start: datetime, end: datetime, 
 def _log_lines(equipment: Equipment, *, start: datetime, end: datetime, using: str) -> list[str]:
     events = (
         LogEvent.objects.using(using)
-        .filter(equipment=equipment, ts__gte=start, ts__lt=end, level__in=["WARN", "WARNING", "ERROR", "CRITICAL", "FATAL", "ALARM"])
+        .filter(equipment=equipment, ts__gte=start, ts__lte=end, level__in=["WARN", "WARNING", "ERROR", "CRITICAL", "FATAL", "ALARM"])
         .order_by("-ts")[:MAX_LOG_EVENTS]
     )
     return [f"- {e.ts:%Y-%m-%d %H:%M} {e.level} {e.source}: {e.message[:200]}" for e in events]
