@@ -244,6 +244,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--skip-mqtt", action="store_true")
     parser.add_argument("--skip-opcua", action="store_true")
     args = parser.parse_args(argv)
+    import logging
+
+    logging.getLogger("asyncua").setLevel(logging.WARNING)  # its INFO logs every notification
     results: dict = {"when": datetime.now(UTC).isoformat()}
     workdir = Path(tempfile.mkdtemp(prefix="phm-reliability-"))
     os.environ["PHM_SPOOL_DIR"] = str(workdir / "spool")
@@ -256,6 +259,7 @@ def main(argv: list[str]) -> int:
         import django
 
         django.setup()
+        logging.getLogger("asyncua").setLevel(logging.WARNING)
         results["mqtt_database_outage"] = mqtt_database_outage(args.seconds, args.outage, args.rate, args.tags)
         print(json.dumps(results["mqtt_database_outage"], indent=1), flush=True)
         from django.db import connections

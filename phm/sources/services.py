@@ -138,5 +138,5 @@ def record_statuses(statuses: Iterable[LiveStatus], definitions: dict[str, Conne
                         "supervisor_pid": os.getpid(),
                     },
                 )
-    except Exception:  # database down: statuses are written again on the next tick
-        logger.warning("could not store connector statuses", exc_info=True)
+    except Exception as exc:  # database down: statuses are written again on the next tick
+        logger.warning("could not store connector statuses: %s: %s", type(exc).__name__, exc)
