@@ -4,7 +4,9 @@ Protocol: one seeded split stratified by the six classes (default 70 % train / 3
 method trains on the same training images through the ``ImageClassifier`` contract (the gradient
 boosting row reuses the same hand-crafted features outside it, as a second classical baseline)
 and is scored on the same test images: defect-vs-free AUROC from ``1 − P(Free)``, six-class
-accuracy and macro-F1, plus training time, parameter count and saved size.
+accuracy and macro-F1, plus training time, parameter count and saved size. The CNN also gets the
+published defect masks of its *training* images (``--no-masks`` to train from labels alone); test
+images are classified from pixels only.
 """
 
 from __future__ import annotations
@@ -53,10 +55,12 @@ def _saved_size(model: ImageClassifier) -> int:
 
 
 def _run_contract_model(
-    name: str, model: ImageClassifier, train: list[TileImage], test: list[TileImage], classes_order: list[str]
+    name: str, model: ImageClassifier, train: list[TileImage], test: list[TileImage], classes_order: list[str],
+    *, use_masks: bool = False,
 ) -> MethodResult:
+    masks = [item.mask_path for item in train] if use_masks else None
     started = time.perf_counter()
-    model.fit([str(item.path) for item in train], [item.label for item in train])
+    model.fit([str(item.path) for item in train], [item.label for item in train], masks=masks)
     train_seconds = time.perf_counter() - started
     started = time.perf_counter()
     probabilities = model.predict_proba([str(item.path) for item in test])
@@ -110,6 +114,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=None, help="CNN epochs (default: the model's)")
     parser.add_argument("--image-size", type=int, default=None, help="CNN input side in pixels (default: the model's)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the CNN (at most 2 on shared machines)")
+    parser.add_argument("--no-masks", action="store_true", help="train the CNN from image labels only (ablation)")
     parser.add_argument("--save-model", type=Path, default=None, help="also save the trained CNN to this folder")
     parser.add_argument("--json", type=Path, default=None, help="write the results as JSON to this file")
     parser.add_argument("--verbose", action="store_true", help="print CNN training progress per epoch")
@@ -162,7 +167,7 @@ def main(argv: list[str]) -> int:
             results.append(_run_gradient_boosting(train, test, arguments.seed, classes_order))
         else:
             model = _cnn_model(arguments)
-            results.append(_run_contract_model(method, model, train, test, classes_order))
+            results.append(_run_contract_model(method, model, train, test, classes_order, use_masks=not arguments.no_masks))
             if arguments.save_model is not None:
                 model.save(arguments.save_model)
         print(f"  done {method}: AUROC {results[-1].defect_auroc:.4f}, accuracy {results[-1].accuracy:.4f}", flush=True)

@@ -16,10 +16,10 @@ import torch.nn.functional as F
 
 @dataclass(frozen=True)
 class AugmentationSettings:
-    max_rotation_degrees: float = 10.0
+    max_rotation_degrees: float = 8.0
     max_shift: float = 0.05
     max_scale_change: float = 0.1
-    gamma_range: tuple[float, float] = (0.7, 1.4)
+    gamma_range: tuple[float, float] = (0.8, 1.25)
     max_contrast_change: float = 0.2
     noise_std: float = 0.01
 
@@ -29,9 +29,16 @@ def _uniform(count: int, low: float, high: float, generator: torch.Generator) ->
 
 
 def augment_batch(
-    pixels: torch.Tensor, *, generator: torch.Generator, settings: AugmentationSettings = AugmentationSettings()
-) -> torch.Tensor:
-    """Randomly flip, rotate, shift, scale and relight ``float [b, c, h, w]`` pixels in [0, 1]."""
+    pixels: torch.Tensor,
+    *,
+    generator: torch.Generator,
+    settings: AugmentationSettings = AugmentationSettings(),
+    masks: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Randomly flip, rotate, shift, scale and relight ``float [b, c, h, w]`` pixels in [0, 1].
+
+    ``masks`` (``float [b, 1, h, w]`` defect masks) get the same geometric moves, no relighting.
+    """
     count = pixels.shape[0]
     flip_x = torch.where(torch.rand(count, generator=generator) < 0.5, -1.0, 1.0)
     flip_y = torch.where(torch.rand(count, generator=generator) < 0.5, -1.0, 1.0)
@@ -50,6 +57,9 @@ def augment_batch(
     grid = F.affine_grid(theta, list(pixels.shape), align_corners=False)
     # Reflection rather than zeros: a black border would look like a dark defect.
     moved = F.grid_sample(pixels, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    moved_masks = None
+    if masks is not None:
+        moved_masks = F.grid_sample(masks, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
     gamma = _uniform(count, *settings.gamma_range, generator).view(count, 1, 1, 1)
     relit = moved.clamp(1e-4, 1.0) ** gamma
@@ -57,4 +67,4 @@ def augment_batch(
     mean = relit.mean(dim=(1, 2, 3), keepdim=True)
     relit = (relit - mean) * contrast + mean
     noise = torch.randn(relit.shape, generator=generator) * settings.noise_std
-    return (relit + noise).clamp(0.0, 1.0)
+    return (relit + noise).clamp(0.0, 1.0), moved_masks

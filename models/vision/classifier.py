@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -53,8 +54,10 @@ class ImageClassifierParams:
     widths: list[int] = field(default_factory=lambda: list(DEFAULT_WIDTHS))
     blocks_per_stage: int = 1
     token_grid: int = 4
-    epochs: int = 30
-    batch_size: int = 32
+    epochs: int = 20
+    # Small batches: more optimiser steps for the same CPU time, which is what a few hundred
+    # images need; BatchNorm is still stable at 16.
+    batch_size: int = 16
     learning_rate: float = 3e-3
     weight_decay: float = 5e-4
     label_smoothing: float = 0.05
@@ -62,7 +65,14 @@ class ImageClassifierParams:
     # Sampling weight of a class ∝ count ** -class_balance: 0 keeps the data's frequencies, 1 draws
     # every class equally often; 0.5 lifts rare defects without overfitting their few images.
     class_balance: float = 0.5
+    # Weight of the defect-mask loss when masks are given (see _EncoderWithHead).
+    mask_loss_weight: float = 1.0
+    mask_positive_weight: float = 4.0
     augment: bool = True
+    # Class-balanced sampling trains the model under a flatter prior than the data's; shifting the
+    # logits by log(data prior / sampling prior) at prediction undoes that (logit adjustment),
+    # which is what accuracy on data with the real class mix needs.
+    prior_correction: bool = True
     test_time_flips: bool = True
     encoder_checkpoint: str | None = None
     freeze_encoder: bool = False
@@ -74,14 +84,51 @@ class ImageClassifierParams:
 
 
 class _EncoderWithHead(nn.Module):
+    """Encoder, one defect-mask head (1×1 conv) per stage, and a class head.
+
+    The mask heads learn only when ``fit`` gets defect masks: dense per-location supervision
+    teaches the encoder *where* a small defect is from a few hundred images, which the image
+    label alone does slowly. The class head sees the pooled last stage plus each mask head's
+    strongest response, so "is there a defect anywhere" reaches the decision directly.
+    """
+
     def __init__(self, encoder: VisionEncoder, n_classes: int, dropout: float) -> None:
         super().__init__()
         self.encoder = encoder
+        self.mask_heads = nn.ModuleList(nn.Conv2d(width, 1, kernel_size=1) for width in encoder.widths[1:])
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(2 * encoder.feature_dim, n_classes)
+        self.head = nn.Linear(2 * encoder.feature_dim + len(self.mask_heads), n_classes)
+
+    def forward_with_masks(self, pixels: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        maps = self.encoder.stage_maps(pixels)
+        mask_logits = [head(stage_map) for head, stage_map in zip(self.mask_heads, maps)]
+        last = maps[-1]
+        strongest = torch.cat([logits.amax(dim=(2, 3)) for logits in mask_logits], dim=1)
+        pooled = torch.cat([last.mean(dim=(2, 3)), last.amax(dim=(2, 3)), strongest], dim=1)
+        return self.head(self.dropout(pooled)), mask_logits
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.head(self.dropout(self.encoder.pooled(pixels)))
+        return self.forward_with_masks(pixels)[0]
+
+
+def _mask_loss(mask_logits: list[torch.Tensor], masks: torch.Tensor, pos_weight: torch.Tensor) -> torch.Tensor:
+    """Mean BCE over the stages; a cell is "defect" when any defect pixel falls inside it."""
+    losses = []
+    for logits in mask_logits:
+        target = (F.adaptive_max_pool2d(masks, logits.shape[-2:]) > 0.5).float()
+        losses.append(F.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight))
+    return torch.stack(losses).mean()
+
+
+@contextmanager
+def _torch_threads(count: int) -> Iterator[None]:
+    """Use ``count`` torch threads inside the block, then restore the process setting."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _check_labels(labels: Sequence[str], n_images: int) -> np.ndarray:
@@ -117,17 +164,32 @@ class ImageClassifier:
         self.scaler_: StandardScaler | None = None
         self.linear_: LogisticRegression | None = None
         self.train_seconds_: float | None = None
+        self.logit_adjustment_: np.ndarray | None = None
 
     # ----------------------------------------------------------------- public contract
-    def fit(self, images: Sequence[ImageInput], labels: Sequence[str]) -> ImageClassifier:
+    def fit(
+        self,
+        images: Sequence[ImageInput],
+        labels: Sequence[str],
+        masks: Sequence[ImageInput | None] | None = None,
+    ) -> ImageClassifier:
+        """Train on ``images`` and their string ``labels``.
+
+        ``masks`` is optional: per image a defect mask (path or uint8 array, non-zero = defect, any
+        size, resized like its image) or ``None`` where none was drawn. The CNN then also learns
+        to locate defects (mask heads); the features baseline ignores masks.
+        """
         label_array = _check_labels(labels, len(images))
+        if masks is not None and len(masks) != len(images):
+            raise ValueError(f"got {len(images)} images but {len(masks)} masks")
         self.classes_ = sorted(set(label_array))
         targets = np.searchsorted(np.asarray(self.classes_, dtype=object), label_array)
         started = time.perf_counter()
         if self.params.method == "features":
             self._fit_features(self._feature_matrix(images), targets)
         else:
-            self._fit_cnn(self._pixels(images), targets)
+            with _torch_threads(self.params.num_threads):
+                self._fit_cnn(self._pixels(images), targets, self._masks(masks, len(images)))
         self.train_seconds_ = time.perf_counter() - started
         return self
 
@@ -135,7 +197,8 @@ class ImageClassifier:
         self._check_fitted()
         if self.params.method == "features":
             return self._features_proba(self._feature_matrix(images))
-        return self._cnn_proba(self._pixels(images))
+        with _torch_threads(self.params.num_threads):
+            return self._cnn_proba(self._pixels(images))
 
     def predict(self, images: Sequence[ImageInput]) -> np.ndarray:
         probabilities = self.predict_proba(images)
@@ -177,6 +240,8 @@ class ImageClassifier:
         }
         if self.network_ is not None:
             tensors = {name: value.detach().contiguous() for name, value in self.network_.state_dict().items()}
+            if self.logit_adjustment_ is not None:
+                tensors["logit_adjustment"] = torch.from_numpy(self.logit_adjustment_.copy())
         else:
             assert self.scaler_ is not None and self.linear_ is not None
             tensors = {
@@ -209,6 +274,8 @@ class ImageClassifier:
         model.train_seconds_ = config.get("train_seconds")
         tensors = load_file(str(weights_path))
         if model.params.method == "cnn":
+            adjustment = tensors.pop("logit_adjustment", None)
+            model.logit_adjustment_ = None if adjustment is None else adjustment.numpy()
             model.network_ = model._build_network(len(model.classes_))
             model.network_.load_state_dict(tensors)
             model.network_.eval()
@@ -233,6 +300,23 @@ class ImageClassifier:
         return load_image_batch(
             images, size=self.params.image_size, channels=self.params.channels, resize_mode=self.params.resize_mode
         )
+
+    def _masks(self, masks: Sequence[ImageInput | None] | None, count: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(bool [n, 1, size, size] masks, bool [n] has-mask)`` or None when no mask was given."""
+        if masks is None or all(mask is None for mask in masks):
+            return None
+        present = np.array([mask is not None for mask in masks])
+        resized = np.zeros((count, 1, self.params.image_size, self.params.image_size), dtype=bool)
+        try:
+            loaded = load_image_batch(
+                [mask for mask in masks if mask is not None],
+                size=self.params.image_size, channels=1, resize_mode=self.params.resize_mode,
+            )
+        except (TypeError, ValueError, FileNotFoundError) as error:
+            raise ValueError(f"bad defect mask (position among the given masks): {error}") from error
+        # Any coverage after resizing counts: a one-pixel crack must not vanish when shrunk.
+        resized[present] = loaded > 0
+        return resized, present
 
     def _feature_matrix(self, images: Sequence[ImageInput]) -> np.ndarray:
         grey = load_image_batch(images, size=FEATURE_IMAGE_SIZE, channels=1, resize_mode=self.params.resize_mode)
@@ -265,9 +349,16 @@ class ImageClassifier:
         counts = np.bincount(targets, minlength=len(self.classes_)).astype(np.float64)
         return torch.from_numpy(counts[targets] ** -self.params.class_balance)
 
-    def _fit_cnn(self, pixels: np.ndarray, targets: np.ndarray) -> None:
+    def _logit_adjustment(self, targets: np.ndarray) -> np.ndarray:
+        """``log(data prior) − log(sampling prior)`` per class (zeros when correction is off)."""
+        counts = np.bincount(targets, minlength=len(self.classes_)).astype(np.float64)
+        if not self.params.prior_correction:
+            return np.zeros_like(counts)
+        sampled = counts ** (1 - self.params.class_balance)
+        return np.log(counts / counts.sum()) - np.log(sampled / sampled.sum())
+
+    def _fit_cnn(self, pixels: np.ndarray, targets: np.ndarray, masks: tuple[np.ndarray, np.ndarray] | None) -> None:
         params = self.params
-        torch.set_num_threads(params.num_threads)
         torch.manual_seed(params.seed)
         generator = torch.Generator().manual_seed(params.seed)
         network = self._build_network(len(self.classes_))
@@ -285,6 +376,8 @@ class ImageClassifier:
         )
         weights = self._sampling_weights(targets)
         target_tensor = torch.from_numpy(targets).long()
+        pos_weight = torch.tensor(params.mask_positive_weight)
+        use_masks = masks is not None and params.mask_loss_weight > 0
         for epoch in range(params.epochs):
             network.train()
             if params.freeze_encoder:
@@ -293,12 +386,19 @@ class ImageClassifier:
             epoch_loss = 0.0
             for step in range(steps_per_epoch):
                 batch_index = order[step * params.batch_size : (step + 1) * params.batch_size]
-                batch = self._as_float(pixels[batch_index.numpy()])
+                rows = batch_index.numpy()
+                batch = self._as_float(pixels[rows])
+                batch_masks = torch.from_numpy(masks[0][rows]).float() if use_masks else None
                 if params.augment:
-                    batch = augment_batch(batch, generator=generator)
-                loss = F.cross_entropy(
-                    network(batch), target_tensor[batch_index], label_smoothing=params.label_smoothing
-                )
+                    batch, batch_masks = augment_batch(batch, generator=generator, masks=batch_masks)
+                logits, mask_logits = network.forward_with_masks(batch)
+                loss = F.cross_entropy(logits, target_tensor[batch_index], label_smoothing=params.label_smoothing)
+                if use_masks:
+                    has_mask = torch.from_numpy(masks[1][rows])
+                    if has_mask.any():
+                        loss = loss + params.mask_loss_weight * _mask_loss(
+                            [m[has_mask] for m in mask_logits], batch_masks[has_mask], pos_weight
+                        )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -308,11 +408,14 @@ class ImageClassifier:
                 self.progress(epoch + 1, params.epochs, epoch_loss / steps_per_epoch)
         network.eval()
         self.network_ = network
+        self.logit_adjustment_ = self._logit_adjustment(targets)
 
     def _cnn_proba(self, pixels: np.ndarray) -> np.ndarray:
         assert self.network_ is not None
-        torch.set_num_threads(self.params.num_threads)
         self.network_.eval()
+        adjustment = torch.zeros(len(self.classes_))
+        if self.logit_adjustment_ is not None:
+            adjustment = torch.from_numpy(self.logit_adjustment_).float()
         outputs = []
         with torch.inference_mode():
             for start in range(0, len(pixels), _PREDICT_BATCH):
@@ -320,5 +423,7 @@ class ImageClassifier:
                 views = [batch]
                 if self.params.test_time_flips:
                     views += [batch.flip(3), batch.flip(2)]
-                outputs.append(torch.stack([F.softmax(self.network_(view), dim=1) for view in views]).mean(0))
+                outputs.append(
+                    torch.stack([F.softmax(self.network_(view) + adjustment, dim=1) for view in views]).mean(0)
+                )
         return torch.cat(outputs).numpy().astype(np.float64)

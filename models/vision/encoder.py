@@ -112,9 +112,18 @@ class VisionEncoder(nn.Module):
                 f"expected pixels [batch, {self.in_channels}, height, width], got {tuple(pixels.shape)}"
             )
 
-    def feature_map(self, pixels: torch.Tensor) -> torch.Tensor:
+    def stage_maps(self, pixels: torch.Tensor) -> list[torch.Tensor]:
+        """The output of every stage, finest first (strides 8, 16, 32 with the default widths)."""
         self._check_input(pixels)
-        return self.stages(self.stem(standardize_per_image(pixels)))
+        features = self.stem(standardize_per_image(pixels))
+        maps = []
+        for stage in self.stages:
+            features = stage(features)
+            maps.append(features)
+        return maps
+
+    def feature_map(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.stage_maps(pixels)[-1]
 
     def tokens(self, pixels: torch.Tensor) -> torch.Tensor:
         """``[batch, token_grid², feature_dim]`` image tokens, row-major over the grid."""

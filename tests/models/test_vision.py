@@ -12,7 +12,7 @@ from PIL import Image
 
 from models.metrics.vision import defect_scores, score_image_classifier
 from models.vision import ImageClassifier, VisionEncoder, VisionProjector, load_image_batch
-from models.vision.augment import augment_batch
+from models.vision.augment import AugmentationSettings, augment_batch
 from models.vision.features import surface_features
 
 # Small settings so a CNN trains in seconds; the real-data run uses the defaults.
@@ -134,10 +134,21 @@ def test_projector_rejects_tokens_of_the_wrong_width():
 
 def test_augmentation_keeps_shape_and_range_and_is_seeded():
     pixels = torch.rand(4, 1, 32, 32)
-    first = augment_batch(pixels, generator=torch.Generator().manual_seed(3))
-    second = augment_batch(pixels, generator=torch.Generator().manual_seed(3))
+    first, _ = augment_batch(pixels, generator=torch.Generator().manual_seed(3))
+    second, _ = augment_batch(pixels, generator=torch.Generator().manual_seed(3))
     assert first.shape == pixels.shape and 0 <= first.min() and first.max() <= 1
     assert torch.equal(first, second) and not torch.allclose(first, pixels)
+
+
+def test_augmentation_moves_masks_with_their_images():
+    pixels = torch.zeros(1, 1, 32, 32)
+    pixels[..., 10:14, 20:24] = 1.0
+    moved, moved_mask = augment_batch(
+        pixels, masks=pixels.clone(), generator=torch.Generator().manual_seed(5),
+        settings=AugmentationSettings(gamma_range=(1.0, 1.0), max_contrast_change=0.0, noise_std=0.0),
+    )
+    assert torch.allclose(moved, moved_mask, atol=1e-3)  # relighting clamps black to 1e-4
+    assert not torch.allclose(moved_mask, pixels)
 
 
 def test_surface_features_respond_to_a_dark_blob():
@@ -195,6 +206,31 @@ def test_encoder_checkpoint_of_another_architecture_is_refused(trained_cnn, tile
     other = ImageClassifier("cnn", **{**FAST_CNN, "widths": [8, 16, 32, 64]}, encoder_checkpoint=str(folder))
     with pytest.raises(ValueError, match="does not fit"):
         other.fit(images[:10], labels[:10])
+
+
+def make_masks(images: list[np.ndarray]) -> list[np.ndarray]:
+    """Defect masks of the synthetic tiles: the pixels darkened well below the lit surface."""
+    return [np.where(image < 100, 255, 0).astype(np.uint8) for image in images]
+
+
+def test_masks_teach_the_encoder_where_defects_are(tiles, held_out_tiles):
+    images, labels = tiles
+    model = ImageClassifier("cnn", **FAST_CNN).fit(images, labels, masks=make_masks(images))
+    test_images, test_labels = held_out_tiles
+    defective = [image for image, label in zip(test_images, test_labels) if label != "free"]
+    pixels = torch.from_numpy(model._pixels(defective)).float() / 255
+    truth = torch.from_numpy(model._masks(make_masks(defective), len(defective))[0]).float()
+    with torch.no_grad():
+        finest = model.network_.forward_with_masks(pixels)[1][0]
+    inside = torch.nn.functional.adaptive_max_pool2d(truth, finest.shape[-2:]) > 0.5
+    # The finest mask head scores defect cells above clean ones on tiles it never saw.
+    assert finest[inside].mean() > finest[~inside].mean() + 1.0
+
+
+def test_fit_rejects_a_mask_list_of_the_wrong_length(tiles):
+    images, labels = tiles
+    with pytest.raises(ValueError, match="got 4 images but 3 masks"):
+        ImageClassifier("cnn", **FAST_CNN).fit(images[:4], labels[:4], masks=[None, None, None])
 
 
 def test_features_baseline_learns_and_round_trips(tiles, held_out_tiles, tmp_path: Path):
