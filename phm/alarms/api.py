@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.http import Http404
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
@@ -173,7 +174,7 @@ class WebhookEndpointViewSet(viewsets.ModelViewSet):
         endpoint = serializer.save()
         return Response(s.WebhookEndpointCreatedSerializer(endpoint).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses={202: serializers.DictField()})
+    @extend_schema(request=None, responses={202: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["post"])
     def test(self, request: Request, pk=None) -> Response:
         """Queue a signed ``test`` event for this endpoint only."""

@@ -145,5 +145,5 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    def get_next_attempt_at(self, delivery: WebhookDelivery):
+    def get_next_attempt_at(self, delivery: WebhookDelivery) -> str | None:
         return delivery.next_attempt_at.isoformat() if delivery.status == "pending" else None

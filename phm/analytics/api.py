@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 from django.db import transaction
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers, status, viewsets
+from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
@@ -78,7 +79,7 @@ class DetectorConfigViewSet(viewsets.ModelViewSet):
         newest = list(rows.order_by("-ts")[: query.validated_data["limit"]])
         return Response(s.AnomalyScoreSerializer(reversed(newest), many=True).data)
 
-    @extend_schema(request=None, responses={202: serializers.DictField()})
+    @extend_schema(request=None, responses={202: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["post"])
     def score(self, request: Request, pk=None) -> Response:
         """Queue a scoring run now (beat does this every ``scoring_interval_s``)."""
