@@ -14,6 +14,7 @@ class ConnectorKind(models.TextChoices):
     MODBUS = "modbus", "Modbus TCP"
     LOGFILE = "logfile", "Log file"
     IMAGE_FOLDER = "image_folder", "Image folder"
+    FILE_FOLDER = "file_folder", "Historian file folder"
 
 
 class ConnectorDefinition(models.Model):

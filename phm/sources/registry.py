@@ -8,6 +8,7 @@ Config per kind (keys not listed are refused, so typos fail on save, not at 3 a.
 - ``modbus``: ``{"host": ..., "port": 502, "period_s": 1.0, "timeout_s": 2.0, "registers": [RegisterSpec, ...]}``
 - ``logfile``: ``{"path": ..., "source": ..., "format": LogLineFormat, "miner": MinerSettings, "poll_interval_s": 0.5}``
 - ``image_folder``: ``{"directory": ..., "source": ..., "limits": ImageLimits, "poll_interval_s": 2, "settle_s": 1}``
+- ``file_folder``: ``{"directory": ..., "spec": FileSpec, "batch_size": 50000, "poll_interval_s": 5, "settle_s": 2}``
 
 (The names are the dataclasses in ``connectors``; their fields are the JSON keys.)
 """
@@ -18,6 +19,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from connectors.base import Connector, QuarantinedPayload
+from connectors.file_folder import HistorianFolderSource
+from connectors.files import FileSpec
 from connectors.images import ImageLimits, WatchedFolderSource
 from connectors.logs import LogFileFollower, LogLineFormat, MemoryOffsetStore, MinerSettings, OffsetStore, TemplateTagger, make_template_miner
 from connectors.modbus import ModbusConnector, RegisterSpec
@@ -37,6 +40,7 @@ ALLOWED_KEYS: dict[str, set[str]] = {
     "modbus": {"host", "port", "period_s", "timeout_s", "registers"},
     "logfile": {"path", "source", "format", "miner", "poll_interval_s", "batch_lines"},
     "image_folder": {"directory", "source", "limits", "poll_interval_s", "settle_s"},
+    "file_folder": {"directory", "spec", "batch_size", "poll_interval_s", "settle_s"},
 }
 
 
@@ -161,6 +165,13 @@ def _image_folder(name, config, sink, offsets, on_quarantine) -> Connector:
     )
 
 
+def _file_folder(name, config, sink, offsets, on_quarantine) -> Connector:
+    options = {k: config[k] for k in ("batch_size", "poll_interval_s", "settle_s") if k in config}
+    return HistorianFolderSource(
+        name, sink, directory=config["directory"], spec=FileSpec.from_dict(config.get("spec", {})), on_quarantine=on_quarantine, **options
+    )
+
+
 _BUILDERS = {
     "mqtt_json": _mqtt_json,
     "sparkplug_b": _sparkplug,
@@ -168,4 +179,5 @@ _BUILDERS = {
     "modbus": _modbus,
     "logfile": _logfile,
     "image_folder": _image_folder,
+    "file_folder": _file_folder,
 }

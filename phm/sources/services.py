@@ -31,7 +31,7 @@ def close_old_connections() -> None:
         _close_old_connections()
 
 
-KIND_RECORDS = {"logfile": RecordKind.LOG, "image_folder": RecordKind.IMAGE}
+KIND_RECORDS = {"logfile": RecordKind.LOG, "image_folder": RecordKind.IMAGE, "file_folder": RecordKind.FILE_ROW}
 
 
 class DatabaseOffsetStore:

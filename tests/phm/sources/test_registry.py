@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from connectors.file_folder import HistorianFolderSource
 from connectors.images import WatchedFolderSource
 from connectors.logs import LogFileFollower, MemoryOffsetStore
 from connectors.modbus import ModbusConnector
@@ -19,6 +20,7 @@ CONFIGS = {
     "modbus": ({"host": "plc", "registers": [{"tag": "P-101.PRESS", "address": 3, "dtype": "float32", "word_order": "little"}]}, ModbusConnector),
     "logfile": ({"path": "/var/log/plc.log", "source": "PLC-1", "format": {"timezone": "Europe/Berlin"}, "miner": {"sim_th": 0.5}}, LogFileFollower),
     "image_folder": ({"directory": "/srv/inbox", "limits": {"max_bytes": 1000000}}, WatchedFolderSource),
+    "file_folder": ({"directory": "/srv/historian", "spec": {"separator": ";", "decimal": ",", "timezone": "Europe/Berlin"}}, HistorianFolderSource),
 }
 
 
