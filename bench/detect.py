@@ -32,6 +32,8 @@ DOMAIN = "Water pump test rig, 8 sensors at 1 Hz."
 def flops_per_window(model: torch.nn.Module, forward, windows: torch.Tensor) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
+    with torch.no_grad():
+        forward(model, windows[:1])  # one-time work (text prototypes, prompt-prefix cache) is not per window
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         forward(model, windows[:1])
@@ -55,11 +57,67 @@ def build(method: str, **params: object) -> AnomalyDetector:
     return detector
 
 
+def gpu_rows(args: argparse.Namespace) -> list[dict[str, object]]:
+    """bf16 and quantized backbones on CUDA: windows/s and peak memory (default and a ~1.5B shape)."""
+    rows = []
+    defaults = DetectorParams()
+    windows = torch.randn(args.gpu_windows, 8, defaults.seq_len)
+    for layers in args.layers:
+        for quantization in args.gpu_quantizations:
+            name = f"cuda reprogram {layers} layers {'bf16' if quantization == 'none' else quantization}"
+            try:
+                torch.cuda.reset_peak_memory_stats()
+                detector = build("reprogram", domain=DOMAIN, num_layers=layers, device="cuda", quantization=quantization)
+                wps = time_forward(detector.model, detector._forward, windows, args.gpu_batch)
+                torch.cuda.synchronize()
+                rows.append({"name": name, "windows_per_s": wps, "flops_per_window": float("nan"),
+                             "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30})
+            except Exception as error:  # a missing GPU library is a result to report, not a crash
+                rows.append({"name": name, "windows_per_s": float("nan"), "flops_per_window": float("nan"),
+                             "error": f"{type(error).__name__}: {error}"})
+            print(f"  {name}: {rows[-1].get('windows_per_s')}", file=sys.stderr, flush=True)
+            detector = None
+            torch.cuda.empty_cache()
+    rows.append(big_shape_row(args, windows))
+    return rows
+
+
+def big_shape_row(args: argparse.Namespace, windows: torch.Tensor) -> dict[str, object]:
+    """A ~1.7B Llama shape (SmolLM2-1.7B: 2048 wide, 24 layers) with random weights, bf16."""
+    from transformers import LlamaConfig
+
+    from models.backbone import backbone_from_config, load_backbone
+
+    tokenizer = load_backbone(num_layers=1, device="cpu").tokenizer
+    config = LlamaConfig(
+        vocab_size=49152, hidden_size=2048, intermediate_size=8192, num_hidden_layers=24,
+        num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=2048, tie_word_embeddings=True,
+    )
+    name = "cuda reprogram random 1.7B shape (24 layers) bf16"
+    try:
+        torch.cuda.reset_peak_memory_stats()
+        backbone = backbone_from_config(config, tokenizer, device="cuda", dtype=torch.bfloat16)
+        detector = AnomalyDetector("reprogram", backbone=backbone, domain=DOMAIN, device="cuda")
+        detector.columns = [f"s{i}" for i in range(8)]
+        detector.model = detector._build_forecaster(8).eval()
+        wps = time_forward(detector.model, detector._forward, windows[: args.gpu_windows // 4], args.gpu_batch)
+        return {"name": name, "windows_per_s": wps, "flops_per_window": float("nan"),
+                "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30,
+                "backbone_parameters": backbone.num_parameters()}
+    except Exception as error:
+        return {"name": name, "windows_per_s": float("nan"), "flops_per_window": float("nan"),
+                "error": f"{type(error).__name__}: {error}"}
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--layers", type=int, nargs="*", default=[6, 30])
-    parser.add_argument("--windows", type=int, default=256)
-    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--windows", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (GPU rows: bf16 and the --gpu-quantizations)")
+    parser.add_argument("--gpu-quantizations", nargs="*", default=["none", "bnb-int8", "bnb-4bit", "torchao-int8"])
+    parser.add_argument("--gpu-windows", type=int, default=8192)
+    parser.add_argument("--gpu-batch", type=int, default=256)
     parser.add_argument("--threads", type=int, default=1, help="torch threads; 1 is fastest on a loaded shared CPU (OpenMP spin-waits)")
     parser.add_argument("--json", type=Path, default=REPO_ROOT / "bench" / "results" / "detect.json")
     args = parser.parse_args(argv)
@@ -99,9 +157,9 @@ def main(argv: list[str]) -> int:
             decoder = detector.backbone.decoder
             detector.backbone.decoder = torch.ao.quantization.quantize_dynamic(decoder, {torch.nn.Linear}, dtype=torch.qint8)
         forward = detector._forward
-        sample = windows if "independent" not in name else windows[: max(args.batch, args.windows // 4)]
+        sample = windows if "independent" not in name else windows[:16]
         flops = flops_per_window(model, forward, sample) if quantization is None else float("nan")
-        wps = time_forward(model, forward, sample, args.batch)
+        wps = time_forward(model, forward, sample, min(args.batch, len(sample)))
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         backbone = detector.backbone.num_parameters() if detector.backbone is not None and method == "reprogram" and params.get("llm") != "none" else None
         rows.append({
@@ -111,6 +169,8 @@ def main(argv: list[str]) -> int:
         print(f"  {name}: {wps:.1f} windows/s", file=sys.stderr, flush=True)
         detector.backbone = None
 
+    if args.device == "cuda":
+        rows.extend(gpu_rows(args))
     load_end = os.getloadavg()[0]
     print(f"{'model':<48} {'windows/s':>10} {'x PCA':>8} {'GFLOP/window':>13}")
     for row in rows:

@@ -67,6 +67,15 @@ class LoraSpec:
     target_modules: tuple[str, ...] = ("q_proj", "v_proj")
 
 
+@dataclass(frozen=True)
+class PrefixCache:
+    """Keys/values of a fixed prompt prefix, one ``(keys, values)`` pair per layer, batch 1."""
+
+    text: str
+    length: int
+    layers: list[tuple[torch.Tensor, torch.Tensor]]
+
+
 @dataclass
 class Backbone:
     """A frozen decoder-only language model plus what the trunk needs from it."""
@@ -109,9 +118,47 @@ class Backbone:
             embeds = self._input_embeddings()(ids)
         return embeds, mask
 
-    def __call__(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        outputs = self.decoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask, use_cache=False)
+    def __call__(
+        self,
+        inputs_embeds: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        prefix: "PrefixCache | None" = None,
+    ) -> torch.Tensor:
+        """Last hidden states ``[B, T, H]``; ``prefix`` is a text whose keys/values were computed once.
+
+        With a prefix, ``attention_mask`` covers only ``inputs_embeds``; the prefix is always attended.
+        """
+        if prefix is None:
+            outputs = self.decoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask, use_cache=False)
+            return outputs.last_hidden_state
+        from transformers import DynamicCache
+
+        batch, length = inputs_embeds.shape[:2]
+        if attention_mask is None:
+            attention_mask = torch.ones(batch, length, dtype=torch.long, device=inputs_embeds.device)
+        prefix_mask = torch.ones(batch, prefix.length, dtype=attention_mask.dtype, device=attention_mask.device)
+        cache = DynamicCache(
+            ddp_cache_data=[(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in prefix.layers],
+            config=self.config,
+        )
+        outputs = self.decoder(
+            inputs_embeds=inputs_embeds, attention_mask=torch.cat([prefix_mask, attention_mask], dim=1),
+            past_key_values=cache, use_cache=True,
+        )
         return outputs.last_hidden_state
+
+    @torch.no_grad()
+    def prefix_cache(self, text: str) -> "PrefixCache":
+        """Run a fixed text once and keep its per-layer keys/values (batch 1) for reuse.
+
+        Saves the prefix's tokens from every later forward. Not valid with trainable LoRA weights
+        (the keys/values would go stale as the adapter trains): callers must skip it then.
+        """
+        embeds, _ = self.embed_text([text])
+        outputs = self.decoder(inputs_embeds=embeds.to(self.dtype), use_cache=True)
+        cache = outputs.past_key_values
+        layers = [(layer.keys.detach(), layer.values.detach()) for layer in cache.layers]
+        return PrefixCache(text=text, length=int(embeds.shape[1]), layers=layers)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.decoder.parameters())
@@ -335,13 +382,17 @@ def load_backbone(
     )
 
 
-def backbone_from_config(config: object, tokenizer: object, *, seed: int = 0) -> Backbone:
+def backbone_from_config(
+    config: object, tokenizer: object, *, seed: int = 0, device: str = "cpu", dtype: torch.dtype | str | None = None
+) -> Backbone:
     """A randomly initialised backbone from a ``transformers`` config (tests, shape studies)."""
     from transformers import AutoModelForCausalLM
 
+    torch_device = resolve_device(device)
+    torch_dtype = _resolve_dtype(dtype, torch_device)
     torch.manual_seed(seed)
-    causal_lm = AutoModelForCausalLM.from_config(config)
-    decoder = causal_lm.model
+    causal_lm = AutoModelForCausalLM.from_config(config, dtype=torch_dtype)
+    decoder = causal_lm.model.to(torch_device)
     decoder.eval()
     for parameter in decoder.parameters():
         parameter.requires_grad_(False)
@@ -352,8 +403,8 @@ def backbone_from_config(config: object, tokenizer: object, *, seed: int = 0) ->
         vocab_size=int(config.vocab_size),
         num_layers=int(config.num_hidden_layers),
         source="config",
-        device=torch.device("cpu"),
-        dtype=torch.float32,
+        device=torch_device,
+        dtype=torch_dtype,
         random_init=True,
         config=config,
     )

@@ -90,6 +90,8 @@ class DetectorParams:
     revin: bool = False
     prompt_statistics: bool = True
     domain: str = "Industrial equipment sensors."
+    device: str = "cpu"  # "cpu" | "cuda" | "auto" (reprogram's backbone and trunk)
+    quantization: str = "none"  # backbone quantization, see models.backbone.load_backbone
     # patchtst
     patchtst_d_model: int = 32
     patchtst_layers: int = 2
@@ -247,7 +249,8 @@ class AnomalyDetector:
             from models.backbone import load_backbone
 
             self.backbone = load_backbone(
-                p.backbone_source, device="cpu", num_layers=p.num_layers, random_init=p.llm == "random", seed=p.seed
+                p.backbone_source, device=p.device, num_layers=p.num_layers, random_init=p.llm == "random",
+                seed=p.seed, quantization=p.quantization,
             )
         trunk = ReprogrammingTrunk(
             self.backbone if p.llm != "none" else None, n_channels=n_channels, seq_len=p.seq_len,
@@ -255,11 +258,14 @@ class AnomalyDetector:
             d_output=p.d_output, channel_mode=p.channel_mode, revin=p.revin, prompt_statistics=p.prompt_statistics,
             task=f"forecast {p.horizon} steps",
         )
-        return ForecastModel(trunk, horizon=p.horizon)
+        model = ForecastModel(trunk, horizon=p.horizon)
+        return model.to(self.backbone.device) if trunk.backbone is not None else model
 
     def _forward(self, model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
         if self.method == "reprogram":
-            return model(batch, self.params.domain)
+            if self.backbone is not None and self.params.llm != "none":
+                batch = batch.to(self.backbone.device)
+            return model(batch, self.params.domain).to("cpu", torch.float32)
         return model(batch)
 
     def _fit_static(self, z: np.ndarray) -> None:

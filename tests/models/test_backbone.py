@@ -10,6 +10,8 @@ import torch
 
 from models.backbone import BackboneError, LoraSpec, load_backbone, tiny_random_backbone
 
+torch.set_num_threads(1)  # one thread avoids OpenMP spin-waits on a shared, loaded CPU
+
 
 def test_tiny_backbone_is_frozen_and_returns_hidden_states_per_token():
     backbone = tiny_random_backbone(hidden_size=32, num_layers=2)

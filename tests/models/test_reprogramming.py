@@ -8,6 +8,8 @@ import torch
 from models.backbone import tiny_random_backbone
 from models.reprogramming import ForecastModel, ReprogrammingTrunk, trainable_share, window_statistics_text
 
+torch.set_num_threads(1)  # small models: one thread avoids OpenMP spin-waits on a shared CPU
+
 
 @pytest.fixture(scope="module")
 def backbone():
@@ -89,3 +91,13 @@ def test_invalid_configuration_lists_the_problem(backbone):
 def test_prompt_count_must_match_batch(backbone):
     with pytest.raises(ValueError, match="2 prompts for a batch of 3"):
         make_trunk(backbone)(torch.randn(3, 3, 24), prompts=["a", "b"])
+
+
+def test_cached_prompt_prefix_gives_the_same_features_as_running_the_full_prompt(backbone):
+    trunk = make_trunk(backbone).eval()
+    x = torch.randn(3, 3, 24)
+    with torch.no_grad():
+        cached = trunk(x, prompts="pump").hidden
+        trunk._prefix_for = lambda text: None  # force the full prompt through the backbone
+        full = trunk(x, prompts="pump").hidden
+    assert torch.allclose(cached, full, atol=1e-3)
