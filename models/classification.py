@@ -170,9 +170,15 @@ def train_network(
     progress: ProgressCallback | None = None,
     target_dtype: torch.dtype = torch.long,
 ) -> TrainingLog:
-    """Seeded mini-batch AdamW with a one-cycle schedule; keeps the weights of the best validation epoch.
+    """Seeded mini-batch AdamW, warm-up + cosine schedule; keeps the weights of the best validation epoch.
 
-    Only parameters with ``requires_grad`` are optimised, so a frozen backbone stays frozen.
+    Only parameters with ``requires_grad`` are optimised, so a frozen backbone stays frozen. With
+    ``time_budget_s`` the first epoch's duration decides how many epochs fit and the schedule is
+    shortened to match (so the epoch count then depends on the machine's speed); without it,
+    training is fully determined by the seed.
+    ``models.training.train_model`` (issue 4) is the shared loop; this one exists because the
+    estimators here need an explicit held-out set (calibration examples chosen by example, not
+    the tail of the array), per-class loss weights and the time budget.
     """
     torch.manual_seed(settings.seed)
     torch.set_num_threads(settings.num_threads)
@@ -186,13 +192,16 @@ def train_network(
     steps_per_epoch = max(1, math.ceil(len(x_all) / settings.batch_size))
     if settings.max_steps_per_epoch is not None:
         steps_per_epoch = min(steps_per_epoch, settings.max_steps_per_epoch)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=settings.learning_rate, total_steps=settings.epochs * steps_per_epoch, pct_start=0.2
-    )
+    # Warm-up then cosine decay over the planned steps. The plan is a mutable dict because a time
+    # budget may shorten it after the first epoch, so the rate still anneals before training stops.
+    plan = {"epochs": settings.epochs, "total_steps": settings.epochs * steps_per_epoch}
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _learning_rate_factor(step, plan["total_steps"]))
     log = TrainingLog()
     best_loss, best_state = math.inf, None
     started = time.perf_counter()
-    for epoch in range(1, settings.epochs + 1):
+    epoch = 0
+    while epoch < plan["epochs"]:
+        epoch += 1
         network.train()
         order = torch.randperm(len(x_all), generator=generator)[: steps_per_epoch * settings.batch_size]
         total_loss, seen = 0.0, 0
@@ -212,13 +221,17 @@ def train_network(
             best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
         elapsed = time.perf_counter() - started
         per_epoch = elapsed / epoch
+        if epoch == 1 and settings.time_budget_s is not None:
+            affordable = max(1, int(settings.time_budget_s // per_epoch))
+            if affordable < plan["epochs"]:
+                plan.update(epochs=affordable, total_steps=affordable * steps_per_epoch)
         record = {
             "epoch": float(epoch),
-            "epochs": float(settings.epochs),
+            "epochs": float(plan["epochs"]),
             "loss": train_loss,
             "validation_loss": validation_loss,
             "elapsed_s": elapsed,
-            "eta_s": per_epoch * (settings.epochs - epoch),
+            "eta_s": per_epoch * (plan["epochs"] - epoch),
         }
         log.history.append(record)
         log.epochs_run = epoch
@@ -231,6 +244,14 @@ def train_network(
         network.load_state_dict(best_state)
     network.eval()
     return log
+
+
+def _learning_rate_factor(step: int, total_steps: int, warmup_share: float = 0.2) -> float:
+    """Linear warm-up from 1/25 of the peak rate, then cosine decay to ~0 at ``total_steps``."""
+    progress = min(step / max(total_steps, 1), 1.0)
+    if progress < warmup_share:
+        return 0.04 + 0.96 * progress / warmup_share
+    return 1e-3 + (1 - 1e-3) * 0.5 * (1 + math.cos(math.pi * (progress - warmup_share) / (1 - warmup_share)))
 
 
 @torch.no_grad()
@@ -301,7 +322,16 @@ class _Method:
         self.params = params
         self.training_log = TrainingLog()
 
-    def fit(self, windows: np.ndarray, targets: np.ndarray, weights: np.ndarray, validation: tuple[np.ndarray, np.ndarray] | None, n_classes: int, progress: ProgressCallback | None) -> None:
+    def fit(
+        self,
+        windows: np.ndarray,
+        targets: np.ndarray,
+        class_weights: np.ndarray,
+        validation: tuple[np.ndarray, np.ndarray] | None,
+        n_classes: int,
+        progress: ProgressCallback | None,
+    ) -> None:
+        """Train on windows with integer targets; ``class_weights[k]`` weighs class k in the loss."""
         raise NotImplementedError
 
     def logits(self, windows: np.ndarray) -> np.ndarray:
@@ -324,12 +354,12 @@ class FeatureBoostingMethod(_Method):
     name = "features"
     defaults: ClassVar[dict[str, Any]] = {"n_estimators": 400, "learning_rate": 0.05, "num_leaves": 15, "min_child_samples": 10, "early_stopping_rounds": 40}
 
-    def fit(self, windows, targets, weights, validation, n_classes, progress):  # type: ignore[override]
+    def fit(self, windows, targets, class_weights, validation, n_classes, progress):  # type: ignore[override]
         import lightgbm
 
         settings = {**self.defaults, **self.params}
         started = time.perf_counter()
-        train_set = lightgbm.Dataset(signal_features(windows, self.feature_config), label=targets, weight=weights)
+        train_set = lightgbm.Dataset(signal_features(windows, self.feature_config), label=targets, weight=class_weights[targets])
         valid_sets, callbacks = [], []
         if validation is not None:
             valid_inputs, valid_targets = validation
@@ -388,7 +418,7 @@ class _NeuralMethod(_Method):
     def _standardise(self, inputs: np.ndarray) -> np.ndarray:
         return ((inputs - self.input_mean) / self.input_scale).astype(np.float32)
 
-    def fit(self, windows, targets, weights, validation, n_classes, progress):  # type: ignore[override]
+    def fit(self, windows, targets, class_weights, validation, n_classes, progress):  # type: ignore[override]
         inputs = self.representation(windows)
         # One mean/scale per input channel: keeps relative level differences between windows
         # (fault severity shows in level), unlike per-window normalisation.
@@ -396,12 +426,11 @@ class _NeuralMethod(_Method):
         self.input_scale = (inputs.std(axis=(0, 2), keepdims=True)[0] + 1e-6).astype(np.float32)
         inputs = self._standardise(inputs)
         self.network = self.build(inputs.shape[1], n_classes, inputs.shape[2])
-        class_weights = torch.as_tensor(weights, dtype=torch.float32)
         valid = None
         if validation is not None:
             valid = (self._standardise(self.representation(validation[0])), validation[1])
         settings = TrainingSettings(**{k: v for k, v in self.params.items() if k in TrainingSettings.__dataclass_fields__})
-        loss_fn = torch.nn.CrossEntropyLoss(weight=class_weights)
+        loss_fn = torch.nn.CrossEntropyLoss(weight=torch.as_tensor(class_weights, dtype=torch.float32))
         self.training_log = train_network(self.network, inputs, targets, loss_fn=loss_fn, validation=valid, settings=settings, progress=progress)
 
     def logits(self, windows):  # type: ignore[override]
@@ -541,10 +570,7 @@ class FaultClassifier:
             calibration_windows, calibration_owners = self._windows(X[calibration_index])
             validation = (calibration_windows, targets[calibration_index][calibration_owners])
         self._method = self._make_method()
-        if isinstance(self._method, _NeuralMethod):
-            self._method.fit(fit_windows, fit_targets, class_weights, validation, len(self.classes_), self.progress)
-        else:
-            self._method.fit(fit_windows, fit_targets, class_weights[fit_targets], validation, len(self.classes_), self.progress)
+        self._method.fit(fit_windows, fit_targets, class_weights, validation, len(self.classes_), self.progress)
         self.temperature = fit_temperature(self._method.logits(validation[0]), validation[1]) if validation is not None else 1.0
         return self
 

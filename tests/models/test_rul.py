@@ -1,0 +1,110 @@
+"""RULEstimator: targets, column selection, normalisation, fit/predict contract, persistence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.metrics.regression import rmse
+from models.rul import RULEstimator, _History, informative_columns, piecewise_linear_rul
+
+
+def fleet(n_units: int, *, seed: int = 0) -> pd.DataFrame:
+    """Run-to-failure units: three sensors drift quadratically to failure from a unit-specific offset."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for unit in range(1, n_units + 1):
+        length = int(rng.integers(60, 120))
+        offset = rng.normal(0, 1.0, 3)
+        for cycle in range(1, length + 1):
+            wear = (cycle / length) ** 2
+            rows.append({
+                "unit": unit, "cycle": cycle,
+                "sensor_a": offset[0] + 4 * wear + rng.normal(0, 0.1),
+                "sensor_b": offset[1] - 3 * wear + rng.normal(0, 0.1),
+                "sensor_c": offset[2] + 2 * wear + rng.normal(0, 0.1),
+                "setting_constant": 100.0,
+                "sensor_two_values": float(cycle % 2),
+            })
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def fitted() -> RULEstimator:
+    return RULEstimator("inceptiontime", rul_cap=60, window=10, nf=4, epochs=6, batch_size=64, learning_rate=3e-3, train_stride=2).fit(fleet(16))
+
+
+def test_piecewise_linear_target_is_capped_remaining_cycles():
+    frame = pd.DataFrame({"unit": [1] * 5, "cycle": [1, 2, 3, 4, 5]})
+    assert piecewise_linear_rul(frame, cap=3).tolist() == [3, 3, 2, 1, 0]
+    assert piecewise_linear_rul(frame, cap=None).tolist() == [4, 3, 2, 1, 0]
+
+
+def test_constant_and_two_valued_columns_are_dropped():
+    assert informative_columns(fleet(2)) == ["sensor_a", "sensor_b", "sensor_c"]
+
+
+def test_unit_normalisation_removes_each_units_starting_offset():
+    base = fleet(1)
+    shifted = base.assign(unit=2, sensor_a=base["sensor_a"] + 5.0)
+    history = _History(["sensor_a"], "unit", baseline_cycles=10, window=5)
+    history.fit(pd.concat([base, shifted]))
+    np.testing.assert_allclose(history.per_cycle(base), history.per_cycle(shifted), atol=1e-5)
+
+
+def test_predict_returns_rul_at_each_units_last_cycle(fitted):
+    test = fleet(8, seed=9)
+    cut = test[test["cycle"] <= test.groupby("unit")["cycle"].transform("max") - 20]  # 20 cycles left
+    predicted = fitted.predict(cut)
+    assert isinstance(predicted, pd.Series) and predicted.index.name == "unit"
+    assert predicted.index.tolist() == list(range(1, 9))
+    assert ((predicted >= 0) & (predicted <= 60)).all()
+
+
+def test_fitted_model_beats_predicting_the_mean(fitted):
+    test = fleet(10, seed=5)
+    truth = piecewise_linear_rul(test, cap=60).to_numpy()
+    predicted = fitted.predict_cycles(test).to_numpy()
+    assert rmse(truth, predicted) < 0.6 * rmse(truth, np.full_like(truth, truth.mean()))
+
+
+def test_predict_cycles_gives_a_value_per_row(fitted):
+    test = fleet(2, seed=3)
+    per_cycle = fitted.predict_cycles(test)
+    assert per_cycle.index.names == ["unit", "cycle"] and len(per_cycle) == len(test)
+
+
+def test_save_load_round_trip(fitted, tmp_path):
+    test = fleet(3, seed=4)
+    restored = RULEstimator.load(fitted.save(tmp_path / "rul"))
+    pd.testing.assert_series_equal(restored.predict(test), fitted.predict(test), atol=1e-5)
+
+
+def test_reprogram_regressor_trains_on_the_trunk(tmp_path):
+    train = fleet(6)
+    estimator = RULEstimator("reprogram", rul_cap=60, window=8, backbone_mode="tiny", patch_len=4, epochs=1, train_stride=4).fit(train)
+    trainable, total = estimator.parameter_counts()
+    assert 0 < trainable < total
+    restored = RULEstimator.load(estimator.save(tmp_path / "rp"))
+    pd.testing.assert_series_equal(restored.predict(train), estimator.predict(train), atol=1e-4)
+
+
+def test_fit_rejects_missing_columns_duplicates_and_nan():
+    frame = fleet(2)
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['cycle'\]"):
+        RULEstimator().fit(frame.drop(columns="cycle"))
+    with pytest.raises(ValueError, match="appears more than once"):
+        RULEstimator().fit(pd.concat([frame, frame.iloc[:1]]))
+    with pytest.raises(ValueError, match="NaN values in column"):
+        RULEstimator().fit(frame.assign(sensor_a=np.nan))
+
+
+def test_predict_needs_the_fitted_columns(fitted):
+    with pytest.raises(ValueError, match="sensor_b"):
+        fitted.predict(fleet(1).drop(columns="sensor_b"))
+
+
+def test_unknown_method_is_refused():
+    with pytest.raises(ValueError, match="unknown method 'lstm'"):
+        RULEstimator("lstm")
