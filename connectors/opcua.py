@@ -73,6 +73,7 @@ class OpcUaConnector(Connector):
         sampling_interval_ms: float = 100.0,
         timeout_s: float = 4.0,
         flush_interval_s: float = 0.1,
+        reconnect_max_s: float = 10.0,
         **kwargs,
     ):
         super().__init__(name, sink, **kwargs)
@@ -84,6 +85,7 @@ class OpcUaConnector(Connector):
         self.sampling_interval_ms = sampling_interval_ms
         self.timeout_s = timeout_s
         self.flush_interval_s = flush_interval_s
+        self.reconnect_max_s = reconnect_max_s
         self._by_node_id: dict[str, NodeSpec] = {}
         self._last_value: dict[str, float] = {}
         self._buffer: list[Reading] = []
@@ -93,7 +95,7 @@ class OpcUaConnector(Connector):
         asyncio.run(self._run(stop))
 
     async def _run(self, stop: threading.Event) -> None:
-        backoff = Backoff(initial=0.5, maximum=30.0)
+        backoff = Backoff(initial=0.5, maximum=self.reconnect_max_s)
         self.set_state("connecting")
         try:
             while not stop.is_set():
