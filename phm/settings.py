@@ -181,12 +181,13 @@ PHM_API_MAX_BATCH = int(os.environ.get("PHM_API_MAX_BATCH", 50_000))
 BROKER_DIR = DATA_ROOT / "broker"
 CELERY_BROKER_URL = os.environ.get("PHM_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
         "polling_interval": 0.2,
     }
@@ -201,7 +202,11 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULE: dict = {}
+# Periodic work (incremental scoring, webhook delivery, shelve expiry); intervals from env, see
+# phm/analytics/schedule.py. That module imports nothing from Django, so settings may load it.
+from phm.analytics.schedule import BEAT_SCHEDULE  # noqa: E402
+
+CELERY_BEAT_SCHEDULE: dict = dict(BEAT_SCHEDULE)
 
 # --- logging ----------------------------------------------------------------------------------
 LOGGING = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from connectors.records import ImageRecord, IngestResult, LogRecord, Reading
 from phm.telemetry import services
@@ -18,14 +18,20 @@ class DatabaseSink:
         self.channel = channel
         self.using = using
 
+    def _refresh_connection(self) -> None:
+        # Connector threads outlive connections the server dropped; but never close a
+        # connection in the middle of a caller's transaction.
+        if not connections[self.using].in_atomic_block:
+            close_old_connections()
+
     def write_readings(self, readings: Sequence[Reading]) -> IngestResult:
-        close_old_connections()  # connector threads outlive connections the server dropped
+        self._refresh_connection()
         return services.ingest_readings(readings=readings, channel=self.channel, using=self.using)
 
     def write_logs(self, records: Sequence[LogRecord]) -> IngestResult:
-        close_old_connections()
+        self._refresh_connection()
         return services.ingest_logs(records=records, channel=self.channel, using=self.using)
 
     def write_images(self, records: Sequence[ImageRecord]) -> IngestResult:
-        close_old_connections()
+        self._refresh_connection()
         return services.ingest_images(records=records, channel=self.channel, using=self.using)

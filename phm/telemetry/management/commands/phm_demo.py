@@ -28,6 +28,7 @@ class Command(BaseCommand):
         parser.add_argument("--push-every", type=float, default=5.0, help="Seconds between live pushes.")
         parser.add_argument("--auto-faults", type=float, default=0, help="Inject a random fault every N minutes while streaming (0 = never).")
         parser.add_argument("--seed", type=int, default=7)
+        parser.add_argument("--no-knowledge-base", action="store_true", help="Skip loading the assistant's demo documents.")
         parser.add_argument("--inject", choices=FAULT_KINDS, help="Record a fault for the running simulator and exit.")
         parser.add_argument("--equipment", help="Equipment tag for --inject, e.g. P-101.")
         parser.add_argument("--sensor", help="Sensor measure for sensor faults, e.g. TEMP_BRG.")
@@ -40,7 +41,8 @@ class Command(BaseCommand):
             return self._inject(options)
         site = create_plant(plant=DEMO_PLANT)
         self.stdout.write(f"demo plant '{site.name}': {len(DEMO_PLANT.equipment)} equipment, {sum(len(e.sensors) for e in DEMO_PLANT.equipment)} sensors")
-        self._load_knowledge_base()
+        if not options["no_knowledge_base"]:
+            self._load_knowledge_base()
         now = timezone.now().replace(microsecond=0)
         if Reading.objects.exists():
             self.stdout.write("history exists already; skipping backfill")
