@@ -9,8 +9,9 @@ any size; labels are strings and ``classes_`` lists them in ``predict_proba`` co
 * ``cnn``: the compact ``VisionEncoder`` trained from scratch (or fine-tuned from a local
   ``encoder_checkpoint``) with flips / small rotations / lighting augmentation, class-balanced
   sampling and flip test-time augmentation. ``image_tokens`` exposes its tokens for the fusion model.
-* ``features``: ``surface_features`` + standardised multinomial logistic regression
-  (class-weighted), the classical baseline.
+* ``features``: ``surface_features`` + gradient-boosted trees (``feature_classifier="boosting"``,
+  stored as arrays) or a standardised class-weighted logistic regression (``"logistic"``): the
+  classical baselines.
 """
 
 from __future__ import annotations
@@ -27,11 +28,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 from torch import nn
 
 from models.vision.augment import augment_batch
+from models.vision.boosting import BoostedTrees, export_boosted_trees
 from models.vision.encoder import DEFAULT_WIDTHS, VisionEncoder
 from models.vision.features import FEATURE_IMAGE_SIZE, surface_feature_matrix
 from models.vision.preprocessing import ImageInput, ResizeMode, load_image_batch
@@ -76,6 +80,9 @@ class ImageClassifierParams:
     test_time_flips: bool = True
     encoder_checkpoint: str | None = None
     freeze_encoder: bool = False
+    # Classifier over the hand-crafted features: gradient-boosted trees (saved as arrays, see
+    # models.vision.boosting) or a standardised class-weighted logistic regression.
+    feature_classifier: Literal["boosting", "logistic"] = "boosting"
     feature_regularization: float = 1.0
     seed: int = 0
     # One thread by default: on a CPU shared with other jobs, two threads spend more time waiting
@@ -156,6 +163,8 @@ class ImageClassifier:
         if method not in ("cnn", "features"):
             raise ValueError(f"method must be 'cnn' or 'features', got {method!r}")
         self.params = ImageClassifierParams(method=method, **params)
+        if self.params.feature_classifier not in ("boosting", "logistic"):
+            raise ValueError(f"feature_classifier must be 'boosting' or 'logistic', got {self.params.feature_classifier!r}")
         if self.params.channels not in (1, 3):
             raise ValueError(f"channels must be 1 (grey) or 3 (RGB), got {self.params.channels}")
         self.progress = progress
@@ -163,6 +172,7 @@ class ImageClassifier:
         self.network_: _EncoderWithHead | None = None
         self.scaler_: StandardScaler | None = None
         self.linear_: LogisticRegression | None = None
+        self.trees_: BoostedTrees | None = None
         self.train_seconds_: float | None = None
         self.logit_adjustment_: np.ndarray | None = None
 
@@ -223,6 +233,8 @@ class ImageClassifier:
             return sum(parameter.numel() for parameter in self.network_.parameters())
         if self.linear_ is not None:
             return int(self.linear_.coef_.size + self.linear_.intercept_.size)
+        if self.trees_ is not None:
+            return int(self.trees_.feature.size)  # tree nodes
         return 0
 
     # ----------------------------------------------------------------- persistence
@@ -242,6 +254,8 @@ class ImageClassifier:
             tensors = {name: value.detach().contiguous() for name, value in self.network_.state_dict().items()}
             if self.logit_adjustment_ is not None:
                 tensors["logit_adjustment"] = torch.from_numpy(self.logit_adjustment_.copy())
+        elif self.trees_ is not None:
+            tensors = {f"trees.{name}": torch.from_numpy(np.ascontiguousarray(array)) for name, array in self.trees_.to_arrays().items()}
         else:
             assert self.scaler_ is not None and self.linear_ is not None
             tensors = {
@@ -279,6 +293,10 @@ class ImageClassifier:
             model.network_ = model._build_network(len(model.classes_))
             model.network_.load_state_dict(tensors)
             model.network_.eval()
+        elif model.params.feature_classifier == "boosting":
+            model.trees_ = BoostedTrees.from_arrays(
+                {name.removeprefix("trees."): value.numpy() for name, value in tensors.items() if name.startswith("trees.")}
+            )
         else:
             model.scaler_ = StandardScaler()
             model.scaler_.mean_ = tensors["scaler.mean"].numpy()
@@ -327,12 +345,20 @@ class ImageClassifier:
         return torch.from_numpy(pixels).float().div_(255.0)
 
     def _fit_features(self, features: np.ndarray, targets: np.ndarray) -> None:
+        if self.params.feature_classifier == "boosting":
+            # OpenMP threads capped like torch's: oversubscribed cores make boosting several times slower.
+            with threadpool_limits(limits=self.params.num_threads, user_api="openmp"):
+                booster = HistGradientBoostingClassifier(class_weight="balanced", random_state=self.params.seed)
+                self.trees_ = export_boosted_trees(booster.fit(features, targets))
+            return
         self.scaler_ = StandardScaler().fit(features)
         self.linear_ = LogisticRegression(
             C=self.params.feature_regularization, class_weight="balanced", max_iter=5000, random_state=self.params.seed
         ).fit(self.scaler_.transform(features), targets)
 
     def _features_proba(self, features: np.ndarray) -> np.ndarray:
+        if self.trees_ is not None:
+            return self.trees_.predict_proba(features)
         assert self.scaler_ is not None and self.linear_ is not None
         return self.linear_.predict_proba(self.scaler_.transform(features))
 

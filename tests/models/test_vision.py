@@ -12,6 +12,9 @@ from PIL import Image
 
 from models.metrics.vision import defect_scores, score_image_classifier
 from models.vision import ImageClassifier, VisionEncoder, VisionProjector, load_image_batch
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+from models.vision.boosting import BoostedTrees, export_boosted_trees
 from models.vision.augment import AugmentationSettings, augment_batch
 from models.vision.features import surface_features
 
@@ -233,8 +236,9 @@ def test_fit_rejects_a_mask_list_of_the_wrong_length(tiles):
         ImageClassifier("cnn", **FAST_CNN).fit(images[:4], labels[:4], masks=[None, None, None])
 
 
-def test_features_baseline_learns_and_round_trips(tiles, held_out_tiles, tmp_path: Path):
-    model = ImageClassifier("features").fit(*tiles)
+@pytest.mark.parametrize("feature_classifier", ["boosting", "logistic"])
+def test_features_baseline_learns_and_round_trips(feature_classifier, tiles, held_out_tiles, tmp_path: Path):
+    model = ImageClassifier("features", feature_classifier=feature_classifier).fit(*tiles)
     images, labels = held_out_tiles
     assert (model.predict(images) == np.asarray(labels)).mean() >= 0.8
     restored = ImageClassifier.load(model.save(tmp_path / "features"))
@@ -258,6 +262,19 @@ def test_unfitted_model_and_unknown_options_are_refused(tmp_path: Path):
         ImageClassifier(imagesize=10)
     with pytest.raises(FileNotFoundError, match="not a saved ImageClassifier"):
         ImageClassifier.load(tmp_path)
+
+
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_exported_trees_reproduce_scikit_learn_probabilities(n_classes):
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(300, 6))
+    features[rng.random(features.shape) < 0.05] = np.nan  # missing values take the learned side
+    labels = (np.nan_to_num(features[:, 0]) + np.nan_to_num(features[:, 1]) > 0).astype(int) + 2 * (n_classes > 2) * (
+        np.nan_to_num(features[:, 2]) > 0
+    )
+    booster = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(features, labels)
+    trees = BoostedTrees.from_arrays(export_boosted_trees(booster).to_arrays())
+    np.testing.assert_allclose(trees.predict_proba(features), booster.predict_proba(features), atol=1e-12)
 
 
 # ------------------------------------------------------------------ metrics
