@@ -352,7 +352,9 @@ class FeatureBoostingMethod(_Method):
     """Hand-crafted features + LightGBM (multiclass softmax objective, raw scores are the logits)."""
 
     name = "features"
-    defaults: ClassVar[dict[str, Any]] = {"n_estimators": 400, "learning_rate": 0.05, "num_leaves": 15, "min_child_samples": 10, "early_stopping_rounds": 40}
+    defaults: ClassVar[dict[str, Any]] = {
+        "n_estimators": 400, "learning_rate": 0.05, "num_leaves": 15, "min_child_samples": 10, "early_stopping_rounds": 40,
+    }
 
     def fit(self, windows, targets, class_weights, validation, n_classes, progress):  # type: ignore[override]
         import lightgbm
@@ -382,11 +384,13 @@ class FeatureBoostingMethod(_Method):
             valid_sets=valid_sets,
             callbacks=callbacks,
         )
-        self.training_log = TrainingLog(epochs_run=self.booster.current_iteration(), best_epoch=self.booster.best_iteration or self.booster.current_iteration(), seconds=time.perf_counter() - started)
+        rounds = self.booster.current_iteration()
+        self.training_log = TrainingLog(epochs_run=rounds, best_epoch=self.booster.best_iteration or rounds, seconds=time.perf_counter() - started)
 
     def logits(self, windows):  # type: ignore[override]
         features = signal_features(windows, self.feature_config)
-        return np.asarray(self.booster.predict(features, raw_score=True, num_iteration=self.booster.best_iteration or None), dtype=np.float64)
+        scores = self.booster.predict(features, raw_score=True, num_iteration=self.booster.best_iteration or None)
+        return np.asarray(scores, dtype=np.float64)
 
     def parameter_counts(self) -> tuple[int, int]:
         nodes = sum(tree["num_leaves"] * 2 - 1 for tree in self.booster.dump_model()["tree_info"])
@@ -431,7 +435,9 @@ class _NeuralMethod(_Method):
             valid = (self._standardise(self.representation(validation[0])), validation[1])
         settings = TrainingSettings(**{k: v for k, v in self.params.items() if k in TrainingSettings.__dataclass_fields__})
         loss_fn = torch.nn.CrossEntropyLoss(weight=torch.as_tensor(class_weights, dtype=torch.float32))
-        self.training_log = train_network(self.network, inputs, targets, loss_fn=loss_fn, validation=valid, settings=settings, progress=progress)
+        self.training_log = train_network(
+            self.network, inputs, targets, loss_fn=loss_fn, validation=valid, settings=settings, progress=progress
+        )
 
     def logits(self, windows):  # type: ignore[override]
         return network_outputs(self.network, self._standardise(self.representation(windows))).astype(np.float64)

@@ -165,7 +165,9 @@ def signal_features(windows: np.ndarray, config: FeatureConfig) -> np.ndarray:
     return per_channel.reshape(len(windows), -1).astype(np.float32)
 
 
-def spectral_representation(windows: np.ndarray, config: FeatureConfig, *, n_bins: int = 256, envelope_max_hz: float = 1500.0) -> np.ndarray:
+def spectral_representation(
+    windows: np.ndarray, config: FeatureConfig, *, n_bins: int = 256, envelope_max_hz: float = 1500.0
+) -> np.ndarray:
     """Compact frequency-domain input for neural classifiers: ``[n, c, L]`` -> ``[n, 2c, n_bins]``.
 
     Channel ``2k`` is the log power spectrum of input channel ``k`` averaged into ``n_bins``

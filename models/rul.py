@@ -280,7 +280,8 @@ class RULEstimator:
     def _config(self) -> dict[str, Any]:
         return {
             "method": self.method, "rul_cap": self.rul_cap, "window": self.window, "normalisation": self.normalisation,
-            "baseline_cycles": self.baseline_cycles, "validation_fraction": self.validation_fraction, "train_stride": self.train_stride, "seed": self.seed,
+            "baseline_cycles": self.baseline_cycles, "validation_fraction": self.validation_fraction,
+            "train_stride": self.train_stride, "seed": self.seed,
             "params": self.params,
         }
 

@@ -97,7 +97,10 @@ def run_method(name: str, frame: pd.DataFrame, args: argparse.Namespace) -> dict
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    header = f"{'method':<27} {'RMSE':>6} {'±fold':>6} {'MAE':>6} {'PHM08':>9} {'folds':>5} {'units':>5} {'fit s':>7} {'trainable':>11} {'share':>8}"
+    header = (
+        f"{'method':<27} {'RMSE':>6} {'±fold':>6} {'MAE':>6} {'PHM08':>9} {'folds':>5} {'units':>5} {'fit s':>7} "
+        f"{'trainable':>11} {'share':>8}"
+    )
     lines = ["C-MAPSS FD001, 5-fold CV by unit, last cycle of randomly truncated held-out units (RUL cap 125)", header, "-" * len(header)]
     for row in rows:
         if "error" in row:

@@ -32,7 +32,8 @@ def fleet(n_units: int, *, seed: int = 0) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def fitted() -> RULEstimator:
-    return RULEstimator("inceptiontime", rul_cap=60, window=10, nf=4, epochs=6, batch_size=64, learning_rate=3e-3, train_stride=2).fit(fleet(16))
+    estimator = RULEstimator("inceptiontime", rul_cap=60, window=10, nf=4, epochs=6, batch_size=64, learning_rate=3e-3, train_stride=2)
+    return estimator.fit(fleet(16))
 
 
 def test_piecewise_linear_target_is_capped_remaining_cycles():
