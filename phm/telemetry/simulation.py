@@ -11,11 +11,12 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.db import close_old_connections
+from django.db.models import Max
 from django.utils import timezone
 
 from connectors.simulator import DEMO_PLANT, FAULT_KINDS, PlantDef, PlantSimulator, ScheduledFault, default_sensor_for
 from phm.assets.models import Equipment
-from phm.telemetry.models import FaultInjection
+from phm.telemetry.models import FaultInjection, LatestReading
 from phm.telemetry.sink import DatabaseSink
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,16 @@ def schedule_demo_history(*, now: datetime, hours: float, plant: PlantDef = DEMO
     ]
 
 
+def _resume_point(*, plant: PlantDef, now: datetime, max_gap: timedelta = timedelta(hours=1)) -> datetime:
+    """Continue right after the newest simulated value (no gap after a backfill or a restart),
+    unless that is older than ``max_gap``: then start now rather than replaying a long outage."""
+    tags = [e.sensor_tag(s.measure) for e in plant.equipment for s in e.sensors]
+    newest = LatestReading.objects.filter(sensor__tag__in=tags).aggregate(newest=Max("ts"))["newest"]
+    if newest is None or now - newest > max_gap:
+        return now
+    return newest + timedelta(seconds=1)
+
+
 def stream(
     *, seed: int = 7, push_every_s: float = 5.0, auto_fault_every_s: float | None = None,
     stop: Callable[[], bool] = lambda: False, plant: PlantDef = DEMO_PLANT,
@@ -81,7 +92,7 @@ def stream(
     """Generate data in real time until ``stop()``; refresh the fault schedule every push."""
     simulator = PlantSimulator(plant, seed=seed)
     sink = DatabaseSink(channel="simulator")
-    cursor = timezone.now().replace(microsecond=0)
+    cursor = _resume_point(plant=plant, now=timezone.now().replace(microsecond=0))
     next_auto_fault = time.monotonic() + (auto_fault_every_s or 0)
     rng = random.Random(seed)
     while not stop():

@@ -1,0 +1,64 @@
+"""phm_demo: the plant, its backfilled history with recorded faults, and fault injection."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from phm.assets.models import Equipment, Sensor
+from phm.telemetry.models import FaultInjection, LogEvent, Reading
+
+
+def run(*args) -> str:
+    out = StringIO()
+    call_command("phm_demo", *args, "--no-knowledge-base", stdout=out)
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+def test_creates_plant_and_history_with_recorded_faults():
+    output = run("--hours", "0.25")
+    assert Equipment.objects.count() == 5 and Sensor.objects.count() == 29
+    assert {f.fault for f in FaultInjection.objects.all()} == {"cavitation", "condenser_fouling", "stuck_sensor", "bearing_wear"}
+    # 23 sensors at 1 Hz and 6 at 0.1 Hz over 15 minutes
+    assert Reading.objects.count() == pytest.approx(23 * 900 + 6 * 90, abs=40)
+    assert LogEvent.objects.exists()
+    assert "backfilled" in output
+    assert "history exists already" in run("--hours", "0.25")  # idempotent
+    assert Equipment.objects.count() == 5
+
+
+@pytest.mark.django_db
+def test_inject_records_a_fault_for_the_running_simulator():
+    run("--hours", "0")
+    output = run("--inject", "cavitation", "--equipment", "P-101", "--duration-minutes", "5")
+    fault = FaultInjection.objects.get(source="manual")
+    assert fault.fault == "cavitation" and fault.equipment.tag == "P-101" and "injected cavitation" in output
+
+
+@pytest.mark.django_db
+def test_inject_refuses_a_fault_the_equipment_cannot_have():
+    run("--hours", "0")
+    with pytest.raises(CommandError, match="cannot have 'cavitation'"):
+        run("--inject", "cavitation", "--equipment", "CH-501")
+    with pytest.raises(CommandError, match="needs --equipment"):
+        run("--inject", "cavitation")
+
+
+@pytest.mark.django_db
+def test_live_stream_resumes_after_the_backfill_without_a_gap():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from connectors.simulator import DEMO_PLANT
+    from phm.telemetry.simulation import _resume_point
+
+    now = timezone.now().replace(microsecond=0)
+    assert _resume_point(plant=DEMO_PLANT, now=now) == now  # nothing stored yet
+    run("--hours", "0.02")
+    newest = Reading.objects.order_by("-ts").first().ts
+    assert _resume_point(plant=DEMO_PLANT, now=newest + timedelta(minutes=3)) == newest + timedelta(seconds=1)
+    assert _resume_point(plant=DEMO_PLANT, now=newest + timedelta(hours=2)) == newest + timedelta(hours=2)
