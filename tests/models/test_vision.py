@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from sklearn.ensemble import HistGradientBoostingClassifier
+from threadpoolctl import threadpool_limits
 
 from models.metrics.vision import defect_scores, score_image_classifier
 from models.vision import ImageClassifier, VisionEncoder, VisionProjector, load_image_batch
-from sklearn.ensemble import HistGradientBoostingClassifier
-
-from models.vision.boosting import BoostedTrees, export_boosted_trees
 from models.vision.augment import AugmentationSettings, augment_batch
+from models.vision.boosting import BoostedTrees, export_boosted_trees
 from models.vision.features import surface_features
 
 # Small settings so a CNN trains in seconds; the real-data run uses the defaults.
@@ -236,13 +236,31 @@ def test_fit_rejects_a_mask_list_of_the_wrong_length(tiles):
         ImageClassifier("cnn", **FAST_CNN).fit(images[:4], labels[:4], masks=[None, None, None])
 
 
+@pytest.fixture(scope="module")
+def tile_features(tiles, held_out_tiles):
+    """Hand-crafted features of the synthetic tiles, computed once for the feature-model tests."""
+    model = ImageClassifier("features")
+    return model._feature_matrix(tiles[0]), model._feature_matrix(held_out_tiles[0])
+
+
 @pytest.mark.parametrize("feature_classifier", ["boosting", "logistic"])
-def test_features_baseline_learns_and_round_trips(feature_classifier, tiles, held_out_tiles, tmp_path: Path):
-    model = ImageClassifier("features", feature_classifier=feature_classifier).fit(*tiles)
-    images, labels = held_out_tiles
-    assert (model.predict(images) == np.asarray(labels)).mean() >= 0.8
+def test_features_baseline_learns_and_round_trips(feature_classifier, tiles, held_out_tiles, tile_features, tmp_path: Path):
+    model = ImageClassifier("features", feature_classifier=feature_classifier)
+    # Features are computed once by the fixture (they are the slow part); fit/predict then go
+    # through the same private steps as fit(images) / predict_proba(images).
+    model.classes_ = sorted(set(tiles[1]))
+    model._fit_features(tile_features[0], np.searchsorted(model.classes_, tiles[1]))
+    probabilities = model._features_proba(tile_features[1])
+    predicted = np.asarray(model.classes_)[probabilities.argmax(axis=1)]
+    assert (predicted == np.asarray(held_out_tiles[1])).mean() >= 0.8
     restored = ImageClassifier.load(model.save(tmp_path / "features"))
-    np.testing.assert_allclose(restored.predict_proba(images), model.predict_proba(images))
+    np.testing.assert_allclose(restored._features_proba(tile_features[1]), probabilities)
+
+
+def test_features_baseline_takes_images_through_the_contract(tiles):
+    images, labels = tiles
+    model = ImageClassifier("features", feature_classifier="logistic").fit(images[:24], labels[:24])
+    assert model.predict_proba(images[24:27]).shape == (3, 3)
 
 
 @pytest.mark.parametrize(
@@ -272,7 +290,8 @@ def test_exported_trees_reproduce_scikit_learn_probabilities(n_classes):
     labels = (np.nan_to_num(features[:, 0]) + np.nan_to_num(features[:, 1]) > 0).astype(int) + 2 * (n_classes > 2) * (
         np.nan_to_num(features[:, 2]) > 0
     )
-    booster = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(features, labels)
+    with threadpool_limits(limits=1, user_api="openmp"):
+        booster = HistGradientBoostingClassifier(max_iter=10, random_state=0).fit(features, labels)
     trees = BoostedTrees.from_arrays(export_boosted_trees(booster).to_arrays())
     np.testing.assert_allclose(trees.predict_proba(features), booster.predict_proba(features), atol=1e-12)
 
