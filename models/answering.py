@@ -36,7 +36,7 @@ REFUSAL = (
 #: off-topic ones (cooking, geography) below 0.2.
 MIN_DENSE_SIMILARITY = float(os.environ.get("PHM_ASSISTANT_MIN_SIMILARITY", "0.30"))
 MAX_QUESTION_CHARS = 2000
-DEFAULT_MAX_NEW_TOKENS = int(os.environ.get("PHM_ASSISTANT_MAX_NEW_TOKENS", "200"))
+DEFAULT_MAX_NEW_TOKENS = int(os.environ.get("PHM_ASSISTANT_MAX_NEW_TOKENS", "160"))
 CITATION = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 
 SYSTEM_PROMPT = (
@@ -161,14 +161,14 @@ def refusal(passages: list[Passage]) -> Answer:
 
 def answer_from_passages(
     question: str, passages: list[Passage], *, model: LanguageModel | None = None, history: Sequence[tuple[str, str]] = (),
-    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    max_new_tokens: int | None = None,
 ) -> Answer:
     question = validate_question(question)
     if not passages or not is_relevant(question, passages):
         return refusal(passages)
     model = model or get_language_model()
     started = time.perf_counter()
-    raw = model.generate(build_messages(question, passages, history), max_new_tokens=max_new_tokens)
+    raw = model.generate(build_messages(question, passages, history), max_new_tokens=max_new_tokens or DEFAULT_MAX_NEW_TOKENS)
     return finish_answer(raw, passages, model=model.name, seconds=time.perf_counter() - started)
 
 
@@ -188,13 +188,14 @@ class LanguageModel:
         encoded = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
         return {k: v.to(self.model.device) for k, v in encoded.items()}
 
-    def _generation_kwargs(self, max_new_tokens: int) -> dict:
+    def _generation_kwargs(self, max_new_tokens: int | None) -> dict:
+        max_new_tokens = max_new_tokens or DEFAULT_MAX_NEW_TOKENS  # read at call time: configurable per process
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         # Greedy with a mild repetition penalty: small models loop otherwise; sampling would make
         # answers (and the evaluation) irreproducible.
         return {"max_new_tokens": max_new_tokens, "do_sample": False, "repetition_penalty": 1.1, "pad_token_id": pad}
 
-    def generate(self, messages: list[dict[str, str]], *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> str:
+    def generate(self, messages: list[dict[str, str]], *, max_new_tokens: int | None = None) -> str:
         import torch
 
         inputs = self._inputs(messages)
@@ -202,7 +203,7 @@ class LanguageModel:
             output = self.model.generate(**inputs, **self._generation_kwargs(max_new_tokens))
         return self.tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
 
-    def stream(self, messages: list[dict[str, str]], *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> Iterator[str]:
+    def stream(self, messages: list[dict[str, str]], *, max_new_tokens: int | None = None) -> Iterator[str]:
         """Yield text pieces as they are generated (generation runs in a helper thread)."""
         import torch
         from transformers import TextIteratorStreamer

@@ -89,6 +89,7 @@ class HybridIndex:
         self._bm25_dirty = True
         self._meta_cache: tuple[np.ndarray, np.ndarray] | None = None
         self._vocabulary: set[str] = set()
+        self._mask_cache: dict[ChunkFilter, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self._row_of)
@@ -185,7 +186,7 @@ class HybridIndex:
                 return []
             allowed = self._alive[: self._size].copy()
             if chunk_filter is not None:
-                allowed &= chunk_filter.mask(*self._metadata())
+                allowed &= self._filter_mask(chunk_filter)
             if not allowed.any():
                 return []
             bm25 = self._bm25_scores(query)
@@ -213,8 +214,20 @@ class HybridIndex:
             mask = self._alive[: self._size] & chunk_filter.mask(*self._metadata())
             return [self._rows.keys[r] for r in np.flatnonzero(mask)]
 
+    def _filter_mask(self, chunk_filter: ChunkFilter) -> np.ndarray:
+        """Masks are cached per filter until the next add: string comparisons over 100k rows cost
+        more than the search itself, and a plant asks about the same few equipment again and again."""
+        self._metadata()  # rebuilds the metadata arrays after a change, dropping stale masks
+        cache = self._mask_cache
+        if chunk_filter not in cache:
+            if len(cache) > 64:
+                cache.clear()
+            cache[chunk_filter] = chunk_filter.mask(*self._metadata())
+        return cache[chunk_filter]
+
     def _metadata(self) -> tuple[np.ndarray, np.ndarray]:
         if self._meta_cache is None:
+            self._mask_cache = {}
             self._meta_cache = (np.array(self._rows.equipment, dtype=object), np.array(self._rows.equipment_type, dtype=object))
         return self._meta_cache
 

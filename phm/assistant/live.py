@@ -67,14 +67,12 @@ def mentioned_equipment(question: str, *, using: str = "default") -> Equipment |
     its full name ("cooling tower fan"), else by type when the plant has exactly one of that type
     ("the chiller")."""
     lowered = question.lower()
-    squashed = re.sub(r"[^a-z0-9]", "", lowered)
     candidates = list(Equipment.objects.using(using).select_related("line__area__site"))
     for equipment in sorted(candidates, key=lambda e: -len(e.tag)):  # longest first: P-1011 before P-101
         tag = equipment.tag.lower()
-        if re.search(rf"(?<![a-z0-9]){re.escape(tag)}(?![0-9])", lowered) or (len(tag) > 3 and re.sub(r"[^a-z0-9]", "", tag) in squashed.split()):
-            return equipment
-        if re.search(rf"(?<![a-z0-9]){re.escape(re.sub(r'[^a-z0-9]', '', tag))}(?![0-9])", lowered):
-            return equipment
+        for spelling in {tag, re.sub(r"[^a-z0-9]", "", tag)}:
+            if re.search(rf"(?<![a-z0-9]){re.escape(spelling)}(?![0-9])", lowered):
+                return equipment
     for equipment in candidates:
         if equipment.name and equipment.name.lower() in lowered:
             return equipment
