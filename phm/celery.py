@@ -1,7 +1,8 @@
 """Celery application: queues ``ingest``, ``cpu`` and ``gpu``, routed by task name.
 
 The broker comes from ``PHM_BROKER_URL`` (see settings). The embedded default is kombu's
-filesystem transport under ``var/broker``: a real cross-process queue that needs no server.
+filesystem transport under ``var/broker`` (with atomic writes, ``phm/broker.py``): a real
+cross-process queue that needs no server.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ import os
 from celery import Celery
 from kombu import Queue
 
+from phm import broker
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "phm.settings")
+broker.register()  # filesystem:// -> the multi-process-safe transport in phm/broker.py
 
 app = Celery("phm")
 app.config_from_object("django.conf:settings", namespace="CELERY")
