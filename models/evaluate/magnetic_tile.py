@@ -103,6 +103,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=None, help="CNN epochs (default: the model's)")
     parser.add_argument("--image-size", type=int, default=None, help="CNN input side in pixels (default: the model's)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the CNN (at most 2 on shared machines)")
+    parser.add_argument("--encoder-checkpoint", type=Path, default=None,
+                        help="initialise the CNN encoder from this local .safetensors file or saved ImageClassifier folder")
     parser.add_argument("--no-masks", action="store_true", help="train the CNN from image labels only (ablation)")
     parser.add_argument("--save-model", type=Path, default=None, help="also save the trained CNN to this folder")
     parser.add_argument("--json", type=Path, default=None, help="write the results as JSON to this file")
@@ -120,6 +122,8 @@ def _cnn_model(arguments: argparse.Namespace) -> ImageClassifier:
         options["epochs"] = arguments.epochs
     if arguments.image_size is not None:
         options["image_size"] = arguments.image_size
+    if arguments.encoder_checkpoint is not None:
+        options["encoder_checkpoint"] = str(arguments.encoder_checkpoint)
     progress = (lambda epoch, total, loss: print(f"  cnn epoch {epoch}/{total} loss {loss:.3f}", flush=True)) if arguments.verbose else None
     return ImageClassifier("cnn", progress=progress, **options)
 

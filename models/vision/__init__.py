@@ -7,8 +7,10 @@
 """
 
 from models.vision.classifier import ImageClassifier, ImageClassifierParams
-from models.vision.encoder import VisionEncoder
+from models.vision.encoder import VisionEncoder, configured_encoder_checkpoint
 from models.vision.preprocessing import load_image_batch
 from models.vision.projector import VisionProjector
 
-__all__ = ["ImageClassifier", "ImageClassifierParams", "VisionEncoder", "VisionProjector", "load_image_batch"]
+__all__ = [
+    "configured_encoder_checkpoint",
+    "ImageClassifier", "ImageClassifierParams", "VisionEncoder", "VisionProjector", "load_image_batch"]

@@ -16,6 +16,7 @@ The encoder yields two views of an image:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,8 +25,24 @@ from safetensors.torch import load_file
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
+ENCODER_CHECKPOINT_ENV = "PHM_VISION_ENCODER_CHECKPOINT"
 DEFAULT_WIDTHS = (32, 48, 96, 160)
 PATCH_SIZE = 4
+
+
+def configured_encoder_checkpoint() -> Path | None:
+    """The local pretrained encoder named by ``$PHM_VISION_ENCODER_CHECKPOINT``, if set.
+
+    Estimators never read the environment themselves (a model must not change with the shell it
+    runs in); the application passes this to ``ImageClassifier(encoder_checkpoint=...)``.
+    """
+    value = os.environ.get(ENCODER_CHECKPOINT_ENV, "").strip()
+    if not value:
+        return None
+    path = Path(value)
+    if not path.exists():
+        raise FileNotFoundError(f"${ENCODER_CHECKPOINT_ENV} points to {value!r}, which does not exist")
+    return path
 
 
 def standardize_per_image(pixels: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:

@@ -13,7 +13,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
 from models.metrics.vision import defect_scores, score_image_classifier
-from models.vision import ImageClassifier, VisionEncoder, VisionProjector, load_image_batch
+from models.vision import ImageClassifier, VisionEncoder, VisionProjector, configured_encoder_checkpoint, load_image_batch
 from models.vision.augment import AugmentationSettings, augment_batch
 from models.vision.boosting import BoostedTrees, export_boosted_trees
 from models.vision.features import surface_features
@@ -201,6 +201,16 @@ def test_encoder_checkpoint_initialises_and_freezes_the_encoder(trained_cnn, til
     fine_tuned.fit(images[:20], labels[:20])
     for name, value in trained_cnn.network_.encoder.state_dict().items():
         assert torch.equal(value, fine_tuned.network_.encoder.state_dict()[name]), name
+
+
+def test_configured_encoder_checkpoint_comes_from_the_environment(tmp_path: Path, monkeypatch):
+    monkeypatch.delenv("PHM_VISION_ENCODER_CHECKPOINT", raising=False)
+    assert configured_encoder_checkpoint() is None
+    monkeypatch.setenv("PHM_VISION_ENCODER_CHECKPOINT", str(tmp_path))
+    assert configured_encoder_checkpoint() == tmp_path
+    monkeypatch.setenv("PHM_VISION_ENCODER_CHECKPOINT", str(tmp_path / "gone.safetensors"))
+    with pytest.raises(FileNotFoundError, match="PHM_VISION_ENCODER_CHECKPOINT points to"):
+        configured_encoder_checkpoint()
 
 
 def test_encoder_checkpoint_of_another_architecture_is_refused(trained_cnn, tiles, tmp_path: Path):
