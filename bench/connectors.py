@@ -32,8 +32,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-PG_ADMIN_URL = os.environ.get("PHM_BENCH_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/postgres")
+sys.path.insert(0, str(ROOT / "bench"))
+from _django import configure_django, make_sensors as _make_sensors, recreate_postgres_database  # noqa: E402
+
 PG_BENCH_DB = "phm_bench_connectors"
 N_SENSORS = 100
 BROKER = ["127.0.0.1", 1883]
@@ -71,35 +72,11 @@ def start_private_broker(workdir: Path):
     raise RuntimeError("private mosquitto did not start")
 
 
-def configure_django(sqlite_path: Path, with_postgres: bool) -> None:
-    os.environ["DJANGO_SETTINGS_MODULE"] = "phm.settings"
-    os.environ["DATABASE_URL"] = f"sqlite:///{sqlite_path}"
-    os.environ.setdefault("PHM_DATA_ROOT", str(sqlite_path.parent))
-    if with_postgres:
-        os.environ["PHM_TEST_POSTGRES_URL"] = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{PG_BENCH_DB}"
-    import django
-
-    django.setup()
-
-
-def recreate_postgres_database() -> None:
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {PG_BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {PG_BENCH_DB}")
-
-
 def make_sensors(alias: str) -> list[str]:
-    from phm.assets.models import Area, Equipment, Line, Sensor, Site
-
-    site = Site.objects.using(alias).create(code="benchc", name="Bench")
-    area = Area.objects.using(alias).create(site=site, code="a", name="A")
-    line = Line.objects.using(alias).create(area=area, code="l", name="L")
-    equipment = Equipment.objects.using(alias).create(line=line, tag="M-1", name="Bench motor")
-    tags = [f"S{i:03d}" for i in range(N_SENSORS)]
-    Sensor.objects.using(alias).bulk_create(Sensor(equipment=equipment, tag=f"M-1.{tag}", name=tag) for tag in tags)
-    return tags
+    """Sensors M-1.S000 ...; returns the short names the MQTT topics use."""
+    names = [f"S{i:03d}" for i in range(N_SENSORS)]
+    _make_sensors(alias, site_code="benchc", equipment_tag="M-1", names=names)
+    return names
 
 
 class TimingSink:
@@ -296,11 +273,11 @@ def run_all(args, workdir: Path) -> int:
     with_pg = not args.skip_postgres
     if with_pg:
         try:
-            recreate_postgres_database()
+            recreate_postgres_database(PG_BENCH_DB)
         except Exception as exc:
             print(f"PostgreSQL unavailable ({exc}); SQLite only")
             with_pg = False
-    configure_django(workdir / "bench.sqlite3", with_pg)
+    configure_django(workdir / "bench.sqlite3", PG_BENCH_DB if with_pg else None)
     from django.core.management import call_command
     from django.db import connections
 
@@ -349,7 +326,7 @@ def run_all(args, workdir: Path) -> int:
     print(f"wrote {out}")
     if with_pg:
         connections.close_all()
-        recreate_postgres_database()
+        recreate_postgres_database(PG_BENCH_DB)
     return 0
 
 

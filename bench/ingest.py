@@ -21,41 +21,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-PG_ADMIN_URL = os.environ.get("PHM_BENCH_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/postgres")
+sys.path.insert(0, str(ROOT / "bench"))
+from _django import PG_ADMIN_URL, configure_django, make_sensors, postgres_url, recreate_postgres_database  # noqa: E402
+
 PG_BENCH_DB = "phm_bench_ingest"
 N_SENSORS = 50
-
-
-def configure_django(sqlite_path: Path, with_postgres: bool) -> None:
-    os.environ["DJANGO_SETTINGS_MODULE"] = "phm.settings"
-    os.environ["DATABASE_URL"] = f"sqlite:///{sqlite_path}"
-    os.environ.setdefault("PHM_DATA_ROOT", str(sqlite_path.parent))
-    if with_postgres:
-        os.environ["PHM_TEST_POSTGRES_URL"] = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{PG_BENCH_DB}"
-    import django
-
-    django.setup()
-
-
-def recreate_postgres_database() -> None:
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {PG_BENCH_DB}")
-        conn.execute(f"CREATE DATABASE {PG_BENCH_DB}")
-
-
-def make_sensors(alias: str) -> list[str]:
-    from phm.assets.models import Area, Equipment, Line, Sensor, Site
-
-    site = Site.objects.using(alias).create(code="bench", name="Bench")
-    area = Area.objects.using(alias).create(site=site, code="a", name="A")
-    line = Line.objects.using(alias).create(area=area, code="l", name="L")
-    equipment = Equipment.objects.using(alias).create(line=line, tag="B-1", name="Bench pump")
-    tags = [f"B-1.S{i:03d}" for i in range(N_SENSORS)]
-    Sensor.objects.using(alias).bulk_create(Sensor(equipment=equipment, tag=tag, name=tag) for tag in tags)
-    return tags
 
 
 def make_readings(tags: list[str], rows: int, start: datetime):
@@ -104,7 +74,7 @@ def bench_raw_sqlite(path: Path, rows, batch: int) -> float:
 def bench_raw_copy(rows, batch: int) -> float:
     import psycopg
 
-    with psycopg.connect(PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{PG_BENCH_DB}") as conn:
+    with psycopg.connect(postgres_url(PG_BENCH_DB)) as conn:
         conn.execute("DROP TABLE IF EXISTS raw_reading")
         conn.execute("CREATE TABLE raw_reading (sensor_id bigint NOT NULL, ts bigint NOT NULL, value double precision NOT NULL, quality smallint NOT NULL, PRIMARY KEY (sensor_id, ts))")
         conn.commit()
@@ -130,11 +100,11 @@ def main(argv: list[str]) -> int:
     with_pg = not args.skip_postgres
     if with_pg:
         try:
-            recreate_postgres_database()
+            recreate_postgres_database(PG_BENCH_DB)
         except Exception as exc:
             print(f"PostgreSQL unavailable ({exc}); SQLite only")
             with_pg = False
-    configure_django(workdir / "bench.sqlite3", with_pg)
+    configure_django(workdir / "bench.sqlite3", PG_BENCH_DB if with_pg else None)
     from django.core.management import call_command
     from django.db import connections
 
@@ -142,7 +112,7 @@ def main(argv: list[str]) -> int:
     results = []
     for alias in aliases:
         call_command("migrate", database=alias, verbosity=0)
-        tags = make_sensors(alias)
+        tags = make_sensors(alias, site_code="bench", equipment_tag="B-1", names=[f"S{i:03d}" for i in range(N_SENSORS)])
         engine = connections[alias].vendor
         for run, batch in enumerate(batches):
             # A fresh time range per run: every reading is new, as in steady-state streaming.
@@ -165,7 +135,7 @@ def main(argv: list[str]) -> int:
     print(f"wrote {out}")
     if with_pg:
         connections.close_all()
-        recreate_postgres_database()  # leave nothing big behind
+        recreate_postgres_database(PG_BENCH_DB)  # leave nothing big behind
     return 0
 
 
