@@ -545,7 +545,10 @@ class FaultClassifier:
     # -- configuration ------------------------------------------------------------------------
 
     def _feature_config(self) -> FeatureConfig:
-        return FeatureConfig(sampling_rate=self.sampling_rate, shaft_hz=self.shaft_hz, fault_orders=self.fault_orders)
+        return FeatureConfig(
+            sampling_rate=self.sampling_rate, shaft_hz=self.shaft_hz, fault_orders=self.fault_orders,
+            level_features=bool(self.params.get("level_features", False)),
+        )
 
     def _make_method(self) -> _Method:
         return _Method.registry[self.method](self._feature_config(), {**self.params, "seed": self.seed})

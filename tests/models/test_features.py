@@ -87,3 +87,13 @@ def test_spectral_representation_shape_and_resonance_band():
     assert representation.shape == (1, 2, 128)
     band_of_peak = representation[0, 0].argmax()
     assert band_of_peak == pytest.approx(3000.0 / (FS / 2) * 128, abs=2)
+
+
+def test_level_features_are_left_out_unless_asked_for():
+    windows = np.stack([impact_train(100.0, seed=s, length=2048) for s in range(2)])[:, None, :]
+    shape_only = FeatureConfig(sampling_rate=FS)
+    with_levels = FeatureConfig(sampling_rate=FS, level_features=True)
+    assert "ch0_rms" not in feature_names(shape_only, 1) and "ch0_rms" in feature_names(with_levels, 1)
+    # Scaling the signal changes level features only: the default set is invariant to it.
+    np.testing.assert_allclose(signal_features(windows * 3, shape_only), signal_features(windows, shape_only), rtol=1e-4, atol=1e-4)
+    assert signal_features(windows, with_levels).shape[1] == len(feature_names(with_levels, 1))
