@@ -1,12 +1,37 @@
-"""Read models for the operator pages."""
+"""Read models for the operator pages: equipment health, alarm counts, score bands, log timeline."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.apps import apps
+from django.db import connections
+from django.db.models import Count, Q
+
+from phm.alarms.models import OPEN_STATES, Alarm, AlarmState
+from phm.analytics.models import AnomalyScore, DetectorConfig
 from phm.assets.models import Equipment
-from phm.telemetry.models import LogEvent
+from phm.telemetry.fields import datetime_to_us, us_to_datetime
+from phm.telemetry.models import InspectionImage, LogEvent, LogTemplate
+
+#: States an operator still has to act on or watch: annunciated, not shelved or hidden by design.
+ACTIVE_STATES = [AlarmState.ACTIVE_UNACK, AlarmState.ACTIVE_ACK]
+UNACK_STATES = [AlarmState.ACTIVE_UNACK, AlarmState.RTN_UNACK]
+
+
+@dataclass(frozen=True)
+class LatestScore:
+    detector: str
+    ts: datetime
+    score: float
+    threshold: float
+
+    @property
+    def above(self) -> bool:
+        return self.score > self.threshold
 
 
 @dataclass(frozen=True)
@@ -14,10 +39,26 @@ class EquipmentHealth:
     sensors: int
     stale: list[str]
     last_update: datetime | None
+    worst_alarm: Alarm | None = None
+    latest_score: LatestScore | None = None
+
+    @property
+    def status(self) -> str:
+        """One word for the row, shown as text next to its colour."""
+        if self.worst_alarm is not None:
+            return self.worst_alarm.band
+        if self.stale:
+            return "stale"
+        return "normal"
 
 
 def equipment_health(*, now: datetime, stale_factor: float = 5.0) -> dict[int, EquipmentHealth]:
-    """Per equipment: sensor count, stale sensor tags (no value for stale_factor × sampling period)."""
+    """Per equipment: sensor count, stale sensor tags (no value for stale_factor × sampling period),
+    the worst open alarm (highest severity, then newest) and the latest anomaly score."""
+    worst: dict[int, Alarm] = {}
+    for alarm in Alarm.objects.filter(state__in=OPEN_STATES).order_by("-severity", "-raised_at"):
+        worst.setdefault(alarm.equipment_id, alarm)
+    scores = latest_scores()
     health: dict[int, EquipmentHealth] = {}
     for equipment in Equipment.objects.prefetch_related("sensors__latest"):
         stale, last = [], None
@@ -28,9 +69,124 @@ def equipment_health(*, now: datetime, stale_factor: float = 5.0) -> dict[int, E
                 stale.append(sensor.tag)
             if latest is not None and (last is None or latest.ts > last):
                 last = latest.ts
-        health[equipment.pk] = EquipmentHealth(len(sensors), stale, last)
+        health[equipment.pk] = EquipmentHealth(len(sensors), stale, last, worst.get(equipment.pk), scores.get(equipment.pk))
     return health
 
 
+def latest_scores() -> dict[int, LatestScore]:
+    """Latest score per equipment, from its enabled detector with the highest score/threshold ratio."""
+    best: dict[int, LatestScore] = {}
+    for config in DetectorConfig.objects.filter(enabled=True).only("pk", "name", "equipment_id"):
+        row = AnomalyScore.objects.filter(config=config).order_by("-ts").values_list("ts", "score", "threshold").first()
+        if row is None:
+            continue
+        candidate = LatestScore(config.name, row[0], row[1], row[2])
+        current = best.get(config.equipment_id)
+        if current is None or _ratio(candidate) > _ratio(current):
+            best[config.equipment_id] = candidate
+    return best
+
+
+def _ratio(score: LatestScore) -> float:
+    return score.score / score.threshold if score.threshold else math.inf
+
+
+@dataclass
+class AreaAlarmCounts:
+    active: int = 0
+    unacknowledged: int = 0
+
+
+def area_alarm_counts() -> dict[int, AreaAlarmCounts]:
+    rows = (
+        Alarm.objects.values("equipment__line__area")
+        .annotate(active=Count("pk", filter=Q(state__in=ACTIVE_STATES)), unack=Count("pk", filter=Q(state__in=UNACK_STATES)))
+    )
+    return {row["equipment__line__area"]: AreaAlarmCounts(row["active"], row["unack"]) for row in rows}
+
+
+@dataclass(frozen=True)
+class ScoreBand:
+    """A detector's score over a range, bucketed in the database (max per bucket: a spike stays visible)."""
+
+    detector: str
+    times: list[datetime]
+    scores: list[float]
+    thresholds: list[float]
+
+
+def score_bands(*, equipment: Equipment, start: datetime, end: datetime, max_points: int = 600, using: str = "default") -> list[ScoreBand]:
+    start_us, end_us = datetime_to_us(start), datetime_to_us(end)
+    bucket_us = max(1, math.ceil((end_us - start_us) / max_points))
+    table = AnomalyScore._meta.db_table
+    bands = []
+    for config in DetectorConfig.objects.using(using).filter(equipment=equipment).order_by("name"):
+        with connections[using].cursor() as cursor:
+            cursor.execute(
+                f"SELECT (ts - %s) / %s AS bucket, MAX(score), MAX(threshold) FROM {table} "
+                "WHERE config_id = %s AND ts >= %s AND ts < %s GROUP BY bucket ORDER BY bucket",
+                [start_us, bucket_us, config.pk, start_us, end_us],
+            )
+            rows = cursor.fetchall()
+        if rows:
+            bands.append(ScoreBand(
+                config.name, [us_to_datetime(start_us + int(b) * bucket_us) for b, _, _ in rows], [s for _, s, _ in rows], [t for _, _, t in rows]
+            ))
+    return bands
+
+
+def alarms_in_range(*, equipment: Equipment, start: datetime, end: datetime) -> list[Alarm]:
+    return list(Alarm.objects.filter(equipment=equipment, raised_at__gte=start, raised_at__lt=end).order_by("raised_at")[:200])
+
+
+@dataclass
+class TemplateCount:
+    template_id: str
+    template: str
+    count: int
+    last: datetime
+    levels: Counter = field(default_factory=Counter)
+
+
+def log_template_counts(*, equipment: Equipment, start: datetime, end: datetime) -> list[TemplateCount]:
+    """Log events of the equipment in the range grouped by their mined template, most frequent first."""
+    events = LogEvent.objects.filter(Q(equipment=equipment) | Q(source=equipment.tag), ts__gte=start, ts__lt=end)
+    counts: dict[str, TemplateCount] = {}
+    levels: dict[str, Counter] = defaultdict(Counter)
+    for template_id, level, ts, message in events.values_list("template_id", "level", "ts", "message").iterator():
+        key = template_id or message
+        entry = counts.get(key)
+        if entry is None:
+            entry = counts[key] = TemplateCount(template_id, message, 0, ts)
+        entry.count += 1
+        entry.last = max(entry.last, ts)
+        levels[key][level] += 1
+    texts = dict(LogTemplate.objects.filter(template_id__in=[c.template_id for c in counts.values() if c.template_id]).values_list("template_id", "template"))
+    for key, entry in counts.items():
+        entry.template = texts.get(entry.template_id, entry.template)
+        entry.levels = levels[key]
+    return sorted(counts.values(), key=lambda c: (-c.count, c.template))
+
+
 def recent_logs(*, equipment: Equipment, limit: int = 50) -> list[LogEvent]:
-    return list(LogEvent.objects.filter(source=equipment.tag).order_by("-ts")[:limit])
+    return list(LogEvent.objects.filter(Q(equipment=equipment) | Q(source=equipment.tag)).order_by("-ts")[:limit])
+
+
+def latest_images(*, equipment: Equipment, limit: int = 6) -> list[InspectionImage]:
+    return list(InspectionImage.objects.filter(equipment=equipment).order_by("-ts" if _has_field(InspectionImage, "ts") else "-uploaded_at")[:limit])
+
+
+def latest_diagnosis(*, equipment: Equipment):
+    """The newest diagnosis row of the equipment when the analytics app has a Diagnosis model."""
+    try:
+        model = apps.get_model("analytics", "Diagnosis")
+    except LookupError:
+        return None
+    if not _has_field(model, "equipment"):
+        return None
+    order = next((f"-{name}" for name in ("created_at", "ts", "at", "updated_at") if _has_field(model, name)), "-pk")
+    return model.objects.filter(equipment=equipment).order_by(order).first()
+
+
+def _has_field(model, name: str) -> bool:
+    return any(f.name == name for f in model._meta.get_fields())
