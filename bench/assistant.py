@@ -171,6 +171,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and tokens (smoke run)")
     parser.add_argument("--skip-generation", action="store_true")
+    parser.add_argument("--skip-retrieval", action="store_true", help="keep the retrieval numbers already in the result file")
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -184,9 +185,15 @@ def main() -> int:
     if not args.skip_generation:
         print("generation (CPU, SmolLM2-135M-Instruct):", flush=True)
         result["generation"] = bench_generation(new_tokens=16 if args.quick else 48, repeats=1 if args.quick else 3)
-    print("retrieval (in-process hybrid index):", flush=True)
-    result["retrieval"] = bench_retrieval([int(s) for s in args.sizes.split(",")], repeats=1 if args.quick else 5, rng=random.Random(0))
     out = REPO / "bench" / "results" / "assistant.json"
+    previous = json.loads(out.read_text()) if out.exists() else {}
+    if args.skip_retrieval:
+        result["retrieval"] = previous.get("retrieval")
+    else:
+        print("retrieval (in-process hybrid index):", flush=True)
+        result["retrieval"] = bench_retrieval([int(s) for s in args.sizes.split(",")], repeats=1 if args.quick else 5, rng=random.Random(0))
+    if args.skip_generation:
+        result["generation"] = previous.get("generation")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}")
