@@ -52,7 +52,7 @@ class Variant:
 
 def build_variants(args: argparse.Namespace) -> list[Variant]:
     forecaster = {
-        "epochs": args.epochs, "max_steps_per_epoch": args.max_steps, "seq_len": args.seq_len,
+        "epochs": args.epochs, "max_steps_per_epoch": args.max_steps or None, "seq_len": args.seq_len,
         "horizon": args.horizon, "seed": args.seed,
     }
     reprogram = {**forecaster, "domain": SKAB_DOMAIN, "num_layers": args.layers}
@@ -148,7 +148,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--layers", type=int, default=6, help="backbone layers kept for reprogram (default 6 of 30)")
     parser.add_argument("--layer-study", type=int, nargs="*", default=[], help="extra reprogram rows with these layer counts")
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--max-steps", type=int, default=10, help="cap on optimiser steps per epoch (batches of 32; CPU budget)")
+    parser.add_argument("--max-steps", type=int, default=10, help="cap on optimiser steps per epoch (batches of 32; CPU budget); 0 = no cap")
     parser.add_argument("--seq-len", type=int, default=48)
     parser.add_argument("--horizon", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
