@@ -1,10 +1,12 @@
 """Magnetic-tile defects: ``python -m models.evaluate magnetic_tile --data ../shared/data/magnetic_tile``.
 
 Protocol: one seeded split stratified by the six classes (default 70 % train / 30 % test). Every
-method trains on the same training images through the ``ImageClassifier`` contract and is scored on the same test images: defect-vs-free AUROC from ``1 − P(Free)``, six-class
-accuracy and macro-F1, plus training time, parameter count and saved size. The CNN also gets the
-published defect masks of its *training* images (``--no-masks`` to train from labels alone); test
-images are classified from pixels only.
+method trains on the same training images through the ``ImageClassifier`` contract and is scored
+on the same test images: defect-vs-free AUROC from ``1 − P(Free)``, six-class accuracy and
+macro-F1, plus training time, size (weights for the CNN, coefficients for logistic regression,
+tree nodes for boosting) and saved size. When both run, ``features_gbm+cnn`` averages their
+probabilities. The CNN also gets the published defect masks of its *training* images
+(``--no-masks`` to train from labels alone); test images are classified from pixels only.
 """
 
 from __future__ import annotations
