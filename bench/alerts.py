@@ -68,7 +68,12 @@ def setup_plant_and_detector(history_s: int) -> tuple[object, object, datetime]:
     readings, _ = simulator.generate(start, start + timedelta(seconds=history_s))
     prefix = f"{EQUIPMENT}."
     ingest_readings(readings=[r for r in readings if r.sensor.startswith(prefix)], channel="bench")
-    config = DetectorConfig.objects.create(equipment=pump, name="pca-bench", method="pca", params={"smooth": 1}, stride_s=1, window_s=10, off_delay_s=5)
+    config = DetectorConfig.objects.create(equipment=pump, name="pca-bench", method="pca", params={"smooth": 1}, stride_s=1, window_s=10, off_delay_s=5,
+        # The bench times the pipeline, not the detector: an alarm limit well above the slow
+        # post-repair thermal tail (scores 1-5) and far below the fault (scores in the hundreds)
+        # gives each trial exactly one raise and a clean return to normal.
+        threshold_kind="fixed", threshold_value=10.0,
+    )
     config.sensors.set(pump.sensors.all())
     job = training.start_training(config=config, train_start=start, train_end=start + timedelta(seconds=history_s))
     job = training.run_training(job_id=job.pk)
@@ -173,7 +178,7 @@ def latency_run(*, label: str, broker_url: str | None, simulator, config, sim_cu
                         latencies.append(received.received_at - ingested_at[activated_at])
                 # Recovery (not timed): healthy data in bulk until the condition has cleared, then
                 # acknowledge, so the next trial raises a fresh alarm.
-                for _ in range(10):
+                for _ in range(5):
                     simulator.set_faults([])
                     ingest_readings(readings=[r for _, batch in _seconds(simulator, sim_cursor, 120, prefix) for r in batch], channel="bench")
                     sim_cursor += timedelta(seconds=120)
@@ -213,12 +218,15 @@ def throughput_run(*, events: int) -> dict:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     secret = new_webhook_secret()
+    # The receiver prints one line per event: into a file, since an unread pipe would fill and stall it.
+    receiver_log = Path(tempfile.mkdtemp(prefix="bench-receiver-")) / "receiver.log"
+    log_file = open(receiver_log, "w")
     receiver = subprocess.Popen(
         [sys.executable, "-m", "phm.alarms.receiver", "--port", str(port), "--secret", secret],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT, text=True,
     )
     try:
-        assert "listening" in receiver.stdout.readline()
+        wait_ready(receiver_log, "listening", timeout_s=60)
         url = f"http://127.0.0.1:{port}/hooks/scada"
         WebhookEndpoint.objects.all().delete()
         WebhookEndpoint.objects.create(url=url, secret=secret)
@@ -246,8 +254,9 @@ def throughput_run(*, events: int) -> dict:
         baseline_s = time.perf_counter() - clock
     finally:
         receiver.terminate()
-        output, _ = receiver.communicate(timeout=30)
-    received_ids = [json.loads(line)["webhook-id"] for line in output.splitlines() if line.startswith("{")]
+        receiver.wait(timeout=30)
+        log_file.close()
+    received_ids = [json.loads(line)["webhook-id"] for line in receiver_log.read_text().splitlines() if line.startswith("{")]
     platform_ids = [i for i in received_ids if not i.endswith("-baseline")]
     return {
         "events": n, "delivered": delivered, "attempted": result.attempted,
@@ -262,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=15)
     parser.add_argument("--events", type=int, default=2000)
-    parser.add_argument("--history-s", type=int, default=1800)
+    parser.add_argument("--history-s", type=int, default=7200)
     parser.add_argument("--skip-redis", action="store_true")
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -278,14 +287,15 @@ def main(argv: list[str] | None = None) -> int:
         summary, sim_cursor = latency_run(label="redis", broker_url=REDIS_URL, simulator=simulator, config=config, sim_cursor=sim_cursor, trials=args.trials)
         runs.append(summary)
         redis.Redis.from_url(REDIS_URL).flushdb()
+    out = REPO / "bench" / "results" / "alerts.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"bench": "alerts", "partial": "latency only", "latency": runs}, indent=2))  # kept if throughput fails
     throughput = throughput_run(events=args.events)
     result = {
         "bench": "alerts", "when": datetime.now(UTC).isoformat(), "equipment": EQUIPMENT, "fault": "bearing_wear severity 3, 40 s",
         "stream": f"1 Hz simulated, streamed at {1 / STEP_WALL_S:g}x real time", "scoring_tick_s": os.environ.get("PHM_SCORING_TICK_S", "1.0"),
         "latency": runs, "throughput": throughput, "machine": f"{os.cpu_count()} CPUs shared with other jobs", "seconds": round(time.perf_counter() - started, 1),
     }
-    out = REPO / "bench" / "results" / "alerts.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print("\nfirst anomalous reading ingested -> signed webhook received")
     for run in runs:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -162,7 +163,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--secret", required=True)
     args = parser.parse_args(argv)
     receiver = WebhookReceiver(args.secret, port=args.port)
-    receiver.state.on_accept = lambda r: print(json.dumps({"webhook-id": r.message_id, **r.body}), flush=True)
+    out_lock = threading.Lock()
+
+    def print_event(received: Received) -> None:
+        line = json.dumps({"webhook-id": received.message_id, **received.body}) + "\n"
+        with out_lock:  # handler threads must not interleave their lines
+            sys.stdout.write(line)
+            sys.stdout.flush()
+
+    receiver.state.on_accept = print_event
     print(f"listening on {receiver.url}", flush=True)
     with receiver:
         try:
