@@ -27,7 +27,7 @@ from models.evaluate import shared_data_dir
 from models.metrics.regression import phm08_score, regression_report
 from models.rul import RULEstimator
 
-PUBLISHED_RMSE = {"CNN (Babu 2016)": 18.45, "deep LSTM (Zheng 2017)": 16.14, "MS-DCNN (Li 2019)": 11.44}
+PUBLISHED_RMSE = {"CNN": 18.45, "deep LSTM": 16.14, "MS-DCNN": 11.44}
 
 REPROGRAM: dict[str, Any] = {
     "backbone_mode": "pretrained", "num_layers": 2, "patch_len": 6, "epochs": 4, "batch_size": 64,
