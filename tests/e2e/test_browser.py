@@ -1,0 +1,162 @@
+"""The web pages in a real browser: Playwright driving Debian's Chromium (headless) against
+pytest-django's live server. Screenshots go to test-artifacts/screenshots/."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+PASSWORD = "demo-pass-1"
+
+if importlib.util.find_spec("playwright") is None:
+    pytest.skip("playwright is not installed (pip install playwright)", allow_module_level=True)
+if not (CHROMIUM.exists() or shutil.which("chromium")):
+    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    # Playwright's sync API runs an event loop in this thread; the test's ORM calls are still plain
+    # synchronous code, so Django's async-safety guard would refuse them without this.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    # Import every app's URLs (the assistant's pull in the language-model stack) before the first
+    # page load, so that one-off cost does not count against a page's timeout.
+    from django.urls import get_resolver
+
+    get_resolver().url_patterns
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(20_000)
+    context.set_default_navigation_timeout(30_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def users(db):
+    call_command("phm_users", password=PASSWORD, stdout=open(os.devnull, "w"))
+
+
+@pytest.fixture
+def demo_plant(users):
+    """The demo plant (P-101, M-101, P-201, F-401, CH-501) with a few minutes of history."""
+    call_command("phm_demo", hours=0.05, no_knowledge_base=True, stdout=open(os.devnull, "w"))
+
+
+def log_in(page, live_server, username: str) -> None:
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("User name").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_test_id("whoami")).to_contain_text(username)
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def test_operator_sees_demo_plant_and_an_equipment_chart(page, live_server, demo_plant):
+    log_in(page, live_server, "operator")
+    for tag in ("P-101", "M-101", "P-201", "F-401", "CH-501"):
+        expect(page.locator(f'tr[data-equipment="{tag}"]')).to_be_visible()
+    shot(page, "01-plant-overview")
+    page.get_by_role("link", name="P-101", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/equipment/P-101/"))
+    # Plotly draws an SVG per chart; a chart with data has a trace path.
+    first_chart = page.locator("div[data-sensor] .js-plotly-plot").first
+    expect(first_chart.locator("g.trace path").first).to_be_attached()
+    assert page.locator("div[data-sensor]").count() >= 3
+    shot(page, "02-equipment-P-101")
+
+
+def test_operator_acknowledges_an_alarm_on_the_console(page, live_server, users):
+    from phm.alarms.models import Alarm, AlarmState
+    from phm.alarms.services import AlarmPolicy, Sample, evaluate_scores
+    from tests.conftest import make_plant
+
+    pump, _ = make_plant()
+    evaluate_scores(equipment=pump, source="detector:pca", samples=[Sample(timezone.now() - timedelta(minutes=2), 4.0)], policy=AlarmPolicy(threshold=1.0))
+    alarm = Alarm.objects.get(equipment=pump)
+    log_in(page, live_server, "operator")
+    page.goto(f"{live_server.url}/console/")
+    row = page.locator(f'tr[data-alarm="{alarm.pk}"]')
+    expect(row).to_contain_text("Active, unacknowledged")
+    expect(row.locator(".badge")).to_contain_text(alarm.band.upper())
+    shot(page, "03-console-before-ack")
+    row.locator('input[name="comment"]').first.fill("checking bearing")
+    row.get_by_role("button", name="Acknowledge").click()
+    expect(page.locator(f'tr[data-alarm="{alarm.pk}"]')).to_contain_text("Active, acknowledged")
+    page.locator(f'tr[data-alarm="{alarm.pk}"]').get_by_role("link", name="journal").click()
+    expect(page.locator("#journal-panel")).to_contain_text("checking bearing")
+    shot(page, "04-console-after-ack-journal")
+    alarm.refresh_from_db()
+    assert alarm.state == AlarmState.ACTIVE_ACK and alarm.acknowledged_by.username == "operator"
+
+
+def test_operator_asks_the_assistant_and_sees_a_cited_answer(page, live_server, users):
+    from phm.assistant import services
+
+    kb = Path(services.__file__).parent / "demo_kb"
+    services.load_paths([kb / "procedure_cavitation.md", kb / "procedure_bearing_wear.md"])
+    log_in(page, live_server, "operator")
+    page.goto(f"{live_server.url}/chat/")
+    page.get_by_label("Question").fill("How do I recognise cavitation in a centrifugal pump?")
+    page.get_by_role("button", name="Ask").click()
+    turn = page.locator(".turn[data-done=true]")
+    expect(turn).to_be_visible(timeout=45_000)
+    expect(turn.locator(".sources a.source").first).to_be_visible()
+    citation = turn.locator("a.cite").first
+    expect(citation).to_be_visible()  # the answer cites a passage inline
+    citation.click()
+    expect(page.locator("dialog#passage")).to_be_visible()
+    expect(page.locator("#passage-title")).to_contain_text("cavitation", ignore_case=True)
+    shot(page, "05-chat-cited-answer")
+
+
+def test_operator_cannot_open_engineer_pages(page, live_server, users):
+    log_in(page, live_server, "operator")
+    expect(page.locator("header")).not_to_contain_text("Models")
+    response = page.goto(f"{live_server.url}/models/")
+    assert response.status == 403
+    shot(page, "06-operator-models-forbidden")
+
+
+def test_engineer_sees_models_with_training_progress(page, live_server, users):
+    from phm.analytics.models import DetectorConfig, TrainingJob
+    from tests.conftest import make_plant
+
+    pump, sensors = make_plant()
+    config = DetectorConfig.objects.create(equipment=pump, name="pca-main", method="pca")
+    config.sensors.set(sensors.values())
+    TrainingJob.objects.create(config=config, train_start=timezone.now() - timedelta(hours=1), train_end=timezone.now(),
+                               status="running", stage="epoch", percent=40.0, epoch=4, epochs=10, loss=0.0321, eta_s=12)
+    log_in(page, live_server, "engineer")
+    page.goto(f"{live_server.url}/models/")
+    expect(page.locator("progress").first).to_have_attribute("value", "40")
+    expect(page.locator("#job-rows")).to_contain_text("4 / 10")
+    shot(page, "07-engineer-models")
