@@ -145,7 +145,8 @@ class TemplateCount:
     template: str
     count: int
     last: datetime
-    levels: Counter = field(default_factory=Counter)
+    #: (level, count) pairs, a list and not a dict: templates look up ``.items`` as a key first.
+    levels: list[tuple[str, int]] = field(default_factory=list)
 
 
 def log_template_counts(*, equipment: Equipment, start: datetime, end: datetime) -> list[TemplateCount]:
@@ -164,7 +165,7 @@ def log_template_counts(*, equipment: Equipment, start: datetime, end: datetime)
     texts = dict(LogTemplate.objects.filter(template_id__in=[c.template_id for c in counts.values() if c.template_id]).values_list("template_id", "template"))
     for key, entry in counts.items():
         entry.template = texts.get(entry.template_id, entry.template)
-        entry.levels = levels[key]
+        entry.levels = sorted(levels[key].items())
     return sorted(counts.values(), key=lambda c: (-c.count, c.template))
 
 

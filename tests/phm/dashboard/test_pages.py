@@ -40,3 +40,16 @@ def test_equipment_page_has_a_chart_per_sensor(client, plant, api_user):
 def test_plotly_js_is_served_locally(client, db):
     response = client.get("/vendor/plotly.min.js")
     assert response.status_code == 200 and len(response.content) > 1_000_000
+
+
+def test_equipment_page_groups_log_events_by_template(client, plant, api_user):
+    from connectors.records import LogRecord
+    from phm.telemetry.services import ingest_logs
+
+    now = timezone.now()
+    ingest_logs(records=[LogRecord("P-101", now - timedelta(seconds=i), "WARN" if i % 2 else "INFO", f"seal pressure low: {i} bar", template_id="tpl-seal") for i in range(6)])
+    client.force_login(api_user)
+    page = client.get("/equipment/P-101/?range=1h").content.decode()
+    table = page[page.index('data-testid="log-templates"'):]
+    # Six lines of one mined template are one row, counted with their levels.
+    assert re.search(r"<td>6</td><td>INFO 3, WARN 3</td>", table), table[:800]
