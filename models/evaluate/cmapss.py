@@ -46,6 +46,8 @@ def evaluate_fold(name: str, train: pd.DataFrame, observed: pd.DataFrame, true_r
     settings = dict(METHOD_SETTINGS[name])
     if args.epochs is not None:
         settings["epochs"] = args.epochs
+    if args.train_stride is not None:
+        settings["train_stride"] = args.train_stride
     progress = None
     if args.verbose:
         def progress(record: dict[str, float]) -> None:
@@ -125,6 +127,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--cap", type=float, default=125.0)
     parser.add_argument("--normalisation", choices=["unit", "global", "both"], default="unit")
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--train-stride", type=int, default=None, help="train on every k-th cycle's window (CPU time / k)")
     parser.add_argument("--time-budget", type=float, default=840.0, help="seconds of training per model before stopping at an epoch end")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=None, help="write all rows as JSON here")
