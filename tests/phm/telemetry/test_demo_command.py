@@ -26,6 +26,9 @@ def test_creates_plant_and_history_with_recorded_faults():
     assert Reading.objects.count() == pytest.approx(23 * 900 + 6 * 90, abs=40)
     assert LogEvent.objects.exists()
     assert "backfilled" in output
+    from phm.analytics.models import ModelVersion
+
+    assert ModelVersion.objects.filter(is_active=True, config__name="pca-main").count() == 5  # one trained detector per equipment
     assert "history exists already" in run("--hours", "0.25")  # idempotent
     assert Equipment.objects.count() == 5
 

@@ -29,6 +29,7 @@ class Command(BaseCommand):
         parser.add_argument("--auto-faults", type=float, default=0, help="Inject a random fault every N minutes while streaming (0 = never).")
         parser.add_argument("--seed", type=int, default=7)
         parser.add_argument("--no-knowledge-base", action="store_true", help="Skip loading the assistant's demo documents.")
+        parser.add_argument("--no-detectors", action="store_true", help="Skip creating and training the demo anomaly detectors.")
         parser.add_argument("--inject", choices=FAULT_KINDS, help="Record a fault for the running simulator and exit.")
         parser.add_argument("--equipment", help="Equipment tag for --inject, e.g. P-101.")
         parser.add_argument("--sensor", help="Sensor measure for sensor faults, e.g. TEMP_BRG.")
@@ -52,12 +53,20 @@ class Command(BaseCommand):
                 self.stdout.write(f"  scheduled {fault.fault} on {fault.equipment.tag} {fault.start:%H:%M}-{fault.end:%H:%M} UTC")
             readings, logs = simulation.backfill(start=now - timedelta(hours=options["hours"]), end=now, seed=options["seed"])
             self.stdout.write(f"backfilled {options['hours']:g} h: {readings} readings, {logs} log lines")
+            if not options["no_detectors"]:
+                self._train_detectors(start=now - timedelta(hours=options["hours"]), end=now)
         if options["stream"]:
             self.stdout.write("streaming live data (Ctrl-C to stop)")
             try:
                 simulation.stream(seed=options["seed"], push_every_s=options["push_every"], auto_fault_every_s=options["auto_faults"] * 60 or None)
             except KeyboardInterrupt:
                 self.stdout.write("simulator stopped")
+
+    def _train_detectors(self, *, start, end):
+        from phm.analytics.demo import create_demo_detectors
+
+        for line in create_demo_detectors(train_start=start, train_end=end):
+            self.stdout.write(f"  {line}")
 
     def _inject(self, options):
         if not options["equipment"]:
