@@ -28,7 +28,10 @@ def test_creates_plant_and_history_with_recorded_faults():
     assert "backfilled" in output
     from phm.analytics.models import ModelVersion
 
-    assert ModelVersion.objects.filter(is_active=True, config__name="pca-main").count() == 5  # one trained detector per equipment
+    # One detector per equipment; with only 15 min of history the chiller (10 s sampling) has too
+    # few fault-free steps, and the command says so instead of training on faults.
+    assert set(ModelVersion.objects.filter(is_active=True).values_list("config__equipment__tag", flat=True)) == {"P-101", "P-201", "M-101", "F-401"}
+    assert "CH-501: training failed: no fault-free stretch" in output
     assert "history exists already" in run("--hours", "0.25")  # idempotent
     assert Equipment.objects.count() == 5
 
