@@ -120,10 +120,9 @@ def wait_until(predicate, *, timeout_s: float, what: str, poll_s: float = 0.1):
 # --- reading -> score -> alarm -> signed webhook -> ack -> journal ------------------------------
 
 
-# Slow (about a minute each on the shared 2-core machine: worker start-up, training in a worker):
-# run with `pytest -m slow tests/e2e/test_alarm_pipeline.py`. The fast tests in tests/phm/alarms
+# About 45 s each (worker start-up, training in a worker); part of the default run because they
+# are the only tests of the whole path with real processes. The fast tests in tests/phm/alarms
 # cover each behaviour in-process against the same real HTTP receiver.
-@pytest.mark.slow
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
 def test_reading_to_signed_webhook_to_ack_over_redis(redis_broker, api_client, tmp_path):
@@ -196,7 +195,6 @@ def _kill_sender(victim: dict):
     return kill
 
 
-@pytest.mark.slow
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
 def test_exactly_once_in_order_despite_failures_and_a_killed_worker(redis_broker, tmp_path):
