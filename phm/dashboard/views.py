@@ -54,11 +54,11 @@ def equipment_detail(request: HttpRequest, tag: str) -> HttpResponse:
     charts = []
     for sensor in equipment.sensors.filter(enabled=True):
         series = sensor_series(sensor=sensor, start=start, end=end, max_points=CHART_POINTS)
-        charts.append({"sensor": sensor, "html": _sensor_chart(series, alarms), "points": len(series.points)})
+        charts.append({"sensor": sensor, "html": _sensor_chart(series, alarms, start, end), "points": len(series.points)})
     bands = selectors.score_bands(equipment=equipment, start=start, end=end, max_points=CHART_POINTS)
     context = {
         "equipment": equipment, "charts": charts, "range_key": range_key, "ranges": list(RANGES),
-        "score_chart": _score_chart(bands, alarms) if bands else "", "alarms": alarms,
+        "score_chart": _score_chart(bands, alarms, start, end) if bands else "", "alarms": alarms,
         "templates": selectors.log_template_counts(equipment=equipment, start=start, end=end)[:30],
         "logs": selectors.recent_logs(equipment=equipment, limit=30),
         "images": selectors.latest_images(equipment=equipment), "diagnosis": selectors.latest_diagnosis(equipment=equipment),
@@ -72,7 +72,7 @@ def _alarm_markers(figure: go.Figure, alarms: list[Alarm]) -> None:
         figure.add_vline(x=alarm.raised_at, line={"color": "#b42318", "width": 1, "dash": "dot"})
 
 
-def _sensor_chart(series, alarms: list[Alarm]) -> str:
+def _sensor_chart(series, alarms: list[Alarm], start, end) -> str:
     times = [p.ts for p in series.points]
     figure = go.Figure()
     if series.downsampled:
@@ -81,10 +81,11 @@ def _sensor_chart(series, alarms: list[Alarm]) -> str:
     figure.add_trace(go.Scatter(x=times, y=[p.value for p in series.points], name="mean" if series.downsampled else "value", line={"width": 1.5, "color": "#1f77b4"}))
     _alarm_markers(figure, alarms)
     figure.update_layout(height=220, margin={"l": 50, "r": 10, "t": 10, "b": 30}, yaxis_title=series.unit, showlegend=False, template="plotly_white")
+    figure.update_xaxes(range=[start, end])  # the chosen range, so gaps in the data show as gaps
     return figure.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
 
 
-def _score_chart(bands: list[selectors.ScoreBand], alarms: list[Alarm]) -> str:
+def _score_chart(bands: list[selectors.ScoreBand], alarms: list[Alarm], start, end) -> str:
     figure = go.Figure()
     for band in bands:
         figure.add_trace(go.Scatter(x=band.times, y=band.scores, name=f"{band.detector} score", line={"width": 1.5}))
@@ -92,6 +93,7 @@ def _score_chart(bands: list[selectors.ScoreBand], alarms: list[Alarm]) -> str:
     _alarm_markers(figure, alarms)
     figure.update_layout(height=240, margin={"l": 50, "r": 10, "t": 10, "b": 30}, yaxis_title="anomaly score", template="plotly_white",
                          legend={"orientation": "h", "y": -0.25})
+    figure.update_xaxes(range=[start, end])
     return figure.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
 
 

@@ -8,18 +8,19 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connections
 from django.utils import timezone
 
 from phm.telemetry.fields import datetime_to_us
+from tests.conftest import ALL_DATABASES
 
 MONTH_S = 30 * 24 * 3600
 
 
-def _insert_month_at_1hz(sensor_id: int, end) -> None:
+def _insert_month_at_1hz(sensor_id: int, end, using: str = "default") -> None:
     end_us = datetime_to_us(end)
     start_us = end_us - MONTH_S * 1_000_000
-    with connection.cursor() as cursor:
+    with connections[using].cursor() as cursor:
         for chunk_start in range(0, MONTH_S, 200_000):
             rows = [(sensor_id, start_us + i * 1_000_000, 2.0 + math.sin(i / 600.0), 192)
                     for i in range(chunk_start, min(chunk_start + 200_000, MONTH_S))]
@@ -40,3 +41,21 @@ def test_month_of_1hz_data_renders_in_under_two_seconds(client, plant, api_user)
     assert 'data-sensor="P-101.VIB"' in response.content.decode()
     print(f"30 d at 1 Hz ({MONTH_S} rows): page rendered in {seconds:.2f} s")
     assert seconds < 2.0
+
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_month_series_query_per_engine(db_alias):
+    """The bucketing query alone, on SQLite and PostgreSQL: the part of the page that grows with the data."""
+    from phm.telemetry.selectors import sensor_series
+    from tests.conftest import make_plant
+
+    _, sensors = make_plant(using=db_alias)
+    now = timezone.now()
+    _insert_month_at_1hz(sensors["vibration"].pk, now - timedelta(seconds=1), using=db_alias)
+    started = time.perf_counter()
+    series = sensor_series(sensor=sensors["vibration"], start=now - timedelta(days=30), end=now, max_points=600, using=db_alias)
+    seconds = time.perf_counter() - started
+    print(f"{db_alias}: sensor_series over 30 d at 1 Hz: {seconds:.2f} s, {len(series.points)} points")
+    assert 590 <= len(series.points) <= 600 and seconds < 2.0
