@@ -34,7 +34,7 @@ REPROGRAM: dict[str, Any] = {
     "train_stride": 5, "max_steps_per_epoch": 25, "learning_rate": 2e-3,
 }
 METHOD_SETTINGS: dict[str, dict[str, Any]] = {
-    "inceptiontime": {"method": "inceptiontime", "epochs": 6, "batch_size": 128, "train_stride": 5},
+    "inceptiontime": {"method": "inceptiontime", "epochs": 8, "batch_size": 128, "train_stride": 3},
     # 2 of SmolLM2's 30 layers and capped steps per epoch: see the CWRU harness for the CPU cost.
     "reprogram": {"method": "reprogram", **REPROGRAM},
     "reprogram_no_llm": {"method": "reprogram", **REPROGRAM, "backbone_mode": "none"},
