@@ -3,7 +3,8 @@
 Add ``"phm.dashboard.middleware.PageRoleMiddleware"`` to MIDDLEWARE after
 AuthenticationMiddleware. Pages of this app check roles themselves (``roles.role_required``);
 this covers changes made through the other apps' forms: uploading or deleting knowledge-base
-documents needs the engineer role.
+documents needs the engineer role. As in the API permission, a user in no role group keeps the
+access those pages gave before roles existed (any signed-in user); put users in a group to restrict them.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class PageRoleMiddleware:
 
     def __call__(self, request):
         user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated:
+        if user is not None and user.is_authenticated and roles.group_role(user) is not None:
             for pattern, methods, role in PAGE_RULES:
                 if request.method in methods and pattern.match(request.path):
                     if not roles.has_role(user, role):

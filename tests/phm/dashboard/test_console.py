@@ -74,3 +74,10 @@ def test_operator_cannot_upload_documents_through_the_page_middleware(client, op
     client.force_login(operator_user)
     assert client.post("/assistant/documents/", {}).status_code == 403
     assert client.get("/assistant/documents/").status_code == 200
+
+
+def test_page_middleware_leaves_ungrouped_users_their_old_access(client, ungrouped_user, settings):
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "phm.dashboard.middleware.PageRoleMiddleware"]
+    client.force_login(ungrouped_user)
+    # An empty upload is refused by the documents view itself (a message), not by the role check.
+    assert client.post("/assistant/documents/", {}).status_code == 302
