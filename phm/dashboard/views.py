@@ -47,7 +47,7 @@ def plant_overview(request: HttpRequest) -> HttpResponse:
 @require_GET
 def equipment_detail(request: HttpRequest, tag: str) -> HttpResponse:
     equipment = get_object_or_404(Equipment.objects.select_related("line__area__site"), tag=tag)
-    range_key = request.GET.get("range") if request.GET.get("range") in RANGES else "6h"
+    range_key = request.GET.get("range") if request.GET.get("range") in RANGES else "1h"
     end = timezone.now()
     start = end - RANGES[range_key]
     alarms = selectors.alarms_in_range(equipment=equipment, start=start, end=end)
