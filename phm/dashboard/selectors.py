@@ -16,6 +16,7 @@ from phm.analytics.models import AnomalyScore, DetectorConfig
 from phm.assets.models import Equipment
 from phm.telemetry.fields import datetime_to_us, us_to_datetime
 from phm.telemetry.models import InspectionImage, LogEvent, LogTemplate
+from phm.telemetry.selectors import is_stale
 
 #: States an operator still has to act on or watch: annunciated, not shelved or hidden by design.
 ACTIVE_STATES = [AlarmState.ACTIVE_UNACK, AlarmState.ACTIVE_ACK]
@@ -65,7 +66,7 @@ def equipment_health(*, now: datetime, stale_factor: float = 5.0) -> dict[int, E
         sensors = [s for s in equipment.sensors.all() if s.enabled]
         for sensor in sensors:
             latest = getattr(sensor, "latest", None)
-            if latest is None or now - latest.ts > timedelta(seconds=stale_factor * max(sensor.sampling_period_s, 1)):
+            if is_stale(sensor=sensor, latest=latest, now=now, factor=stale_factor):
                 stale.append(sensor.tag)
             if latest is not None and (last is None or latest.ts > last):
                 last = latest.ts

@@ -102,11 +102,8 @@ def readings_frame(*, sensors: list[Sensor], start: datetime, end: datetime, usi
     return wide.reindex(columns=[s.tag for s in sensors])
 
 
-def stale_sensors(*, now: datetime, factor: float = 5.0, using: str = "default") -> list[Sensor]:
-    """Enabled sensors whose last value is older than ``factor`` sampling periods (or never arrived)."""
-    result = []
-    for sensor in Sensor.objects.using(using).filter(enabled=True).select_related("latest", "equipment"):
-        latest = getattr(sensor, "latest", None)
-        if latest is None or now - latest.ts > timedelta(seconds=factor * sensor.sampling_period_s):
-            result.append(sensor)
-    return result
+def is_stale(*, sensor: Sensor, latest, now: datetime, factor: float = 5.0) -> bool:
+    """True when ``sensor`` has no value (``latest`` is its LatestReading or None) or its last value
+    is older than ``factor`` sampling periods; periods under a second count as one second, since
+    sources push in batches of about a second or more."""
+    return latest is None or now - latest.ts > timedelta(seconds=factor * max(sensor.sampling_period_s, 1))

@@ -84,3 +84,18 @@ def test_timestamps_round_trip_exactly(db_alias):
     ingest_readings(readings=[Reading("P-101.VIB", ts, 1.0)], using=db_alias)
     assert ReadingRow.objects.using(db_alias).get().ts == ts
     assert ReadingRow.objects.using(db_alias).filter(ts__gte=ts).count() == 1
+
+
+def test_staleness_counts_sampling_periods_with_a_one_second_floor(db_alias, t0):
+    from phm.telemetry.models import LatestReading
+    from phm.telemetry.selectors import is_stale
+
+    _, sensors = make_plant(db_alias)
+    vibration = sensors["vibration"]
+    assert is_stale(sensor=vibration, latest=None, now=t0)
+    ingest_readings(readings=[Reading("P-101.VIB", t0, 1.0)], using=db_alias)
+    latest = LatestReading.objects.using(db_alias).get(sensor=vibration)
+    assert not is_stale(sensor=vibration, latest=latest, now=t0 + timedelta(seconds=5))
+    assert is_stale(sensor=vibration, latest=latest, now=t0 + timedelta(seconds=6))
+    vibration.sampling_period_s = 0.1  # a fast sensor is still given 5 s, not 0.5 s
+    assert not is_stale(sensor=vibration, latest=latest, now=t0 + timedelta(seconds=4))
