@@ -36,6 +36,20 @@ def configure_django(sqlite_path: Path, postgres_database: str | None) -> None:
     django.setup()
 
 
+def open_databases(workdir: Path, *, postgres_database: str, skip_postgres: bool) -> bool:
+    """Configure Django on a fresh SQLite file in ``workdir`` and, unless skipped or unreachable, a
+    fresh PostgreSQL database; returns whether PostgreSQL is in the run."""
+    with_postgres = not skip_postgres
+    if with_postgres:
+        try:
+            recreate_postgres_database(postgres_database)
+        except Exception as exc:  # any failure: measure SQLite alone and say why
+            print(f"PostgreSQL unavailable ({exc}); SQLite only")
+            with_postgres = False
+    configure_django(workdir / "bench.sqlite3", postgres_database if with_postgres else None)
+    return with_postgres
+
+
 def make_sensors(alias: str, *, site_code: str, equipment_tag: str, names: list[str]) -> list[str]:
     """One site/area/line/equipment with a sensor ``<equipment_tag>.<name>`` per name; returns the tags."""
     from phm.assets.models import Area, Equipment, Line, Sensor, Site

@@ -33,7 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from _django import configure_django, make_sensors as _make_sensors, recreate_postgres_database  # noqa: E402
+from _django import make_sensors as _make_sensors, open_databases, recreate_postgres_database  # noqa: E402
 
 PG_BENCH_DB = "phm_bench_connectors"
 N_SENSORS = 100
@@ -270,14 +270,7 @@ def main(argv: list[str]) -> int:
 
 
 def run_all(args, workdir: Path) -> int:
-    with_pg = not args.skip_postgres
-    if with_pg:
-        try:
-            recreate_postgres_database(PG_BENCH_DB)
-        except Exception as exc:
-            print(f"PostgreSQL unavailable ({exc}); SQLite only")
-            with_pg = False
-    configure_django(workdir / "bench.sqlite3", PG_BENCH_DB if with_pg else None)
+    with_pg = open_databases(workdir, postgres_database=PG_BENCH_DB, skip_postgres=args.skip_postgres)
     from django.core.management import call_command
     from django.db import connections
 

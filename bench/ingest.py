@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from _django import PG_ADMIN_URL, configure_django, make_sensors, postgres_url, recreate_postgres_database  # noqa: E402
+from _django import make_sensors, open_databases, postgres_url, recreate_postgres_database  # noqa: E402
 
 PG_BENCH_DB = "phm_bench_ingest"
 N_SENSORS = 50
@@ -97,14 +96,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     batches = [int(b) for b in args.batches.split(",")]
     workdir = Path(tempfile.mkdtemp(prefix="phm-bench-"))
-    with_pg = not args.skip_postgres
-    if with_pg:
-        try:
-            recreate_postgres_database(PG_BENCH_DB)
-        except Exception as exc:
-            print(f"PostgreSQL unavailable ({exc}); SQLite only")
-            with_pg = False
-    configure_django(workdir / "bench.sqlite3", PG_BENCH_DB if with_pg else None)
+    with_pg = open_databases(workdir, postgres_database=PG_BENCH_DB, skip_postgres=args.skip_postgres)
     from django.core.management import call_command
     from django.db import connections
 
