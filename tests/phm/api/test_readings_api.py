@@ -114,3 +114,15 @@ def test_openapi_schema_lists_the_endpoints(client):
     assert response.status_code == 200
     paths = json.loads(response.content)["paths"]
     assert "/api/v1/readings" in paths and "/api/v1/sensors/{tag}/readings/" in paths or "/api/v1/sensors/{tag}/readings" in paths
+
+
+def test_file_upload_with_an_invalid_spec_is_400_and_stores_no_job(api_client, plant):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from phm.telemetry.models import FileIngestJob
+
+    for spec, reason in (('{"layot": "wide"}', "unknown file spec keys: ['layot']"), ('["wide"]', "spec must be a JSON object"), ("{", "'spec' is not valid JSON")):
+        upload = SimpleUploadedFile("x.csv", b"ts,P-101.VIB\n2026-03-01T00:00:00Z,1\n", content_type="text/csv")
+        response = api_client.post("/api/v1/ingest/files/", {"file": upload, "spec": spec}, format="multipart")
+        assert response.status_code == 400 and reason in response.json()["error"], response.content
+    assert not FileIngestJob.objects.exists()
