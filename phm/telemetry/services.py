@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import contextmanager
@@ -389,9 +388,9 @@ def _log_event(record: LogRecord | Mapping, equipment_ids: Mapping[str, int]) ->
 
 # --- images -----------------------------------------------------------------------------------
 
-ALLOWED_IMAGE_TYPES = {"image/jpeg": "JPEG", "image/png": "PNG"}
+ALLOWED_IMAGE_TYPES = ("image/jpeg", "image/png")
 MAX_IMAGE_BYTES = 25 * 1024 * 1024
-THUMBNAIL_SIZE = (320, 320)
+THUMBNAIL_SIDE = 320
 
 
 def ingest_images(*, records: Sequence[ImageRecord], channel: str = "api", using: str = "default") -> IngestResult:
@@ -419,37 +418,30 @@ def ingest_images(*, records: Sequence[ImageRecord], channel: str = "api", using
 
 
 def _store_image(record: ImageRecord, equipment_by_tag: Mapping[str, Equipment], *, using: str) -> bool:
-    from PIL import Image, UnidentifiedImageError
+    from connectors.images import MEDIA_TYPES, ImageLimits, ImageRejected, make_thumbnail, validate_image
 
     equipment = equipment_by_tag.get(record.source)
     if equipment is None:
         raise RecordError(f"unknown equipment {record.source!r}")
     if record.media_type not in ALLOWED_IMAGE_TYPES:
         raise RecordError(f"media type {record.media_type!r} is not accepted (use image/jpeg or image/png)")
-    if len(record.content) > MAX_IMAGE_BYTES:
-        raise RecordError(f"image is {len(record.content)} bytes, the limit is {MAX_IMAGE_BYTES}")
     ts_us = _timestamp_us(record.ts)
-    try:
-        with Image.open(io.BytesIO(record.content)) as image:
-            if image.format != ALLOWED_IMAGE_TYPES[record.media_type]:
-                raise RecordError(f"content is {image.format}, but media type says {record.media_type}")
-            image.load()
-            width, height = image.size
-            thumb = image.convert("RGB") if image.mode not in {"RGB", "L"} else image.copy()
-            thumb.thumbnail(THUMBNAIL_SIZE)
-            buffer = io.BytesIO()
-            thumb.save(buffer, format="JPEG", quality=85)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise RecordError(f"content is not a readable {record.media_type} image: {exc}") from None
+    try:  # the same full decode and limits the image connectors use
+        info = validate_image(record.content, ImageLimits(max_bytes=MAX_IMAGE_BYTES, min_side=1))
+    except ImageRejected as exc:
+        raise RecordError(f"{record.media_type} image refused: {exc}") from None
+    if info.media_type != record.media_type:
+        content_format = next(name for name, media_type in MEDIA_TYPES.items() if media_type == info.media_type)
+        raise RecordError(f"content is {content_format}, but media type says {record.media_type}")
     digest = hashlib.sha256(record.content).hexdigest()
     if InspectionImage.objects.using(using).filter(equipment=equipment, sha256=digest).exists():
         return False
     image_row = InspectionImage(
-        equipment=equipment, ts=ts_us, media_type=record.media_type, width=width, height=height,
+        equipment=equipment, ts=ts_us, media_type=record.media_type, width=info.width, height=info.height,
         sha256=digest, metadata=_jsonable(record.metadata) or {},
     )
     image_row.file.save(record.filename or digest, ContentFile(record.content), save=False)
-    image_row.thumbnail.save(f"{digest}.jpg", ContentFile(buffer.getvalue()), save=False)
+    image_row.thumbnail.save(f"{digest}.jpg", ContentFile(make_thumbnail(record.content, max_side=THUMBNAIL_SIDE)), save=False)
     try:
         with transaction.atomic(using=using):
             image_row.save(using=using)
