@@ -9,8 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from django.conf import settings
-from django.db import close_old_connections as _close_old_connections
-from django.db import connection, transaction
+from django.db import transaction
 
 from connectors.base import ConnectorStatus as LiveStatus
 from connectors.base import QuarantinedPayload
@@ -20,16 +19,9 @@ from connectors.supervisor import Supervisor
 from phm.sources.models import ConnectorDefinition, ConnectorStatus, LogFileOffset
 from phm.sources.registry import build_connector
 from phm.telemetry.models import QuarantinedRecord, RecordKind
-from phm.telemetry.sink import DatabaseSink
+from phm.telemetry.sink import DatabaseSink, close_stale_connection
 
 logger = logging.getLogger(__name__)
-
-def close_old_connections() -> None:
-    """Drop connections the server closed (connector threads outlive them), but never inside an
-    atomic block, where Django would close the very connection the block is using."""
-    if not connection.in_atomic_block:
-        _close_old_connections()
-
 
 KIND_RECORDS = {"logfile": RecordKind.LOG, "image_folder": RecordKind.IMAGE, "file_folder": RecordKind.FILE_ROW}
 
@@ -38,14 +30,14 @@ class DatabaseOffsetStore:
     """``connectors.logs.OffsetStore`` over the LogFileOffset table."""
 
     def get(self, key: str) -> LogOffset | None:
-        close_old_connections()
+        close_stale_connection()
         row = LogFileOffset.objects.filter(key=key).first()
         if row is None:
             return None
         return LogOffset(row.inode, row.offset, row.fingerprint, row.fingerprint_len)
 
     def set(self, key: str, offset: LogOffset) -> None:
-        close_old_connections()
+        close_stale_connection()
         LogFileOffset.objects.update_or_create(
             key=key,
             defaults={
@@ -68,7 +60,7 @@ def quarantine_writer(definition: ConnectorDefinition):
 
     def write(item: QuarantinedPayload) -> None:
         try:
-            close_old_connections()
+            close_stale_connection()
             QuarantinedRecord.objects.create(
                 kind=kind, channel=channel[:200], payload={"origin": item.origin, "payload": item.payload}, error=item.reason
             )
@@ -111,7 +103,7 @@ def build_supervisor(definitions: Iterable[ConnectorDefinition], *, tick_seconds
 
 def record_statuses(statuses: Iterable[LiveStatus], definitions: dict[str, ConnectorDefinition], spools: dict[str, SpoolingSink]) -> None:
     try:
-        close_old_connections()
+        close_stale_connection()
         with transaction.atomic():
             for status in statuses:
                 definition = definitions[status.name]

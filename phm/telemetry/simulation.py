@@ -10,14 +10,13 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from django.db import close_old_connections
 from django.db.models import Max
 from django.utils import timezone
 
 from connectors.simulator import DEMO_PLANT, FAULT_KINDS, PlantDef, PlantSimulator, ScheduledFault, default_sensor_for
 from phm.assets.models import Equipment
 from phm.telemetry.models import FaultInjection, LatestReading
-from phm.telemetry.sink import DatabaseSink
+from phm.telemetry.sink import DatabaseSink, close_stale_connection
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +96,7 @@ def stream(
     rng = random.Random(seed)
     while not stop():
         time.sleep(max(0.0, push_every_s - (timezone.now() - cursor).total_seconds()))
-        close_old_connections()
+        close_stale_connection()
         now = timezone.now().replace(microsecond=0)
         if auto_fault_every_s and time.monotonic() >= next_auto_fault:
             item = rng.choice(plant.equipment)

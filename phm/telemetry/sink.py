@@ -10,6 +10,13 @@ from connectors.records import ImageRecord, IngestResult, LogRecord, Reading
 from phm.telemetry import services
 
 
+def close_stale_connection(using: str = "default") -> None:
+    """Drop a connection the server closed (connector threads outlive them), but never inside an
+    atomic block, where Django would close the very connection the block is using."""
+    if not connections[using].in_atomic_block:
+        close_old_connections()
+
+
 class DatabaseSink:
     """Writes through the ingestion services. ``channel`` labels quarantined records
     (e.g. ``mqtt:plant/north`` or ``file:export.csv``)."""
@@ -18,20 +25,14 @@ class DatabaseSink:
         self.channel = channel
         self.using = using
 
-    def _refresh_connection(self) -> None:
-        # Connector threads outlive connections the server dropped; but never close a
-        # connection in the middle of a caller's transaction.
-        if not connections[self.using].in_atomic_block:
-            close_old_connections()
-
     def write_readings(self, readings: Sequence[Reading]) -> IngestResult:
-        self._refresh_connection()
+        close_stale_connection(self.using)
         return services.ingest_readings(readings=readings, channel=self.channel, using=self.using)
 
     def write_logs(self, records: Sequence[LogRecord]) -> IngestResult:
-        self._refresh_connection()
+        close_stale_connection(self.using)
         return services.ingest_logs(records=records, channel=self.channel, using=self.using)
 
     def write_images(self, records: Sequence[ImageRecord]) -> IngestResult:
-        self._refresh_connection()
+        close_stale_connection(self.using)
         return services.ingest_images(records=records, channel=self.channel, using=self.using)
