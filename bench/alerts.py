@@ -92,7 +92,7 @@ def start_celery(kind: str, broker_url: str | None, log_dir: Path) -> subprocess
     else:
         args = ["beat", "--schedule", str(log_dir / "beat-schedule")]
     log = open(log_dir / f"{kind}.log", "w")
-    return subprocess.Popen([sys.executable, "-m", "phm.analytics.worker", *args, "--loglevel=INFO"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "phm", *args, "--loglevel=INFO"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def wait_ready(log_path: Path, line: str, timeout_s: float = 120) -> None:

@@ -1,5 +1,5 @@
-"""Celery beat entries of the analytics and alarms apps, for the lead to merge into
-``CELERY_BEAT_SCHEDULE`` (settings): ``CELERY_BEAT_SCHEDULE = {**BEAT_SCHEDULE}``.
+"""Celery beat entries of the analytics and alarms apps; ``phm/settings.py`` loads them into
+``CELERY_BEAT_SCHEDULE`` (this module imports nothing from Django, so settings may import it).
 
 Intervals come from the environment so a plant can trade latency for load:
 ``PHM_SCORING_TICK_S`` (default 1 s; each detector still scores at most every

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from contextlib import ExitStack, contextmanager
 from datetime import timedelta
@@ -15,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from django.conf import settings
 from django.utils import timezone
 from kombu import Connection
 
@@ -50,54 +47,10 @@ def redis_broker():
     client.flushdb()
 
 
-def _env(broker_url: str) -> dict[str, str]:
-    env = {**os.environ, **FAST_ENV}
-    env.update(DJANGO_SETTINGS_MODULE="phm.settings", DATABASE_URL=workers.test_database_url(), PHM_DATA_ROOT=str(settings.DATA_ROOT), PHM_BROKER_URL=broker_url)
-    return env
-
-
-class CeleryProcess:
-    """``worker`` (solo pool, queues cpu and gpu) or ``beat`` with the analytics/alarms schedule,
-    started at once; ``wait_ready`` blocks until it says so. Several start in parallel."""
-
-    def __init__(self, kind: str, *, name: str, broker_url: str, log_dir: Path) -> None:
-        self.kind, self.name = kind, name
-        self.log_path = log_dir / f"{name}.log"
-        if kind == "worker":
-            args = ["worker", "-Q", "cpu,gpu", "--pool=solo", "-n", f"{name}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"]
-            self.ready_line = "ready."
-        else:
-            args = ["beat", "--schedule", str(log_dir / "beat-schedule")]
-            self.ready_line = "beat: Starting"
-        self.log_file = open(self.log_path, "w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "phm.analytics.worker", *args, "--loglevel=INFO"],
-            cwd=workers.REPO_ROOT, env=_env(broker_url), stdout=self.log_file, stderr=subprocess.STDOUT,
-        )
-        self.pid = self.process.pid
-
-    def wait_ready(self, timeout_s: float = 90) -> CeleryProcess:
-        deadline = time.monotonic() + timeout_s
-        while self.ready_line not in self.log_path.read_text():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"celery {self.kind} {self.name} did not start:\n{self.log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
-        return self
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        self.log_file.close()
-
-
 @contextmanager
 def celery_processes(*specs: tuple[str, str], broker_url: str, log_dir: Path):
     """Start (kind, name) processes together, wait until all are ready, stop them at the end."""
-    started = [CeleryProcess(kind, name=name, broker_url=broker_url, log_dir=log_dir) for kind, name in specs]
+    started = [workers.CeleryProcess(kind, name=name, broker_url=broker_url, log_dir=log_dir, extra_env=FAST_ENV) for kind, name in specs]
     try:
         for process in started:
             process.wait_ready()

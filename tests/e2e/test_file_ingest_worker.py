@@ -68,7 +68,7 @@ def test_job_runs_over_real_redis(tmp_path):
         pytest.skip(f"Redis at {REDIS_URL} unreachable: {exc}")
     make_plant()
     job = jobs.create_file_job(uploaded_file=SimpleUploadedFile("redis.csv", historian_csv(500, ())), spec={"separator": ";", "decimal": ","})
-    with celery_worker(broker_url=REDIS_URL, queues=f"ingest", log_path=tmp_path / "worker.log"):
+    with celery_worker(broker_url=REDIS_URL, queues="ingest", log_path=tmp_path / "worker.log"):
         with Connection(REDIS_URL) as connection:
             ingest_file.apply_async(args=[job.pk], connection=connection, queue="ingest", task_id=f"test-{uuid.uuid4()}")
         done = wait_for_job(job.pk)
