@@ -34,6 +34,26 @@ class Reading(models.Model):
         return f"{self.sensor_id}@{self.ts.isoformat()}={self.value}"
 
 
+class ReadingRollup(models.Model):
+    """Per-minute aggregates of one sensor's readings, kept by ingestion in the same transaction.
+
+    Charts over long ranges read these instead of the raw rows: a month of 1 Hz data is 43,200
+    roll-up rows instead of 2.6 million readings. Each row is recomputed from the raw readings of
+    its minute (never incremented), so replays, duplicates and repairs cannot make it drift.
+    """
+
+    pk = models.CompositePrimaryKey("sensor", "minute")
+    sensor = models.ForeignKey(Sensor, on_delete=models.CASCADE, db_constraint=False, db_index=False, related_name="rollups")
+    minute = models.BigIntegerField(help_text="floor(ts / 60 s): minutes since the Unix epoch.")
+    samples = models.IntegerField()
+    total = models.FloatField(help_text="Sum of the values; mean = total / samples.")
+    minimum = models.FloatField()
+    maximum = models.FloatField()
+
+    def __str__(self) -> str:
+        return f"{self.sensor_id}@minute {self.minute}: n={self.samples}"
+
+
 class LatestReading(models.Model):
     """Last value per sensor, kept by ingestion: the dashboard and staleness checks read this
     instead of scanning the readings table."""

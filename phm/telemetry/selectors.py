@@ -10,7 +10,7 @@ from django.db import connections
 
 from phm.assets.models import Sensor
 from phm.telemetry.fields import datetime_to_us, us_to_datetime
-from phm.telemetry.services import READING_TABLE
+from phm.telemetry.rollups import MINUTE_US, READING_TABLE, ROLLUP_TABLE
 
 MAX_POINTS_LIMIT = 20_000
 
@@ -51,8 +51,24 @@ def sensor_series(
     if len(raw) <= max_points:
         return Series(sensor.tag, sensor.unit, start, end, False, None, raw)
     bucket_us = max(1, math.ceil((end_us - start_us) / max_points))
-    points = _bucket_points(sensor.id, start_us, end_us, bucket_us, using=using)
+    origin_us = start_us
+    if bucket_us >= MINUTE_US:
+        # Buckets of whole minutes, starting on a minute, are sums of the per-minute roll-ups (a
+        # month: 43,200 rows instead of 2.6 million). The first bucket may begin up to a minute
+        # before ``start``; it holds only data from ``start`` on.
+        origin_us = start_us // MINUTE_US * MINUTE_US
+        bucket_us = math.ceil((end_us - origin_us) / max_points / MINUTE_US) * MINUTE_US
+        sums = _rollup_bucket_sums(sensor.id, start_us, end_us, bucket_us, origin_us, using=using)
+    else:
+        sums = _raw_bucket_sums(sensor.id, start_us, end_us, bucket_us, origin_us, using=using)
+    points = [
+        SeriesPoint(us_to_datetime(max(start_us, origin_us + bucket * bucket_us)), total / count, low, high, count)
+        for bucket, (total, low, high, count) in sorted(sums.items())
+    ]
     return Series(sensor.tag, sensor.unit, start, end, True, bucket_us / 1e6, points)
+
+
+_BucketSums = dict[int, tuple[float, float, float, int]]  # bucket -> (sum, min, max, count)
 
 
 def _raw_points(sensor_id: int, start_us: int, end_us: int, *, limit: int, using: str) -> list[SeriesPoint]:
@@ -64,18 +80,46 @@ def _raw_points(sensor_id: int, start_us: int, end_us: int, *, limit: int, using
         return [SeriesPoint(us_to_datetime(ts), value, value, value, 1) for ts, value in cursor.fetchall()]
 
 
-def _bucket_points(sensor_id: int, start_us: int, end_us: int, bucket_us: int, *, using: str) -> list[SeriesPoint]:
+def _raw_bucket_sums(sensor_id: int, start_us: int, end_us: int, bucket_us: int, origin_us: int, *, using: str) -> _BucketSums:
+    """Raw readings in [start, end) summed per bucket; buckets are counted from ``origin_us``."""
     # Integer division of int64 microseconds is the same on SQLite and PostgreSQL.
     with connections[using].cursor() as cursor:
         cursor.execute(
-            f"SELECT (ts - %s) / %s AS bucket, AVG(value), MIN(value), MAX(value), COUNT(*) FROM {READING_TABLE} "
-            "WHERE sensor_id = %s AND ts >= %s AND ts < %s GROUP BY bucket ORDER BY bucket",
-            [start_us, bucket_us, sensor_id, start_us, end_us],
+            f"SELECT (ts - %s) / %s AS bucket, SUM(value), MIN(value), MAX(value), COUNT(*) FROM {READING_TABLE} "
+            "WHERE sensor_id = %s AND ts >= %s AND ts < %s GROUP BY bucket",
+            [origin_us, bucket_us, sensor_id, start_us, end_us],
         )
-        return [
-            SeriesPoint(us_to_datetime(start_us + int(bucket) * bucket_us), float(mean), low, high, count)
-            for bucket, mean, low, high, count in cursor.fetchall()
-        ]
+        return {int(bucket): (float(total), low, high, count) for bucket, total, low, high, count in cursor.fetchall()}
+
+
+def _rollup_bucket_sums(sensor_id: int, start_us: int, end_us: int, bucket_us: int, origin_us: int, *, using: str) -> _BucketSums:
+    """Whole minutes inside [start, end) come from the roll-ups; the partial minutes at either
+    edge (under a minute each) from the raw readings, so the result equals the raw aggregate.
+    ``origin_us`` and ``bucket_us`` must be whole minutes, so no minute straddles two buckets."""
+    first_minute = -(-start_us // MINUTE_US)  # ceil
+    end_minute = end_us // MINUTE_US
+    if first_minute >= end_minute:
+        return _raw_bucket_sums(sensor_id, start_us, end_us, bucket_us, origin_us, using=using)
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            f"SELECT (minute * {MINUTE_US} - %s) / %s AS bucket, SUM(total), MIN(minimum), MAX(maximum), SUM(samples) "
+            f"FROM {ROLLUP_TABLE} WHERE sensor_id = %s AND minute >= %s AND minute < %s GROUP BY bucket",
+            [origin_us, bucket_us, sensor_id, first_minute, end_minute],
+        )
+        sums: _BucketSums = {int(b): (float(t), lo, hi, int(n)) for b, t, lo, hi, n in cursor.fetchall()}
+    for edge_start, edge_end in ((start_us, first_minute * MINUTE_US), (end_minute * MINUTE_US, end_us)):
+        if edge_start < edge_end:
+            _merge_into(sums, _raw_bucket_sums(sensor_id, edge_start, edge_end, bucket_us, origin_us, using=using))
+    return sums
+
+
+def _merge_into(sums: _BucketSums, extra: _BucketSums) -> None:
+    for bucket, (total, low, high, count) in extra.items():
+        if bucket in sums:
+            t, lo, hi, n = sums[bucket]
+            sums[bucket] = (t + total, min(lo, low), max(hi, high), n + count)
+        else:
+            sums[bucket] = (total, low, high, count)
 
 
 def readings_frame(*, sensors: list[Sensor], start: datetime, end: datetime, using: str = "default"):

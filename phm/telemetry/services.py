@@ -23,6 +23,7 @@ from django.db import IntegrityError, connections, transaction
 
 from connectors.records import ImageRecord, IngestResult, LogRecord, Reading, Rejection
 from phm.assets.models import Equipment, Sensor
+from phm.telemetry.rollups import READING_TABLE, refresh_rollups
 from phm.telemetry.models import (
     InspectionImage,
     LogEvent,
@@ -32,7 +33,6 @@ from phm.telemetry.models import (
     RecordKind,
 )
 
-READING_TABLE = "telemetry_reading"
 LATEST_TABLE = "telemetry_latestreading"
 VALID_QUALITIES = frozenset(int(q) for q in Quality)
 GOOD, UNCERTAIN = int(Quality.GOOD), int(Quality.UNCERTAIN)
@@ -92,6 +92,7 @@ def _ingest_readings(readings: Sequence[Reading | Mapping], *, channel: str, usi
             QuarantinedRecord.objects.using(using).bulk_create(quarantined)
         if inserted:
             _advance_latest(rows, using=using)
+            refresh_rollups(rows, using=using)
     return result
 
 

@@ -1,0 +1,97 @@
+"""Per-minute roll-ups of readings: kept by ingestion, read by long-range charts.
+
+A roll-up row is always *recomputed* from the raw readings of its minute (``INSERT … SELECT …
+GROUP BY … ON CONFLICT DO UPDATE``), never incremented. That keeps it exact whatever happened
+before: a replayed batch, duplicates that the insert ignored, late data, or a repair run.
+The SQL is the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from django.db import connections
+
+MINUTE_US = 60_000_000
+ROLLUP_TABLE = "telemetry_readingrollup"
+READING_TABLE = "telemetry_reading"
+# floor(ts / 1 min) for negative timestamps too: both engines truncate integer division toward
+# zero, so subtract the non-negative remainder first.
+def floor_minute_sql(column: str) -> str:
+    """SQL for floor(column / 1 min), for statements executed *with* parameters (``%%`` is ``%``)."""
+    return f"(({column} - ((({column} %% {MINUTE_US}) + {MINUTE_US}) %% {MINUTE_US})) / {MINUTE_US})"
+
+
+# Three bound parameters per run; SQLite allows 32,766 per statement.
+_RUNS_PER_STATEMENT = 2_000
+
+
+def floor_minute(ts_us: int) -> int:
+    return ts_us // MINUTE_US
+
+
+def minute_runs(rows: Iterable[tuple[int, int, float, int]]) -> list[tuple[int, int, int]]:
+    """(sensor_id, first_minute, last_minute + 1) for each run of consecutive minutes touched by
+    ``rows`` (sensor_id, ts_us, …): a streaming batch gives one short run per sensor, and two
+    readings a month apart give two one-minute runs, not a month to recompute."""
+    minutes_by_sensor: dict[int, set[int]] = {}
+    for row in rows:
+        minutes_by_sensor.setdefault(row[0], set()).add(row[1] // MINUTE_US)
+    runs: list[tuple[int, int, int]] = []
+    for sensor_id, minutes in minutes_by_sensor.items():
+        ordered = sorted(minutes)
+        first = previous = ordered[0]
+        for minute in ordered[1:]:
+            if minute != previous + 1:
+                runs.append((sensor_id, first, previous + 1))
+                first = minute
+            previous = minute
+        runs.append((sensor_id, first, previous + 1))
+    return runs
+
+
+def refresh_rollups(rows: Iterable[tuple[int, int, float, int]], *, using: str = "default") -> None:
+    """Recompute the roll-ups of every minute that ``rows`` touched (call it in the transaction
+    that inserted them)."""
+    recompute_minutes(minute_runs(rows), using=using)
+
+
+def recompute_minutes(runs: Sequence[tuple[int, int, int]], *, using: str = "default") -> None:
+    """Recompute roll-ups for (sensor_id, first_minute, end_minute) runs from the raw readings."""
+    for offset in range(0, len(runs), _RUNS_PER_STATEMENT):
+        _recompute_chunk(runs[offset:offset + _RUNS_PER_STATEMENT], using=using)
+
+
+def _recompute_chunk(runs: Sequence[tuple[int, int, int]], *, using: str) -> None:
+    values = ", ".join(["(%s, %s, %s)"] * len(runs))
+    params: list[int] = []
+    for sensor_id, first_minute, end_minute in runs:
+        params += [sensor_id, first_minute * MINUTE_US, end_minute * MINUTE_US]
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            f"WITH runs (sensor_id, lo, hi) AS (VALUES {values}) "
+            f"INSERT INTO {ROLLUP_TABLE} (sensor_id, minute, samples, total, minimum, maximum) "
+            f"SELECT r.sensor_id, {floor_minute_sql('r.ts')}, COUNT(*), SUM(r.value), MIN(r.value), MAX(r.value) "
+            f"FROM runs JOIN {READING_TABLE} r ON r.sensor_id = runs.sensor_id AND r.ts >= runs.lo AND r.ts < runs.hi "
+            "WHERE true GROUP BY 1, 2 "
+            "ON CONFLICT (sensor_id, minute) DO UPDATE SET samples = excluded.samples, total = excluded.total, "
+            "minimum = excluded.minimum, maximum = excluded.maximum",
+            params,
+        )
+
+
+def rebuild_rollups(*, sensor_ids: Sequence[int] | None = None, using: str = "default") -> int:
+    """Drop and recompute the roll-ups of ``sensor_ids`` (all sensors when None) from the raw
+    readings: for data written around ingestion (bulk loads, restores) or a repair. Returns the
+    number of roll-up rows written."""
+    where, params = ("", []) if sensor_ids is None else (
+        f"WHERE sensor_id IN ({', '.join(['%s'] * len(sensor_ids))})", list(sensor_ids))
+    with connections[using].cursor() as cursor:
+        cursor.execute(f"DELETE FROM {ROLLUP_TABLE} {where}", params)
+        cursor.execute(
+            f"INSERT INTO {ROLLUP_TABLE} (sensor_id, minute, samples, total, minimum, maximum) "
+            f"SELECT sensor_id, {floor_minute_sql('ts')}, COUNT(*), SUM(value), MIN(value), MAX(value) "
+            f"FROM {READING_TABLE} {where} GROUP BY 1, 2",
+            params,
+        )
+        return cursor.rowcount
