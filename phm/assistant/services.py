@@ -319,7 +319,8 @@ def ask_stream(context: AskContext, *, model=None, using: str = "default") -> It
         for piece in model.stream(answering.build_messages(context.question, context.passages, context.history)):
             pieces.append(piece)
             yield {"event": "token", "text": piece}
-        answer = answering.finish_answer("".join(pieces), context.passages, model=model.name, seconds=time.perf_counter() - started)
+        # The streamed tokens are the model's draft; ``done`` carries the checked answer that replaces it.
+        answer = answering.finish_answer("".join(pieces), context.passages, model=model.name, seconds=time.perf_counter() - started, question=context.question)
     record_exchange(context, answer, using=using)
     yield {"event": "done", **answer_payload(answer, context.conversation.pk if context.conversation else None)}
 
@@ -337,4 +338,10 @@ def answer_payload(answer: Answer, conversation_id: int | None) -> dict[str, obj
         "invalid_citations": answer.invalid_citations,
         "model": answer.model,
         "conversation": conversation_id,
+        # grounding: how the answer was made ("generated": checked model sentences; "extractive":
+        # quoted passages because no sentence of the draft was supported; "refused"), the draft and
+        # the check of each of its sentences.
+        "mode": answer.mode,
+        "draft": answer.draft,
+        "sentences": answer.sentences,
     }

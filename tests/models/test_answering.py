@@ -6,6 +6,7 @@ import pytest
 
 from models import answering
 from models.answering import Passage, QuestionError
+from models.retrieval import grounding
 from tests.phm.assistant.helpers import tiny_language_model
 
 PASSAGES = [
@@ -21,14 +22,40 @@ def test_parse_citations_separates_valid_and_made_up_numbers():
 
 
 def test_invalid_citations_are_removed_from_the_answer_and_reported():
-    answer = answering.finish_answer("Oil is ISO VG 68 [1][5]. Torque is 410 N·m [2, 6].", PASSAGES, model="m", seconds=0.1)
+    answer = answering.finish_answer("Oil is ISO VG 68 [1][5]. Torque is 410 N·m [2, 6].", PASSAGES, model="m", seconds=0.1, embed=None)
     assert answer.text == "Oil is ISO VG 68 [1]. Torque is 410 N·m [2]."
     assert answer.cited == [1, 2]
     assert answer.invalid_citations == [5, 6]
+    assert answer.mode == "generated" and answer.draft.startswith("Oil is ISO VG 68 [1][5].")
+
+
+def test_supported_sentences_get_the_citation_of_their_passage_whatever_the_model_wrote():
+    answer = answering.finish_answer("The oil is ISO VG 68 [2]. It is changed every 4000 h.", PASSAGES, model="m", seconds=0.1, embed=None)
+    assert answer.text == "The oil is ISO VG 68 [1]. It is changed every 4000 h [1]."
+    assert answer.cited == [1]
+
+
+def test_sentences_no_passage_supports_are_dropped():
+    draft = "The oil is ISO VG 68 [1]. Change it every 2000 hours [1]. Always consult a qualified technician first."
+    answer = answering.finish_answer(draft, PASSAGES, model="m", seconds=0.1, embed=None)
+    assert answer.text == "The oil is ISO VG 68 [1]."
+    checks = {s["text"]: s for s in answer.sentences}
+    assert checks["Change it every 2000 hours."]["missing_facts"] == ["2000"]  # an invented number is never supported
+    assert not checks["Always consult a qualified technician first."]["supported"]
+
+
+def test_without_a_supported_sentence_the_answer_quotes_the_passages():
+    answer = answering.finish_answer("Pumps are important machines in many industries.", PASSAGES, model="m", seconds=0.1,
+                                     question="Which oil does the P-101 bearing use?", embed=None)
+    assert answer.mode == "extractive"
+    assert answer.text.startswith(answering.EXTRACTIVE_LEAD)
+    assert "- Drive-end bearing 6309-2Z/C3; oil ISO VG 68 every 4000 h [1]." in answer.text
+    assert answer.cited[0] == 1
+    assert "Pumps are important" not in answer.text and answer.draft == "Pumps are important machines in many industries."
 
 
 def test_citations_list_cited_passages_first_and_flags_them():
-    answer = answering.finish_answer("Torque 410 N·m [2].", PASSAGES, model="m", seconds=0.1)
+    answer = answering.finish_answer("Torque 410 N·m [2].", PASSAGES, model="m", seconds=0.1, embed=None)
     citations = answer.citations()
     assert [(c["number"], c["cited"]) for c in citations] == [(2, True), (1, False)]
     assert citations[0]["document"] == "Torque table" and citations[0]["location"] == "row 3"
@@ -83,9 +110,53 @@ def test_answer_from_passages_records_model_and_passages():
     assert [p.number for p in answer.passages] == [1, 2]
 
 
+def test_a_random_model_never_reaches_the_reader_unchecked():
+    """A randomly initialised model writes noise: nothing of it is supported, so the reader gets the
+    quoted passage (checked with the real MiniLM embedder) and its citation."""
+    answer = answering.answer_from_passages("Which oil does the P-101 bearing use?", PASSAGES, model=tiny_language_model(), max_new_tokens=12)
+    assert answer.mode == "extractive" and answer.cited[0] == 1
+    assert "ISO VG 68 every 4000 h [1]" in answer.text
+    assert answer.draft not in answer.text
+
+
 @pytest.mark.slow
 def test_default_smollm2_answers_with_a_valid_citation():
     """The packaged SmolLM2-135M answers a direct question from two passages and cites one of them."""
     answer = answering.answer_from_passages("Which oil grade does the P-101 bearing frame use?", PASSAGES, max_new_tokens=60)
     assert "68" in answer.text
-    assert answer.cited and not answer.invalid_citations
+    assert answer.cited == [1]
+    assert all(s["supported"] for s in answer.sentences if s["text"] in answer.text)
+
+
+# --- grounding checks ---------------------------------------------------------------------------------
+
+
+def test_sentence_split_handles_lists_numbering_and_decimals():
+    assert grounding.split_sentences("1. Check the oil. 2. Replace the seal [1]\n- Pressure is 3.5 bar. Done") == [
+        "Check the oil.", "Replace the seal [1]", "Pressure is 3.5 bar.", "Done"]
+
+
+def test_facts_are_numbers_and_identifiers():
+    assert grounding.facts("Torque 410 N·m for M20 on P-101 at 3.5 bar [2]") == {"410", "m20", "p-101", "101", "3.5"}
+
+
+def test_a_table_row_is_quoted_whole_and_the_heading_line_is_context():
+    assert grounding.passage_units("codes — code: M005c; description: Misalignment in Flow Control Valve") == [
+        "codes — code: M005c; description: Misalignment in Flow Control Valve"]
+    assert grounding.passage_units("Pump > Bearings\nOil ISO VG 68. Check weekly.") == ["Oil ISO VG 68.", "Check weekly."]
+
+
+def test_extractive_answer_prefers_the_record_naming_the_asked_code():
+    rows = ["codes — code: M005b; description: Misalignment in Pump Coupling", "codes — code: M005c; description: Misalignment in Flow Control Valve"]
+    extracts = grounding.extract_answer("What does failure code M005c mean?", rows, embed=None)
+    assert extracts[0].passage == 2 and extracts[0].cited().endswith("Flow Control Valve [2].")
+
+
+def test_a_paraphrase_is_supported_by_meaning_with_the_real_embedder():
+    from models.retrieval.embedding import embed_texts
+
+    passage = ["Bearing wear > Actions\nReplace the bearing at once when the vibration velocity exceeds the trip limit."]
+    paraphrase = grounding.check_sentences("When vibration velocity goes above the trip limit, the bearing must be replaced immediately.", passage, embed=embed_texts)
+    unrelated = grounding.check_sentences("The bearing should be painted blue for the inspection.", passage, embed=embed_texts)
+    assert paraphrase[0].supported and paraphrase[0].support.semantic >= grounding.MIN_SEMANTIC
+    assert not unrelated[0].supported

@@ -72,7 +72,9 @@ def test_streaming_sends_sources_tokens_then_done(api_client, knowledge, tiny_mo
     assert names[0] == "sources" and names[-1] == "done" and "token" in names
     done = json.loads(events[-1][1].removeprefix("data: "))
     tokens = "".join(json.loads(data.removeprefix("data: "))["text"] for head, data in events if head == "event: token")
-    assert done["answer"] == tokens.strip() and done["citations"]
+    # the tokens are the model's draft; ``done`` brings the checked answer (cited sentences or quotes)
+    assert done["draft"] == tokens.strip() and done["citations"]
+    assert done["mode"] in {"generated", "extractive"} and "[1]" in done["answer"]
 
 
 def test_conversation_history_is_kept_per_user(api_client, knowledge, tiny_model, db):
