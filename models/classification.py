@@ -54,7 +54,7 @@ from models.features import FeatureConfig, signal_features, spectral_representat
 ProgressCallback = Callable[[dict[str, float]], None]
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
-METHODS = ("features", "inceptiontime", "resnet", "reprogram")
+METHODS = ("features", "inceptiontime", "resnet", "wdcnn", "reprogram")
 # Temperature bounds: when the calibration examples are all classified correctly the NLL keeps
 # falling as T -> 0, which would make every later mistake maximally confident; never sharpen
 # logits by more than 2x, and never flatten them by more than 20x.
@@ -477,6 +477,29 @@ class ResNetMethod(_NeuralMethod):
 
         torch.manual_seed(int(self.params.get("seed", 0)))
         return ResNet(n_inputs, n_classes)
+
+
+class WDCNNMethod(_NeuralMethod):
+    """Wide-first-kernel 1-D CNN on raw windows (``models.wdcnn``); the default input is the waveform."""
+
+    name = "wdcnn"
+
+    def representation(self, windows):  # type: ignore[override]
+        if "representation" not in self.params:
+            return windows.astype(np.float32, copy=False)
+        return super().representation(windows)
+
+    def build(self, n_inputs, n_classes, input_length):  # type: ignore[override]
+        from models.wdcnn import WDCNN
+
+        torch.manual_seed(int(self.params.get("seed", 0)))
+        return WDCNN(
+            n_inputs, n_classes,
+            per_window_norm=bool(self.params.get("per_window_norm", True)),
+            noise_std=float(self.params.get("noise_std", 0.0)),
+            scale_jitter=float(self.params.get("scale_jitter", 0.0)),
+            dropout=float(self.params.get("dropout", 0.3)),
+        )
 
 
 class ReprogramMethod(_NeuralMethod):

@@ -209,3 +209,26 @@ def spectral_representation(
     resampled = np.stack([np.interp(grid, envelope_frequencies, row) for row in flat]).reshape(amplitude.shape[:-1] + (n_bins,))
     stacked = np.stack([log_power, np.log1p(resampled)], axis=2)  # [n, c, 2, bins]
     return stacked.reshape(len(windows), -1, n_bins).astype(np.float32)
+
+
+def resample_to_speed(signal: np.ndarray, *, rpm: float, reference_rpm: float) -> np.ndarray:
+    """Order-domain resampling at constant speed: make a recording at ``rpm`` look as if the shaft
+    turned at ``reference_rpm`` (same samples per revolution), by Fourier resampling of the 1-D
+    ``signal`` to ``len * rpm / reference_rpm`` samples.
+
+    Why: bearing defect frequencies are fixed multiples of shaft speed (orders), so after this a
+    fault at 1772 rpm impacts at the same sample spacing as at 1797 rpm and a classifier trained
+    at one speed sees the same impact rates at the other. Needs the speed of each recording (a
+    tachometer, or the nameplate at a known load), which CWRU gives per file.
+    """
+    if rpm <= 0 or reference_rpm <= 0:
+        raise ValueError(f"speeds must be > 0 rpm, got {rpm} and {reference_rpm}")
+    signal = np.asarray(signal)
+    if signal.ndim != 1:
+        raise ValueError(f"signal must be 1-D, got shape {signal.shape}")
+    if rpm == reference_rpm:
+        return signal
+    from scipy.signal import resample
+
+    target = int(round(signal.size * rpm / reference_rpm))
+    return resample(signal.astype(np.float64), target).astype(signal.dtype)

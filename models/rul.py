@@ -20,12 +20,17 @@ Normalisation (``normalisation=``):
 ``"both"``   the two side by side as separate input channels.
 
 Methods: ``inceptiontime`` (tsai InceptionTime regressor), ``reprogram`` (regression head on the
-Time-LLM reprogramming trunk, see ``models.reprogramming``).
+Time-LLM reprogramming trunk, see ``models.reprogramming``), ``lightgbm`` (gradient boosting on
+rolling statistics of the same windows: level, recent means, slopes, spread; see
+:func:`window_features`). ``n_models=k`` trains k copies with seeds ``seed .. seed+k-1`` and
+averages their predictions (an ensemble across seeds: one network's RUL error on a held-out
+engine depends noticeably on its initialisation).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -52,6 +57,11 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
 ID_COLUMNS = ("unit", "cycle")
 NORMALISATIONS = ("unit", "global", "both")
+METHODS = ("inceptiontime", "reprogram", "lightgbm")
+LIGHTGBM_DEFAULTS: dict[str, Any] = {
+    "n_estimators": 2000, "learning_rate": 0.02, "num_leaves": 15, "min_child_samples": 50,
+    "subsample": 0.8, "colsample_bytree": 0.8, "early_stopping_rounds": 100,
+}
 
 
 def check_run_frame(frame: pd.DataFrame, *, name: str = "df") -> pd.DataFrame:
@@ -146,6 +156,88 @@ class _History:
         self.drift_scale, self.cycle_scale = arrays["drift_scale"], float(arrays["cycle_scale"][0])
 
 
+def _slope(values: np.ndarray) -> np.ndarray:
+    """Least-squares slope per cycle along the last axis of ``[n, channels, k]``."""
+    steps = np.arange(values.shape[-1], dtype=np.float64)
+    steps -= steps.mean()
+    return (values * steps).sum(axis=-1) / (steps**2).sum()
+
+
+def window_features(windows: np.ndarray) -> np.ndarray:
+    """Rolling statistics of ``[n, channels, window]`` inputs for gradient boosting: per channel the
+    last value, the means of the last 5 and 10 cycles and of the window, the slopes over the
+    last 10 cycles and the window, and the window's standard deviation -> ``[n, 7 * channels]``.
+    Means and slopes over several spans separate the sensor noise (large per cycle) from the
+    degradation trend (slow), which a tree cannot do from single values."""
+    x = windows.astype(np.float64, copy=False)
+    recent = x[..., -min(10, x.shape[-1]) :]
+    parts = [x[..., -1], x[..., -min(5, x.shape[-1]) :].mean(axis=-1), recent.mean(axis=-1), x.mean(axis=-1),
+             _slope(recent), _slope(x), x.std(axis=-1)]
+    return np.stack(parts, axis=-1).reshape(len(x), -1).astype(np.float32)
+
+
+class _BoostedRegressor:
+    """LightGBM on :func:`window_features`, predicting RUL / cap (like the networks)."""
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.settings = {**LIGHTGBM_DEFAULTS, **{k: v for k, v in params.items() if k in LIGHTGBM_DEFAULTS}}
+        self.seed = int(params.get("seed", 0))
+        self.booster: Any = None
+
+    def fit(self, inputs: np.ndarray, targets: np.ndarray, validation: tuple[np.ndarray, np.ndarray] | None) -> TrainingLog:
+        import lightgbm
+
+        started = time.perf_counter()
+        train_set = lightgbm.Dataset(window_features(inputs), label=targets)
+        valid_sets, callbacks = [], []
+        if validation is not None:
+            valid_sets = [lightgbm.Dataset(window_features(validation[0]), label=validation[1], reference=train_set)]
+            callbacks.append(lightgbm.early_stopping(self.settings["early_stopping_rounds"], verbose=False))
+        self.booster = lightgbm.train(
+            {
+                "objective": "regression", "learning_rate": self.settings["learning_rate"],
+                "num_leaves": self.settings["num_leaves"], "min_child_samples": self.settings["min_child_samples"],
+                "bagging_fraction": self.settings["subsample"], "bagging_freq": 1,
+                "feature_fraction": self.settings["colsample_bytree"], "seed": self.seed,
+                "deterministic": True, "num_threads": 1, "verbose": -1,
+            },
+            train_set, num_boost_round=self.settings["n_estimators"], valid_sets=valid_sets, callbacks=callbacks,
+        )
+        rounds = self.booster.current_iteration()
+        return TrainingLog(epochs_run=rounds, best_epoch=self.booster.best_iteration or rounds, seconds=time.perf_counter() - started)
+
+    def predict(self, inputs: np.ndarray) -> np.ndarray:
+        return np.asarray(self.booster.predict(window_features(inputs), num_iteration=self.booster.best_iteration or None))
+
+    def parameter_counts(self) -> tuple[int, int]:
+        nodes = sum(tree["num_leaves"] * 2 - 1 for tree in self.booster.dump_model()["tree_info"])
+        return nodes, nodes
+
+
+class _MeanEnsemble(torch.nn.Module):
+    """Members trained separately (seeds differ); the output is their mean."""
+
+    def __init__(self, members: list[torch.nn.Module]) -> None:
+        super().__init__()
+        self.members = torch.nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([member(x) for member in self.members]).mean(dim=0)
+
+    def persisted_state(self) -> dict[str, torch.Tensor]:
+        return {f"{i}.{k}": v for i, member in enumerate(self.members) for k, v in persisted_state(member).items()}
+
+    def load_persisted_state(self, state: dict[str, torch.Tensor]) -> None:
+        for i, member in enumerate(self.members):
+            load_persisted_state(member, {k.removeprefix(f"{i}."): v for k, v in state.items() if k.startswith(f"{i}.")})
+
+    def parameter_counts(self) -> tuple[int, int]:
+        """Trainable parameters of all members; a frozen backbone they share counts once."""
+        counts = [count_parameters(member) for member in self.members]
+        trainable = sum(t for t, _ in counts)
+        return trainable, trainable + counts[0][1] - counts[0][0]
+
+
 def _build_network(method: str, n_channels: int, window: int, params: dict[str, Any]) -> torch.nn.Module:
     torch.manual_seed(int(params.get("seed", 0)))
     if method == "inceptiontime":
@@ -156,7 +248,7 @@ def _build_network(method: str, n_channels: int, window: int, params: dict[str, 
         from models.heads import build_reprogram_regressor
 
         return build_reprogram_regressor(n_channels=n_channels, seq_len=window, params=params)
-    raise ValueError(f"unknown RUL method {method!r}; choose 'inceptiontime' or 'reprogram'")
+    raise ValueError(f"unknown RUL method {method!r}; choose one of {METHODS}")
 
 
 class _ScaledMSE(torch.nn.Module):
@@ -183,8 +275,8 @@ class RULEstimator:
         progress: ProgressCallback | None = None,
         **params: Any,
     ) -> None:
-        if method not in ("inceptiontime", "reprogram"):
-            raise ValueError(f"unknown method {method!r}; choose 'inceptiontime' or 'reprogram'")
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
         if rul_cap <= 0 or window < 2 or baseline_cycles < 1:
             raise ValueError(f"need rul_cap > 0, window >= 2, baseline_cycles >= 1; got {rul_cap}, {window}, {baseline_cycles}")
         if normalisation not in NORMALISATIONS:
@@ -204,7 +296,9 @@ class RULEstimator:
         self.seed = seed
         self.progress = progress
         self.params = params
-        self.network: torch.nn.Module | None = None
+        if int(params.get("n_models", 1)) < 1:
+            raise ValueError(f"n_models must be >= 1, got {params['n_models']}")
+        self.network: torch.nn.Module | _BoostedRegressor | None = None
         self.training_log = TrainingLog()
 
     def _network_params(self) -> dict[str, Any]:
@@ -234,22 +328,36 @@ class RULEstimator:
         train_inputs, train_targets = part(~is_validation)
         validation = part(is_validation) if validation_units else None
         self.n_channels_ = train_inputs.shape[1]
-        self.network = _build_network(self.method, self.n_channels_, self.window, self._network_params())
-        settings = TrainingSettings(**{k: v for k, v in self._network_params().items() if k in TrainingSettings.__dataclass_fields__})
-        self.training_log = train_network(
-            self.network, train_inputs, train_targets, loss_fn=_ScaledMSE(), validation=validation,
-            settings=settings, progress=self.progress, target_dtype=torch.float32,
+        if self.method == "lightgbm":
+            self.network = _BoostedRegressor(self._network_params())
+            self.training_log = self.network.fit(train_inputs, train_targets, validation)
+            return self
+        members, logs = [], []
+        for member in range(int(self.params.get("n_models", 1))):
+            params = {**self._network_params(), "seed": self.seed + member}
+            network = _build_network(self.method, self.n_channels_, self.window, params)
+            settings = TrainingSettings(**{k: v for k, v in params.items() if k in TrainingSettings.__dataclass_fields__})
+            logs.append(train_network(
+                network, train_inputs, train_targets, loss_fn=_ScaledMSE(), validation=validation,
+                settings=settings, progress=self.progress, target_dtype=torch.float32,
+            ))
+            members.append(network)
+        self.network = members[0] if len(members) == 1 else _MeanEnsemble(members)
+        self.training_log = TrainingLog(
+            epochs_run=sum(log.epochs_run for log in logs), best_epoch=logs[-1].best_epoch,
+            seconds=sum(log.seconds for log in logs), history=[record for log in logs for record in log.history],
         )
         return self
 
-    def _check_fitted(self) -> torch.nn.Module:
+    def _check_fitted(self) -> torch.nn.Module | _BoostedRegressor:
         if self.network is None:
             raise RuntimeError("RULEstimator is not fitted: call fit(df) or load(path) first")
         return self.network
 
     def _predict_windows(self, windows: np.ndarray) -> np.ndarray:
         network = self._check_fitted()
-        return np.clip(network_outputs(network, windows).reshape(-1) * self.rul_cap, 0.0, self.rul_cap)
+        scaled = network.predict(windows) if isinstance(network, _BoostedRegressor) else network_outputs(network, windows).reshape(-1)
+        return np.clip(scaled * self.rul_cap, 0.0, self.rul_cap)
 
     def _prepare(self, df: pd.DataFrame) -> pd.DataFrame:
         frame = check_run_frame(df)
@@ -275,7 +383,11 @@ class RULEstimator:
         return pd.Series(predictions, index=index, name="rul")
 
     def parameter_counts(self) -> tuple[int, int]:
-        return count_parameters(self._check_fitted())
+        """(trainable, total) parameters; for gradient boosting, tree nodes."""
+        network = self._check_fitted()
+        if isinstance(network, (_BoostedRegressor, _MeanEnsemble)):
+            return network.parameter_counts()
+        return count_parameters(network)
 
     def _config(self) -> dict[str, Any]:
         return {
@@ -289,12 +401,17 @@ class RULEstimator:
         network = self._check_fitted()
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
-        arrays = {f"network.{k}": v.detach().cpu().numpy() for k, v in persisted_state(network).items()}
+        booster = None
+        if isinstance(network, _BoostedRegressor):
+            # LightGBM's own text model format inside the JSON (plain text, not pickle).
+            arrays, booster = {}, network.booster.model_to_string()
+        else:
+            arrays = {f"network.{k}": v.detach().cpu().numpy() for k, v in persisted_state(network).items()}
         arrays.update({f"history.{k}": v for k, v in self._history.state().items()})
         save_numpy_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(folder / WEIGHTS_FILE))
         document = {
             "estimator": "RULEstimator", "config": self._config(), "columns": self.columns_,
-            "n_channels": self.n_channels_, "training_log": asdict(self.training_log),
+            "n_channels": self.n_channels_, "training_log": asdict(self.training_log), "booster": booster,
         }
         (folder / CONFIG_FILE).write_text(json.dumps(document))
         return folder
@@ -314,7 +431,19 @@ class RULEstimator:
         arrays = load_numpy_file(str(folder / WEIGHTS_FILE))
         estimator._history = _History(estimator.columns_, estimator.normalisation, estimator.baseline_cycles, estimator.window)
         estimator._history.restore({k.removeprefix("history."): v for k, v in arrays.items() if k.startswith("history.")})
-        estimator.network = _build_network(estimator.method, estimator.n_channels_, estimator.window, estimator._network_params())
+        estimator.training_log = TrainingLog(**document["training_log"])
+        if estimator.method == "lightgbm":
+            import lightgbm
+
+            estimator.network = _BoostedRegressor(estimator._network_params())
+            estimator.network.booster = lightgbm.Booster(model_str=document["booster"])
+            return estimator
+        params = estimator._network_params()
+        members = [
+            _build_network(estimator.method, estimator.n_channels_, estimator.window, {**params, "seed": estimator.seed + i})
+            for i in range(int(params.get("n_models", 1)))
+        ]
+        estimator.network = members[0] if len(members) == 1 else _MeanEnsemble(members)
         state = {k.removeprefix("network."): torch.from_numpy(v.copy()) for k, v in arrays.items() if k.startswith("network.")}
         load_persisted_state(estimator.network, state)
         estimator.network.eval()

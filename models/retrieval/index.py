@@ -16,7 +16,7 @@ from typing import Literal
 
 import numpy as np
 
-from models.retrieval.fusion import RRF_K, reciprocal_rank_fusion
+from models.retrieval.fusion import DENSE_WEIGHT, RRF_K, reciprocal_rank_fusion
 from models.retrieval.text import tokenize
 
 SearchMode = Literal["hybrid", "bm25", "dense"]
@@ -72,9 +72,13 @@ class _Rows:
 
 
 class HybridIndex:
-    def __init__(self, *, embed: Callable[[list[str]], np.ndarray] | None = None, dimension: int | None = None, store_vectors: bool = True) -> None:
-        """``store_vectors=False`` keeps only the BM25 side (dense search runs elsewhere, e.g. pgvector)."""
+    def __init__(self, *, embed: Callable[[list[str]], np.ndarray] | None = None, dimension: int | None = None, store_vectors: bool = True,
+                 dense_weight: float | None = None) -> None:
+        """``store_vectors=False`` keeps only the BM25 side (dense search runs elsewhere, e.g. pgvector).
+        ``dense_weight``: weight of the dense ranking in the hybrid fusion (BM25 has 1; default
+        :data:`models.retrieval.fusion.DENSE_WEIGHT`)."""
         self.store_vectors = store_vectors
+        self.dense_weight = DENSE_WEIGHT if dense_weight is None else dense_weight
         if embed is None and store_vectors:
             from models.retrieval.embedding import embed_texts as embed
         self._embed = embed
@@ -175,6 +179,7 @@ class HybridIndex:
         chunk_filter: ChunkFilter | None = None,
         depth: int = 50,
         query_embedding: np.ndarray | None = None,
+        dense_weight: float | None = None,
     ) -> list[Hit]:
         """Best ``k`` chunks for ``query``. Hybrid fuses the top ``depth`` of BM25 and of dense."""
         if mode not in SEARCH_MODES:
@@ -206,7 +211,8 @@ class HybridIndex:
         elif mode == "dense":
             ranked = [(row, float(dense[row])) for row in dense_ranked]
         else:
-            ranked = reciprocal_rank_fusion([bm25_ranked, dense_ranked], k=RRF_K)[:k]
+            weight = self.dense_weight if dense_weight is None else dense_weight
+            ranked = reciprocal_rank_fusion([bm25_ranked, dense_ranked], k=RRF_K, weights=[1.0, weight])[:k]
         return [Hit(key=keys[row], score=score, bm25=float(bm25[row]), dense=float(dense[row])) for row, score in ranked[:k]]
 
     def keys_matching(self, chunk_filter: ChunkFilter) -> list[int]:

@@ -90,7 +90,7 @@ class KnowledgeIndex:
         bm25 = {h.key: h.bm25 for h in bm25_hits}
         if mode == "dense":
             return [Hit(key=key, score=sim, bm25=bm25.get(key, 0.0), dense=sim) for key, sim in dense[:k]]
-        fused = reciprocal_rank_fusion([[h.key for h in bm25_hits], [key for key, _ in dense]])[:k]
+        fused = reciprocal_rank_fusion([[h.key for h in bm25_hits], [key for key, _ in dense]], weights=[1.0, self.index.dense_weight])[:k]
         missing = [key for key, _ in fused if key not in cosine]
         if missing:  # BM25-only hits: their cosine still decides relevance downstream
             vectors = {cid: np.frombuffer(bytes(blob), dtype=np.float32) for cid, blob in Chunk.objects.using(self.using).filter(id__in=missing).values_list("id", "embedding")}
