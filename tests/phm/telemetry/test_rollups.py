@@ -94,3 +94,19 @@ def test_floor_minute_sql_is_a_true_floor_on_both_engines(db_alias, ts_us):
     with connections[db_alias].cursor() as cursor:
         cursor.execute(f"SELECT {floor_minute_sql('x')} FROM (SELECT CAST(%s AS BIGINT) AS x) AS t", [ts_us])
         assert cursor.fetchone()[0] == ts_us // MINUTE_US
+
+
+def test_phm_rollups_command_rebuilds_and_names_unknown_tags(db_alias):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    _, sensors = make_plant(using=db_alias)
+    ingest_readings(readings=[Reading(sensors["vibration"].tag, T0 + timedelta(minutes=i), 1.0) for i in range(5)], using=db_alias)
+    ReadingRollup.objects.using(db_alias).all().delete()
+    out = StringIO()
+    call_command("phm_rollups", "--sensor", "P-101.VIB", "--database", db_alias, stdout=out)
+    assert "rebuilt 5 roll-up rows for 1 sensor(s)" in out.getvalue()
+    assert ReadingRollup.objects.using(db_alias).count() == 5
+    with pytest.raises(CommandError, match="unknown sensor tag\\(s\\): NOPE"):
+        call_command("phm_rollups", "--sensor", "NOPE", "--database", db_alias)
