@@ -416,7 +416,7 @@ def main(argv: list[str]) -> int:
     equal = retrieval_metrics(index, records, questions, query_vectors(questions), dense_weight=1.0)["hybrid"]
     result["retrieval_all_equal_weight_hybrid"] = equal
     print(f"\n(equal-weight RRF on all questions: recall@5 {equal['recall@5']:.3f}, MRR@10 {equal['mrr@10']:.3f})")
-    print("\nby question family, all questions (bm25 / dense / hybrid recall@5):")
+    print("\nby question family, all questions (recall@5):")
     families = result["retrieval_all"]
     for family in families["hybrid"]["by_family"]:
         row = [families[mode]["by_family"][family] for mode in SEARCH_MODES]

@@ -16,7 +16,7 @@ RRF_K = 60
 #: Weight of the dense (MiniLM) ranking against BM25's 1.0 in the hybrid index. Chosen on the tune
 #: half of the evaluation questions (``python -m models.evaluate assistant``): the largest weight
 #: whose recall@5 there is within 0.01 of the best; reported on the held-out half.
-DENSE_WEIGHT = float(os.environ.get("PHM_ASSISTANT_DENSE_WEIGHT", "0.3"))
+DENSE_WEIGHT = float(os.environ.get("PHM_ASSISTANT_DENSE_WEIGHT", "0.2"))
 
 
 def reciprocal_rank_fusion(

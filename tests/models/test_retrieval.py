@@ -139,6 +139,24 @@ def test_reciprocal_rank_fusion_rewards_agreement():
     assert fused[0][1] == pytest.approx(1 / 62 + 1 / 61)
 
 
+def test_weighted_fusion_lets_the_heavier_ranking_lead():
+    bm25, dense = ["exact", "near"], ["near", "paraphrase", "exact"]
+    assert [item for item, _ in reciprocal_rank_fusion([bm25, dense])][0] == "near"
+    weighted = reciprocal_rank_fusion([bm25, dense], weights=[1.0, 0.2])
+    assert [item for item, _ in weighted] == ["exact", "near", "paraphrase"]
+    assert weighted[0][1] == pytest.approx(1 / 61 + 0.2 / 63)
+    with pytest.raises(ValueError, match="one non-negative weight per ranking"):
+        reciprocal_rank_fusion([bm25, dense], weights=[1.0])
+
+
+def test_hybrid_index_uses_its_dense_weight_unless_a_search_overrides_it():
+    index = HybridIndex(embed=hashed_bag_of_words, dense_weight=0.0)
+    index.add([IndexEntry(1, "alpha beta"), IndexEntry(2, "alpha gamma delta epsilon")])
+    bm25_order = [h.key for h in index.search("alpha beta", k=2, mode="bm25")]
+    assert [h.key for h in index.search("alpha beta", k=2)] == bm25_order
+    assert index.search("alpha beta", k=2, dense_weight=1.0)[0].score > index.search("alpha beta", k=2)[0].score
+
+
 # --- hybrid index ----------------------------------------------------------------------------------------
 
 
