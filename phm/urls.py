@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib.util
 
 from django.conf import settings
-from django.conf.urls.static import static
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -30,5 +29,3 @@ urlpatterns = [
 ]
 urlpatterns += [path("api/v1/", include(f"phm.{app}.api_urls")) for app in API_APPS if _has_module(f"phm.{app}.api_urls")]
 urlpatterns += [path("", include(f"phm.{app}.urls")) for app in PAGE_APPS if _has_module(f"phm.{app}.urls")]
-if settings.DEBUG:
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

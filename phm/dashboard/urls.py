@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.urls import path
 
 from phm.dashboard import views
@@ -14,5 +15,6 @@ urlpatterns = [
     path("models/jobs/", views.training_jobs_rows, name="jobs-rows"),
     path("models/<int:pk>/<str:action>/", views.detector_action, name="detector-action"),
     path("connectors/", views.connectors_page, name="connectors"),
+    path(f"{settings.MEDIA_URL.strip('/')}/<path:path>", views.media_file, name="media"),
     path("vendor/plotly.min.js", views.plotly_js, name="plotly-js"),
 ]

@@ -8,7 +8,10 @@ from datetime import timedelta
 import plotly.graph_objects as go
 from django.contrib import messages
 from django.db.models import Prefetch
-from django.http import HttpRequest, HttpResponse
+from pathlib import Path
+
+from django.conf import settings
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -226,3 +229,18 @@ def plotly_js(request: HttpRequest) -> HttpResponse:
     from plotly.offline import get_plotlyjs
 
     return HttpResponse(get_plotlyjs(), content_type="application/javascript")
+
+
+@require_GET
+@role_required(OPERATOR)
+def media_file(request: HttpRequest, path: str) -> FileResponse:
+    """Uploaded files (inspection images and their thumbnails) for signed-in users only: they are
+    plant data, so they are not left to a public static route, and this works with DEBUG off."""
+    root = Path(settings.MEDIA_ROOT).resolve()
+    target = (root / path).resolve()
+    if not target.is_relative_to(root) or not target.is_file():
+        raise Http404("no such file")
+    response = FileResponse(target.open("rb"))
+    response["Cache-Control"] = "private, max-age=3600"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -53,3 +53,31 @@ def test_equipment_page_groups_log_events_by_template(client, plant, api_user):
     table = page[page.index('data-testid="log-templates"'):]
     # Six lines of one mined template are one row, counted with their levels.
     assert re.search(r"<td>6</td><td>INFO 3, WARN 3</td>", table), table[:800]
+
+
+def test_inspection_images_are_served_to_signed_in_users_only(client, plant, api_user, settings, tmp_path):
+    """Uploaded images are plant data: served by a login-checked view, with DEBUG off as in production."""
+    import io
+
+    from PIL import Image
+
+    from connectors.records import ImageRecord
+    from phm.telemetry.models import InspectionImage
+    from phm.telemetry.services import ingest_images
+
+    settings.MEDIA_ROOT = tmp_path
+    settings.DEBUG = False
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(buffer, "PNG")
+    ingest_images(records=[ImageRecord("P-101", timezone.now(), buffer.getvalue(), "image/png", filename="seal.png")])
+    image = InspectionImage.objects.get()
+    url = image.file.url
+    assert client.get(url).status_code == 302  # to the login page
+    client.force_login(api_user)
+    response = client.get(url)
+    assert response.status_code == 200 and b"".join(response.streaming_content) == buffer.getvalue()
+    assert client.get(image.thumbnail.url).status_code == 200
+    page = client.get("/equipment/P-101/").content.decode()
+    assert image.thumbnail.url in page
+    assert client.get(f"{settings.MEDIA_URL}../phm.sqlite3").status_code == 404
+    assert client.get(f"/{settings.MEDIA_URL.strip('/')}/%2e%2e/secret_key").status_code == 404
