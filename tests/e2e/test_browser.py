@@ -94,6 +94,48 @@ def test_operator_sees_demo_plant_and_an_equipment_chart(page, live_server, demo
     shot(page, "02-equipment-P-101")
 
 
+def test_equipment_page_shows_score_band_alarm_logs_and_image(page, live_server, demo_plant, settings, tmp_path):
+    """Every panel of the equipment page with data in it: detector score with its threshold and an
+    alarm marker, the log-template timeline, and an inspection image served through the login."""
+    import io
+
+    from PIL import Image
+
+    from connectors.records import ImageRecord, LogRecord
+    from phm.alarms.services import AlarmPolicy, Sample, evaluate_scores
+    from phm.analytics.models import AnomalyScore, DetectorConfig
+    from phm.assets.models import Equipment
+    from phm.telemetry.services import ingest_images, ingest_logs
+
+    settings.MEDIA_ROOT = tmp_path
+    pump = Equipment.objects.get(tag="P-101")
+    now = timezone.now()
+    config = DetectorConfig.objects.create(equipment=pump, name="pca-e2e", method="pca")
+    scores = [0.3 + 0.02 * (i % 5) + (2.5 if i >= 15 else 0.0) for i in range(18)]
+    AnomalyScore.objects.bulk_create(
+        AnomalyScore(config=config, ts=now - timedelta(seconds=10 * (18 - i)), score=score, threshold=1.0) for i, score in enumerate(scores)
+    )
+    evaluate_scores(equipment=pump, source="detector:pca-e2e", samples=[Sample(now - timedelta(seconds=30), 2.8)], policy=AlarmPolicy(threshold=1.0))
+    ingest_logs(records=[
+        LogRecord("P-101", now - timedelta(seconds=20 - i), "WARN", f"Seal leak detector level {3 + i} above 2", "seal-leak", [str(3 + i), "2"])
+        for i in range(3)
+    ])
+    buffer = io.BytesIO()
+    Image.new("RGB", (320, 240), (180, 40, 40)).save(buffer, "PNG")
+    ingest_images(records=[ImageRecord("P-101", now - timedelta(seconds=5), buffer.getvalue(), "image/png", filename="seal.png")])
+
+    log_in(page, live_server, "operator")
+    page.goto(f"{live_server.url}/equipment/P-101/?range=1h")
+    score_chart = page.get_by_test_id("score-chart")
+    expect(score_chart).to_contain_text("1 alarm in range")
+    expect(score_chart.locator("g.trace path").first).to_be_attached()
+    expect(page.get_by_test_id("log-templates")).to_contain_text("Seal leak detector level")
+    image = page.get_by_alt_text("inspection image of P-101")
+    expect(image).to_be_visible()
+    assert page.evaluate("img => img.naturalWidth", image.element_handle()) > 0  # the bytes came through the login
+    shot(page, "02b-equipment-P-101-all-panels")
+
+
 def test_operator_acknowledges_an_alarm_on_the_console(page, live_server, users):
     from phm.alarms.models import Alarm, AlarmState
     from phm.alarms.services import AlarmPolicy, Sample, evaluate_scores
