@@ -45,7 +45,7 @@ PRIVATE_BROKER_CONF = """listener {port} 127.0.0.1
 allow_anonymous true
 persistence false
 max_queued_messages 0
-max_inflight_messages 100
+max_inflight_messages 1000
 set_tcp_nodelay true
 """
 
@@ -130,7 +130,9 @@ def publish_messages(argv: list[str]) -> int:
         else:
             body = {"ts": keys[0][1].isoformat(), "values": {tag: float(index % 1000) for tag in tags[:tags_per_message]}}
         payloads.append((f"{prefix}/{suffix}", json.dumps(body).encode()))
-    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}")
+    from connectors.mqtt_client import BufferedClient
+
+    client = BufferedClient(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}")
     client.on_socket_open = lambda c, u, sock: sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)

@@ -25,6 +25,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from connectors.base import Backoff, Connector, utcnow
+from connectors.mqtt_client import BufferedClient
 from connectors.records import Quality, Reading
 from connectors.sink import Sink
 from connectors.sparkplug_b import DataType, PayloadError, decode_payload, encode_metric, metric_value, new_payload
@@ -87,7 +88,7 @@ class MqttConnector(Connector):
 
     def run(self, stop: threading.Event) -> None:
         self._stopping = False
-        client = mqtt.Client(
+        client = BufferedClient(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self.broker.client_id or f"phm-{self.name}",
             clean_session=self.broker.clean_session,

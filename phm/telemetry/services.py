@@ -92,7 +92,7 @@ def _ingest_readings(readings: Sequence[Reading | Mapping], *, channel: str, usi
             QuarantinedRecord.objects.using(using).bulk_create(quarantined)
         if inserted:
             _advance_latest(rows, using=using)
-            refresh_rollups(rows, using=using)
+            refresh_rollups(rows, all_new=inserted == len(rows), using=using)
     return result
 
 
