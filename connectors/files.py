@@ -76,6 +76,28 @@ class FileSpec:
     sampling_rate_hz: float | None = None  # npz
     start: datetime | None = None  # npz: time of the first sample
 
+    def __post_init__(self) -> None:
+        # Checked here, not when the file is read: a bad spec fails the upload request (or the
+        # connector definition), not a background job half-way through a file.
+        if self.layout not in ("wide", "long", "npz"):
+            raise ValueError(f"layout {self.layout!r} is not one of 'wide', 'long', 'npz'")
+        if self.decimal not in (".", ","):
+            raise ValueError(f"decimal must be '.' or ',', got {self.decimal!r}")
+        if self.separator is not None and (not isinstance(self.separator, str) or len(self.separator) != 1):
+            raise ValueError(f"separator must be one character (or null to detect it), got {self.separator!r}")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError, TypeError):
+            raise ValueError(f"unknown time zone {self.timezone!r} (use an IANA name such as 'Europe/Berlin' or 'UTC')") from None
+        if self.sampling_rate_hz is not None and not (isinstance(self.sampling_rate_hz, (int, float)) and self.sampling_rate_hz > 0):
+            raise ValueError(f"sampling_rate_hz must be a positive number, got {self.sampling_rate_hz!r}")
+        for name in ("column_map", "unit_scale"):
+            if not isinstance(getattr(self, name), Mapping):
+                raise ValueError(f"{name} must be an object of name: value, got {type(getattr(self, name)).__name__}")
+        for tag, factor in self.unit_scale.items():
+            if isinstance(factor, bool) or not isinstance(factor, (int, float)):
+                raise ValueError(f"unit_scale[{tag!r}] must be a number, got {factor!r}")
+
     def tag_for(self, source_name: str) -> str:
         return self.column_map.get(source_name, source_name)
 

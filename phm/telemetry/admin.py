@@ -1,4 +1,7 @@
+from django import forms
 from django.contrib import admin
+
+from phm.telemetry import jobs
 
 from phm.telemetry.models import (
     FaultInjection,
@@ -46,11 +49,51 @@ class QuarantinedRecordAdmin(admin.ModelAdmin):
     readonly_fields = ["kind", "channel", "batch_index", "payload", "error", "received_at"]
 
 
+class FileIngestJobUploadForm(forms.ModelForm):
+    """Upload a historian export from the admin: the file and its spec, checked before anything is stored."""
+
+    spec = forms.JSONField(
+        initial=dict,
+        help_text='connectors.files.FileSpec fields as JSON, e.g. {"layout": "wide", "separator": ";", "decimal": ",", '
+        '"timezone": "Europe/Berlin"} or {"layout": "long"}; see the README (historian files).',
+    )
+
+    class Meta:
+        model = FileIngestJob
+        fields = ["file", "spec"]
+
+    def clean_spec(self) -> dict:
+        spec = self.cleaned_data["spec"]
+        try:
+            jobs.validate_spec(spec)
+        except (ValueError, TypeError) as exc:
+            raise forms.ValidationError(f"invalid spec: {exc}") from exc
+        return spec
+
+
 @admin.register(FileIngestJob)
 class FileIngestJobAdmin(admin.ModelAdmin):
     list_display = ["original_name", "status", "rows_done", "accepted", "duplicate", "rejected", "created_at", "finished_at"]
     list_filter = ["status"]
-    readonly_fields = ["status", "bytes_total", "bytes_done", "rows_done", "accepted", "duplicate", "rejected", "error", "started_at", "finished_at"]
+    progress_fields = ["status", "bytes_total", "bytes_done", "rows_done", "accepted", "duplicate", "rejected", "error", "started_at", "finished_at"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = FileIngestJobUploadForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return ["file", "spec"] if obj is None else ["original_name", "file", "spec", "created_by", *self.progress_fields]
+
+    def get_readonly_fields(self, request, obj=None):
+        # A job is a record of one ingestion: after the upload nothing about it is editable.
+        return [] if obj is None else ["original_name", "file", "spec", "created_by", *self.progress_fields]
+
+    def save_model(self, request, obj, form, change) -> None:
+        if change:
+            return
+        jobs.create_file_job(uploaded_file=form.cleaned_data["file"], spec=form.cleaned_data["spec"], user=request.user, job=obj)
+        jobs.enqueue_file_job(obj)
 
 
 @admin.register(FaultInjection)

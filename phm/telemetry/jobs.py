@@ -16,14 +16,21 @@ from phm.telemetry.models import FileIngestJob, JobStatus, QuarantinedRecord, Re
 log = logging.getLogger(__name__)
 
 
-def create_file_job(*, uploaded_file, spec: dict, user=None) -> FileIngestJob:
-    """Store the upload and a queued job; the caller enqueues ``ingest_file_job``."""
-    _file_spec(spec)  # fail now, on the request, if the spec is invalid
-    job = FileIngestJob(original_name=Path(uploaded_file.name).name[:255], spec=spec, created_by=user)
+def create_file_job(*, uploaded_file, spec: dict, user=None, job: FileIngestJob | None = None) -> FileIngestJob:
+    """Store the upload and a queued job (``job``: an unsaved instance to fill, as the admin
+    passes); the caller enqueues ``ingest_file_job``."""
+    validate_spec(spec)  # fail now, on the request, if the spec is invalid
+    job = job or FileIngestJob()
+    job.original_name, job.spec, job.created_by = Path(uploaded_file.name).name[:255], spec, user
     job.file.save(Path(uploaded_file.name).name, uploaded_file, save=False)
     job.bytes_total = job.file.size
     job.save()
     return job
+
+
+def validate_spec(spec: object) -> None:
+    """Raise ValueError/TypeError naming what is wrong with a file spec."""
+    _file_spec(spec)
 
 
 def enqueue_file_job(job: FileIngestJob) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -170,3 +171,20 @@ def test_real_skab_file_reads_every_cell():
     readings, rejections, _ = read_all(path, FileSpec(only_mapped=True, column_map={"Current": "pump.current", "Pressure": "pump.pressure"}))
     assert rejections == []
     assert len(readings) == 2 * rows
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"layout": "sideways"}, "layout 'sideways' is not one of"),
+        ({"decimal": ";"}, "decimal must be '.' or ','"),
+        ({"separator": ";;"}, "separator must be one character"),
+        ({"timezone": "Mars/Olympus"}, "unknown time zone 'Mars/Olympus'"),
+        ({"layout": "npz", "sampling_rate_hz": 0}, "sampling_rate_hz must be a positive number"),
+        ({"column_map": ["a", "b"]}, "column_map must be an object"),
+        ({"unit_scale": {"P-101.VIB": "x"}}, "unit_scale['P-101.VIB'] must be a number"),
+    ],
+)
+def test_invalid_spec_values_are_refused_with_the_field_named(config, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        FileSpec.from_dict(config)
