@@ -70,6 +70,46 @@ def test_command_runs_enabled_connectors_into_the_database(t0, tmp_path, monkeyp
     assert QuarantinedRecord.objects.filter(channel="mqtt_json:mqtt-north", error__contains="not JSON").count() == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_command_runs_watched_folders_for_images_and_historian_files_into_the_database(tmp_path, monkeypatch, settings):
+    """The image and historian-file folders, defined in the database, run under ``phm_connectors``:
+    files dropped in them end up as rows and images; a broken image is refused with its reason."""
+    import io
+
+    from PIL import Image
+
+    from phm.telemetry.models import InspectionImage
+
+    monkeypatch.setenv("PHM_SPOOL_DIR", str(tmp_path / "spool"))
+    settings.MEDIA_ROOT = tmp_path / "media"
+    make_plant()
+    images, historian = tmp_path / "images", tmp_path / "historian"
+    (images / "P-101").mkdir(parents=True)
+    historian.mkdir()
+    ConnectorDefinition.objects.create(name="image-inbox", kind="image_folder", config={"directory": str(images), "poll_interval_s": 0.2, "settle_s": 0.2})
+    ConnectorDefinition.objects.create(
+        name="historian-drop", kind="file_folder",
+        config={"directory": str(historian), "spec": {"separator": ";", "decimal": ","}, "poll_interval_s": 0.2, "settle_s": 0.2},
+    )
+    buffer = io.BytesIO()
+    Image.new("RGB", (120, 80), (10, 120, 200)).save(buffer, "JPEG")
+    (images / "P-101" / "seal.jpg").write_bytes(buffer.getvalue())
+    (images / "P-101" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    rows = "\n".join(f"2026-03-01T00:00:{i:02d}Z;{2 + i / 10:.1f}".replace(".", ",") for i in range(30))
+    (historian / "export.csv").write_text(f"timestamp;P-101.VIB\n{rows}\n")
+
+    call_command("phm_connectors", "--seconds", "4", "--tick", "0.3")
+
+    assert ReadingRow.objects.filter(sensor__tag="P-101.VIB").count() == 30
+    assert (historian / "done" / "export.csv").exists()
+    image = InspectionImage.objects.get()
+    assert (image.equipment.tag, image.media_type, image.width, image.height) == ("P-101", "image/jpeg", 120, 80)
+    assert (images / "P-101" / "broken.png").exists() is False
+    assert QuarantinedRecord.objects.filter(channel__contains="image-inbox").count() == 1
+    statuses = {s.connector.name: s for s in ConnectorStatus.objects.select_related("connector")}
+    assert statuses["historian-drop"].accepted == 30 and statuses["image-inbox"].rejected == 1
+
+
 @pytest.mark.django_db
 def test_database_offset_store_round_trip():
     store = DatabaseOffsetStore()
