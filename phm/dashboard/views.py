@@ -154,7 +154,10 @@ def chat(request: HttpRequest) -> HttpResponse:
         alarm = Alarm.objects.select_related("equipment").filter(pk=int(alarm_id)).first()
         if alarm is not None:
             equipment = alarm.equipment.tag
-            question = (f"Alarm on {alarm.equipment.tag} ({alarm.source}, severity {alarm.severity} {alarm.band}): {alarm.message} "
+            message = alarm.message.rstrip()
+            if message and message[-1] not in ".!?":
+                message += "."
+            question = (f"Alarm on {alarm.equipment.tag} ({alarm.source}, severity {alarm.severity} {alarm.band}): {message} "
                         f"What are the likely causes and what should I check?")
     return render(request, "dashboard/chat.html", {"question": question, "equipment": equipment})
 

@@ -208,3 +208,40 @@ def test_engineer_sees_models_with_training_progress(page, live_server, users):
     expect(page.locator("progress").first).to_have_attribute("value", "40")
     expect(page.locator("#job-rows")).to_contain_text("4 / 10")
     shot(page, "07-engineer-models")
+
+
+def test_engineer_sees_connectors_and_documents(page, live_server, users):
+    from phm.assistant import services
+    from phm.sources.models import ConnectorDefinition, ConnectorStatus
+
+    mqtt = ConnectorDefinition.objects.create(name="mqtt-north", kind="mqtt_json", config={"mappings": [{"topic": "plant/#"}]})
+    ConnectorStatus.objects.create(connector=mqtt, state="running", connected=True, last_message_at=timezone.now(),
+                                   messages=1520, accepted=1518, rejected=2, last_error="payload is not JSON (plant/P-101/temp)")
+    kb = Path(services.__file__).parent / "demo_kb"
+    services.load_paths([kb / "procedure_cavitation.md"])
+    log_in(page, live_server, "engineer")
+    page.goto(f"{live_server.url}/connectors/")
+    row = page.locator("tr", has_text="mqtt-north")
+    expect(row).to_contain_text("1518")
+    expect(row).to_contain_text("payload is not JSON")
+    shot(page, "08-engineer-connectors")
+    page.goto(f"{live_server.url}/assistant/documents/")
+    expect(page.locator("body")).to_contain_text("procedure_cavitation.md")
+    shot(page, "09-engineer-documents")
+
+
+def test_ask_assistant_on_an_alarm_opens_the_chat_with_that_alarm(page, live_server, users):
+    from phm.alarms.models import Alarm
+    from phm.alarms.services import AlarmPolicy, Sample, evaluate_scores
+    from tests.conftest import make_plant
+
+    pump, _ = make_plant()
+    evaluate_scores(equipment=pump, source="detector:pca", samples=[Sample(timezone.now(), 3.0)], policy=AlarmPolicy(threshold=1.0))
+    alarm = Alarm.objects.get(equipment=pump)
+    log_in(page, live_server, "operator")
+    page.goto(f"{live_server.url}/console/")
+    page.locator(f'tr[data-alarm="{alarm.pk}"]').get_by_role("link", name="ask assistant").click()
+    expect(page).to_have_url(re.compile(r"/chat/\?alarm="))
+    expect(page.get_by_label("Question")).to_have_value(re.compile(r"Alarm on P-101 \(detector:pca.*on P-101\. What are the likely causes"))
+    expect(page.get_by_label("Equipment (optional)")).to_have_value("P-101")
+    shot(page, "10-chat-prefilled-from-alarm")
