@@ -49,7 +49,7 @@ from safetensors.numpy import save_file as save_numpy_file
 from scipy.optimize import minimize_scalar
 from sklearn.model_selection import train_test_split
 
-from models.features import FeatureConfig, signal_features, spectral_representation
+from models.features import FeatureConfig, envelope_waveform, signal_features, spectral_representation
 
 ProgressCallback = Callable[[dict[str, float]], None]
 CONFIG_FILE = "config.json"
@@ -246,6 +246,16 @@ def train_network(
     return log
 
 
+def combined_log(logs: list[TrainingLog]) -> TrainingLog:
+    """One log for several trainings run one after the other (ensemble members)."""
+    if len(logs) == 1:
+        return logs[0]
+    return TrainingLog(
+        epochs_run=sum(log.epochs_run for log in logs), best_epoch=logs[-1].best_epoch,
+        seconds=sum(log.seconds for log in logs), history=[record for log in logs for record in log.history],
+    )
+
+
 def _learning_rate_factor(step: int, total_steps: int, warmup_share: float = 0.2) -> float:
     """Linear warm-up from 1/25 of the peak rate, then cosine decay to ~0 at ``total_steps``."""
     progress = min(step / max(total_steps, 1), 1.0)
@@ -299,6 +309,30 @@ def load_persisted_state(network: torch.nn.Module, state: dict[str, torch.Tensor
         loader(state)
     else:
         network.load_state_dict(state)
+
+
+class MeanEnsemble(torch.nn.Module):
+    """Members trained separately (seeds differ); the output is their mean."""
+
+    def __init__(self, members: list[torch.nn.Module]) -> None:
+        super().__init__()
+        self.members = torch.nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([member(x) for member in self.members]).mean(dim=0)
+
+    def persisted_state(self) -> dict[str, torch.Tensor]:
+        return {f"{i}.{k}": v for i, member in enumerate(self.members) for k, v in persisted_state(member).items()}
+
+    def load_persisted_state(self, state: dict[str, torch.Tensor]) -> None:
+        for i, member in enumerate(self.members):
+            load_persisted_state(member, {k.removeprefix(f"{i}."): v for k, v in state.items() if k.startswith(f"{i}.")})
+
+    def parameter_counts(self) -> tuple[int, int]:
+        """Trainable parameters of all members; a frozen backbone they share counts once."""
+        counts = [count_parameters(member) for member in self.members]
+        trainable = sum(t for t, _ in counts)
+        return trainable, trainable + counts[0][1] - counts[0][0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -417,7 +451,9 @@ class _NeuralMethod(_Method):
             return spectral_representation(windows, self.feature_config, n_bins=int(self.params.get("spectrum_bins", 128)))
         if kind == "waveform":
             return windows.astype(np.float32, copy=False)
-        raise ValueError(f"representation must be 'spectrum' or 'waveform', got {kind!r}")
+        if kind == "envelope":
+            return envelope_waveform(windows, self.feature_config)
+        raise ValueError(f"representation must be 'spectrum', 'waveform' or 'envelope', got {kind!r}")
 
     def _standardise(self, inputs: np.ndarray) -> np.ndarray:
         return ((inputs - self.input_mean) / self.input_scale).astype(np.float32)
@@ -429,20 +465,34 @@ class _NeuralMethod(_Method):
         self.input_mean = inputs.mean(axis=(0, 2), keepdims=True)[0].astype(np.float32)
         self.input_scale = (inputs.std(axis=(0, 2), keepdims=True)[0] + 1e-6).astype(np.float32)
         inputs = self._standardise(inputs)
-        self.network = self.build(inputs.shape[1], n_classes, inputs.shape[2])
         valid = None
         if validation is not None:
             valid = (self._standardise(self.representation(validation[0])), validation[1])
-        settings = TrainingSettings(**{k: v for k, v in self.params.items() if k in TrainingSettings.__dataclass_fields__})
         loss_fn = torch.nn.CrossEntropyLoss(weight=torch.as_tensor(class_weights, dtype=torch.float32))
-        self.training_log = train_network(
-            self.network, inputs, targets, loss_fn=loss_fn, validation=valid, settings=settings, progress=progress
-        )
+        # ``n_models`` > 1: an ensemble across seeds (members differ only in initialisation and
+        # batch order); their logits are averaged. Worth it where one network's errors on a
+        # shifted domain depend on its seed (CWRU cross-load).
+        members, logs = [], []
+        for member_seed in self._member_seeds():
+            self.params = {**self.params, "seed": member_seed}
+            members.append(self.build(inputs.shape[1], n_classes, inputs.shape[2]))
+            settings = TrainingSettings(**{k: v for k, v in self.params.items() if k in TrainingSettings.__dataclass_fields__})
+            logs.append(train_network(members[-1], inputs, targets, loss_fn=loss_fn, validation=valid, settings=settings, progress=progress))
+        self.params = {**self.params, "seed": self._member_seeds()[0]}
+        self.network = members[0] if len(members) == 1 else MeanEnsemble(members)
+        self.training_log = combined_log(logs)
+
+    def _member_seeds(self) -> list[int]:
+        first = int(self.params.get("base_seed", self.params.get("seed", 0)))
+        self.params.setdefault("base_seed", first)
+        return [first + i for i in range(int(self.params.get("n_models", 1)))]
 
     def logits(self, windows):  # type: ignore[override]
         return network_outputs(self.network, self._standardise(self.representation(windows))).astype(np.float64)
 
     def parameter_counts(self) -> tuple[int, int]:
+        if isinstance(self.network, MeanEnsemble):
+            return self.network.parameter_counts()
         return count_parameters(self.network)
 
     def state(self):  # type: ignore[override]
@@ -453,7 +503,11 @@ class _NeuralMethod(_Method):
     def restore(self, arrays, extras, n_channels, n_classes, window_length):  # type: ignore[override]
         self.input_mean, self.input_scale = arrays["input_mean"], arrays["input_scale"]
         probe = self.representation(np.zeros((1, n_channels, window_length), dtype=np.float32))
-        self.network = self.build(probe.shape[1], n_classes, probe.shape[2])
+        members = []
+        for member_seed in self._member_seeds():
+            self.params = {**self.params, "seed": member_seed}
+            members.append(self.build(probe.shape[1], n_classes, probe.shape[2]))
+        self.network = members[0] if len(members) == 1 else MeanEnsemble(members)
         state = {k.removeprefix("network."): torch.from_numpy(v.copy()) for k, v in arrays.items() if k.startswith("network.")}
         load_persisted_state(self.network, state)
         self.network.eval()
@@ -498,6 +552,7 @@ class WDCNNMethod(_NeuralMethod):
             per_window_norm=bool(self.params.get("per_window_norm", True)),
             noise_std=float(self.params.get("noise_std", 0.0)),
             scale_jitter=float(self.params.get("scale_jitter", 0.0)),
+            spectral_jitter_db=float(self.params.get("spectral_jitter_db", 0.0)),
             dropout=float(self.params.get("dropout", 0.3)),
         )
 
@@ -571,6 +626,7 @@ class FaultClassifier:
         return FeatureConfig(
             sampling_rate=self.sampling_rate, shaft_hz=self.shaft_hz, fault_orders=self.fault_orders,
             level_features=bool(self.params.get("level_features", False)),
+            spectrum_features=bool(self.params.get("spectrum_features", True)),
         )
 
     def _make_method(self) -> _Method:

@@ -43,7 +43,9 @@ from safetensors.numpy import load_file as load_numpy_file
 from safetensors.numpy import save_file as save_numpy_file
 
 from models.classification import (
+    MeanEnsemble,
     TrainingLog,
+    combined_log,
     TrainingSettings,
     count_parameters,
     load_persisted_state,
@@ -214,30 +216,6 @@ class _BoostedRegressor:
         return nodes, nodes
 
 
-class _MeanEnsemble(torch.nn.Module):
-    """Members trained separately (seeds differ); the output is their mean."""
-
-    def __init__(self, members: list[torch.nn.Module]) -> None:
-        super().__init__()
-        self.members = torch.nn.ModuleList(members)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.stack([member(x) for member in self.members]).mean(dim=0)
-
-    def persisted_state(self) -> dict[str, torch.Tensor]:
-        return {f"{i}.{k}": v for i, member in enumerate(self.members) for k, v in persisted_state(member).items()}
-
-    def load_persisted_state(self, state: dict[str, torch.Tensor]) -> None:
-        for i, member in enumerate(self.members):
-            load_persisted_state(member, {k.removeprefix(f"{i}."): v for k, v in state.items() if k.startswith(f"{i}.")})
-
-    def parameter_counts(self) -> tuple[int, int]:
-        """Trainable parameters of all members; a frozen backbone they share counts once."""
-        counts = [count_parameters(member) for member in self.members]
-        trainable = sum(t for t, _ in counts)
-        return trainable, trainable + counts[0][1] - counts[0][0]
-
-
 def _build_network(method: str, n_channels: int, window: int, params: dict[str, Any]) -> torch.nn.Module:
     torch.manual_seed(int(params.get("seed", 0)))
     if method == "inceptiontime":
@@ -342,11 +320,8 @@ class RULEstimator:
                 settings=settings, progress=self.progress, target_dtype=torch.float32,
             ))
             members.append(network)
-        self.network = members[0] if len(members) == 1 else _MeanEnsemble(members)
-        self.training_log = TrainingLog(
-            epochs_run=sum(log.epochs_run for log in logs), best_epoch=logs[-1].best_epoch,
-            seconds=sum(log.seconds for log in logs), history=[record for log in logs for record in log.history],
-        )
+        self.network = members[0] if len(members) == 1 else MeanEnsemble(members)
+        self.training_log = combined_log(logs)
         return self
 
     def _check_fitted(self) -> torch.nn.Module | _BoostedRegressor:
@@ -385,7 +360,7 @@ class RULEstimator:
     def parameter_counts(self) -> tuple[int, int]:
         """(trainable, total) parameters; for gradient boosting, tree nodes."""
         network = self._check_fitted()
-        if isinstance(network, (_BoostedRegressor, _MeanEnsemble)):
+        if isinstance(network, (_BoostedRegressor, MeanEnsemble)):
             return network.parameter_counts()
         return count_parameters(network)
 
@@ -443,7 +418,7 @@ class RULEstimator:
             _build_network(estimator.method, estimator.n_channels_, estimator.window, {**params, "seed": estimator.seed + i})
             for i in range(int(params.get("n_models", 1)))
         ]
-        estimator.network = members[0] if len(members) == 1 else _MeanEnsemble(members)
+        estimator.network = members[0] if len(members) == 1 else MeanEnsemble(members)
         state = {k.removeprefix("network."): torch.from_numpy(v.copy()) for k, v in arrays.items() if k.startswith("network.")}
         load_persisted_state(estimator.network, state)
         estimator.network.eval()

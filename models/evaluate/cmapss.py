@@ -35,6 +35,8 @@ REPROGRAM: dict[str, Any] = {
 }
 METHOD_SETTINGS: dict[str, dict[str, Any]] = {
     "inceptiontime": {"method": "inceptiontime", "epochs": 8, "batch_size": 128, "train_stride": 3},
+    "inceptiontime_x5": {"method": "inceptiontime", "epochs": 8, "batch_size": 128, "train_stride": 3, "n_models": 5},
+    "lightgbm": {"method": "lightgbm", "train_stride": 1},
     # 2 of SmolLM2's 30 layers and capped steps per epoch: see the CWRU harness for the CPU cost.
     "reprogram": {"method": "reprogram", **REPROGRAM},
     "reprogram_no_llm": {"method": "reprogram", **REPROGRAM, "backbone_mode": "none"},
