@@ -49,6 +49,14 @@ SYSTEM_PROMPT = (
     "the passages write them. End each sentence with the number of its passage in square brackets, like [1]. "
     "If the passages do not contain the answer, say that the records do not cover it."
 )
+#: One worked example shown before the real question: a 135M model imitates a demonstration far
+#: better than it follows instructions (without it SmolLM2 mostly describes "the passage").
+EXAMPLE_TURN = (
+    "Passages:\n\n[1] (document: Compressor C-7 manual, Lubrication)\nUse oil grade ISO VG 46. Change the oil every 2000 running hours.\n\n"
+    "[2] (document: torque table, row 4)\ntorque — size: M12; torque: 85 N·m\n\nQuestion: How often is the oil of C-7 changed?\nAnswer with citations:",
+    "The oil of C-7 is changed every 2000 running hours [1].",
+)
+USE_EXAMPLE = os.environ.get("PHM_ASSISTANT_EXAMPLE", "1") != "0"
 #: Lead-in of an extractive answer (the model's draft had no sentence a passage supports).
 EXTRACTIVE_LEAD = "From the records:"
 #: Characters of one passage shown to the model: a 135M model loses the thread in long prompts, and
@@ -134,6 +142,8 @@ def build_messages(question: str, passages: Sequence[Passage], history: Sequence
         text = p.text if len(p.text) <= PROMPT_PASSAGE_CHARS else p.text[:PROMPT_PASSAGE_CHARS].rsplit(" ", 1)[0] + " …"
         blocks.append(f"[{p.number}] ({label}: {p.document}, {p.location})\n{text}")
     messages = [{"role": "system", "content": SYSTEM_PROMPT}]
+    if USE_EXAMPLE:
+        messages += [{"role": "user", "content": EXAMPLE_TURN[0]}, {"role": "assistant", "content": EXAMPLE_TURN[1]}]
     for asked, answered in history[-3:]:
         messages += [{"role": "user", "content": asked}, {"role": "assistant", "content": answered}]
     messages.append({"role": "user", "content": "Passages:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}\nAnswer with citations:"})
@@ -171,7 +181,7 @@ def finish_answer(raw: str, passages: list[Passage], *, model: str, seconds: flo
     if invalid:
         logger.info("the model cited missing passages %s", invalid)
     texts, contexts = [p.text for p in passages], [passage_context(p) for p in passages]
-    checked = grounding.check_sentences(raw, texts, contexts=contexts, embed=embed)
+    checked = grounding.check_sentences(raw, texts, contexts=contexts, question=question, embed=embed)
     kept = [c for c in checked if c.supported]
     details = [
         {"text": c.text, "supported": c.supported, "passage": c.support.passage if c.supported else None,
@@ -182,7 +192,7 @@ def finish_answer(raw: str, passages: list[Passage], *, model: str, seconds: flo
     if kept:
         text, numbers, mode = " ".join(c.cited() for c in kept), [c.support.passage for c in kept], "generated"
     else:
-        extracts = grounding.extract_answer(question or raw, texts, embed=embed)
+        extracts = grounding.extract_answer(question or raw, texts, contexts=contexts, embed=embed)
         text = EXTRACTIVE_LEAD + "\n" + "\n".join(f"- {e.cited()}" for e in extracts)
         numbers, mode = [e.passage for e in extracts], "extractive"
     cited = list(dict.fromkeys(numbers))

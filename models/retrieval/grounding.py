@@ -38,10 +38,17 @@ Embed = Callable[[list[str]], np.ndarray]
 #: copied or lightly reworded facts score >= 0.7 lexical; invented advice ("consult a professional",
 #: "check the manual") scores < 0.4 lexical and < 0.5 cosine.
 MIN_LEXICAL = 0.6
-MIN_LEXICAL_WITH_SEMANTIC = 0.35
-MIN_SEMANTIC = 0.6
+MIN_LEXICAL_WITH_SEMANTIC = 0.4
+MIN_SEMANTIC = 0.65
 #: Shortest sentence worth checking: fragments like "Yes." or "[1]" carry no claim.
 MIN_CONTENT_TOKENS = 2
+#: Words (stemmed) of talk about the passages rather than about the plant: "the document mentions
+#: that ...". They are neither claims nor evidence, so they count on neither side.
+META_TOKENS = frozenset(tokenize(
+    "passage passages document documents record records mention mentions mentioned state states stated say says said "
+    "contain contains information inform according also refer refers question answer provide provides provided include includes "
+    "specific following describe describes described"
+))
 
 CITATION_MARK = re.compile(r"\s*\[\d+(?:\s*[,;]\s*\d+)*\]")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
@@ -51,7 +58,7 @@ NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)?(?![\w])")
 @dataclass(frozen=True)
 class Support:
     passage: int  # passage number (1-based)
-    lexical: float  # share of the sentence's content tokens present in the passage
+    lexical: float  # share of the sentence's claim tokens (content words not in the question) present in the passage
     semantic: float  # best cosine between the sentence and one sentence of the passage
     missing_facts: tuple[str, ...]  # numbers and identifiers of the sentence absent from the passage
 
@@ -153,14 +160,21 @@ def passage_units(text: str) -> list[str]:
     return [u for u in units if content_tokens(u)]
 
 
-def support(sentence: str, passages: Sequence[str], *, contexts: Sequence[str] | None = None, sentence_vector: np.ndarray | None = None,
-            unit_vectors: Sequence[np.ndarray] | None = None) -> list[Support]:
+def claim_tokens(sentence: str, question: str = "") -> set[str]:
+    """What a sentence adds: its content tokens less the question's words and talk about passages.
+    "The document mentions a high Delta Temperature anomaly", asked about a high Delta Temperature
+    anomaly, adds nothing, and is not an answer however well the passages "support" it."""
+    return content_tokens(sentence) - content_tokens(question) - META_TOKENS
+
+
+def support(sentence: str, passages: Sequence[str], *, contexts: Sequence[str] | None = None, question: str = "",
+            sentence_vector: np.ndarray | None = None, unit_vectors: Sequence[np.ndarray] | None = None) -> list[Support]:
     """How well each passage supports ``sentence`` (one Support per passage, in passage order).
     ``unit_vectors[i]`` holds normalised embeddings of the units of passage ``i`` (see
     :func:`passage_units`); without vectors the semantic score is 0. ``contexts[i]`` (the document
     title and location of passage ``i``) counts as part of the passage for words and facts: "the torque
     table says 410 N·m" is supported by row 3 of the torque table."""
-    tokens = content_tokens(sentence)
+    tokens = claim_tokens(sentence, question)
     sentence_facts = facts(sentence)
     results = []
     for number, text in enumerate(passages, start=1):
@@ -184,9 +198,37 @@ def _best(candidates: list[Support]) -> Support | None:
     return max(pool, key=lambda s: (s.lexical + s.semantic, -s.passage))
 
 
-def check_sentences(draft: str, passages: Sequence[str], *, contexts: Sequence[str] | None = None, embed: Embed | None = None) -> list[CheckedSentence]:
+QUOTED = re.compile(r"""(?:^|[\s(])['"‘“]([^'"’”]{3,80})['"’”]""")
+
+
+def question_anchors(question: str) -> set[str]:
+    """What a question is about, precisely: the codes and tags it names (RUL0022, M009b, P-101) and
+    the names it quotes ('chiller efficiency'), lower-cased."""
+    anchors = {t for t in facts(question) if re.search(r"[a-z]", t)}
+    anchors |= {m.strip().lower() for m in QUOTED.findall(question)}
+    return anchors
+
+
+def _mentions(text: str, anchor: str) -> bool:
+    squash = lambda value: re.sub(r"[^a-z0-9]", "", value.lower())  # noqa: E731 - "P-101" == "p101", "Filter Coils" == "filter coils"
+    return squash(anchor) in squash(text)
+
+
+def anchored_passages(question: str, passages: Sequence[str]) -> set[int]:
+    """Numbers of the passages a supported sentence may come from. A question naming a code, tag
+    or quoted name is answered only from passages that mention all of those the passages mention
+    at all: "chiller efficiency measures the power drawn" is true of the power meter's row, not an
+    answer about the efficiency meter. Without anchors every passage qualifies."""
+    anchors = [a for a in question_anchors(question) if any(_mentions(p, a) for p in passages)]
+    return {n for n, p in enumerate(passages, start=1) if all(_mentions(p, a) for a in anchors)}
+
+
+def check_sentences(draft: str, passages: Sequence[str], *, contexts: Sequence[str] | None = None, question: str = "",
+                    embed: Embed | None = None) -> list[CheckedSentence]:
     """Every sentence of ``draft`` with its best support. A passage the model itself cited in that
-    sentence wins when it supports the sentence (the model's choice is kept when it is right)."""
+    sentence wins when it supports the sentence (the model's choice is kept when it is right).
+    A sentence that only repeats the ``question`` (no claim tokens) is never supported, and only
+    passages about what the question names count (:func:`anchored_passages`)."""
     sentences = [s for s in split_sentences(draft) if len(content_tokens(s)) >= MIN_CONTENT_TOKENS]
     if not sentences or not passages:
         return [CheckedSentence(strip_citations(s), None) for s in sentences]
@@ -200,9 +242,12 @@ def check_sentences(draft: str, passages: Sequence[str], *, contexts: Sequence[s
         for group in units:
             unit_vectors.append(vectors[start : start + len(group)])
             start += len(group)
+    full = [f"{contexts[i]}\n{p}" if contexts is not None else p for i, p in enumerate(passages)]
+    allowed = anchored_passages(question, full)
     checked = []
     for i, sentence in enumerate(sentences):
-        scores = support(sentence, passages, contexts=contexts, sentence_vector=None if sentence_vectors is None else sentence_vectors[i], unit_vectors=unit_vectors)
+        scores = support(sentence, passages, contexts=contexts, question=question, sentence_vector=None if sentence_vectors is None else sentence_vectors[i], unit_vectors=unit_vectors)
+        scores = [s for s in scores if s.passage in allowed]
         own = [int(n) for n in re.findall(r"\d+", " ".join(re.findall(r"\[[\d,; ]+\]", sentence)))]
         preferred = [s for s in scores if s.passage in own and s.supported]
         checked.append(CheckedSentence(strip_citations(sentence), preferred[0] if preferred else _best(scores)))
@@ -219,21 +264,25 @@ class Extract:
         return with_citation(self.text, self.passage)
 
 
-def extract_answer(question: str, passages: Sequence[str], *, embed: Embed | None = None, max_units: int = 3, relative_floor: float = 0.8,
-                   rank_weight: Sequence[float] | None = None) -> list[Extract]:
+def extract_answer(question: str, passages: Sequence[str], *, contexts: Sequence[str] | None = None, embed: Embed | None = None, max_units: int = 3,
+                   relative_floor: float = 0.8, rank_weight: Sequence[float] | None = None) -> list[Extract]:
     """The passage units (sentences, list items, table rows) that best answer ``question``.
 
-    Score of a unit: coverage of the question's content words by the unit (identifiers count
-    double: they say *which* record is meant) plus its MiniLM cosine with the question, scaled by
+    Score of a unit: coverage of the question's content words by the unit (numbers and
+    identifiers count double: they say *which* record is meant) plus its MiniLM cosine with the question, scaled by
     the retrieval rank of its passage (``rank_weight``, default 1, 0.9, 0.8, ...). Units scoring at
-    least ``relative_floor`` of the best one are kept, at most ``max_units``, best first."""
+    least ``relative_floor`` of the best one are kept, at most ``max_units``, best first. Only
+    passages about the codes and names the question gives are quoted (:func:`anchored_passages`)."""
     question_tokens = content_tokens(question)
-    weights = {t: (2.0 if re.search(r"\d", t) and re.search(r"[a-z]", t) else 1.0) for t in question_tokens}
+    weights = {t: (2.0 if re.search(r"\d", t) else 1.0) for t in question_tokens}
     total = sum(weights.values()) or 1.0
     candidates: list[tuple[str, int]] = []
     headings: dict[int, set[str]] = {}
+    allowed = anchored_passages(question, [f"{contexts[i]}\n{p}" if contexts is not None else p for i, p in enumerate(passages)])
     for number, text in enumerate(passages, start=1):
-        headings[number] = content_tokens(split_heading(text)[0])
+        if number not in allowed:
+            continue
+        headings[number] = content_tokens(split_heading(text)[0]) | (content_tokens(contexts[number - 1]) if contexts is not None else set())
         candidates.extend((unit, number) for unit in (passage_units(text) or [text.strip()]))
     if not candidates:
         return []

@@ -65,11 +65,20 @@ def test_prompt_numbers_every_passage_and_labels_live_data():
     live = Passage(3, "live: alarms of P-101", "as of now", "High vibration alarm, severity 700", kind="live")
     messages = answering.build_messages("Why is P-101 alarming?", [*PASSAGES, live], history=[("earlier question", "earlier answer")])
     assert messages[0]["role"] == "system" and "ONLY" in messages[0]["content"]
-    assert messages[1:3] == [{"role": "user", "content": "earlier question"}, {"role": "assistant", "content": "earlier answer"}]
+    assert messages[-3:-1] == [{"role": "user", "content": "earlier question"}, {"role": "assistant", "content": "earlier answer"}]
     prompt = messages[-1]["content"]
     assert "[1] (document: P-101 note, Bearings)" in prompt
     assert "[3] (live data: live: alarms of P-101, as of now)" in prompt
     assert prompt.rstrip().endswith("Answer with citations:")
+
+
+def test_the_worked_example_comes_before_the_conversation(monkeypatch):
+    monkeypatch.setattr(answering, "USE_EXAMPLE", True)
+    messages = answering.build_messages("Which oil?", PASSAGES, history=[("earlier question", "earlier answer")])
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert messages[2]["content"] == answering.EXAMPLE_TURN[1] and messages[3]["content"] == "earlier question"
+    monkeypatch.setattr(answering, "USE_EXAMPLE", False)
+    assert [m["role"] for m in answering.build_messages("Which oil?", PASSAGES)] == ["system", "user"]
 
 
 @pytest.mark.parametrize(("question", "reason"), [("", "empty"), ("   ", "empty"), ("?!", "no words"), ("x" * 2001, "limit is 2000"), (42, "must be a string")])
@@ -150,6 +159,24 @@ def test_extractive_answer_prefers_the_record_naming_the_asked_code():
     rows = ["codes — code: M005b; description: Misalignment in Pump Coupling", "codes — code: M005c; description: Misalignment in Flow Control Valve"]
     extracts = grounding.extract_answer("What does failure code M005c mean?", rows, embed=None)
     assert extracts[0].passage == 2 and extracts[0].cited().endswith("Flow Control Valve [2].")
+
+
+def test_a_sentence_that_only_repeats_the_question_is_not_an_answer():
+    passage = ["anomaly_map — kpi_name: Delta Temperature; anomaly_type: High; primary_code: CS001; description: Calibration Drift"]
+    question = "Which failure codes relate to a high Delta Temperature anomaly?"
+    echo = grounding.check_sentences("The document mentions a high Delta Temperature anomaly.", passage, question=question)
+    answer = grounding.check_sentences("The failure code is CS001, calibration drift.", passage, question=question)
+    assert not echo[0].supported and answer[0].supported
+
+
+def test_only_passages_about_the_named_code_support_or_get_quoted():
+    rows = ["meter — meter: actual power; description: the electrical power consumed by the chiller",
+            "meter — meter: chiller efficiency; description: converting electrical energy into cooling capacity"]
+    question = "What does the meter 'chiller efficiency' measure?"
+    assert grounding.anchored_passages(question, rows) == {2}
+    wrong = grounding.check_sentences("It measures the electrical power consumed by the chiller.", rows, question=question)
+    assert not wrong[0].supported  # true of row 1, but row 1 is not about 'chiller efficiency'
+    assert [e.passage for e in grounding.extract_answer(question, rows)] == [2]
 
 
 def test_a_paraphrase_is_supported_by_meaning_with_the_real_embedder():

@@ -69,29 +69,77 @@ def test_duplicate_uploads_are_refused_and_change_nothing(db_alias):
     assert kb_state(db_alias) == before
 
 
+def image_only_pdf() -> bytes:
+    from io import BytesIO
+
+    from pypdf import PdfWriter
+
+    writer, buffer = PdfWriter(), BytesIO()
+    writer.add_blank_page(width=100, height=100)
+    writer.write(buffer)
+    return buffer.getvalue()
+
+
+def encrypted_pdf() -> bytes:
+    from io import BytesIO
+
+    from pypdf import PdfReader, PdfWriter
+
+    writer, buffer = PdfWriter(), BytesIO()
+    for page in PdfReader(BytesIO(make_pdf(["Confidential procedure"]))).pages:
+        writer.add_page(page)
+    writer.encrypt(user_password="secret", algorithm="RC4-128")
+    writer.write(buffer)
+    return buffer.getvalue()
+
+
 @pytest.mark.parametrize(
     ("name", "content", "reason"),
     [
         ("drawing.dwg", b"AC1032", "unsupported file type"),
-        ("scan.pdf", None, "no text layer"),
-        ("p101.md", b"", "empty"),
+        ("scan.pdf", image_only_pdf, "no text layer"),
+        ("locked.pdf", encrypted_pdf, "the PDF is encrypted"),
+        ("p101.md", b"", "empty"),  # also an emptied re-upload of a stored file: the old version stays
+        ("codes.csv", b"code,description\nM001,Cracking\nM002,Fracture,extra\n", "row 3 has 3 cells"),
+        ("photo.jpg", b"\xff\xd8\xff\xe0 JFIF", "unsupported file type '.jpg'"),
+        ("", NOTE, "the file has no name"),
     ],
 )
 def test_failed_upload_leaves_the_knowledge_base_as_it_was(db_alias, name, content, reason):
     services.ingest_document(name="p101.md", content=NOTE, using=db_alias)
     before = kb_state(db_alias)
-    if content is None:
-        from io import BytesIO
-
-        from pypdf import PdfWriter
-
-        writer, buffer = PdfWriter(), BytesIO()
-        writer.add_blank_page(width=100, height=100)
-        writer.write(buffer)
-        content = buffer.getvalue()
     with pytest.raises(services.KnowledgeBaseError, match=reason):
-        services.ingest_document(name=name, content=content, using=db_alias)
+        services.ingest_document(name=name, content=content() if callable(content) else content, using=db_alias)
     assert kb_state(db_alias) == before
+
+
+def test_oversized_upload_is_refused(db_alias, monkeypatch):
+    from models.retrieval import chunking
+
+    monkeypatch.setattr(chunking, "MAX_DOCUMENT_BYTES", 100)
+    with pytest.raises(services.KnowledgeBaseError, match="over the 100 byte limit"):
+        services.ingest_document(name="big.md", content=b"# Big\n\n" + b"word " * 100, using=db_alias)
+    assert kb_state(db_alias) == []
+
+
+def test_a_replacement_that_fails_while_writing_keeps_the_old_version(db_alias, monkeypatch):
+    """The failure comes inside the write transaction, after the old chunks were deleted: the
+    rollback must bring them back, searchable as before."""
+    from django.db import DatabaseError
+
+    services.ingest_document(name="p101.md", content=NOTE, using=db_alias)
+    before = kb_state(db_alias)
+    old_sha = Document.objects.using(db_alias).get(name="p101.md").sha256
+
+    def fail(using: str) -> None:
+        raise DatabaseError("disk full")
+
+    monkeypatch.setattr(services, "_bump_revision", fail)
+    with pytest.raises(DatabaseError, match="disk full"):
+        services.ingest_document(name="p101.md", content=NOTE.replace(b"4000 hours", b"3000 hours"), using=db_alias)
+    assert kb_state(db_alias) == before
+    assert Document.objects.using(db_alias).get(name="p101.md").sha256 == old_sha
+    assert "4000 hours" in retrieval.retrieve("bearing oil hours", k=1, using=db_alias)[0].chunk.text
 
 
 def test_pdf_and_csv_locations(db_alias):
