@@ -194,3 +194,30 @@ def test_predict_rejects_a_different_channel_count(fitted_features, train_test):
     _, _, X_test, _ = train_test
     with pytest.raises(ValueError, match="2 channels; the classifier was fitted on 1"):
         fitted_features.predict(np.concatenate([X_test, X_test], axis=1))
+
+
+def test_wdcnn_seed_ensemble_learns_impact_rates_and_round_trips(train_test, tmp_path):
+    X, y, X_test, y_test = train_test
+    classifier = FaultClassifier("wdcnn", sampling_rate=FS, epochs=12, batch_size=16, learning_rate=3e-3, n_models=2).fit(X, y)
+    assert accuracy(y_test, classifier.predict(X_test)) >= 0.8
+    assert classifier.training_log.epochs_run == 24  # two members, 12 epochs each
+    restored = FaultClassifier.load(classifier.save(tmp_path / "wd"))
+    np.testing.assert_allclose(restored.predict_proba(X_test), classifier.predict_proba(X_test), atol=1e-6)
+
+
+def test_wdcnn_on_the_envelope_ignores_the_overall_level(train_test):
+    X, y, X_test, _ = train_test
+    classifier = FaultClassifier("wdcnn", sampling_rate=FS, epochs=2, representation="envelope", calibrate=False).fit(X[::2], y[::2])
+    # Per-window normalisation inside the network: a window 5x louder gets the same class scores.
+    np.testing.assert_allclose(classifier.predict_proba(5 * X_test[:6]), classifier.predict_proba(X_test[:6]), atol=1e-4)
+
+
+def test_waveform_augmentation_is_off_in_eval_mode():
+    import torch
+
+    from models.wdcnn import WaveformAugment
+
+    augment = WaveformAugment(noise_std=0.5, scale_jitter=0.2, spectral_jitter_db=6.0)
+    x = torch.randn(4, 1, 256)
+    assert torch.equal(augment.eval()(x), x)
+    assert not torch.allclose(augment.train()(x), x)

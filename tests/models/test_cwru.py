@@ -16,7 +16,8 @@ from models.datasets.cwru import (
     parse_recording_name,
 )
 from models.evaluate import shared_data_dir
-from models.evaluate.cwru import WINDOW_LENGTH, cross_load_split, same_load_split
+from models.evaluate.cwru import WINDOW_LENGTH, combine_rows, cross_load_split, same_load_split, to_reference_speed
+from models.features import resample_to_speed
 
 CWRU_DIR = shared_data_dir() / "cwru"
 
@@ -80,6 +81,46 @@ def test_cross_load_split_trains_on_one_speed_and_tests_on_the_other():
     split = cross_load_split(train, test, segment_length=10_000, stride=2048)
     assert len(split.train_X) == 6 and set(split.test_y) == {"IR_007"}
     assert split.test_X.min() == 1.0
+
+
+def test_inner_split_never_uses_a_same_load_test_segment():
+    recordings = [recording("IR", 7, np.arange(0, 50_000.0)), recording("Normal", 0, np.arange(100_000, 150_000.0))]
+    outer = same_load_split(recordings, segment_length=10_000, test_fraction=0.2, stride=1024, seed=0)
+    inner = same_load_split(recordings, segment_length=10_000, test_fraction=0.2, stride=1024, seed=0, inner=True)
+    used_by_inner = set(inner.train_X.ravel()) | set(inner.test_X.ravel())
+    assert not used_by_inner & set(outer.test_X.ravel())
+    assert not set(inner.train_X.ravel()) & set(inner.test_X.ravel())
+    assert len(inner.train_X) == 6  # 4 of 5 segments per recording left, 1 of them held out
+
+
+def test_order_resampling_puts_a_shaft_order_at_the_reference_speed():
+    fs, order = 12_000, 5.4152  # BPFI of the drive-end bearing
+    t = np.arange(120_000) / fs
+    at_1772 = np.sin(2 * np.pi * order * 1772 / 60 * t)
+    resampled = resample_to_speed(at_1772, rpm=1772, reference_rpm=1797)
+    assert resampled.size == round(120_000 * 1772 / 1797)
+    spectrum = np.abs(np.fft.rfft(resampled))
+    peak_hz = np.fft.rfftfreq(resampled.size, 1 / fs)[spectrum.argmax()]
+    assert peak_hz == pytest.approx(order * 1797 / 60, abs=0.2)
+
+
+def test_to_reference_speed_leaves_recordings_at_that_speed_alone():
+    same = recording("IR", 7, np.arange(10_000.0), rpm=1797)
+    other = recording("IR", 7, np.arange(10_000.0), rpm=1772)
+    converted = to_reference_speed([same, other], 1797)
+    assert converted[0].signal is same.signal and converted[1].signal.size == round(10_000 * 1772 / 1797)
+
+
+def test_combined_row_averages_member_probabilities():
+    classes = np.array(["a", "b"])
+    split_y = np.array(["a", "b"])
+    member = {"fit_s": 1.0, "predict_s": 0.1, "epochs_run": 1, "trainable_parameters": 5, "total_parameters": 5, "_classes": classes}
+    first = {**member, "_probabilities": np.array([[0.9, 0.1], [0.6, 0.4]])}
+    second = {**member, "_probabilities": np.array([[0.7, 0.3], [0.0, 1.0]])}
+    from models.evaluate.cwru import Split
+
+    row = combine_rows("both", [first, second], Split(np.zeros((1, 1, 4)), np.array(["a"]), np.zeros((2, 1, 4)), split_y))
+    assert row["accuracy"] == 1.0 and row["fit_s"] == 2.0 and row["trainable_parameters"] == 10
 
 
 @pytest.mark.skipif(not CWRU_DIR.is_dir(), reason="shared CWRU data not present")

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from models.metrics.regression import rmse
-from models.rul import RULEstimator, _History, informative_columns, piecewise_linear_rul
+from models.rul import RULEstimator, _History, informative_columns, piecewise_linear_rul, window_features
 
 
 def fleet(n_units: int, *, seed: int = 0) -> pd.DataFrame:
@@ -109,3 +109,32 @@ def test_predict_needs_the_fitted_columns(fitted):
 def test_unknown_method_is_refused():
     with pytest.raises(ValueError, match="unknown method 'lstm'"):
         RULEstimator("lstm")
+
+
+def test_window_features_see_level_trend_and_spread():
+    ramp = np.arange(30, dtype=np.float32)[None, None, :]  # one window, one channel: 0..29
+    last, mean5, mean10, mean, slope10, slope, std = window_features(ramp)[0]
+    assert (last, mean5, mean10, mean) == (29.0, 27.0, 24.5, 14.5)
+    assert slope10 == pytest.approx(1.0) and slope == pytest.approx(1.0) and std == pytest.approx(np.arange(30).std())
+
+
+def test_lightgbm_estimator_beats_the_mean_and_round_trips(tmp_path):
+    train, test = fleet(24), fleet(6, seed=3)
+    estimator = RULEstimator("lightgbm", rul_cap=60, window=10, n_estimators=200).fit(train)
+    truth = (test.groupby("unit")["cycle"].max() - test.groupby("unit")["cycle"].max()).clip(upper=60)  # 0 at last cycle
+    predicted = estimator.predict(test)
+    assert rmse(truth.to_numpy(), predicted.to_numpy()) < rmse(truth.to_numpy(), np.full(len(truth), 30.0))
+    trainable, total = estimator.parameter_counts()
+    assert trainable == total > 0
+    restored = RULEstimator.load(estimator.save(tmp_path / "gbm"))
+    pd.testing.assert_series_equal(restored.predict(test), predicted)
+
+
+def test_seed_ensemble_averages_members_and_round_trips(tmp_path):
+    train = fleet(8)
+    estimator = RULEstimator("inceptiontime", rul_cap=60, window=8, nf=2, epochs=1, train_stride=4, n_models=2).fit(train)
+    assert estimator.training_log.epochs_run == 2
+    single = RULEstimator("inceptiontime", rul_cap=60, window=8, nf=2, epochs=1, train_stride=4).fit(train)
+    assert estimator.parameter_counts()[0] == 2 * single.parameter_counts()[0]
+    restored = RULEstimator.load(estimator.save(tmp_path / "ens"))
+    pd.testing.assert_series_equal(restored.predict(train), estimator.predict(train), atol=1e-5)
