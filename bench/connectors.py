@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _django import make_sensors as _make_sensors, open_databases, recreate_postgres_database  # noqa: E402
 
 PG_BENCH_DB = "phm_bench_connectors"
+MAX_OUTSTANDING = 30_000
 N_SENSORS = 100
 BROKER = ["127.0.0.1", 1883]
 # Mosquitto's default max_queued_messages (1000 per client) drops QoS 1 messages for a
@@ -147,6 +148,8 @@ def publish_messages(argv: list[str]) -> int:
             delay = began + index * interval - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
+        if index >= MAX_OUTSTANDING:  # message ids are 16 bits: never have 65,535 unacknowledged
+            infos[index - MAX_OUTSTANDING].wait_for_publish(120)
         times.append(time.time())
         infos.append(client.publish(topic, payload, qos=1))
     for info in infos:
