@@ -13,6 +13,9 @@ Methods
                    which is plain text, not pickle.
 ``inceptiontime``  tsai ``InceptionTime`` (Fawaz et al. 2020).
 ``resnet``         tsai ``ResNet`` (Wang et al. 2017), the strongest plain CNN of the UCR study.
+``wdcnn``          wide-first-kernel 1-D CNN on raw windows (``models.wdcnn``, Zhang et al. 2017); cheap
+                   enough on this CPU to train on the waveform (or its envelope, ``representation=
+                   "envelope"``) with per-window normalisation and an ensemble of seeds (``n_models``).
 ``reprogram``      classification head on the Time-LLM reprogramming trunk (``models.reprogramming``).
 
 Shared behaviour
@@ -26,8 +29,9 @@ Shared behaviour
 * **Calibration**: temperature scaling (Guo et al. 2017) fitted on a held-out
   ``calibration_fraction`` of the training examples; the temperature is one float in the file.
 * **Input representation** for the neural methods: ``"spectrum"`` (default; log power spectrum
-  and envelope spectrum per channel, see ``models.features.spectral_representation``) or
-  ``"waveform"`` (raw samples scaled by the training RMS). Raw 2048-sample windows cost about a
+  and envelope spectrum per channel, see ``models.features.spectral_representation``),
+  ``"waveform"`` (raw samples scaled by the training RMS; the default of ``wdcnn``) or
+  ``"envelope"`` (band-passed Hilbert envelope, ``models.features.envelope_waveform``). Raw 2048-sample windows cost about a
   second per window per epoch on the 2-core development CPU, which rules them out for the
   15-minute training budget; the spectra are 8x shorter.
 """

@@ -13,9 +13,18 @@ Protocol ``cross-load``: train on every 1797 rpm segment, test on all 1772 rpm w
 classifier still has ten classes and a window predicted ``Normal`` counts as an error, while
 macro-F1 averages over the nine classes that occur in the test set.
 
+Order domain (``--order-domain``, on by default): the shaft speed of every recording is known,
+so the 1772 rpm recordings are resampled to 1797 rpm's samples per revolution
+(``models.features.resample_to_speed``) before any window is cut; bearing defect frequencies are
+fixed multiples of shaft speed, so the impact rates then line up across the two loads.
+
+Protocol ``inner`` (not in the default run) is the selection split: the same-load test segments
+are dropped and one more segment of each recording's training segments is held out.
+
 Each method is one ``FaultClassifier`` configuration; ``reprogram*`` rows run the Time-LLM trunk
 with the full backbone, with the language model removed, and with a randomly initialised
-backbone (the ablation).
+backbone (the ablation). ``wdcnn+features`` averages the calibrated probabilities of the two
+models already in the table (its fit time is the sum of theirs).
 """
 
 from __future__ import annotations
