@@ -9,6 +9,10 @@ with 100 tags per message (QoS 1), it measures
   publishes as fast as it can, from the first publish to the commit of the last row;
 * **paced**: publishing at ``--rate`` points/s for ``--seconds``, the latency from each
   message's publish to the commit of its rows (p50/p99) and the rate actually stored;
+* **drain**: the messages are published while the connector is offline (its persistent session
+  queues them in the broker), then it starts and empties the queue: the connector's own rate,
+  independent of how fast one Python publisher on the same two cores can publish (with one tag
+  per message the publisher itself is the limit of *max*);
 * **baseline**: ``ingest_readings`` on the same readings without MQTT, in the same run (the
   ceiling the connector can reach); ratios are connector / baseline.
 
@@ -160,20 +164,13 @@ def publish_messages(argv: list[str]) -> int:
     return 0
 
 
-def run_case(alias: str, tags: list[str], tags_per_message: int, n_points: int, rate: float | None, start: datetime) -> dict:
-    import subprocess
-
+def start_connector(alias: str, sink, prefix: str, template: str, client_id: str, clean_session: bool):
     from connectors.mqtt import BrokerConfig, MqttJsonConnector, TopicMapping
-    from phm.telemetry.models import Reading as ReadingRow
-    from phm.telemetry.sink import DatabaseSink
 
-    prefix = f"bench/{uuid.uuid4().hex[:8]}"
-    template = "M-1.{levels[2]}" if tags_per_message == 1 else "M-1.{key}"
-    sink = TimingSink(DatabaseSink(channel="bench", using=alias))
     connector = MqttJsonConnector(
         f"bench-{alias}",
         sink,
-        BrokerConfig(host=BROKER[0], port=BROKER[1], client_id=f"bench-{uuid.uuid4().hex[:8]}", clean_session=True, flush_interval=0.02, max_batch=20_000),
+        BrokerConfig(host=BROKER[0], port=BROKER[1], client_id=client_id, clean_session=clean_session, flush_interval=0.02, max_batch=20_000),
         [TopicMapping(topic=f"{prefix}/+", tag=template)],
     )
     stop = threading.Event()
@@ -184,6 +181,26 @@ def run_case(alias: str, tags: list[str], tags_per_message: int, n_points: int, 
         if time.monotonic() > deadline:
             raise RuntimeError("connector did not connect to the broker")
         time.sleep(0.02)
+    return connector, stop, thread
+
+
+def run_case(alias: str, tags: list[str], tags_per_message: int, n_points: int, rate: float | None, start: datetime, drain: bool = False) -> dict:
+    """``drain``: the messages are published while the connector is offline (its persistent
+    session queues them in the broker), then the connector starts and empties the queue: the
+    connector's own consuming rate, whatever the publisher on this machine can do."""
+    import subprocess
+
+    from phm.telemetry.models import Reading as ReadingRow
+    from phm.telemetry.sink import DatabaseSink
+
+    prefix = f"bench/{uuid.uuid4().hex[:8]}"
+    template = "M-1.{levels[2]}" if tags_per_message == 1 else "M-1.{key}"
+    sink = TimingSink(DatabaseSink(channel="bench", using=alias))
+    client_id = f"bench-{uuid.uuid4().hex[:8]}"
+    connector, stop, thread = start_connector(alias, sink, prefix, template, client_id, clean_session=not drain)
+    if drain:  # subscribed in a persistent session; go offline before anything is published
+        stop.set()
+        thread.join(30)
     n_messages = n_points // tags_per_message
     times_file = Path(tempfile.mkstemp(suffix=".json")[1])
     began = time.time()
@@ -191,6 +208,11 @@ def run_case(alias: str, tags: list[str], tags_per_message: int, n_points: int, 
         [sys.executable, __file__, "--publish", prefix, str(tags_per_message), str(n_messages), str(rate or 0), start.isoformat(), str(times_file), str(BROKER[1])]
     )
     total_points = n_messages * tags_per_message
+    consume_began = None
+    if drain:
+        publisher.wait(300)
+        consume_began = time.time()
+        connector, stop, thread = start_connector(alias, sink, prefix, template, client_id, clean_session=False)
     deadline = time.monotonic() + 300
     while (len(sink.committed) < total_points or publisher.poll() is None) and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -209,16 +231,18 @@ def run_case(alias: str, tags: list[str], tags_per_message: int, n_points: int, 
     stored = ReadingRow.objects.using(alias).filter(sensor__tag__startswith="M-1.", ts__gte=start, ts__lt=end).count()
     status = connector.status()
     first_publish = publish_times[0] if publish_times else began
+    if drain:
+        latencies = []  # publish-to-commit includes the time offline: not a latency
     return {
         "engine": alias,
         "tags_per_message": tags_per_message,
-        "mode": "paced" if rate else "max",
+        "mode": "drain" if drain else "paced" if rate else "max",
         "target_points_per_s": rate,
         "messages": n_messages,
         "points_published": total_points,
         "points_stored": stored,
         "publish_points_per_s": round(total_points / max(publish_times[-1] - first_publish, 1e-9)) if publish_times else None,
-        "stored_points_per_s": round(len(sink.committed) / (last_commit - first_publish)),
+        "stored_points_per_s": round(len(sink.committed) / (last_commit - (consume_began or first_publish))),
         "latency_p50_ms": round(1000 * statistics.median(latencies), 1) if latencies else None,
         "latency_p99_ms": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 1) if latencies else None,
         "rejected": status.rejected,
@@ -289,10 +313,11 @@ def run_all(args, workdir: Path) -> int:
         day += 1
         baselines[engine] = round(baseline(alias, tags, args.points, datetime(2026, 1, day, tzinfo=UTC), batch=5000))
         for tags_per_message in [int(t) for t in args.tags.split(",")]:
-            for rate in (None, args.rate):
+            for mode in ("max", "paced", "drain"):
                 day += 1
+                rate = args.rate if mode == "paced" else None
                 points = args.points if rate is None else int(args.rate * args.seconds)
-                row = run_case(alias, tags, tags_per_message, points, rate, datetime(2026, 1, day, tzinfo=UTC))
+                row = run_case(alias, tags, tags_per_message, points, rate, datetime(2026, 1, day, tzinfo=UTC), drain=mode == "drain")
                 row["engine"] = engine
                 row["baseline_ingest_per_s"] = baselines[engine]
                 row["ratio_to_baseline"] = round(row["stored_points_per_s"] / baselines[engine], 3)
