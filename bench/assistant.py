@@ -8,6 +8,9 @@
    chunks with MiniLM on this CPU would take hours and the search cost does not depend on the
    values. Query embedding (real MiniLM) is timed separately. Baseline: BM25 alone in the same run.
 
+3. The grounding check that every answer goes through (MiniLM on the draft's sentences and the
+   passages' sentences, word and fact checks; extractive fallback when nothing is supported).
+
 Prints a summary and writes ``bench/results/assistant.json``.
 """
 
@@ -167,6 +170,35 @@ def bench_retrieval(sizes: list[int], *, repeats: int, rng: random.Random) -> di
     return results
 
 
+# --- grounding ------------------------------------------------------------------------------------------------
+
+
+def bench_grounding(*, repeats: int) -> dict:
+    """Latency of the grounding check on five real passages: a draft with supported and invented
+    sentences (the common case) and a draft with none (extractive fallback)."""
+    from models import answering
+    from models.retrieval.embedding import embed_texts
+
+    passages = []
+    for i, name in enumerate(["P-101_raw_water_pump_1.md", "procedure_bearing_wear.md", "torque_values.html", "spare_parts.csv", "procedure_cavitation.md"], start=1):
+        chunk = parse_document(name, (DEMO_KB / name).read_bytes()).chunks[1]
+        passages.append(answering.Passage(i, name, chunk.location, chunk.text))
+    question = "What oil does the P-101 bearing frame use and how often is it changed?"
+    drafts = {"mixed": passages[0].text.splitlines()[-1] + " Always consult the manufacturer. The oil is changed every 2000 hours [3].",
+              "extractive": "The passage describes a pump. It is important to maintain pumps."}
+    embed_texts(["warm-up"])
+    results = {}
+    for label, draft in drafts.items():
+        samples = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            answer = answering.finish_answer(draft, passages, model="bench", seconds=0.0, question=question)
+            samples.append(time.perf_counter() - started)
+        results[label] = {"mode": answer.mode, "p50_ms": round(percentile_ms(samples, 50), 1), "p95_ms": round(percentile_ms(samples, 95), 1)}
+        print(f"  {label:10} draft -> {answer.mode:10}: p50 {results[label]['p50_ms']:.0f} ms, p95 {results[label]['p95_ms']:.0f} ms", flush=True)
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and tokens (smoke run)")
@@ -194,6 +226,9 @@ def main() -> int:
         result["retrieval"] = bench_retrieval([int(s) for s in args.sizes.split(",")], repeats=1 if args.quick else 5, rng=random.Random(0))
     if args.skip_generation:
         result["generation"] = previous.get("generation")
+    print("grounding check (per answer, MiniLM on CPU):", flush=True)
+    result["grounding"] = bench_grounding(repeats=3 if args.quick else 10)
+    result["load_average_at_end"] = os.getloadavg()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}")

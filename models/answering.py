@@ -127,10 +127,23 @@ def is_relevant(question: str, passages: Sequence[Passage], *, min_similarity: f
     identifier the question names (a tag or code such as P-101 or RUL0012: MiniLM is weak on those)."""
     if any(p.kind == "live" for p in passages):
         return True
+    if unknown_identifiers(question, passages):
+        return False
     if any(p.dense >= min_similarity for p in passages):
         return True
     identifiers = {t for t in tokenize(question) if is_identifier(t)}
     return bool(identifiers) and any(identifiers & set(tokenize(p.text)) for p in passages)
+
+
+def unknown_identifiers(question: str, passages: Sequence[Passage]) -> list[str]:
+    """The codes and tags a question names (GT-900, RUL9999) when no passage mentions any of them:
+    the question is then about something the records do not cover, however similar the passages
+    about other equipment look; answering from them would be inventing."""
+    identifiers = sorted(a for a in grounding.question_anchors(question) if re.search(r"\d", a))
+    texts = [f"{passage_context(p)}\n{p.text}" for p in passages]
+    if identifiers and not any(grounding.mentions(text, identifier) for text in texts for identifier in identifiers):
+        return identifiers
+    return []
 
 
 def build_messages(question: str, passages: Sequence[Passage], history: Sequence[tuple[str, str]] = ()) -> list[dict[str, str]]:
@@ -182,7 +195,7 @@ def finish_answer(raw: str, passages: list[Passage], *, model: str, seconds: flo
         logger.info("the model cited missing passages %s", invalid)
     texts, contexts = [p.text for p in passages], [passage_context(p) for p in passages]
     checked = grounding.check_sentences(raw, texts, contexts=contexts, question=question, embed=embed)
-    kept = [c for c in checked if c.supported]
+    kept = list({c.text.lower(): c for c in checked if c.supported}.values())  # once each, in order: small models repeat themselves
     details = [
         {"text": c.text, "supported": c.supported, "passage": c.support.passage if c.supported else None,
          "lexical": round(c.support.lexical, 3) if c.support else 0.0, "semantic": round(c.support.semantic, 3) if c.support else 0.0,
@@ -193,6 +206,8 @@ def finish_answer(raw: str, passages: list[Passage], *, model: str, seconds: flo
         text, numbers, mode = " ".join(c.cited() for c in kept), [c.support.passage for c in kept], "generated"
     else:
         extracts = grounding.extract_answer(question or raw, texts, contexts=contexts, embed=embed)
+        if not extracts:  # passages without a quotable sentence: nothing to answer from
+            return refusal(passages)
         text = EXTRACTIVE_LEAD + "\n" + "\n".join(f"- {e.cited()}" for e in extracts)
         numbers, mode = [e.passage for e in extracts], "extractive"
     cited = list(dict.fromkeys(numbers))
@@ -200,8 +215,10 @@ def finish_answer(raw: str, passages: list[Passage], *, model: str, seconds: flo
                   mode=mode, draft=raw.strip(), sentences=details)
 
 
-def refusal(passages: list[Passage]) -> Answer:
-    return Answer(text=REFUSAL, passages=[], refused=True, mode="refused")
+def refusal(passages: list[Passage], *, question: str = "") -> Answer:
+    unknown = unknown_identifiers(question, passages) if question and passages else []
+    text = REFUSAL + (f" None of the records found mentions {', '.join(u.upper() for u in unknown)}." if unknown else "")
+    return Answer(text=text, passages=[], refused=True, mode="refused")
 
 
 def answer_from_passages(
@@ -210,7 +227,7 @@ def answer_from_passages(
 ) -> Answer:
     question = validate_question(question)
     if not passages or not is_relevant(question, passages):
-        return refusal(passages)
+        return refusal(passages, question=question)
     model = model or get_language_model()
     started = time.perf_counter()
     raw = model.generate(build_messages(question, passages, history), max_new_tokens=max_new_tokens or DEFAULT_MAX_NEW_TOKENS)

@@ -26,6 +26,7 @@ import argparse
 import hashlib
 import json
 import random
+import re
 import sys
 import time
 from collections import defaultdict
@@ -290,8 +291,11 @@ def final_sentence_support(answer, embed) -> tuple[int, int]:
 
     by_number = {p.number: p for p in answer.passages}
     total = supported = 0
-    for sentence in grounding.split_sentences(answer.text.removeprefix(answering.EXTRACTIVE_LEAD)):
-        numbers = [n for n in map(int, __import__("re").findall(r"\[(\d+)\]", sentence)) if n in by_number]
+    body = answer.text.removeprefix(answering.EXTRACTIVE_LEAD)
+    # an extractive answer is one quote per line (a table row may hold several sentences)
+    units = [line.strip()[2:] for line in body.splitlines() if line.strip()] if answer.mode == "extractive" else grounding.split_sentences(body)
+    for sentence in units:
+        numbers = [n for n in map(int, re.findall(r"\[(\d+)\]", sentence)) if n in by_number]
         total += 1
         for n in numbers:
             passage = by_number[n]

@@ -124,11 +124,15 @@ def facts(text: str) -> set[str]:
 
 
 def _fact_present(fact: str, passage_text: str, passage_tokens: set[str]) -> bool:
+    """Numbers match whole ("400" is not in "4000"), a number glued to its unit ("85nm", "12bar")
+    matches the number, identifiers match with or without separators ("p101" == "P-101")."""
+    lowered = passage_text.lower()
+    number = re.fullmatch(r"(\d+(?:\.\d+)?)[a-z]{0,3}", fact)
+    if number:
+        return re.search(rf"(?<![\d.]){re.escape(number.group(1))}(?![\d]|\.\d)", lowered.replace(",", "")) is not None
     if fact in passage_tokens:
         return True
-    compact = re.sub(r"[-_.]", "", fact)
-    lowered = passage_text.lower()
-    return fact in lowered or compact in re.sub(r"[-_.,]", "", lowered)
+    return re.sub(r"[-_.]", "", fact) in passage_tokens
 
 
 def split_heading(text: str) -> tuple[str, str]:
@@ -209,7 +213,7 @@ def question_anchors(question: str) -> set[str]:
     return anchors
 
 
-def _mentions(text: str, anchor: str) -> bool:
+def mentions(text: str, anchor: str) -> bool:
     squash = lambda value: re.sub(r"[^a-z0-9]", "", value.lower())  # noqa: E731 - "P-101" == "p101", "Filter Coils" == "filter coils"
     return squash(anchor) in squash(text)
 
@@ -219,8 +223,8 @@ def anchored_passages(question: str, passages: Sequence[str]) -> set[int]:
     or quoted name is answered only from passages that mention all of those the passages mention
     at all: "chiller efficiency measures the power drawn" is true of the power meter's row, not an
     answer about the efficiency meter. Without anchors every passage qualifies."""
-    anchors = [a for a in question_anchors(question) if any(_mentions(p, a) for p in passages)]
-    return {n for n, p in enumerate(passages, start=1) if all(_mentions(p, a) for a in anchors)}
+    anchors = [a for a in question_anchors(question) if any(mentions(p, a) for p in passages)]
+    return {n for n, p in enumerate(passages, start=1) if all(mentions(p, a) for a in anchors)}
 
 
 def check_sentences(draft: str, passages: Sequence[str], *, contexts: Sequence[str] | None = None, question: str = "",

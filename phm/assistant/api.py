@@ -33,6 +33,10 @@ ANSWER_RESPONSE = inline_serializer(
         "used_live_data": serializers.BooleanField(),
         "refused": serializers.BooleanField(),
         "conversation": serializers.IntegerField(allow_null=True),
+        "mode": serializers.ChoiceField(["generated", "extractive", "refused"], help_text="generated: the model's sentences that a passage supports, "
+                                        "each cited by it; extractive: quoted passage sentences/rows, because no sentence of the model's draft was supported"),
+        "draft": serializers.CharField(help_text="What the language model wrote, before the grounding check."),
+        "sentences": serializers.ListField(child=serializers.DictField(), help_text="The check of each draft sentence: text, supported, passage, lexical, semantic, missing_facts."),
     },
 )
 

@@ -311,7 +311,7 @@ def ask_stream(context: AskContext, *, model=None, using: str = "default") -> It
     import time
 
     if not context.passages or not answering.is_relevant(context.question, context.passages):
-        answer = answering.refusal(context.passages)
+        answer = answering.refusal(context.passages, question=context.question)
     else:
         yield {"event": "sources", "citations": [_passage_dict(p) for p in context.passages], "used_live_data": any(p.kind == "live" for p in context.passages)}
         model = model or answering.get_language_model()

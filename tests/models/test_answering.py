@@ -35,6 +35,11 @@ def test_supported_sentences_get_the_citation_of_their_passage_whatever_the_mode
     assert answer.cited == [1]
 
 
+def test_a_repeated_sentence_is_kept_once():
+    answer = answering.finish_answer("The oil is ISO VG 68 [1]. Torque 410 N·m [2]. The oil is ISO VG 68 [1].", PASSAGES, model="m", seconds=0.1, embed=None)
+    assert answer.text == "The oil is ISO VG 68 [1]. Torque 410 N·m [2]."
+
+
 def test_sentences_no_passage_supports_are_dropped():
     draft = "The oil is ISO VG 68 [1]. Change it every 2000 hours [1]. Always consult a qualified technician first."
     answer = answering.finish_answer(draft, PASSAGES, model="m", seconds=0.1, embed=None)
@@ -93,6 +98,15 @@ def test_relevance_by_similarity_identifier_or_live_data():
     assert answering.is_relevant("What is the capital of France?", [Passage(1, "d", "l", "text", dense=0.5)])
     assert answering.is_relevant("What maps to RUL0012?", [Passage(1, "d", "l", "rule_id: RUL0012; code CS005", dense=0.1)])
     assert answering.is_relevant("Why?", [Passage(1, "live: alarms", "now", "alarm", kind="live")])
+
+
+def test_a_question_about_a_tag_no_passage_mentions_is_refused_and_says_so():
+    """Similar passages about other equipment are no answer about GT-900."""
+    assert answering.is_relevant("Which oil does P-101 use?", PASSAGES)  # named by the passage's document
+    question = "Which oil does the bearing of turbine GT-900 use?"
+    assert not answering.is_relevant(question, PASSAGES)
+    answer = answering.answer_from_passages(question, PASSAGES, model=None)
+    assert answer.refused and answer.text.endswith("None of the records found mentions GT-900.")
 
 
 def test_nothing_relevant_gives_the_refusal_without_calling_a_model():
