@@ -133,6 +133,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--time-budget", type=float, default=840.0, help="seconds of training per model before stopping at an epoch end")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=None, help="write all rows as JSON here")
+    parser.add_argument("--table-output", type=Path, default=None, help="write the printed table here too")
     parser.add_argument("--verbose", action="store_true", help="print per-epoch progress")
     return parser.parse_args(argv)
 
@@ -153,8 +154,12 @@ def main(argv: list[str]) -> int:
             row = {"method": name, "error": f"{type(error).__name__}: {error}"}
         rows.append(row)
         print("   ", json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
+    table = format_table(rows)
     print()
-    print(format_table(rows))
+    print(table)
+    if args.table_output:
+        args.table_output.parent.mkdir(parents=True, exist_ok=True)
+        args.table_output.write_text(table + "\n")
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": rows}, indent=2))
