@@ -42,6 +42,14 @@ MIN_LEXICAL_WITH_SEMANTIC = 0.4
 MIN_SEMANTIC = 0.65
 #: Shortest sentence worth checking: fragments like "Yes." or "[1]" carry no claim.
 MIN_CONTENT_TOKENS = 2
+#: A passage may support a sentence only when it matches the question's words at least this share
+#: as well as the best-matching passage does: "the failure code is CS001" is true of the row for a
+#: *high* Cooling Load anomaly but no answer about a *low* one, and "it is important to maintain
+#: pumps" finds words in some passage about pumps but not in one about the question.
+MIN_RELATIVE_COVERAGE = 0.9
+#: Fewest words of its own (beyond the question's) a sentence needs to say something, unless it
+#: states a number or code.
+MIN_CLAIM_TOKENS = 2
 #: Words (stemmed) of talk about the passages rather than about the plant: "the document mentions
 #: that ...". They are neither claims nor evidence, so they count on neither side.
 META_TOKENS = frozenset(tokenize(
@@ -180,6 +188,8 @@ def support(sentence: str, passages: Sequence[str], *, contexts: Sequence[str] |
     table says 410 N·m" is supported by row 3 of the torque table."""
     tokens = claim_tokens(sentence, question)
     sentence_facts = facts(sentence)
+    if len(tokens) < MIN_CLAIM_TOKENS and not (sentence_facts - facts(question)):
+        tokens = set()  # "The passage describes a pump": one word of its own and no value is no claim
     results = []
     for number, text in enumerate(passages, start=1):
         if contexts is not None:
@@ -227,12 +237,34 @@ def anchored_passages(question: str, passages: Sequence[str]) -> set[int]:
     return {n for n, p in enumerate(passages, start=1) if all(mentions(p, a) for a in anchors)}
 
 
+def _question_weights(question: str) -> dict[str, float]:
+    """Content words of the question; numbers and identifiers count double (they say *which* record)."""
+    return {t: (2.0 if re.search(r"\d", t) else 1.0) for t in content_tokens(question) - META_TOKENS}
+
+
+def question_coverage(question: str, passage: str) -> float:
+    weights = _question_weights(question)
+    tokens = content_tokens(passage)
+    return sum(w for t, w in weights.items() if t in tokens) / (sum(weights.values()) or 1.0)
+
+
+def on_topic_passages(question: str, passages: Sequence[str], *, min_relative: float = MIN_RELATIVE_COVERAGE) -> set[int]:
+    """Numbers of the passages that match the question nearly as well as the best one (all of them
+    when the question has no content words or no passage shares one)."""
+    coverage = [question_coverage(question, p) for p in passages]
+    best = max(coverage, default=0.0)
+    if best == 0.0:
+        return set(range(1, len(passages) + 1))
+    return {n for n, c in enumerate(coverage, start=1) if c >= min_relative * best}
+
+
 def check_sentences(draft: str, passages: Sequence[str], *, contexts: Sequence[str] | None = None, question: str = "",
                     embed: Embed | None = None) -> list[CheckedSentence]:
     """Every sentence of ``draft`` with its best support. A passage the model itself cited in that
     sentence wins when it supports the sentence (the model's choice is kept when it is right).
     A sentence that only repeats the ``question`` (no claim tokens) is never supported, and only
-    passages about what the question names count (:func:`anchored_passages`)."""
+    passages about what the question names (:func:`anchored_passages`) and about the question
+    at all (:func:`on_topic_passages`) count."""
     sentences = [s for s in split_sentences(draft) if len(content_tokens(s)) >= MIN_CONTENT_TOKENS]
     if not sentences or not passages:
         return [CheckedSentence(strip_citations(s), None) for s in sentences]
@@ -247,7 +279,7 @@ def check_sentences(draft: str, passages: Sequence[str], *, contexts: Sequence[s
             unit_vectors.append(vectors[start : start + len(group)])
             start += len(group)
     full = [f"{contexts[i]}\n{p}" if contexts is not None else p for i, p in enumerate(passages)]
-    allowed = anchored_passages(question, full)
+    allowed = anchored_passages(question, full) & on_topic_passages(question, full) if question else set(range(1, len(passages) + 1))
     checked = []
     for i, sentence in enumerate(sentences):
         scores = support(sentence, passages, contexts=contexts, question=question, sentence_vector=None if sentence_vectors is None else sentence_vectors[i], unit_vectors=unit_vectors)
@@ -277,8 +309,7 @@ def extract_answer(question: str, passages: Sequence[str], *, contexts: Sequence
     the retrieval rank of its passage (``rank_weight``, default 1, 0.9, 0.8, ...). Units scoring at
     least ``relative_floor`` of the best one are kept, at most ``max_units``, best first. Only
     passages about the codes and names the question gives are quoted (:func:`anchored_passages`)."""
-    question_tokens = content_tokens(question)
-    weights = {t: (2.0 if re.search(r"\d", t) else 1.0) for t in question_tokens}
+    weights = _question_weights(question)
     total = sum(weights.values()) or 1.0
     candidates: list[tuple[str, int]] = []
     headings: dict[int, set[str]] = {}

@@ -181,6 +181,7 @@ def test_a_sentence_that_only_repeats_the_question_is_not_an_answer():
     echo = grounding.check_sentences("The document mentions a high Delta Temperature anomaly.", passage, question=question)
     answer = grounding.check_sentences("The failure code is CS001, calibration drift.", passage, question=question)
     assert not echo[0].supported and answer[0].supported
+    assert not grounding.check_sentences("The passage describes an anomaly.", passage, question="Which codes?")[0].supported
 
 
 def test_only_passages_about_the_named_code_support_or_get_quoted():
@@ -191,6 +192,15 @@ def test_only_passages_about_the_named_code_support_or_get_quoted():
     wrong = grounding.check_sentences("It measures the electrical power consumed by the chiller.", rows, question=question)
     assert not wrong[0].supported  # true of row 1, but row 1 is not about 'chiller efficiency'
     assert [e.passage for e in grounding.extract_answer(question, rows)] == [2]
+
+
+def test_only_passages_that_match_the_question_support_a_sentence():
+    rows = ["anomaly_map — kpi_name: Cooling Load; anomaly_type: High; primary_code: CS001; description: Calibration Drift",
+            "anomaly_map — kpi_name: Cooling Load; anomaly_type: Low; primary_code: M006; description: Overheating"]
+    question = "Which failure codes relate to a low Cooling Load anomaly?"
+    assert grounding.on_topic_passages(question, rows) == {2}
+    assert not grounding.check_sentences("The failure code is CS001, calibration drift.", rows, question=question)[0].supported
+    assert grounding.check_sentences("The failure code is M006, overheating.", rows, question=question)[0].support.passage == 2
 
 
 def test_a_paraphrase_is_supported_by_meaning_with_the_real_embedder():
