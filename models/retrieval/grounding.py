@@ -108,10 +108,15 @@ def strip_citations(text: str) -> str:
     return CITATION_MARK.sub("", text).strip()
 
 
+#: The passage labels of the prompt ("[2] (document: pump manual, page 3)"), which small models echo.
+PROMPT_LABEL = re.compile(r"\[\d+\]\s*\((?:document|live data):[^)\n]*\)?|\((?:document|live data):[^)\n]*\)?", re.IGNORECASE)
+
+
 def split_sentences(text: str) -> list[str]:
-    """Sentences and list items of ``text`` (bullets and numbering removed, citations kept)."""
+    """Sentences and list items of ``text`` (bullets and numbering removed, citations kept, echoed
+    prompt labels dropped)."""
     pieces = []
-    for piece in SENTENCE_END.split(text):
+    for piece in SENTENCE_END.split(PROMPT_LABEL.sub(" ", text)):
         piece = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s+", "", piece).strip()
         if piece and not re.fullmatch(r"\d+[.)]", piece):  # "1. Check ... 2. Replace": the "2." split off its item
             pieces.append(piece)

@@ -159,6 +159,11 @@ def test_sentence_split_handles_lists_numbering_and_decimals():
         "Check the oil.", "Replace the seal [1]", "Pressure is 3.5 bar.", "Done"]
 
 
+def test_echoed_prompt_labels_are_not_sentences():
+    draft = "Check the suction strainer [1]. (document: procedure_cavitation.md, Pump cavitation > Checks) [2] (live data: alarms of P-101"
+    assert grounding.split_sentences(draft) == ["Check the suction strainer [1]."]
+
+
 def test_facts_are_numbers_and_identifiers():
     assert grounding.facts("Torque 410 N·m for M20 on P-101 at 3.5 bar [2]") == {"410", "m20", "p-101", "101", "3.5"}
 
