@@ -59,6 +59,7 @@ META_TOKENS = frozenset(tokenize(
 ))
 
 CITATION_MARK = re.compile(r"\s*\[\d+(?:\s*[,;]\s*\d+)*\]")
+WRAPPED_LINE = re.compile(r"(?<=[^\s.!?:])[ \t]*\n(?![ \t]*(?:\n|#|[-*•][ \t]|\d+[.)][ \t]|\|))[ \t]*")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
 NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)?(?![\w])")
 
@@ -116,6 +117,9 @@ def split_sentences(text: str) -> list[str]:
     """Sentences and list items of ``text`` (bullets and numbering removed, citations kept, echoed
     prompt labels dropped)."""
     pieces = []
+    # A single line break inside prose is a wrapped line, not the end of a sentence; blank lines,
+    # headings and list items still start a new piece.
+    text = WRAPPED_LINE.sub(" ", text)
     for piece in SENTENCE_END.split(PROMPT_LABEL.sub(" ", text)):
         piece = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s+", "", piece).strip()
         if piece and not re.fullmatch(r"\d+[.)]", piece):  # "1. Check ... 2. Replace": the "2." split off its item
@@ -169,7 +173,7 @@ def passage_units(text: str) -> list[str]:
         return [text.strip()]
     _, body = split_heading(text)
     units = []
-    for line in body.splitlines():
+    for line in WRAPPED_LINE.sub(" ", body).splitlines():  # a wrapped sentence is one unit
         line = line.strip()
         if not line or re.fullmatch(r"\|?[\s:|-]+\|?", line):  # blank lines and table rules
             continue

@@ -159,6 +159,17 @@ def test_sentence_split_handles_lists_numbering_and_decimals():
         "Check the oil.", "Replace the seal [1]", "Pressure is 3.5 bar.", "Done"]
 
 
+def test_a_sentence_wrapped_over_lines_stays_one_sentence():
+    """Markdown manuals wrap prose at ~100 characters; a line break inside a sentence is a space
+    (it cut "(NPSH available below NPSH required" from "plus margin).")."""
+    text = ("Cavitation happens when the suction pressure falls below what the pump needs (NPSH available below NPSH required\n"
+            "plus margin). Signs: suction pressure drop.\n\nNext paragraph.\n- a list item\n1. numbered")
+    assert grounding.split_sentences(text) == [
+        "Cavitation happens when the suction pressure falls below what the pump needs (NPSH available below NPSH required plus margin).",
+        "Signs: suction pressure drop.", "Next paragraph.", "a list item", "numbered"]
+    assert grounding.passage_units("Pump cavitation > Symptoms\n" + text)[0].endswith("NPSH required plus margin).")
+
+
 def test_echoed_prompt_labels_are_not_sentences():
     draft = "Check the suction strainer [1]. (document: procedure_cavitation.md, Pump cavitation > Checks) [2] (live data: alarms of P-101"
     assert grounding.split_sentences(draft) == ["Check the suction strainer [1]."]
