@@ -138,10 +138,10 @@ class Connector(ABC):
             self._status.last_error = text
             self._status.last_error_at = utcnow()
 
-    def note_messages(self, count: int = 1) -> None:
+    def note_messages(self, count: int = 1, at: datetime | None = None) -> None:
         with self._lock:
             self._status.messages += count
-            self._status.last_message_at = utcnow()
+            self._status.last_message_at = at or utcnow()
 
     def set_extra(self, **values) -> None:
         with self._lock:

@@ -160,9 +160,10 @@ class MqttConnector(Connector):
         self.note_reconnect(f"disconnected from broker: {reason_code}")
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
-        self.note_messages()
+        received_at = utcnow()
+        self.note_messages(at=received_at)
         try:
-            readings = self.handle_message(message.topic, message.payload, utcnow())
+            readings = self.handle_message(message.topic, message.payload, received_at)
         except Exception as exc:  # a bug or a payload nobody foresaw: quarantine, keep running
             logger.exception("connector %s: handling a message on %s failed", self.name, message.topic)
             self.quarantine(message.topic, f"unexpected error: {type(exc).__name__}: {exc}", message.payload)

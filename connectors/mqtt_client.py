@@ -10,7 +10,9 @@ paho 2.2.0: 6 system calls per message, 70 % of the time). This subclass
   handling every complete packet in the buffer before going back to ``select``;
 * skips the wake-up write (and the immediate send) when the packet is queued while the loop
   handles incoming packets (the loop is awake and sends it on its next turn);
-* joins PUBACKs waiting in the out queue into one ``send``.
+* joins PUBACKs waiting in the out queue into one ``send``;
+* hands messages to ``on_message`` without matching each topic against per-filter callbacks
+  when none are registered.
 
 Protocol handling is paho's own; only the I/O around it changes. It overrides private methods of
 the pinned paho version (``tests/connectors/test_mqtt_client.py`` checks they still exist).
@@ -24,7 +26,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.client import PUBACK, MQTTErrorCode
 
 READ_CHUNK = 256 * 1024
-OVERRIDDEN = ("_sock_recv", "loop_read", "_packet_queue", "_packet_write", "_out_packet", "_sock")
+OVERRIDDEN = ("_sock_recv", "loop_read", "_packet_queue", "_packet_write", "_handle_on_message", "_in_callback_mutex", "_easy_log", "_out_packet", "_sock")
 
 
 class BufferedClient(mqtt.Client):
@@ -34,6 +36,7 @@ class BufferedClient(mqtt.Client):
         self._read_pos = 0
         self._read_sock: object | None = None  # the socket the buffered bytes came from
         self._reading_thread: int | None = None  # ident of the thread inside loop_read, if any
+        self._has_filtered_callbacks = False
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -62,6 +65,28 @@ class BufferedClient(mqtt.Client):
             return rc
         finally:
             self._reading_thread = None
+
+    # -- dispatching ------------------------------------------------------------------------
+
+    def message_callback_add(self, sub: str, callback) -> None:
+        self._has_filtered_callbacks = True
+        super().message_callback_add(sub, callback)
+
+    def _handle_on_message(self, message: mqtt.MQTTMessage) -> None:
+        # paho matches every topic against the per-filter callbacks even when there are none
+        # (a tree walk per message); with none registered, go straight to on_message.
+        if self._has_filtered_callbacks:
+            return super()._handle_on_message(message)
+        on_message = self.on_message
+        if on_message is None:
+            return
+        with self._in_callback_mutex:
+            try:
+                on_message(self, self._userdata, message)
+            except Exception as err:
+                self._easy_log(mqtt.MQTT_LOG_ERR, "Caught exception in on_message: %s", err)
+                if not self.suppress_exceptions:
+                    raise
 
     # -- writing ----------------------------------------------------------------------------
 

@@ -73,3 +73,42 @@ def test_a_qos1_burst_arrives_once_in_order_and_is_acknowledged(mosquitto):
         cleaner = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
         cleaner.connect(*mosquitto)
         cleaner.disconnect()
+
+
+def test_per_filter_callbacks_still_get_their_topics(mosquitto):
+    """The fast dispatch skips topic matching only while no per-filter callback is registered."""
+    prefix = f"disp/{uuid.uuid4().hex[:8]}"
+    general: list[str] = []
+    filtered: list[str] = []
+    both = threading.Event()
+    client = BufferedClient(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"disp-{uuid.uuid4().hex[:8]}")
+
+    def note(into: list[str]):
+        def callback(_client, _userdata, message):
+            into.append(message.topic)
+            if general and filtered:
+                both.set()
+        return callback
+
+    client.on_message = note(general)
+    client.message_callback_add(f"{prefix}/alarms/#", note(filtered))
+    client.on_connect = lambda c, *_: c.subscribe(f"{prefix}/#", qos=1)
+    client.connect(*mosquitto)
+    client.loop_start()
+    publisher = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+    publisher.connect(*mosquitto)
+    publisher.loop_start()
+    try:
+        for _ in range(50):
+            if client.is_connected():
+                break
+            threading.Event().wait(0.1)
+        threading.Event().wait(0.3)
+        publisher.publish(f"{prefix}/alarms/p101", b"1", qos=1).wait_for_publish(5)
+        publisher.publish(f"{prefix}/values/p101", b"2", qos=1).wait_for_publish(5)
+        assert both.wait(10)
+        assert filtered == [f"{prefix}/alarms/p101"] and general == [f"{prefix}/values/p101"]
+    finally:
+        for c in (client, publisher):
+            c.disconnect()
+            c.loop_stop()
