@@ -9,8 +9,9 @@ with 100 tags per message (QoS 1), it measures
   publishes as fast as it can, from the first publish to the commit of the last row;
 * **paced**: publishing at ``--rate`` points/s for ``--seconds``, the latency from each
   message's publish to the commit of its rows (p50/p99) and the rate actually stored;
-* **paced, C publisher** (one tag per message, when gcc and libmosquitto-dev are there):
-  ``bench/mqtt_pub.c`` publishes at ``--rate`` with little CPU, so the latency is the connector's;
+* **max and paced, C publisher** (one tag per message, when gcc and libmosquitto-dev are there):
+  ``bench/mqtt_pub.c`` publishes flat out or at ``--rate`` with little CPU, so the rate and the
+  latency are the connector's;
 * **drain**: the messages are published while the connector is offline (its persistent session
   queues them in the broker), then it starts and empties the queue: the connector's own rate,
   independent of how fast one Python publisher on the same two cores can publish (with one tag
@@ -340,7 +341,7 @@ def run_all(args, workdir: Path) -> int:
         for tags_per_message in [int(t) for t in args.tags.split(",")]:
             modes = [("max", "paho"), ("paced", "paho"), ("drain", "paho")]
             if tags_per_message == 1 and c_publisher:
-                modes.append(("paced", str(c_publisher)))
+                modes += [("max", str(c_publisher)), ("paced", str(c_publisher))]
             for mode, publisher_kind in modes:
                 day += 1
                 rate = args.rate if mode == "paced" else None
