@@ -85,16 +85,25 @@ def add_to_rollups(rows: Iterable[tuple[int, int, float, int]], *, using: str = 
     if not sums:
         return
     connection = connections[using]
-    least, greatest = ("LEAST", "GREATEST") if connection.vendor == "postgresql" else ("min", "max")
+    postgres = connection.vendor == "postgresql"
+    least, greatest = ("LEAST", "GREATEST") if postgres else ("min", "max")
     t = ROLLUP_TABLE
+    upsert = (f"ON CONFLICT (sensor_id, minute) DO UPDATE SET samples = {t}.samples + excluded.samples, "
+              f"total = {t}.total + excluded.total, minimum = {least}({t}.minimum, excluded.minimum), "
+              f"maximum = {greatest}({t}.maximum, excluded.maximum)")
+    rows_out = [(sensor_id, minute, n, total, low, high) for (sensor_id, minute), (n, total, low, high) in sums.items()]
     with connection.cursor() as cursor:
-        cursor.executemany(
-            f"INSERT INTO {t} (sensor_id, minute, samples, total, minimum, maximum) VALUES (%s, %s, %s, %s, %s, %s) "
-            f"ON CONFLICT (sensor_id, minute) DO UPDATE SET samples = {t}.samples + excluded.samples, "
-            f"total = {t}.total + excluded.total, minimum = {least}({t}.minimum, excluded.minimum), "
-            f"maximum = {greatest}({t}.maximum, excluded.maximum)",
-            [(sensor_id, minute, n, total, low, high) for (sensor_id, minute), (n, total, low, high) in sums.items()],
-        )
+        if postgres:  # one statement over arrays, not one per (sensor, minute)
+            cursor.execute(
+                f"INSERT INTO {t} (sensor_id, minute, samples, total, minimum, maximum) "
+                "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::int[], %s::float8[], %s::float8[], %s::float8[]) " + upsert,
+                [list(column) for column in zip(*rows_out)],
+            )
+        else:
+            cursor.executemany(
+                f"INSERT INTO {t} (sensor_id, minute, samples, total, minimum, maximum) VALUES (%s, %s, %s, %s, %s, %s) " + upsert,
+                rows_out,
+            )
 
 
 def recompute_minutes(runs: Sequence[tuple[int, int, int]], *, using: str = "default") -> None:
