@@ -12,23 +12,23 @@ from collections.abc import Iterable, Sequence
 
 from django.db import connections
 
+from phm.telemetry.bulk import upsert_rows
+
 MINUTE_US = 60_000_000
 ROLLUP_TABLE = "telemetry_readingrollup"
 READING_TABLE = "telemetry_reading"
-# floor(ts / 1 min) for negative timestamps too: both engines truncate integer division toward
-# zero, so subtract the non-negative remainder first.
+
+
 def floor_minute_sql(column: str) -> str:
-    """SQL for floor(column / 1 min), for statements executed *with* parameters (``%%`` is ``%``)."""
+    """SQL for floor(column / 1 min), for statements executed *with* parameters (``%%`` is ``%``).
+    Negative timestamps too: both engines truncate integer division toward zero, so the
+    non-negative remainder is subtracted first."""
     return f"(({column} - ((({column} %% {MINUTE_US}) + {MINUTE_US}) %% {MINUTE_US})) / {MINUTE_US})"
 
 
 # Three bound parameters per run (SQLite allows 32,766 per statement); SQLite also caps a
 # compound SELECT at 500 terms.
 _RUNS_PER_STATEMENT = 500
-
-
-def floor_minute(ts_us: int) -> int:
-    return ts_us // MINUTE_US
 
 
 def minute_runs(rows: Iterable[tuple[int, int, float, int]]) -> list[tuple[int, int, int]]:
@@ -82,28 +82,16 @@ def add_to_rollups(rows: Iterable[tuple[int, int, float, int]], *, using: str = 
                 entry[2] = value
             elif value > entry[3]:
                 entry[3] = value
-    if not sums:
-        return
-    connection = connections[using]
-    postgres = connection.vendor == "postgresql"
-    least, greatest = ("LEAST", "GREATEST") if postgres else ("min", "max")
+    least, greatest = ("LEAST", "GREATEST") if connections[using].vendor == "postgresql" else ("min", "max")
     t = ROLLUP_TABLE
-    upsert = (f"ON CONFLICT (sensor_id, minute) DO UPDATE SET samples = {t}.samples + excluded.samples, "
-              f"total = {t}.total + excluded.total, minimum = {least}({t}.minimum, excluded.minimum), "
-              f"maximum = {greatest}({t}.maximum, excluded.maximum)")
-    rows_out = [(sensor_id, minute, n, total, low, high) for (sensor_id, minute), (n, total, low, high) in sums.items()]
-    with connection.cursor() as cursor:
-        if postgres:  # one statement over arrays, not one per (sensor, minute)
-            cursor.execute(
-                f"INSERT INTO {t} (sensor_id, minute, samples, total, minimum, maximum) "
-                "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::int[], %s::float8[], %s::float8[], %s::float8[]) " + upsert,
-                [list(column) for column in zip(*rows_out)],
-            )
-        else:
-            cursor.executemany(
-                f"INSERT INTO {t} (sensor_id, minute, samples, total, minimum, maximum) VALUES (%s, %s, %s, %s, %s, %s) " + upsert,
-                rows_out,
-            )
+    upsert_rows(
+        t, ["sensor_id", "minute", "samples", "total", "minimum", "maximum"], ["bigint", "bigint", "int", "float8", "float8", "float8"],
+        [(sensor_id, minute, n, total, low, high) for (sensor_id, minute), (n, total, low, high) in sums.items()],
+        f"ON CONFLICT (sensor_id, minute) DO UPDATE SET samples = {t}.samples + excluded.samples, "
+        f"total = {t}.total + excluded.total, minimum = {least}({t}.minimum, excluded.minimum), "
+        f"maximum = {greatest}({t}.maximum, excluded.maximum)",
+        using=using,
+    )
 
 
 def recompute_minutes(runs: Sequence[tuple[int, int, int]], *, using: str = "default") -> None:
