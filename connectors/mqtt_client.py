@@ -26,7 +26,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.client import PUBACK, MQTTErrorCode
 
 READ_CHUNK = 256 * 1024
-OVERRIDDEN = ("_sock_recv", "loop_read", "_packet_queue", "_packet_write", "_handle_on_message", "_in_callback_mutex", "_easy_log", "_out_packet", "_sock")
+OVERRIDDEN = ("_sock_recv", "loop_read", "_packet_queue", "_packet_write", "_handle_on_message", "_call_socket_register_write", "_in_callback_mutex", "_easy_log", "_out_packet", "_sock")
 
 
 class BufferedClient(mqtt.Client):
@@ -97,6 +97,7 @@ class BufferedClient(mqtt.Client):
             self._out_packet.append({
                 "command": command, "mid": mid, "qos": qos, "pos": 0, "to_process": len(packet), "packet": packet, "info": info,
             })
+            self._call_socket_register_write()  # an external event loop must still learn there is output
             return MQTTErrorCode.MQTT_ERR_SUCCESS
         return super()._packet_queue(command, packet, mid, qos, info)
 
