@@ -65,7 +65,7 @@ class FileIngestJobUploadForm(forms.ModelForm):
     def clean_spec(self) -> dict:
         spec = self.cleaned_data["spec"]
         try:
-            jobs.validate_spec(spec)
+            jobs.file_spec(spec)
         except (ValueError, TypeError) as exc:
             raise forms.ValidationError(f"invalid spec: {exc}") from exc
         return spec
@@ -75,7 +75,9 @@ class FileIngestJobUploadForm(forms.ModelForm):
 class FileIngestJobAdmin(admin.ModelAdmin):
     list_display = ["original_name", "status", "rows_done", "accepted", "duplicate", "rejected", "created_at", "finished_at"]
     list_filter = ["status"]
-    progress_fields = ["status", "bytes_total", "bytes_done", "rows_done", "accepted", "duplicate", "rejected", "error", "started_at", "finished_at"]
+    # A job is a record of one ingestion: after the upload nothing about it is editable.
+    job_fields = ["original_name", "file", "spec", "created_by", "status", "bytes_total", "bytes_done", "rows_done", "accepted",
+                  "duplicate", "rejected", "error", "started_at", "finished_at"]
 
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:
@@ -83,11 +85,10 @@ class FileIngestJobAdmin(admin.ModelAdmin):
         return super().get_form(request, obj, **kwargs)
 
     def get_fields(self, request, obj=None):
-        return ["file", "spec"] if obj is None else ["original_name", "file", "spec", "created_by", *self.progress_fields]
+        return ["file", "spec"] if obj is None else self.job_fields
 
     def get_readonly_fields(self, request, obj=None):
-        # A job is a record of one ingestion: after the upload nothing about it is editable.
-        return [] if obj is None else ["original_name", "file", "spec", "created_by", *self.progress_fields]
+        return [] if obj is None else self.job_fields
 
     def save_model(self, request, obj, form, change) -> None:
         if change:

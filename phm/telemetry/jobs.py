@@ -19,18 +19,13 @@ log = logging.getLogger(__name__)
 def create_file_job(*, uploaded_file, spec: dict, user=None, job: FileIngestJob | None = None) -> FileIngestJob:
     """Store the upload and a queued job (``job``: an unsaved instance to fill, as the admin
     passes); the caller enqueues ``ingest_file_job``."""
-    validate_spec(spec)  # fail now, on the request, if the spec is invalid
+    file_spec(spec)  # fail now, on the request, if the spec is invalid
     job = job or FileIngestJob()
     job.original_name, job.spec, job.created_by = Path(uploaded_file.name).name[:255], spec, user
     job.file.save(Path(uploaded_file.name).name, uploaded_file, save=False)
     job.bytes_total = job.file.size
     job.save()
     return job
-
-
-def validate_spec(spec: object) -> None:
-    """Raise ValueError/TypeError naming what is wrong with a file spec."""
-    _file_spec(spec)
 
 
 def enqueue_file_job(job: FileIngestJob) -> None:
@@ -52,7 +47,7 @@ def run_file_job(*, job_id: int, using: str = "default") -> FileIngestJob:
         return job
     channel = f"file:{job.original_name}"[:200]
     try:
-        spec = _file_spec(job.spec)
+        spec = file_spec(job.spec)
         for batch in iter_reading_batches(Path(job.file.path), spec):
             result = services.ingest_readings(readings=batch.readings, channel=channel, using=using)
             if batch.rejections:
@@ -78,8 +73,9 @@ def run_file_job(*, job_id: int, using: str = "default") -> FileIngestJob:
     return FileIngestJob.objects.using(using).get(pk=job_id)
 
 
-def _file_spec(spec: object):
-    """A FileSpec from the job's JSON; FileSpec.from_dict names unknown fields."""
+def file_spec(spec: object):
+    """A FileSpec from a job's JSON; ValueError/TypeError name what is wrong (unknown fields,
+    bad values)."""
     from connectors.files import FileSpec
 
     if not isinstance(spec, dict):
