@@ -37,6 +37,8 @@ import hashlib
 import importlib.util
 import logging
 import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,13 +232,26 @@ def ensure_hf_folder(source: Path) -> Path:
     logger.info("dequantizing %s into %s (first load only)", source, folder)
     model = AutoModelForCausalLM.from_pretrained(str(source.parent), gguf_file=source.name, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(str(source.parent), gguf_file=source.name)
-    partial = folder.with_name(folder.name + ".partial")
-    partial.mkdir(parents=True, exist_ok=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # A private folder per conversion: two processes converting at once (a worker and a test run)
+    # never write into each other's files.
+    partial = Path(tempfile.mkdtemp(prefix=folder.name + ".partial-", dir=folder.parent))
     _save_dequantized(model, partial)
     tokenizer.save_pretrained(partial)
-    partial.rename(folder)  # atomic: a crashed conversion never looks like a finished cache
+    publish_cache_folder(partial, folder)
     logger.info("cached %s in %.1f s", folder, time.perf_counter() - started)
     return folder
+
+
+def publish_cache_folder(partial: Path, folder: Path) -> None:
+    """Move a finished conversion into place atomically; if another process got there first, keep
+    its copy (same source, same content) and drop ours."""
+    try:
+        partial.rename(folder)  # atomic: a crashed conversion never looks like a finished cache
+    except OSError:
+        if not (folder / "config.json").exists():
+            raise
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 def _save_dequantized(model: nn.Module, folder: Path) -> None:

@@ -83,3 +83,26 @@ def test_lora_makes_only_adapter_weights_trainable():
     backbone = load_backbone(num_layers=1, device="cpu", lora=LoraSpec(r=2))
     trainable = backbone.trainable_parameters()
     assert trainable and sum(p.numel() for p in trainable) < 0.01 * backbone.num_parameters()
+
+
+def test_a_conversion_finished_second_keeps_the_first_copy_and_cleans_up(tmp_path):
+    """Two processes dequantizing the same GGUF at once: the loser must not fail (it did, with
+    'Directory not empty') and must not leave its partial folder behind."""
+    from models.backbone import publish_cache_folder
+
+    target = tmp_path / "model"
+    first, second = tmp_path / "model.partial-a", tmp_path / "model.partial-b"
+    for partial, marker in ((first, "a"), (second, "b")):
+        partial.mkdir()
+        (partial / "config.json").write_text(marker)
+    publish_cache_folder(first, target)
+    publish_cache_folder(second, target)
+    assert (target / "config.json").read_text() == "a"
+    assert not first.exists() and not second.exists()
+
+
+def test_a_failed_publish_without_a_finished_copy_is_reported(tmp_path):
+    from models.backbone import publish_cache_folder
+
+    with pytest.raises(OSError):
+        publish_cache_folder(tmp_path / "missing.partial", tmp_path / "model")
