@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pandas as pd
 from scipy.signal import lfilter
 
 from connectors.records import LogRecord, Reading
@@ -225,6 +226,37 @@ class PlantSimulator:
             yield self._chunk(cursor, chunk_end)
             cursor = chunk_end
 
+    def sample_frames(
+        self, start: datetime, end: datetime, *, equipment: Sequence[str] | None = None, chunk_s: int = 300
+    ) -> tuple[dict[str, pd.DataFrame], list[LogRecord]]:
+        """[start, end) as one frame per equipment (UTC DatetimeIndex, one column per measure) plus
+        the log lines: the same values as :meth:`generate` without building a ``Reading`` per value,
+        which is what makes simulating hundreds of training incidents cheap. ``equipment`` limits
+        the simulation to those tags."""
+        if start.tzinfo is None or end.tzinfo is None:
+            raise ValueError("start and end must be time-zone aware")
+        tags = frozenset(equipment) if equipment is not None else None
+        parts: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]] = {}
+        logs: list[LogRecord] = []
+        cursor = start
+        while cursor < end:
+            chunk_end = min(cursor + timedelta(seconds=chunk_s), end)
+            for unit, samples, chunk_logs in self._chunk_samples(cursor, chunk_end, tags):
+                columns = parts.setdefault(unit.tag, {})
+                for measure, sample in samples.items():
+                    columns.setdefault(measure, []).append(sample)
+                logs.extend(chunk_logs)
+            cursor = chunk_end
+        frames = {}
+        for tag, columns in parts.items():
+            series = {}
+            for measure, pieces in columns.items():
+                times = np.concatenate([t for t, _ in pieces]).astype(np.int64)
+                values = np.round(np.concatenate([v for _, v in pieces]), 4)
+                series[measure] = pd.Series(values, index=pd.to_datetime(times, unit="s", utc=True))
+            frames[tag] = pd.DataFrame(series)
+        return frames, logs
+
     def run(self, sink: Sink, start: datetime, end: datetime, *, chunk_s: int = 300) -> tuple[int, int]:
         """Push [start, end) to ``sink``; returns (readings accepted, logs accepted)."""
         accepted_readings = accepted_logs = 0
@@ -239,23 +271,41 @@ class PlantSimulator:
     def _chunk(self, start: datetime, end: datetime) -> tuple[list[Reading], list[LogRecord]]:
         readings: list[Reading] = []
         logs: list[LogRecord] = []
+        for equipment, samples, chunk_logs in self._chunk_samples(start, end):
+            for measure, (times, values) in samples.items():
+                tag = equipment.sensor_tag(measure)
+                for ts, value in zip(times, values, strict=True):
+                    readings.append(Reading(tag, datetime.fromtimestamp(ts, UTC), round(float(value), 4)))
+            logs.extend(chunk_logs)
+        return readings, logs
+
+    def _chunk_samples(
+        self, start: datetime, end: datetime, tags: frozenset[str] | None = None
+    ) -> list[tuple[EquipmentDef, dict[str, tuple[np.ndarray, np.ndarray]], list[LogRecord]]]:
+        """Per equipment: each measure's sample times (epoch s) and values, and the log lines.
+
+        ``tags`` limits the work to some equipment; the others are skipped, which changes nothing
+        for the ones kept (each unit has its own random stream and carried state).
+        """
         t0 = math.ceil(start.timestamp())
         t1 = math.ceil(end.timestamp())
         if t1 <= t0:
-            return readings, logs
+            return []
         t_s = np.arange(t0, t1, dtype=np.float64)
+        out = []
         for equipment in self.plant.equipment:
+            if tags is not None and equipment.tag not in tags:
+                continue
             signals = self._signals(equipment, t_s)
             self._apply_sensor_faults(equipment, t_s, signals)
+            samples: dict[str, tuple[np.ndarray, np.ndarray]] = {}
             for sensor in equipment.sensors:
                 period = max(int(round(sensor.sampling_period_s)), 1)
                 mask = (t_s.astype(np.int64) % period) == 0
-                tag = equipment.sensor_tag(sensor.measure)
                 values = np.clip(signals[sensor.measure][mask], sensor.range_low - 5, sensor.range_high + 5)
-                for ts, value in zip(t_s[mask], values, strict=True):
-                    readings.append(Reading(tag, datetime.fromtimestamp(ts, UTC), round(float(value), 4)))
-            logs.extend(self._logs(equipment, t_s, signals))
-        return readings, logs
+                samples[sensor.measure] = (t_s[mask], values)
+            out.append((equipment, samples, self._logs(equipment, t_s, signals)))
+        return out
 
     def _rng(self, equipment: EquipmentDef, t0: float) -> np.random.Generator:
         # Deterministic per (seed, equipment, chunk start) so backfill and stream agree.
@@ -419,3 +469,128 @@ class PlantSimulator:
             if cond is not None and cond[index] > 10.5:
                 emit("cond", index, "WARN", f"Condenser pressure {cond[index]:.2f} bar high, check condenser tubes", 600)
         return logs
+
+
+# --- inspection images ---------------------------------------------------------------------------
+
+#: What a thermal inspection image shows for each fault that has a visible sign. Sensor faults
+#: (drift, stuck) change nothing on the machine, so their images look like a healthy unit's.
+IMAGE_FINDINGS = {
+    "bearing_wear": "bearing_hot_spot",
+    "misalignment": "coupling_hot_band",
+    "cavitation": "uneven_inlet_pattern",
+    "condenser_fouling": "fouled_condenser_tubes",
+}
+NO_VISIBLE_FINDING = "no_visible_anomaly"
+
+
+def image_finding(kind: str | None) -> str:
+    """The visible finding of a fault kind (``no_visible_anomaly`` for none or a sensor fault)."""
+    return IMAGE_FINDINGS.get(kind or "", NO_VISIBLE_FINDING)
+
+
+def _blob(u: np.ndarray, v: np.ndarray, cu: float, cv: float, su: float, sv: float) -> np.ndarray:
+    return np.exp(-0.5 * (((u - cu) / su) ** 2 + ((v - cv) / sv) ** 2))
+
+
+def _box(u: np.ndarray, v: np.ndarray, u0: float, u1: float, v0: float, v1: float, soft: float = 0.01) -> np.ndarray:
+    """A rectangle with soft edges (a thermal image blurs outlines)."""
+    def edge(x: np.ndarray, a: float, b: float) -> np.ndarray:
+        return 1 / (1 + np.exp(-(x - a) / soft)) * (1 / (1 + np.exp((x - b) / soft)))
+
+    return edge(u, u0, u1) * edge(v, v0, v1)
+
+
+def render_inspection_image(
+    equipment: EquipmentDef,
+    ts: datetime,
+    faults: Sequence[ScheduledFault] = (),
+    *,
+    size: int = 64,
+    seed: int = 0,
+) -> np.ndarray:
+    """A single-channel thermal inspection image (uint8 ``size``×``size``) of one unit at ``ts``.
+
+    Temperatures are drawn in °C, then mapped to grey levels by an auto-ranging camera (1st..99th
+    percentile, random margins), so absolute levels carry little information and a fault has to be
+    seen as a local pattern:
+
+    * rotating units: motor body with cooling fins, a coupling, the driven machine (pump casing with
+      its suction inlet, fan hub) and a bearing housing; **bearing wear** heats a spot on the
+      bearing housing, **misalignment** a band across the coupling, **cavitation** leaves an
+      uneven cold/warm mottling around the pump inlet;
+    * chillers: condenser shell with tube rows over a cold evaporator shell; **condenser fouling**
+      makes some tube rows run hot and uneven.
+
+    The fault's visibility follows its severity profile at ``ts``. Pose (shift, rotation, scale),
+    emissivity, ambient, camera noise and a stray reflection (a hot spot anywhere, sometimes near
+    a bearing) are random per ``seed`` so healthy and faulty images overlap at low severity.
+    """
+    rng = np.random.default_rng([seed, sum(map(ord, equipment.tag)), int(ts.timestamp()) % 2**31])
+    t_s = np.array([ts.timestamp()])
+    levels: dict[str, float] = {}
+    for fault in faults:
+        if fault.equipment == equipment.tag and fault.kind in IMAGE_FINDINGS:
+            levels[fault.kind] = max(levels.get(fault.kind, 0.0), float(fault.profile(t_s)[0]))
+
+    # Pose: inverse-map each pixel into the unit's canonical [0, 1]² frame.
+    angle = np.deg2rad(rng.uniform(-10, 10))
+    scale = rng.uniform(0.88, 1.12)
+    shift = rng.uniform(-0.07, 0.07, size=2)
+    y, x = np.mgrid[0:size, 0:size] / (size - 1) - 0.5
+    u = (np.cos(angle) * x + np.sin(angle) * y) / scale + 0.5 + shift[0]
+    v = (-np.sin(angle) * x + np.cos(angle) * y) / scale + 0.5 + shift[1]
+
+    hours = (ts.timestamp() / 3600.0) % 24
+    ambient = 18.0 + 6.0 * math.sin(2 * math.pi * (hours - 9) / 24) + rng.normal(0, 2)
+    load = rng.uniform(0.6, 1.0)
+    # Background: a wall/floor with a slow gradient.
+    temp = ambient + rng.normal(0, 1.0) * (u - 0.5) + rng.normal(0, 1.0) * (v - 0.5)
+    objects = np.zeros_like(temp)
+
+    if equipment.equipment_type == "chiller":
+        condenser = _box(u, v, 0.08, 0.92, 0.15, 0.45)
+        evaporator = _box(u, v, 0.08, 0.92, 0.55, 0.85)
+        rows = np.linspace(0.19, 0.41, 6)
+        tube_heat = rng.uniform(0.8, 1.2, size=len(rows))
+        fouling = levels.get("condenser_fouling", 0.0)
+        if fouling > 0:  # blocked rows run hotter, the rest a little warmer than clean
+            blocked = rng.random(len(rows)) < 0.5
+            blocked[rng.integers(len(rows))] = True
+            tube_heat = tube_heat + fouling * np.where(blocked, rng.uniform(2.0, 4.0, len(rows)), rng.uniform(0.2, 0.6, len(rows)))
+        tubes = sum(h * _blob(u, v, 0.5, r, 10.0, 0.012) for h, r in zip(tube_heat, rows, strict=True))
+        objects += condenser * (10 + 4 * load + 3 * tubes) + evaporator * (-10 - 2 * load)
+    else:
+        motor = _box(u, v, 0.06, 0.44, 0.33, 0.67)
+        fins = 0.5 + 0.5 * np.cos(2 * np.pi * (v - 0.33) * 12)
+        coupling = _box(u, v, 0.44, 0.52, 0.42, 0.58)
+        bearing = _box(u, v, 0.52, 0.6, 0.38, 0.62)
+        objects += motor * (12 + 14 * load - 2 * fins) + coupling * (6 + 4 * load) + bearing * (10 + 6 * load)
+        if equipment.equipment_type == "pump":
+            casing = np.clip(1 - ((u - 0.76) ** 2 + (v - 0.5) ** 2) / 0.18**2, 0, 1) ** 0.3
+            inlet = _box(u, v, 0.9, 0.99, 0.43, 0.57)
+            objects += casing * 4 + inlet * 2  # water-cooled: only a little above ambient
+            cavitation = levels.get("cavitation", 0.0)
+            if cavitation > 0:  # flashing and collapse: a mottled pattern around the suction eye
+                mottle = rng.normal(0, 1, size=(8, 8))
+                mu = np.clip(((u - 0.6) / 0.4 * 8).astype(int), 0, 7)
+                mv = np.clip((v * 8).astype(int), 0, 7)
+                around_inlet = np.clip(casing + inlet, 0, 1) * _blob(u, v, 0.88, 0.5, 0.14, 0.2)
+                objects += cavitation * rng.uniform(3, 6) * mottle[mv, mu] * around_inlet
+        elif equipment.equipment_type == "fan":
+            hub = np.clip(1 - ((u - 0.78) ** 2 + (v - 0.5) ** 2) / 0.2**2, 0, 1) ** 0.5
+            objects += hub * 3
+        wear = levels.get("bearing_wear", 0.0)
+        if wear > 0:
+            objects += wear * rng.uniform(10, 22) * _blob(u, v, 0.56 + rng.normal(0, 0.01), 0.5 + rng.normal(0, 0.04), 0.03, 0.04)
+        misalignment = levels.get("misalignment", 0.0)
+        if misalignment > 0:
+            objects += misalignment * rng.uniform(7, 15) * _blob(u, v, 0.48, 0.5, 0.025, 0.12)
+
+    if rng.random() < 0.35:  # a stray reflection (sun, a lamp): hot spot anywhere on the image
+        objects += rng.uniform(6, 18) * _blob(u, v, rng.uniform(0.05, 0.95), rng.uniform(0.1, 0.9), 0.03, 0.03)
+    emissivity = rng.uniform(0.8, 0.97)  # painted vs bare metal: how much of the heat the camera sees
+    apparent = temp + emissivity * objects + rng.normal(0, rng.uniform(0.3, 0.9), size=temp.shape)
+    low = np.percentile(apparent, 1) - rng.uniform(0, 2)
+    high = np.percentile(apparent, 99) + rng.uniform(0, 4)
+    return np.clip((apparent - low) / (high - low) * 255, 0, 255).astype(np.uint8)

@@ -1,0 +1,182 @@
+"""A short explanation of a diagnosis that only restates its evidence.
+
+The language model gets the diagnosis and a numbered list of evidence items (S1.. sensors, L1..
+log templates, I1 the image) and must answer with JSON::
+
+    {"fault": "<the diagnosed class id>", "evidence": ["S1", "L1"], "summary": "<one or two sentences>"}
+
+The answer is accepted only when it parses, has exactly these keys with these types, names the
+diagnosed fault, cites at least one evidence id and no id outside the list, and its summary names
+no other fault class, no sensor outside the evidence and no number that the evidence does not
+contain. Anything else falls back to :func:`template_explanation`, a sentence built from the
+evidence alone, so an operator never reads invented content.
+
+A generator is any ``(messages, prefill) -> str`` callable returning the continuation of the
+assistant's ``prefill``; the default runs the process-wide SmolLM2 of :mod:`models.answering`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from models.diagnosis.taxonomy import display_name, failure_mode
+from models.diagnosis.types import NORMAL, Evidence
+
+Generator = Callable[[list[dict[str, str]], str], str]
+MAX_SUMMARY_CHARS = 400
+MAX_SENSORS = 3
+MAX_LOGS = 3
+MIN_SHARE = 0.1  # sensors below this share of the deviation are not worth an operator's attention
+SYSTEM = (
+    "You explain a fault diagnosis to a maintenance operator. Use ONLY the evidence items listed. "
+    "Answer with one JSON object: fault, evidence (the ids you use), summary (one or two short sentences)."
+)
+EXAMPLE = (
+    "Diagnosis: cavitation (Erratic output / cavitation) on P-7, probability 0.81.\n"
+    "Evidence:\nS1 sensor PRESS_SUC low, 52% of the deviation\nS2 sensor FLOW mixed, 31% of the deviation\n"
+    "L1 log 'Suction pressure <NUM> bar below NPSH margin <NUM> bar' 3x in the window (new)",
+    '{"fault": "cavitation", "evidence": ["S1", "S2", "L1"], "summary": "Suction pressure PRESS_SUC is low and '
+    'FLOW is unstable, and the controller logged suction pressure below the NPSH margin, which points to cavitation."}',
+)
+
+
+@dataclass(frozen=True)
+class EvidenceItem:
+    id: str
+    text: str
+    names: tuple[str, ...] = ()  # sensor names this item allows the summary to mention
+
+
+def evidence_items(evidence: Evidence) -> list[EvidenceItem]:
+    items = []
+    sensors = [s for s in evidence.sensors if s.share >= MIN_SHARE][:MAX_SENSORS] or evidence.sensors[:1]
+    for number, sensor in enumerate(sensors, 1):
+        items.append(EvidenceItem(f"S{number}", f"sensor {sensor.sensor} {sensor.direction}, {sensor.share:.0%} of the deviation", (sensor.sensor,)))
+    for number, log in enumerate(evidence.log_templates[:MAX_LOGS], 1):
+        normal = "new" if log.baseline_per_hour == 0 else f"normal {log.baseline_per_hour:.1f}/h"
+        items.append(EvidenceItem(f"L{number}", f"log '{log.template}' {log.count}x in the window ({normal})"))
+    if evidence.image is not None:
+        finding = evidence.image.label.replace("_", " ")
+        items.append(EvidenceItem("I1", f"image shows {finding} (p {evidence.image.probability:.2f})"))
+    return items
+
+
+def build_messages(fault: str, probability: float, equipment: str, items: Sequence[EvidenceItem]) -> list[dict[str, str]]:
+    listing = "\n".join(f"{item.id} {item.text}" for item in items)
+    user = f"Diagnosis: {fault} ({failure_mode(fault).name}) on {equipment or 'the unit'}, probability {probability:.2f}.\nEvidence:\n{listing}"
+    return [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": EXAMPLE[0]},
+        {"role": "assistant", "content": EXAMPLE[1]},
+        {"role": "user", "content": user},
+    ]
+
+
+def prefill(fault: str) -> str:
+    # The fault is fixed by the classifier; the model writes which evidence it uses and the summary.
+    return '{"fault": ' + json.dumps(fault) + ', "evidence": ["'
+
+
+def complete_json(prefix: str, continuation: str) -> str:
+    """``prefix + continuation`` cut after the first closing brace (small models keep talking)."""
+    text = prefix + continuation
+    end = text.find("}")
+    return text[: end + 1] if end >= 0 else text
+
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+
+
+def validate(
+    raw: str, *, fault: str, items: Sequence[EvidenceItem], other_faults: Sequence[str], all_sensors: Sequence[str]
+) -> str | None:
+    """The summary when ``raw`` is a valid answer that only restates the evidence, else ``None``."""
+    try:
+        answer = json.loads(raw)
+    except (json.JSONDecodeError, TypeError):
+        return None
+    if not isinstance(answer, dict) or set(answer) != {"fault", "evidence", "summary"}:
+        return None
+    cited, summary = answer["evidence"], answer["summary"]
+    if answer["fault"] != fault or not isinstance(summary, str) or not isinstance(cited, list):
+        return None
+    ids = {item.id for item in items}
+    if not cited or not all(isinstance(c, str) and c in ids for c in cited):
+        return None
+    summary = " ".join(summary.split())
+    if not 10 <= len(summary) <= MAX_SUMMARY_CHARS:
+        return None
+    lowered = summary.lower()
+    for other in other_faults:
+        if other == fault or other == NORMAL:
+            continue
+        words = {other.replace("_", " "), other} | ({failure_mode(other).name.split(" / ")[-1].lower()} if "/" in failure_mode(other).name else set())
+        if any(re.search(rf"\b{re.escape(w.lower())}\b", lowered) for w in words):
+            return None
+    allowed_sensors = {name for item in items for name in item.names}
+    for sensor in all_sensors:
+        if sensor not in allowed_sensors and re.search(rf"\b{re.escape(sensor)}\b", summary):
+            return None
+    evidence_text = " ".join(item.text for item in items) + f" {fault}"
+    if any(number not in evidence_text for number in _NUMBER.findall(summary)):
+        return None
+    return summary
+
+
+def template_explanation(fault: str, probability: float, equipment: str, evidence: Evidence) -> str:
+    """One or two sentences made only of the evidence (the fallback, and what ``explain=False`` gives)."""
+    subject = f"{equipment}: " if equipment else ""
+    parts = [f"{subject}{display_name(fault)}, probability {probability:.0%}."]
+    sensors = [s for s in evidence.sensors if s.share >= MIN_SHARE][:MAX_SENSORS]
+    if sensors:
+        parts.append("Sensors: " + ", ".join(f"{s.sensor} {s.direction} ({s.share:.0%} of the deviation)" for s in sensors) + ".")
+    if evidence.log_templates:
+        logs = [f"'{t.template}' {t.count}x in the window" + (" (new)" if t.baseline_per_hour == 0 else f" (normally {t.baseline_per_hour:.1f}/h)")
+                for t in evidence.log_templates[:MAX_LOGS]]
+        parts.append("Logs: " + "; ".join(logs) + ".")
+    if evidence.image is not None:
+        parts.append(f"Image: {evidence.image.label.replace('_', ' ')} ({evidence.image.probability:.0%}).")
+    return " ".join(parts)
+
+
+def explain(
+    *, fault: str, probability: float, equipment: str, evidence: Evidence, generator: Generator,
+    other_faults: Sequence[str], all_sensors: Sequence[str],
+) -> tuple[str, str]:
+    """``(explanation, source)``: the model's summary when it validates, else the template sentence."""
+    items = evidence_items(evidence)
+    if items:
+        start = prefill(fault)
+        try:
+            continuation = generator(build_messages(fault, probability, equipment, items), start)
+        except Exception:  # a failing generator must not lose the diagnosis: fall back to the template
+            continuation = None
+        if isinstance(continuation, str):
+            summary = validate(complete_json(start, continuation), fault=fault, items=items,
+                               other_faults=other_faults, all_sensors=all_sensors)
+            if summary is not None:
+                return summary, "model"
+    return template_explanation(fault, probability, equipment, evidence), "template"
+
+
+def language_model_generator(max_new_tokens: int = 72) -> Generator:
+    """The default generator: the process-wide SmolLM2 (loaded on first use), greedy, prefilled."""
+
+    def generate(messages: list[dict[str, str]], start: str) -> str:
+        import torch
+
+        from models.answering import get_language_model
+
+        lm = get_language_model()
+        text = lm.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False) + start
+        encoded = lm.tokenizer(text, return_tensors="pt", add_special_tokens=False).to(lm.model.device)
+        pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else lm.tokenizer.eos_token_id
+        with lm._generate_lock, torch.inference_mode():
+            output = lm.model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False,
+                                       repetition_penalty=1.05, pad_token_id=pad, stop_strings=["}"], tokenizer=lm.tokenizer)
+        return lm.tokenizer.decode(output[0, encoded["input_ids"].shape[1]:], skip_special_tokens=True)
+
+    return generate

@@ -1,0 +1,179 @@
+"""Sensor windows as model input, and the per-sensor residual evidence.
+
+A window of any sampling rate (1 s pumps, 10 s chillers, gaps) is cut into ``seq_len`` equal time
+bins; each measure gives three channels per bin:
+
+* ``level``: the bin mean, standardised with the equipment type's normal statistics (a level shift
+  such as a hot bearing);
+* ``change``: the bin mean minus the mean of the window's first quarter, standardised (a drift or
+  ramp that stays inside the normal range of the fleet);
+* ``spread``: log of the within-bin standard deviation, standardised (bursts and oscillation
+  raise it, a stuck sensor sends it to the floor).
+
+Normal statistics (median and a robust scale per equipment type and measure) come from the
+training incidents labelled ``normal`` (all incidents of the type when it has none). A measure the
+window lacks is zero in all three channels: the model sees "no deviation", the evidence leaves it out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from models.diagnosis.types import SensorEvidence
+
+CHANNELS_PER_MEASURE = 3
+SPREAD_FLOOR = 1e-4  # log floor of the within-bin standard deviation: a stuck sensor's spread
+Z_CLIP = 8.0  # standardised values beyond this carry no more information and upset training
+
+
+@dataclass
+class BinnedWindow:
+    level: np.ndarray  # [M, L] bin means (raw units), NaN where the measure is absent
+    spread: np.ndarray  # [M, L] log10 within-bin std
+    present: np.ndarray  # [M] bool
+
+
+def bin_window(frame: pd.DataFrame, measures: Sequence[str], seq_len: int) -> BinnedWindow:
+    """Bin means and log spreads of each measure over ``seq_len`` equal time bins of the window."""
+    n_measures = len(measures)
+    level = np.full((n_measures, seq_len), np.nan)
+    spread = np.full((n_measures, seq_len), np.nan)
+    present = np.zeros(n_measures, dtype=bool)
+    if frame is None or frame.empty:
+        return BinnedWindow(level, spread, present)
+    index = pd.DatetimeIndex(frame.index)
+    seconds = (index.asi8 - index.asi8.min()) / 1e9 if index.asi8.dtype.kind == "i" else np.zeros(len(index))
+    span = max(float(seconds.max()), 1e-9)
+    bins = np.minimum((seconds / span * seq_len).astype(int), seq_len - 1)
+    for m, measure in enumerate(measures):
+        if measure not in frame.columns:
+            continue
+        values = pd.to_numeric(frame[measure], errors="coerce").to_numpy(dtype=np.float64)
+        ok = np.isfinite(values)
+        if ok.sum() < 2:
+            continue
+        counts = np.bincount(bins[ok], minlength=seq_len).astype(np.float64)
+        sums = np.bincount(bins[ok], weights=values[ok], minlength=seq_len)
+        squares = np.bincount(bins[ok], weights=values[ok] ** 2, minlength=seq_len)
+        filled = counts > 0
+        means = np.where(filled, sums / np.maximum(counts, 1), np.nan)
+        variances = np.where(counts > 1, squares / np.maximum(counts, 1) - means**2, np.nan)
+        stds = np.sqrt(np.clip(variances, 0, None))
+        level[m] = _fill_gaps(means)
+        spread[m] = np.log10(_fill_gaps(stds) + SPREAD_FLOOR) if np.isfinite(stds).any() else np.log10(SPREAD_FLOOR)
+        present[m] = True
+    return BinnedWindow(level, spread, present)
+
+
+def _fill_gaps(values: np.ndarray) -> np.ndarray:
+    """Empty bins take the value of the nearest filled bin (linear between them)."""
+    ok = np.isfinite(values)
+    if ok.all() or not ok.any():
+        return values
+    positions = np.arange(len(values))
+    return np.interp(positions, positions[ok], values[ok])
+
+
+def change_of(level: np.ndarray) -> np.ndarray:
+    quarter = max(level.shape[-1] // 4, 1)
+    return level - level[..., :quarter].mean(axis=-1, keepdims=True)
+
+
+@dataclass
+class NormalStats:
+    """Per measure: centre and scale of the three channels on normal windows of one equipment type."""
+
+    centre: np.ndarray  # [M, 3]
+    scale: np.ndarray  # [M, 3]
+    typical_deviation: np.ndarray  # [M] 90th percentile of a normal window's deviation score
+
+    def to_dict(self) -> dict[str, list]:
+        return {"centre": self.centre.tolist(), "scale": self.scale.tolist(),
+                "typical_deviation": self.typical_deviation.tolist()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, list]) -> "NormalStats":
+        return cls(np.asarray(data["centre"], dtype=np.float64), np.asarray(data["scale"], dtype=np.float64),
+                   np.asarray(data["typical_deviation"], dtype=np.float64))
+
+
+def _robust_centre_scale(values: np.ndarray) -> tuple[float, float]:
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    centre = float(np.median(finite))
+    q25, q75 = np.percentile(finite, [25, 75])
+    scale = max(float(q75 - q25) / 1.349, float(np.std(finite)) * 0.1, 1e-6)  # IQR of a Gaussian -> sigma
+    return centre, scale
+
+
+def fit_normal_stats(windows: Sequence[BinnedWindow]) -> NormalStats:
+    n_measures = windows[0].level.shape[0]
+    centre = np.zeros((n_measures, CHANNELS_PER_MEASURE))
+    scale = np.ones((n_measures, CHANNELS_PER_MEASURE))
+    for m in range(n_measures):
+        rows = [w for w in windows if w.present[m]]
+        if not rows:
+            continue
+        channels = (np.concatenate([w.level[m] for w in rows]), np.concatenate([change_of(w.level[m]) for w in rows]),
+                    np.concatenate([w.spread[m] for w in rows]))
+        for c, values in enumerate(channels):
+            centre[m, c], scale[m, c] = _robust_centre_scale(values)
+        centre[m, 1] = 0.0  # a change is measured from zero: the window's own start
+    stats = NormalStats(centre, scale, np.ones(n_measures))
+    scores = np.stack([deviation_scores(standardise(w, stats), w.present) for w in windows])
+    stats.typical_deviation = np.percentile(scores, 90, axis=0)
+    return stats
+
+
+def standardise(window: BinnedWindow, stats: NormalStats) -> np.ndarray:
+    """``[M, 3, L]`` standardised channels (zeros for absent measures), clipped to ±Z_CLIP."""
+    raw = np.stack([window.level, change_of(window.level), window.spread], axis=1)  # [M, 3, L]
+    z = (raw - stats.centre[:, :, None]) / stats.scale[:, :, None]
+    z[~window.present] = 0.0
+    return np.clip(np.nan_to_num(z, nan=0.0), -Z_CLIP, Z_CLIP)
+
+
+def deviation_scores(z: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Per measure: root mean square of the three channels over the second half of the window."""
+    half = z[:, :, z.shape[-1] // 2 :]
+    scores = np.sqrt((half**2).mean(axis=(1, 2)))
+    return np.where(present, scores, 0.0)
+
+
+def direction(z: np.ndarray) -> str:
+    """How one measure's window deviates from normal: its ``[3, L]`` standardised channels."""
+    half = z[:, z.shape[-1] // 2 :]
+    level, change, spread = half[0].mean(), half[1].mean(), half[2].mean()
+    if spread < -2.5:
+        return "flat"
+    shift = level if abs(level) >= abs(change) else change
+    if abs(shift) >= 1.5:
+        return "high" if shift > 0 else "low"
+    return "mixed"
+
+
+def sensor_evidence(z: np.ndarray, present: np.ndarray, measures: Sequence[str], stats: NormalStats) -> list[SensorEvidence]:
+    """Residual share of each present measure, largest first; shares sum to 1.
+
+    The share is the measure's deviation score in excess of what a normal window typically shows
+    (so a noisy sensor that is always a little off does not take the credit); when nothing exceeds
+    normal, the raw scores are shared out instead.
+    """
+    scores = deviation_scores(z, present)
+    excess = np.where(present, np.clip(scores - stats.typical_deviation, 0, None), 0.0)
+    weights = excess if excess.sum() > 1e-9 else np.where(present, scores + 1e-6, 0.0)
+    if weights.sum() <= 0:
+        return []
+    shares = weights / weights.sum()
+    order = [m for m in np.argsort(-shares, kind="stable") if present[m]]
+    evidence = [SensorEvidence(sensor=measures[m], share=float(shares[m]), direction=direction(z[m])) for m in order]
+    total = sum(e.share for e in evidence)  # float rounding: make the shares sum to exactly 1
+    if evidence and total != 1.0:
+        first = evidence[0]
+        evidence[0] = SensorEvidence(first.sensor, first.share + (1.0 - total), first.direction)
+    return evidence

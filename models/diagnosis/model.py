@@ -1,0 +1,561 @@
+"""``FaultDiagnoser``: root cause of an alarm from sensors, logs and an inspection image.
+
+Usage::
+
+    diagnoser = FaultDiagnoser().fit(simulate_incidents(per_class=20))
+    result = diagnoser.diagnose(incident)          # DiagnosisResult (models.diagnosis.types)
+    diagnoser.save("var/models/diagnosis"); FaultDiagnoser.load("var/models/diagnosis")
+
+Training (``fit``), in two stages:
+
+1. **Image pre-fit** (LLaVA stage 0): the vision encoder learns the visible findings
+   (``connectors.simulator.IMAGE_FINDINGS``: hot bearing spot, hot coupling band, ...) from the
+   incidents' images, then stays frozen; its head also names the finding in the evidence.
+2. **Fusion**: the text prompt (equipment type, task, changed log templates), the projected image
+   tokens and the reprogrammed sensor patch tokens go through the frozen backbone as one sequence
+   (:mod:`models.diagnosis.network`); the trunk, the projector, the fusion layer and the head
+   learn. **Modality dropout**: each present modality of a training incident is hidden with
+   probability ``modality_dropout`` (at least one stays), so the model answers with any subset.
+
+``update`` is the continual-learning step for engineer feedback: the corrected incidents plus a
+replay set of old ones retrain the fusion layer and the head (everything upstream frozen), and a
+class the taxonomy did not have yet is added for its equipment type.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from connectors.simulator import IMAGE_FINDINGS, NO_VISIBLE_FINDING, image_finding
+from models.backbone import Backbone, load_backbone
+from models.diagnosis import explain as explanation
+from models.diagnosis.features import (
+    CHANNELS_PER_MEASURE, NormalStats, bin_window, fit_normal_stats, sensor_evidence, standardise,
+)
+from models.diagnosis.network import FusionBatch, FusionNetwork, ImagePath, TextPrefix, text_prefix
+from models.diagnosis.taxonomy import DEFAULT_TAXONOMY, check_taxonomy
+from models.diagnosis.types import (
+    MODALITIES, NORMAL, DiagnosisResult, Evidence, ImageEvidence, Incident, LogEvidence,
+)
+from models.logs import log_prompt_text, rank_template_changes
+from models.training import EpochProgress, TrainConfig, seed_everything, train_model
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.safetensors"
+FORMAT = "phm-fault-diagnoser/1"
+#: Log changes shown to the model: far looser than models.logs' CHANGE_P, because controllers
+#: throttle their messages (one line per 10 min per condition), so a fault's log signature in a
+#: 30-minute window is a few new lines, which the strict test calls chance. The model learns
+#: which of them matter; the same list is the evidence, so the operator sees what the model saw.
+PROMPT_CHANGE_P = 0.25
+MAX_LOG_CHANGES = 5
+MIN_WINDOW_HOURS = 1 / 60
+_BACKBONES: dict[tuple, Backbone] = {}
+
+
+@dataclass(frozen=True)
+class DiagnoserConfig:
+    num_layers: int = 4
+    quantization: str = "dynamic-int8"
+    backbone_source: str | None = None
+    seed: int = 0
+    modality_dropout: float = 0.3
+    seq_len: int = 32  # time bins of the sensor window
+    patch_len: int = 8  # bins per sensor patch token
+    image_size: int = 64
+    fusion_dim: int = 128
+    n_prototypes: int = 64
+    d_model: int = 64
+    dropout: float = 0.1
+    epochs: int = 10
+    batch_size: int = 16
+    learning_rate: float = 2e-3
+    image_epochs: int = 15
+    use_llm: bool = True  # False: the "no language model" ablation (token embeddings, no transformer layer)
+    max_new_tokens: int = 72  # explanation length
+
+
+@dataclass
+class _Prepared:
+    equipment_type: str
+    modalities: tuple[str, ...]
+    prompt: str
+    log_changes: list[LogEvidence]
+    sensors: np.ndarray | None = None  # [C, L] model input
+    z: np.ndarray | None = None  # [M, 3, L] standardised channels, for the evidence
+    present: np.ndarray | None = None  # [M] measures in the window
+    pixels: np.ndarray | None = None  # [1, S, S] in [0, 1]
+    image_tokens: torch.Tensor | None = None  # [I, vision_dim] (frozen encoder)
+    prefix: TextPrefix | None = field(default=None, repr=False)
+
+
+def shared_backbone(config: DiagnoserConfig) -> Backbone:
+    """The frozen backbone for ``config``, loaded once per process (it never trains)."""
+    key = (config.backbone_source, config.num_layers, config.quantization)
+    if key not in _BACKBONES:
+        _BACKBONES[key] = load_backbone(config.backbone_source, device="cpu", num_layers=config.num_layers,
+                                        quantization=config.quantization)
+    return _BACKBONES[key]
+
+
+class FaultDiagnoser:
+    def __init__(
+        self,
+        taxonomy: dict[str, list[str]] | None = None,
+        *,
+        backbone: Backbone | None = None,
+        explainer: explanation.Generator | None = None,
+        **params,
+    ) -> None:
+        known = {f.name for f in fields(DiagnoserConfig)}
+        unknown = set(params) - known
+        if unknown:
+            raise TypeError(f"unknown FaultDiagnoser options {sorted(unknown)}; known: {sorted(known)}")
+        self.config = DiagnoserConfig(**params)
+        if not 0 <= self.config.modality_dropout < 1:
+            raise ValueError(f"modality_dropout must be in [0, 1), got {self.config.modality_dropout}")
+        self.taxonomy = check_taxonomy(taxonomy or DEFAULT_TAXONOMY)
+        self._backbone = backbone
+        self.explainer = explainer
+        self.measures: list[str] = []
+        self.stats: dict[str, NormalStats] = {}
+        self.findings: list[str] = sorted(set(IMAGE_FINDINGS.values())) + [NO_VISIBLE_FINDING]
+        self.network: FusionNetwork | None = None
+        self.image_path: ImagePath | None = None
+        self.model_version = ""
+        self.history: list[EpochProgress] = []
+        self._prefix_cache: dict[str, TextPrefix] = {}
+
+    # -- public API ------------------------------------------------------------------------------
+    @property
+    def backbone(self) -> Backbone:
+        if self._backbone is None:
+            self._backbone = shared_backbone(self.config)
+        return self._backbone
+
+    def classes(self, equipment_type: str) -> list[str]:
+        if equipment_type not in self.taxonomy:
+            raise ValueError(f"no taxonomy for equipment type {equipment_type!r}; known: {', '.join(self.taxonomy)}")
+        return list(self.taxonomy[equipment_type])
+
+    def fit(self, incidents: Sequence[Incident], *, on_epoch: Callable[[EpochProgress], None] | None = None) -> "FaultDiagnoser":
+        """Learn the normal statistics, the image encoder and the fusion network from labelled incidents."""
+        cfg = self.config
+        incidents = list(incidents)
+        self._check_labels(incidents)
+        torch.set_num_threads(1)  # the shared 2-core machine: more threads ran slower (see models.classification)
+        seed_everything(cfg.seed)
+        self.measures = _measures(incidents)
+        self.stats = self._fit_stats(incidents)
+        self.image_path = ImagePath(len(self.findings))
+        self._prefix_cache = {}
+        prepared = [self._prepare(incident) for incident in incidents]
+        self._fit_image_path(incidents, prepared)
+        seed_everything(cfg.seed)
+        self.network = FusionNetwork(
+            self.backbone, n_channels=CHANNELS_PER_MEASURE * len(self.measures), seq_len=cfg.seq_len,
+            patch_len=cfg.patch_len, n_classes=len(self._flat_classes()), vision_dim=self.image_path.encoder.feature_dim,
+            fusion_dim=cfg.fusion_dim, n_prototypes=cfg.n_prototypes, d_model=cfg.d_model, dropout=cfg.dropout,
+            use_llm=cfg.use_llm,
+        )
+        self._attach_inputs(prepared)
+        targets = torch.tensor([self._class_row(i.equipment_type, i.label) for i in incidents])
+        rng = np.random.default_rng(cfg.seed)
+        history = train_model(
+            self.network, torch.arange(len(prepared)), targets,
+            loss_fn=nn.CrossEntropyLoss(),  # no label smoothing: it would spread mass onto the masked classes
+            config=TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
+                               weight_decay=1e-2, seed=cfg.seed),
+            forward=lambda network, index: network(self._batch([prepared[i] for i in index.tolist()], rng if network.training else None)),
+            on_epoch=on_epoch,
+        )
+        self.history = history.epochs
+        self._stamp_version()
+        return self
+
+    def diagnose(self, incident: Incident, *, explain: bool = True) -> DiagnosisResult:
+        """The fault of one incident with its evidence and a checked explanation.
+
+        ``explain=False`` skips the language model: the explanation is then the template sentence
+        built from the evidence (``explanation_source="template"``).
+        """
+        prepared, features = self._features([incident])
+        classes = self.classes(incident.equipment_type)
+        with torch.no_grad():
+            logits = self.network.logits(features, self._class_mask([incident.equipment_type]))[0]
+        rows = [self._class_row(incident.equipment_type, c) for c in classes]
+        probabilities = torch.softmax(logits[rows], dim=0).numpy()
+        best = int(np.argmax(probabilities))
+        item = prepared[0]
+        evidence = Evidence(
+            sensors=self._sensor_evidence(item),
+            log_templates=list(item.log_changes) if "logs" in item.modalities else [],
+            image=self._image_evidence(item, incident.image_ref),
+        )
+        fault, probability = classes[best], float(probabilities[best])
+        equipment = incident.equipment or incident.equipment_type
+        if explain:
+            text, source = explanation.explain(
+                fault=fault, probability=probability, equipment=equipment, evidence=evidence,
+                generator=self.explainer or explanation.language_model_generator(self.config.max_new_tokens),
+                other_faults=sorted({c for cs in self.taxonomy.values() for c in cs}), all_sensors=self.measures,
+            )
+        else:
+            text, source = explanation.template_explanation(fault, probability, equipment, evidence), "template"
+        return DiagnosisResult(
+            fault=fault, probability=probability,
+            probabilities={c: float(p) for c, p in zip(classes, probabilities, strict=True)},
+            modalities=item.modalities, evidence=evidence, explanation=text, explanation_source=source,
+            model_version=self.model_version,
+        )
+
+    def predict_proba(self, incidents: Sequence[Incident]) -> list[dict[str, float]]:
+        """Class probabilities of each incident (its own type's classes), without evidence."""
+        results = []
+        for start in range(0, len(incidents), 32):
+            chunk = list(incidents[start : start + 32])
+            _, features = self._features(chunk)
+            with torch.no_grad():
+                logits = self.network.logits(features, self._class_mask([i.equipment_type for i in chunk]))
+            for incident, row in zip(chunk, logits, strict=True):
+                classes = self.classes(incident.equipment_type)
+                probs = torch.softmax(row[[self._class_row(incident.equipment_type, c) for c in classes]], dim=0)
+                results.append({c: float(p) for c, p in zip(classes, probs, strict=True)})
+        return results
+
+    def predict(self, incidents: Sequence[Incident]) -> list[str]:
+        return [max(p, key=p.get) for p in self.predict_proba(incidents)]
+
+    def embedding(self, incident: Incident) -> np.ndarray:
+        """``float32 [fusion_dim]``, unit length: the fused features the head reads (for similar-incident search)."""
+        _, features = self._features([incident])
+        vector = features[0].numpy().astype(np.float32)
+        return vector / max(float(np.linalg.norm(vector)), 1e-12)
+
+    def update(
+        self,
+        new_incidents: Sequence[Incident],
+        *,
+        replay: Sequence[Incident] = (),
+        epochs: int = 40,
+        learning_rate: float = 2e-3,
+        on_epoch: Callable[[EpochProgress], None] | None = None,
+    ) -> "FaultDiagnoser":
+        """Continual learning from labelled (e.g. engineer-corrected) incidents plus a replay set.
+
+        Only the fusion layer and the head train (the trunk, projector and image encoder stay as
+        fitted), on the new incidents mixed with ``replay`` (old incidents of the classes to keep:
+        without them the head forgets old faults). A label the taxonomy lacks becomes a new class
+        of that equipment type.
+        """
+        self._check_fitted()
+        new_incidents, replay = list(new_incidents), list(replay)
+        if not new_incidents:
+            raise ValueError("update needs at least one new labelled incident")
+        for incident in new_incidents:
+            if incident.label is None:
+                raise ValueError("every incident of an update needs a label")
+            if incident.equipment_type not in self.taxonomy:
+                raise ValueError(f"no taxonomy for equipment type {incident.equipment_type!r}")
+            if incident.label not in self.taxonomy[incident.equipment_type]:
+                self._add_class(incident.equipment_type, incident.label)
+        incidents = new_incidents + replay
+        self._check_labels(incidents)
+        torch.set_num_threads(1)
+        with torch.no_grad():
+            prepared = [self._prepare(i) for i in incidents]
+            self._attach_inputs(prepared)
+            self.network.eval()
+            blocks = torch.cat([self.network.pooled_blocks(self._batch(prepared[s : s + 32], None))
+                                for s in range(0, len(prepared), 32)])
+        masks = self._class_mask([i.equipment_type for i in incidents])
+        targets = torch.tensor([self._class_row(i.equipment_type, i.label) for i in incidents])
+        present = torch.tensor([[True, "image" in p.modalities, "sensors" in p.modalities] for p in prepared])
+        trainable = list(self.network.fusion.parameters()) + list(self.network.head.parameters())
+        frozen = [p for p in self.network.parameters() if all(p is not t for t in trainable)]
+        for parameter in frozen:
+            parameter.requires_grad_(False)
+        rng = np.random.default_rng(self.config.seed + 1)
+
+        def forward(network: FusionNetwork, index: torch.Tensor) -> torch.Tensor:
+            chosen = blocks[index]
+            if network.training and self.config.modality_dropout > 0:
+                keep = self._keep_masks(present[index], rng)
+                chosen = chosen * keep[:, :, None]
+            return network.logits(network.features(chosen), masks[index])
+
+        try:
+            history = train_model(
+                self.network, torch.arange(len(incidents)), targets,
+                loss_fn=nn.CrossEntropyLoss(),  # no label smoothing: it would spread mass onto the masked classes
+                config=TrainConfig(epochs=epochs, batch_size=self.config.batch_size, learning_rate=learning_rate,
+                                   weight_decay=1e-2, seed=self.config.seed + 1),
+                forward=forward, on_epoch=on_epoch,
+            )
+        finally:
+            for parameter in frozen:
+                parameter.requires_grad_(True)
+        self.history = history.epochs
+        self._stamp_version()
+        return self
+
+    def save(self, path: str | Path) -> Path:
+        """A folder with ``config.json`` and ``weights.safetensors`` (never the frozen backbone)."""
+        self._check_fitted()
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {f"network.{k}": v.detach().cpu().contiguous() for k, v in self.network.state_dict().items()}
+        state.update({f"image.{k}": v.detach().cpu().contiguous() for k, v in self.image_path.state_dict().items()})
+        save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": FORMAT})
+        document = {
+            "format": FORMAT, "config": asdict(self.config), "taxonomy": self.taxonomy, "measures": self.measures,
+            "stats": {t: s.to_dict() for t, s in self.stats.items()}, "findings": self.findings,
+            "model_version": self.model_version, "backbone": self.backbone.describe(),
+        }
+        (folder / CONFIG_FILE).write_text(json.dumps(document, indent=1))
+        return folder
+
+    @classmethod
+    def load(cls, path: str | Path, *, backbone: Backbone | None = None,
+             explainer: explanation.Generator | None = None) -> "FaultDiagnoser":
+        folder = Path(path)
+        document = json.loads((folder / CONFIG_FILE).read_text())
+        if document.get("format") != FORMAT:
+            raise ValueError(f"{folder} is not a saved FaultDiagnoser (format {document.get('format')!r})")
+        diagnoser = cls(document["taxonomy"], backbone=backbone, explainer=explainer, **document["config"])
+        diagnoser.measures = list(document["measures"])
+        diagnoser.stats = {t: NormalStats.from_dict(s) for t, s in document["stats"].items()}
+        diagnoser.findings = list(document["findings"])
+        state = load_file(str(folder / WEIGHTS_FILE))
+        cfg = diagnoser.config
+        diagnoser.image_path = ImagePath(len(diagnoser.findings))
+        diagnoser.image_path.load_state_dict({k.removeprefix("image."): v for k, v in state.items() if k.startswith("image.")})
+        diagnoser.image_path.eval()
+        diagnoser.network = FusionNetwork(
+            diagnoser.backbone, n_channels=CHANNELS_PER_MEASURE * len(diagnoser.measures), seq_len=cfg.seq_len,
+            patch_len=cfg.patch_len, n_classes=len(diagnoser._flat_classes()),
+            vision_dim=diagnoser.image_path.encoder.feature_dim, fusion_dim=cfg.fusion_dim,
+            n_prototypes=cfg.n_prototypes, d_model=cfg.d_model, dropout=cfg.dropout, use_llm=cfg.use_llm,
+        )
+        diagnoser.network.load_state_dict({k.removeprefix("network."): v for k, v in state.items() if k.startswith("network.")})
+        diagnoser.network.eval()
+        diagnoser.model_version = document.get("model_version", "")
+        return diagnoser
+
+    # -- preparation -----------------------------------------------------------------------------
+    def _check_labels(self, incidents: Sequence[Incident]) -> None:
+        if not incidents:
+            raise ValueError("no incidents to learn from")
+        for incident in incidents:
+            if incident.equipment_type not in self.taxonomy:
+                raise ValueError(f"incident of equipment type {incident.equipment_type!r}, which the taxonomy lacks")
+            if incident.label not in self.taxonomy[incident.equipment_type]:
+                raise ValueError(f"label {incident.label!r} is not a class of {incident.equipment_type!r}: "
+                                 f"{self.taxonomy[incident.equipment_type]}")
+
+    def _check_fitted(self) -> None:
+        if self.network is None or self.image_path is None:
+            raise RuntimeError("the FaultDiagnoser is not fitted: call fit() or load()")
+
+    def _flat_classes(self) -> list[tuple[str, str]]:
+        return [(t, c) for t, classes in self.taxonomy.items() for c in classes]
+
+    def _class_row(self, equipment_type: str, label: str) -> int:
+        return self._flat_classes().index((equipment_type, label))
+
+    def _class_mask(self, equipment_types: Sequence[str]) -> torch.Tensor:
+        flat = self._flat_classes()
+        return torch.tensor([[t == equipment_type for t, _ in flat] for equipment_type in equipment_types])
+
+    def _add_class(self, equipment_type: str, label: str) -> None:
+        """Append a class to a type; the head grows one row (old rows keep their weights)."""
+        row = len([c for t, cs in self.taxonomy.items() for c in cs if list(self.taxonomy).index(t) <= list(self.taxonomy).index(equipment_type)])
+        self.taxonomy = {t: (cs + [label] if t == equipment_type else cs) for t, cs in self.taxonomy.items()}
+        old = self.network.head
+        head = nn.Linear(old.in_features, old.out_features + 1)
+        with torch.no_grad():
+            head.weight[:row], head.bias[:row] = old.weight[:row], old.bias[:row]
+            head.weight[row + 1 :], head.bias[row + 1 :] = old.weight[row:], old.bias[row:]
+            head.weight[row].normal_(0, 0.01)
+            head.bias[row] = old.bias[:row].mean() if row else 0.0  # start near the other classes' prior
+        self.network.head = head
+
+    def _fit_stats(self, incidents: Sequence[Incident]) -> dict[str, NormalStats]:
+        stats = {}
+        for equipment_type in self.taxonomy:
+            mine = [i for i in incidents if i.equipment_type == equipment_type and i.sensors is not None and len(i.sensors)]
+            normal = [i for i in mine if i.label == NORMAL] or mine
+            if normal:
+                stats[equipment_type] = fit_normal_stats([bin_window(i.sensors, self.measures, self.config.seq_len) for i in normal])
+        return stats
+
+    def _prompt(self, incident: Incident) -> tuple[str, list[LogEvidence], bool]:
+        head = f"Equipment: {incident.equipment_type}. Task: find the root cause of the alarm."
+        if not incident.logs and not incident.baseline_logs:
+            return head, [], False
+        window_hours = None
+        if incident.sensors is not None and len(incident.sensors) > 1:
+            index = incident.sensors.index
+            window_hours = max((index.max() - index.min()).total_seconds() / 3600.0, MIN_WINDOW_HOURS)
+        ranked = rank_template_changes(incident.logs, incident.baseline_logs, window_hours=window_hours,
+                                       change_p=PROMPT_CHANGE_P)
+        changes = [change.evidence for change in ranked[:MAX_LOG_CHANGES]]
+        return f"{head} {log_prompt_text(changes) or 'Logs vs normal: no change.'}", changes, True
+
+    def _prepare(self, incident: Incident) -> _Prepared:
+        cfg = self.config
+        prompt, changes, has_logs = self._prompt(incident)
+        modalities = []
+        item = _Prepared(incident.equipment_type, (), prompt, changes)
+        stats = self.stats.get(incident.equipment_type)
+        if incident.sensors is not None and len(incident.sensors) > 1 and stats is not None:
+            window = bin_window(incident.sensors, self.measures, cfg.seq_len)
+            if window.present.any():
+                item.z = standardise(window, stats)
+                item.present = window.present
+                item.sensors = item.z.reshape(-1, cfg.seq_len).astype(np.float32)
+                modalities.append("sensors")
+        if has_logs:
+            modalities.append("logs")
+        if incident.image is not None:
+            item.pixels = _pixels(incident.image, cfg.image_size)
+            modalities.append("image")
+        item.modalities = tuple(m for m in MODALITIES if m in modalities)
+        return item
+
+    def _text(self, prompt: str) -> TextPrefix:
+        cached = self._prefix_cache.get(prompt)
+        if cached is None:
+            cached = text_prefix(self.backbone, prompt, use_llm=self.config.use_llm)
+            if len(self._prefix_cache) > 4096:
+                self._prefix_cache = {}
+            self._prefix_cache[prompt] = cached
+        return cached
+
+    def _no_log_prompt(self, equipment_type: str) -> str:
+        return f"Equipment: {equipment_type}. Task: find the root cause of the alarm."
+
+    def _attach_inputs(self, prepared: Sequence[_Prepared]) -> None:
+        """Text prefixes and frozen image tokens, computed once per incident."""
+        with torch.no_grad():
+            for item in prepared:
+                item.prefix = self._text(item.prompt)
+                if item.pixels is not None and item.image_tokens is None:
+                    item.image_tokens = self.image_path.encoder.tokens(torch.from_numpy(item.pixels)[None])[0]
+
+    def _fit_image_path(self, incidents: Sequence[Incident], prepared: Sequence[_Prepared]) -> None:
+        with_image = [(i, p) for i, p in zip(incidents, prepared, strict=True) if p.pixels is not None]
+        targets = [self.findings.index(image_finding(i.label if i.label != NORMAL else None)) for i, _ in with_image]
+        if len(set(targets)) >= 2:
+            pixels = torch.from_numpy(np.stack([p.pixels for _, p in with_image]))
+            # Held-out order is irrelevant here (no validation split), so the stacked order is fine.
+            train_model(
+                self.image_path, pixels, torch.tensor(targets), loss_fn=nn.CrossEntropyLoss(),
+                config=TrainConfig(epochs=self.config.image_epochs, batch_size=32, learning_rate=3e-3,
+                                   weight_decay=1e-3, seed=self.config.seed),
+            )
+        self.image_path.eval()
+        for parameter in self.image_path.parameters():
+            parameter.requires_grad_(False)
+
+    def _keep_masks(self, present: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        """Modality dropout over ``[B, 3]`` presence (text/logs, image, sensors): drop each present one
+        with probability ``modality_dropout``, keeping at least one."""
+        keep = present.clone()
+        draws = torch.from_numpy(rng.random(tuple(present.shape)) < self.config.modality_dropout)
+        for row in range(len(keep)):
+            candidates = keep[row].nonzero().flatten().tolist()
+            dropped = [c for c in candidates if draws[row, c]]
+            if len(dropped) == len(candidates) and candidates:
+                dropped.remove(candidates[int(rng.integers(len(candidates)))])
+            keep[row, dropped] = False
+        return keep.to(torch.float32)
+
+    def _batch(self, items: Sequence[_Prepared], rng: np.random.Generator | None) -> FusionBatch:
+        """Collate prepared incidents; with ``rng`` (training) apply modality dropout."""
+        cfg = self.config
+        present = torch.tensor([["logs" in p.modalities, "image" in p.modalities, "sensors" in p.modalities] for p in items])
+        keep = self._keep_masks(present, rng).bool() if rng is not None and cfg.modality_dropout > 0 else present
+        channels = CHANNELS_PER_MEASURE * len(self.measures)
+        sensors = torch.zeros(len(items), channels, cfg.seq_len)
+        image_dim = self.image_path.encoder.feature_dim
+        n_tokens = self.image_path.encoder.num_tokens
+        images = torch.zeros(len(items), n_tokens, image_dim)
+        prefixes = []
+        for row, item in enumerate(items):
+            if keep[row, 2]:
+                sensors[row] = torch.from_numpy(item.sensors)
+            if keep[row, 1]:
+                images[row] = item.image_tokens
+            prefixes.append(item.prefix if keep[row, 0] else self._text(self._no_log_prompt(item.equipment_type)))
+        return FusionBatch(
+            prefixes=prefixes, sensors=sensors, sensor_present=keep[:, 2], image_tokens=images, image_present=keep[:, 1],
+            class_mask=self._class_mask([p.equipment_type for p in items]),
+        )
+
+    @torch.no_grad()
+    def _features(self, incidents: Sequence[Incident]) -> tuple[list[_Prepared], torch.Tensor]:
+        self._check_fitted()
+        for incident in incidents:
+            self.classes(incident.equipment_type)
+        prepared = [self._prepare(i) for i in incidents]
+        self._attach_inputs(prepared)
+        self.network.eval()
+        return prepared, self.network.features(self.network.pooled_blocks(self._batch(prepared, None)))
+
+    # -- evidence --------------------------------------------------------------------------------
+    def _sensor_evidence(self, item: _Prepared) -> list:
+        if item.z is None:
+            return []
+        return sensor_evidence(item.z, item.present, self.measures, self.stats[item.equipment_type])
+
+    @torch.no_grad()
+    def _image_evidence(self, item: _Prepared, ref: str | None) -> ImageEvidence | None:
+        if item.pixels is None:
+            return None
+        probabilities = torch.softmax(self.image_path(torch.from_numpy(item.pixels)[None])[0], dim=0)
+        best = int(probabilities.argmax())
+        return ImageEvidence(ref=ref, label=self.findings[best], probability=float(probabilities[best]))
+
+    def _stamp_version(self) -> None:
+        digest = hashlib.sha256()
+        for module in (self.network, self.image_path):
+            for name, tensor in sorted(module.state_dict().items()):
+                digest.update(name.encode())
+                digest.update(tensor.detach().cpu().numpy().tobytes())
+        self.model_version = f"diagnoser-{digest.hexdigest()[:12]}"
+
+
+def _measures(incidents: Sequence[Incident]) -> list[str]:
+    """Every measure seen in training windows, in order of first appearance (the channel layout)."""
+    seen: dict[str, None] = {}
+    for incident in incidents:
+        if incident.sensors is not None:
+            for column in incident.sensors.columns:
+                seen.setdefault(str(column), None)
+    return list(seen)
+
+
+def _pixels(image: np.ndarray, size: int) -> np.ndarray:
+    """``[1, size, size]`` grey in [0, 1] from uint8 H×W or H×W×3 of any size."""
+    array = np.asarray(image)
+    if array.ndim == 3:
+        array = array[..., :3].mean(axis=-1)
+    if array.ndim != 2:
+        raise ValueError(f"image must be H×W or H×W×3, got shape {np.asarray(image).shape}")
+    scale = 255.0 if array.dtype == np.uint8 or array.max() > 1.0 else 1.0
+    tensor = torch.from_numpy(array.astype(np.float32) / scale)[None, None]
+    if tensor.shape[-2:] != (size, size):
+        tensor = F.interpolate(tensor, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return tensor[0].numpy()
