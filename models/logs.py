@@ -94,6 +94,32 @@ def most_severe(levels: Sequence[str]) -> str:
     return levels[0] if levels else ""
 
 
+def template_change(
+    template: str, *, count: int, baseline_count: int, window_hours: float, baseline_hours: float, level: str
+) -> TemplateChange:
+    """The change statistic of one template: ``count`` in the window against ``baseline_count`` before."""
+    expected = (baseline_count + PRIOR_COUNT) / baseline_hours * window_hours
+    surprise = poisson_surprise(count, expected)
+    evidence = LogEvidence(
+        template=template, count=count, baseline_per_hour=baseline_count / baseline_hours,
+        window_per_hour=count / window_hours, level=level,
+    )
+    return TemplateChange(evidence, surprise, surprise * SEVERITY_WEIGHT.get(level, 1.0))
+
+
+def resolve_hours(
+    window: Sequence[LogEvent], baseline: Sequence[LogEvent], window_hours: float | None, baseline_hours: float | None
+) -> tuple[float, float]:
+    hours_w = max(window_hours if window_hours is not None else span_hours(window), 1e-9)
+    if baseline_hours is not None:
+        hours_b = max(baseline_hours, 1e-9)
+    elif baseline:
+        hours_b = span_hours(baseline)
+    else:
+        hours_b = hours_w  # no baseline: the prior alone, one pseudo-count per window length
+    return hours_w, hours_b
+
+
 def rank_template_changes(
     window: Sequence[LogEvent],
     baseline: Sequence[LogEvent],
@@ -103,13 +129,7 @@ def rank_template_changes(
     change_p: float = CHANGE_P,
 ) -> list[TemplateChange]:
     """Every changed template with its surprise and score, most surprising first (see module doc)."""
-    hours_w = max(window_hours if window_hours is not None else span_hours(window), 1e-9)
-    if baseline_hours is not None:
-        hours_b = max(baseline_hours, 1e-9)
-    elif baseline:
-        hours_b = span_hours(baseline)
-    else:
-        hours_b = hours_w  # no baseline: the prior alone, one pseudo-count per window length
+    hours_w, hours_b = resolve_hours(window, baseline, window_hours, baseline_hours)
     window_counts = Counter(event.template for event in window)
     baseline_counts = Counter(event.template for event in baseline)
     window_levels: dict[str, list[str]] = defaultdict(list)
@@ -122,16 +142,12 @@ def rank_template_changes(
     changes = []
     for template in window_counts.keys() | baseline_counts.keys():
         count = window_counts[template]
-        expected = (baseline_counts[template] + PRIOR_COUNT) / hours_b * hours_w
-        surprise = poisson_surprise(count, expected)
-        if surprise < min_surprise:
-            continue
-        level = most_severe(window_levels[template] if count else baseline_levels[template])
-        evidence = LogEvidence(
-            template=template, count=count, baseline_per_hour=baseline_counts[template] / hours_b,
-            window_per_hour=count / hours_w, level=level,
+        change = template_change(
+            template, count=count, baseline_count=baseline_counts[template], window_hours=hours_w,
+            baseline_hours=hours_b, level=most_severe(window_levels[template] if count else baseline_levels[template]),
         )
-        changes.append(TemplateChange(evidence, surprise, surprise * SEVERITY_WEIGHT.get(level, 1.0)))
+        if change.surprise >= min_surprise:
+            changes.append(change)
     changes.sort(key=lambda change: (-change.score, -change.evidence.count, change.evidence.template))
     return changes
 
