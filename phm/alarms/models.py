@@ -162,6 +162,7 @@ class EventType(models.TextChoices):
     OUT_OF_SERVICE = "alarm.out_of_service"
     IN_SERVICE = "alarm.in_service"
     SEVERITY_CHANGED = "alarm.severity_changed"
+    DIAGNOSIS = "diagnosis", "Diagnosis stored"  # root cause of a raised alarm (phm.analytics.diagnosis)
     TEST = "test"
 
 

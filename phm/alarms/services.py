@@ -173,6 +173,7 @@ def _create_open_alarm(
                 point=point, equipment=point.equipment, source=point.source, state=state, severity=severity,
                 score=sample.score, peak_score=sample.score, threshold=policy.threshold, message=message, raised_at=sample.ts,
             )
+            _diagnose_on_commit(alarm, using=using)
             return alarm, True
     except IntegrityError:
         existing = open_alarm(point=point, using=using)
@@ -180,6 +181,14 @@ def _create_open_alarm(
             raise
         log.info("open alarm for %s already raised by another worker (alarm %s)", point, existing.pk)
         return existing, False
+
+
+def _diagnose_on_commit(alarm: Alarm, *, using: str) -> None:
+    """Root-cause diagnosis of a raised alarm runs in a task sent when the raise commits (registered
+    inside the savepoint, so a lost race sends nothing). Imported here: analytics imports this module."""
+    from phm.analytics.diagnosis import diagnose_on_commit
+
+    diagnose_on_commit(alarm, using=using)
 
 
 def _update_open_alarm_score(point: AlarmPoint, sample: Sample, policy: AlarmPolicy, *, using: str) -> None:

@@ -1,5 +1,6 @@
 """Detector configuration per equipment, trained model versions, training jobs with progress
-rows, and the anomaly scores the scoring service stores."""
+rows, and the anomaly scores the scoring service stores; root-cause diagnoses of alarms, the
+diagnoser's versions and training jobs, and engineers' feedback on diagnoses."""
 
 from __future__ import annotations
 
@@ -152,3 +153,149 @@ class AnomalyScore(models.Model):
 
     def __str__(self) -> str:
         return f"{self.config_id}@{self.ts.isoformat()}={self.score:.3g}"
+
+
+# --- root-cause diagnosis ---------------------------------------------------------------------
+
+
+class DiagnoserSource(models.TextChoices):
+    DEMO = "demo", "Trained on simulated incidents of the demo plant"
+    FEEDBACK = "feedback", "Updated from engineer feedback (with a replay set)"
+    UPLOAD = "upload", "Registered from a folder trained elsewhere"
+
+
+class DiagnoserVersion(models.Model):
+    """A trained root-cause diagnoser (``models.diagnosis.FaultDiagnoser``), one model for every
+    equipment type; exactly one version is active, the one the ``diagnose`` task uses."""
+
+    version = models.PositiveIntegerField(unique=True)
+    artifact = models.CharField(max_length=500, help_text="Folder written by FaultDiagnoser.save, relative to PHM_DATA_ROOT.")
+    source = models.CharField(max_length=16, choices=DiagnoserSource.choices, default=DiagnoserSource.DEMO)
+    backbone = models.CharField(max_length=300, blank=True, help_text="Backbone the diagnoser was built on ('' = the default model).")
+    taxonomy = models.JSONField(default=dict, help_text="Fault classes per equipment type: feedback is checked against it.")
+    metrics = models.JSONField(default=dict, blank=True)
+    trained_on = models.JSONField(default=dict, blank=True, help_text="Incident counts: simulated, feedback, replay, per class.")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+    is_active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [models.UniqueConstraint(fields=["is_active"], condition=models.Q(is_active=True), name="one_active_diagnoser")]
+
+    def __str__(self) -> str:
+        return f"diagnoser v{self.version}{' (active)' if self.is_active else ''}"
+
+    def classes(self, equipment_type: str) -> list[str]:
+        return list(self.taxonomy.get(equipment_type, []))
+
+
+class DiagnosisStatus(models.TextChoices):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    NO_MODEL = "no_model", "No diagnoser trained yet"
+
+
+class DiagnosisTrigger(models.TextChoices):
+    RAISE = "raise", "Alarm raised"
+    MANUAL = "manual", "Requested again (command or API)"
+
+
+class Diagnosis(models.Model):
+    """The root-cause diagnosis of one alarm: the stored ``DiagnosisResult`` (fault, probabilities,
+    evidence, explanation, actions with citations) and the incident embedding for similar-case
+    search. One per alarm raise (a partial unique index: a twice-delivered task stores one)."""
+
+    alarm = models.ForeignKey("alarms.Alarm", on_delete=models.CASCADE, related_name="diagnoses")
+    equipment = models.ForeignKey(Equipment, on_delete=models.CASCADE, related_name="diagnoses")
+    trigger = models.CharField(max_length=16, choices=DiagnosisTrigger.choices, default=DiagnosisTrigger.RAISE)
+    status = models.CharField(max_length=16, choices=DiagnosisStatus.choices, default=DiagnosisStatus.RUNNING, db_index=True)
+    fault = models.CharField(max_length=64, blank=True)
+    probability = models.FloatField(null=True, blank=True)
+    result = models.JSONField(default=dict, blank=True, help_text="models.diagnosis.DiagnosisResult.to_dict()")
+    embedding = models.BinaryField(null=True, blank=True, help_text="Incident embedding, float32 little-endian.")
+    model_version = models.ForeignKey(DiagnoserVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="diagnoses")
+    window_start = models.DateTimeField(null=True, blank=True)
+    window_end = models.DateTimeField(null=True, blank=True)
+    image = models.ForeignKey("telemetry.InspectionImage", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    latency_ms = models.FloatField(null=True, blank=True, help_text="From the alarm's raise (wall clock) to this diagnosis stored.")
+    error = models.TextField(blank=True)
+    claimed_at = models.DateTimeField(help_text="When a worker took it; a 'running' claim older than the lease is retaken.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "diagnoses"
+        constraints = [
+            models.UniqueConstraint(fields=["alarm"], condition=models.Q(trigger="raise"), name="one_diagnosis_per_alarm_raise"),
+        ]
+        indexes = [models.Index(fields=["equipment", "created_at"], name="diagnosis_equipment_created")]
+
+    def __str__(self) -> str:
+        return f"diagnosis {self.pk} of alarm {self.alarm_id}: {self.fault or self.status}"
+
+
+class FeedbackVerdict(models.TextChoices):
+    CONFIRM = "confirm", "Confirmed"
+    CORRECT = "correct", "Corrected"
+
+
+class DiagnosisFeedback(models.Model):
+    """An engineer's verdict on a diagnosis; ``label`` (the confirmed or corrected fault) is a
+    training label for the next ``retrain_diagnoser`` run."""
+
+    diagnosis = models.ForeignKey(Diagnosis, on_delete=models.CASCADE, related_name="feedback")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    verdict = models.CharField(max_length=16, choices=FeedbackVerdict.choices)
+    corrected_fault = models.CharField(max_length=64, blank=True, help_text="For 'correct': one of the equipment type's classes.")
+    label = models.CharField(max_length=64, help_text="The fault this incident really was: the diagnosis's for 'confirm'.")
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    used_in_training_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    trained_version = models.ForeignKey(DiagnoserVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="feedback_used")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "diagnosis feedback"
+
+    def __str__(self) -> str:
+        return f"{self.verdict} {self.label} on diagnosis {self.diagnosis_id}"
+
+
+class DiagnoserJobKind(models.TextChoices):
+    DEMO = "demo", "Train the demo diagnoser from simulated incidents"
+    RETRAIN = "retrain", "Update the active diagnoser from feedback"
+
+
+class DiagnoserTrainingJob(models.Model):
+    """One training run of the diagnoser (demo or retrain from feedback), with its progress; at
+    most one queued or running job at a time (partial unique index), so two retrains never race."""
+
+    kind = models.CharField(max_length=16, choices=DiagnoserJobKind.choices)
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True)
+    lane = models.CharField(max_length=16, default="diagnoser", editable=False, help_text="Constant: the key of the one-open-job index.")
+    stage = models.CharField(max_length=64, blank=True)
+    percent = models.FloatField(default=0.0)
+    epoch = models.PositiveIntegerField(null=True, blank=True)
+    epochs = models.PositiveIntegerField(null=True, blank=True)
+    loss = models.FloatField(null=True, blank=True)
+    feedback_count = models.PositiveIntegerField(default=0)
+    replay_count = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    result = models.ForeignKey(DiagnoserVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["lane"], condition=models.Q(status__in=["queued", "running"]), name="one_open_diagnoser_job"),
+        ]
+
+    def __str__(self) -> str:
+        return f"diagnoser {self.kind} job {self.pk} ({self.status})"

@@ -2,7 +2,19 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from phm.analytics.models import AnomalyScore, DetectorConfig, ModelVersion, TrainingJob, TrainingProgress
+from phm.analytics.models import (
+    AnomalyScore,
+    DetectorConfig,
+    DiagnoserJobKind,
+    DiagnoserTrainingJob,
+    DiagnoserVersion,
+    Diagnosis,
+    DiagnosisFeedback,
+    FeedbackVerdict,
+    ModelVersion,
+    TrainingJob,
+    TrainingProgress,
+)
 from phm.assets.models import Equipment, Sensor
 
 
@@ -107,3 +119,62 @@ class AnomalyScoreSerializer(serializers.ModelSerializer):
     class Meta:
         model = AnomalyScore
         fields = ["ts", "score", "threshold"]
+
+
+# --- diagnosis --------------------------------------------------------------------------------
+
+
+class DiagnosisSerializer(serializers.ModelSerializer):
+    equipment = serializers.SlugRelatedField(slug_field="tag", read_only=True)
+    model_version = serializers.IntegerField(source="model_version.version", read_only=True, allow_null=True, default=None)
+    image = serializers.IntegerField(source="image_id", read_only=True, allow_null=True)
+    feedback = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Diagnosis
+        fields = ["id", "alarm", "equipment", "trigger", "status", "fault", "probability", "result", "model_version", "window_start", "window_end",
+                  "image", "latency_ms", "error", "created_at", "finished_at", "feedback"]
+        read_only_fields = fields
+
+    def get_feedback(self, diagnosis: Diagnosis) -> list[dict]:
+        return DiagnosisFeedbackSerializer(diagnosis.feedback.all(), many=True).data
+
+
+class DiagnosisFeedbackSerializer(serializers.ModelSerializer):
+    user = serializers.CharField(source="user.username", read_only=True, default=None)
+
+    class Meta:
+        model = DiagnosisFeedback
+        fields = ["id", "diagnosis", "user", "verdict", "corrected_fault", "label", "comment", "created_at", "used_in_training_at", "trained_version"]
+        read_only_fields = fields
+
+
+class FeedbackRequestSerializer(serializers.Serializer):
+    verdict = serializers.ChoiceField(choices=FeedbackVerdict.choices)
+    fault = serializers.CharField(required=False, allow_blank=True, default="", help_text="The right fault, for verdict 'correct'.")
+    comment = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class DiagnoseRequestSerializer(serializers.Serializer):
+    alarm = serializers.IntegerField(min_value=1)
+
+
+class DiagnoserVersionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DiagnoserVersion
+        fields = ["id", "version", "source", "backbone", "taxonomy", "metrics", "trained_on", "parent", "is_active", "created_at", "activated_at"]
+        read_only_fields = fields
+
+
+class DiagnoserJobSerializer(serializers.ModelSerializer):
+    version = serializers.IntegerField(source="result.version", read_only=True, allow_null=True, default=None)
+
+    class Meta:
+        model = DiagnoserTrainingJob
+        fields = ["id", "kind", "status", "stage", "percent", "epoch", "epochs", "loss", "feedback_count", "replay_count", "error", "version",
+                  "created_at", "started_at", "finished_at"]
+        read_only_fields = fields
+
+
+class DiagnoserTrainRequestSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=DiagnoserJobKind.choices, default=DiagnoserJobKind.RETRAIN)

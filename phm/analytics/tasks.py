@@ -1,7 +1,9 @@
 """Celery tasks of the analytics app; thin wrappers over the training and scoring services.
 
 Queues (phm/celery.py routes by name): ``train_detector`` → cpu by route, or gpu when the
-detector's ``queue`` says so (given at send time); ``score_detector`` and ``score_due`` → cpu.
+detector's ``queue`` says so (given at send time); ``score_detector`` and ``score_due`` → cpu;
+``diagnose`` and ``retrain_diagnoser`` → the queue ``PHM_DIAGNOSIS_QUEUE`` / ``PHM_GPU_WORKER``
+name (given at send time by ``phm.analytics.diagnosis``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import logging
 from celery import shared_task
 from celery.signals import worker_process_init, worker_ready
 
-from phm.analytics import scoring, training
+from phm.analytics import diagnoser_training, diagnosis, scoring, training
 from phm.analytics.models import DetectorConfig
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,11 @@ def _load_detectors_after_fork(**_) -> None:
         log.info("loaded %d active detector(s) into this worker", scoring.warm_up())
     except Exception:  # the database may not be migrated yet; scoring loads lazily then
         log.warning("detector warm-up skipped", exc_info=True)
+    if diagnosis.DiagnosisConfig.from_env().warm_up:
+        try:
+            log.info("diagnoser %s into this worker", "loaded" if diagnosis.warm_up() else "not trained yet; nothing loaded")
+        except Exception:  # a broken artifact must not stop the worker; the diagnose task reports it
+            log.warning("diagnoser warm-up skipped", exc_info=True)
 
 
 @shared_task(name="phm.analytics.tasks.train_detector", ignore_result=True)
@@ -58,3 +65,26 @@ def score_due() -> list[int]:
     for config_id in claimed:
         score_detector.delay(config_id)
     return claimed
+
+
+@shared_task(name="phm.analytics.tasks.diagnose", ignore_result=True)
+def diagnose(alarm_id: int, trigger: str = "raise") -> dict:
+    """Root-cause diagnosis of a raised alarm; a second delivery of the same raise stores nothing."""
+    from phm.alarms.models import Alarm
+
+    try:
+        stored = diagnosis.run_diagnosis(alarm_id=alarm_id, trigger=trigger)
+    except Alarm.DoesNotExist:
+        log.warning("alarm %s is gone; nothing to diagnose", alarm_id)
+        return {"alarm": alarm_id, "status": "missing"}
+    if stored is None:
+        return {"alarm": alarm_id, "status": "already diagnosed"}
+    return {"alarm": alarm_id, "diagnosis": stored.pk, "status": stored.status, "fault": stored.fault, "latency_ms": stored.latency_ms}
+
+
+@shared_task(name="phm.analytics.tasks.retrain_diagnoser", ignore_result=True)
+def retrain_diagnoser(job_id: int) -> dict:
+    """Run a queued diagnoser job: the demo model from simulated incidents, or an update of the
+    active diagnoser from engineer feedback with a replay set."""
+    job = diagnoser_training.run_job(job_id=job_id)
+    return {"job": job.pk, "kind": job.kind, "status": job.status, "version": job.result_id}

@@ -3,8 +3,9 @@ statistics over a time window and recent warning/error log events.
 
 Alarms (``phm.alarms``) and diagnoses (``phm.analytics``) are read through ``apps.get_model`` so
 the assistant keeps working while those apps are absent or have no such model yet: a missing
-model simply contributes no passage. Their rows are rendered field by field rather than through
-a fixed schema for the same reason.
+model simply contributes no passage. Alarm rows are rendered field by field rather than through a
+fixed schema for the same reason; a diagnosis is rendered from its stored result (fault,
+explanation, evidence, cited actions), which follows ``models.diagnosis.types``.
 """
 
 from __future__ import annotations
@@ -165,15 +166,48 @@ def _alarm_lines(equipment: Equipment, *, using: str) -> list[str]:
 
 
 def _diagnosis_text(equipment: Equipment, *, using: str) -> str:
+    """The equipment's newest finished diagnosis as prose the answer can cite: fault and
+    probability, the explanation, contributing sensors, changed log templates, similar cases,
+    recommended actions and any engineer verdict."""
     diagnosis_model = _optional_model("analytics", "Diagnosis")
-    if diagnosis_model is None or not _has_field(diagnosis_model, "equipment"):
+    if diagnosis_model is None or not _has_field(diagnosis_model, "result"):
         return ""
-    order = next((f"-{name}" for name in ("created_at", "ts", "at", "updated_at") if _has_field(diagnosis_model, name)), "-pk")
     try:
-        row = diagnosis_model.objects.using(using).filter(equipment=equipment).order_by(order).first()
-    except DatabaseError:
+        row = (diagnosis_model.objects.using(using).filter(equipment=equipment, status="done")
+               .select_related("alarm", "model_version").order_by("-created_at", "-id").first())
+        verdict = row.feedback.using(using).order_by("-created_at", "-id").first() if row is not None else None
+    except DatabaseError:  # the table is not migrated yet
         return ""
-    return f"Latest diagnosis of {equipment.tag}: {_describe(row, skip={'equipment'})}" if row else ""
+    return _render_diagnosis(equipment, row, verdict) if row is not None else ""
+
+
+def _render_diagnosis(equipment: Equipment, row, verdict) -> str:
+    result = row.result or {}
+    evidence = result.get("evidence") or {}
+    version = f", diagnoser v{row.model_version.version}" if row.model_version_id else ""
+    lines = [
+        f"Latest diagnosis of {equipment.tag} ({equipment.name}): {row.fault.replace('_', ' ')} with probability {row.probability:.2f} "
+        f"(alarm {row.alarm_id} raised {row.alarm.raised_at:%Y-%m-%d %H:%M} UTC, diagnosed {row.created_at:%Y-%m-%d %H:%M} UTC{version})."
+    ]
+    if explanation := result.get("explanation"):
+        lines.append(f"Explanation: {explanation}")
+    if sensors := evidence.get("sensors"):
+        lines.append("Contributing sensors: " + ", ".join(f"{s['sensor']} {100 * s['share']:.0f}% ({s['direction']})" for s in sensors[:5]) + ".")
+    if templates := evidence.get("log_templates"):
+        lines.append("Changed log templates: " + "; ".join(
+            f"'{t['template']}' {t['count']} times ({t['window_per_hour']:.1f}/h vs {t['baseline_per_hour']:.1f}/h normally)" for t in templates[:4]) + ".")
+    if image := evidence.get("image"):
+        lines.append(f"Inspection image: looks like {image['label']} ({image['probability']:.2f}).")
+    if similar := evidence.get("similar"):
+        lines.append("Similar cases: " + "; ".join(
+            f"{'work order' if c['kind'] == 'work_order' else 'diagnosis'} {c['ref']}" + (f" ({c['fault']})" if c.get("fault") else "") + f": {c.get('summary', '')[:160]}"
+            for c in similar[:4]) + ".")
+    if actions := result.get("actions"):
+        lines.append("Recommended actions: " + " ".join(
+            f"{n}. {a['text']}" + (f" [{a['citations'][0]['document']}]" if a.get("citations") else "") for n, a in enumerate(actions[:4], 1)))
+    if verdict is not None:
+        lines.append(f"Engineer feedback: {verdict.get_verdict_display().lower()} as {verdict.label.replace('_', ' ')}" + (f" ({verdict.comment})" if verdict.comment else "") + ".")
+    return "\n".join(lines)
 
 
 def _describe(row: models.Model, *, skip: set[str]) -> str:

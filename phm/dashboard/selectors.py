@@ -1,4 +1,5 @@
-"""Read models for the operator pages: equipment health, alarm counts, score bands, log timeline."""
+"""Read models for the operator pages: equipment health, alarm counts, score bands, log timeline,
+diagnoses."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.apps import apps
 from django.db import connections
 from django.db.models import Count, Q
 
 from phm.alarms.models import OPEN_STATES, Alarm, AlarmState
-from phm.analytics.models import AnomalyScore, DetectorConfig
+from models.diagnosis.types import DiagnosisResult
+from phm.analytics.diagnosis import allowed_faults
+from phm.analytics.models import AnomalyScore, DetectorConfig, Diagnosis, DiagnosisFeedback
 from phm.assets.models import Equipment
 from phm.telemetry.fields import datetime_to_us, us_to_datetime
 from phm.telemetry.models import InspectionImage, LogEvent, LogTemplate
@@ -178,16 +180,62 @@ def latest_images(*, equipment: Equipment, limit: int = 6) -> list[InspectionIma
     return list(InspectionImage.objects.filter(equipment=equipment).order_by("-ts" if _has_field(InspectionImage, "ts") else "-uploaded_at")[:limit])
 
 
-def latest_diagnosis(*, equipment: Equipment):
-    """The newest diagnosis row of the equipment when the analytics app has a Diagnosis model."""
+def latest_diagnosis(*, equipment: Equipment) -> Diagnosis | None:
+    """The equipment's newest diagnosis (finished or not: a running or failed one says so)."""
+    return Diagnosis.objects.filter(equipment=equipment).select_related("model_version", "image", "alarm").order_by("-created_at", "-id").first()
+
+
+def alarm_diagnoses(*, alarm_ids: list[int]) -> dict[int, Diagnosis]:
+    """The newest diagnosis of each alarm, for the console's diagnosis column."""
+    newest: dict[int, Diagnosis] = {}
+    for row in Diagnosis.objects.filter(alarm_id__in=alarm_ids).order_by("created_at", "id").only("pk", "alarm_id", "status", "fault", "probability"):
+        newest[row.alarm_id] = row
+    return newest
+
+
+@dataclass(frozen=True)
+class SensorShare:
+    sensor: str
+    percent: float
+    direction: str
+
+
+@dataclass(frozen=True)
+class DiagnosisView:
+    """What the diagnosis panel shows: the stored result read back through the data contract, with
+    shares and probabilities as percentages, the image used, feedback so far and the classes an
+    engineer may choose when correcting."""
+
+    diagnosis: Diagnosis
+    result: DiagnosisResult | None
+    probability_percent: float | None
+    probabilities: list[tuple[str, float]]
+    sensors: list[SensorShare]
+    feedback: list[DiagnosisFeedback]
+    allowed_faults: list[str]
+
+    @property
+    def fault_label(self) -> str:
+        return self.diagnosis.fault.replace("_", " ")
+
+
+def diagnosis_view(diagnosis: Diagnosis | None) -> DiagnosisView | None:
+    if diagnosis is None:
+        return None
+    result = DiagnosisResult.from_dict(diagnosis.result) if diagnosis.result else None
+    probabilities = sorted(((k, 100.0 * v) for k, v in (result.probabilities.items() if result else [])), key=lambda kv: -kv[1])
+    sensors = [SensorShare(s.sensor, 100.0 * s.share, s.direction) for s in (result.evidence.sensors if result else [])]
     try:
-        model = apps.get_model("analytics", "Diagnosis")
-    except LookupError:
-        return None
-    if not _has_field(model, "equipment"):
-        return None
-    order = next((f"-{name}" for name in ("created_at", "ts", "at", "updated_at") if _has_field(model, name)), "-pk")
-    return model.objects.filter(equipment=equipment).order_by(order).first()
+        allowed = allowed_faults(equipment_type=diagnosis.equipment.equipment_type)
+    except ImportError:  # the model package is not installed on this web server
+        allowed = []
+    return DiagnosisView(
+        diagnosis=diagnosis, result=result,
+        probability_percent=None if diagnosis.probability is None else 100.0 * diagnosis.probability,
+        probabilities=probabilities, sensors=sensors,
+        feedback=list(DiagnosisFeedback.objects.filter(diagnosis=diagnosis).select_related("user").order_by("-created_at", "-id")),
+        allowed_faults=allowed,
+    )
 
 
 def _has_field(model, name: str) -> bool:

@@ -64,7 +64,8 @@ def equipment_detail(request: HttpRequest, tag: str) -> HttpResponse:
         "score_chart": _score_chart(bands, alarms, start, end) if bands else "", "alarms": alarms,
         "templates": selectors.log_template_counts(equipment=equipment, start=start, end=end)[:30],
         "logs": selectors.recent_logs(equipment=equipment, limit=30),
-        "images": selectors.latest_images(equipment=equipment), "diagnosis": selectors.latest_diagnosis(equipment=equipment),
+        "images": selectors.latest_images(equipment=equipment),
+        "dv": selectors.diagnosis_view(selectors.latest_diagnosis(equipment=equipment)),
     }
     return render(request, "dashboard/equipment.html", context)
 
@@ -116,11 +117,20 @@ def _console_alarms(request: HttpRequest):
     return query.order_by("-severity", "-raised_at")[:300]
 
 
+def _with_diagnoses(alarms) -> list[Alarm]:
+    """The alarms with their newest diagnosis as ``alarm.diagnosis`` (None while there is none)."""
+    alarms = list(alarms)
+    diagnoses = selectors.alarm_diagnoses(alarm_ids=[a.pk for a in alarms])
+    for alarm in alarms:
+        alarm.diagnosis = diagnoses.get(alarm.pk)
+    return alarms
+
+
 @role_required(OPERATOR)
 @require_GET
 def alarm_console(request: HttpRequest) -> HttpResponse:
     context = {
-        "alarms": _console_alarms(request), "filters": request.GET, "bands": BAND_ORDER, "states": AlarmState.choices,
+        "alarms": _with_diagnoses(_console_alarms(request)), "filters": request.GET, "bands": BAND_ORDER, "states": AlarmState.choices,
         "equipment_tags": Equipment.objects.order_by("tag").values_list("tag", flat=True), "shelve_choices": SHELVE_CHOICES_MIN,
         "open_states": OPEN_STATES,
     }
@@ -131,7 +141,7 @@ def alarm_console(request: HttpRequest) -> HttpResponse:
 @require_GET
 def alarm_console_rows(request: HttpRequest) -> HttpResponse:
     """The table body alone: htmx swaps it in every few seconds."""
-    return render(request, "dashboard/_console_rows.html", {"alarms": _console_alarms(request), "shelve_choices": SHELVE_CHOICES_MIN})
+    return render(request, "dashboard/_console_rows.html", {"alarms": _with_diagnoses(_console_alarms(request)), "shelve_choices": SHELVE_CHOICES_MIN})
 
 
 @role_required(OPERATOR)

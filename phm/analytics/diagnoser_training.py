@@ -1,0 +1,261 @@
+"""Training of the root-cause diagnoser: the demo model from simulated incidents, and updates of
+the active model from engineers' feedback (confirmations and corrections are labels) with a replay
+set of earlier incidents, so what the model knew is not forgotten. Each run is a
+:class:`DiagnoserTrainingJob` row (at most one open at a time), each result a new
+:class:`DiagnoserVersion` that becomes the active one.
+
+Model options come from the environment (README, "Diagnosis"): ``PHM_DIAGNOSIS_MODEL`` (JSON
+keyword arguments of ``FaultDiagnoser``), ``PHM_DIAGNOSIS_DEMO`` (JSON keyword arguments of
+``simulate_incidents``), ``PHM_DIAGNOSIS_RETRAIN_EPOCHS``, ``PHM_DIAGNOSIS_REPLAY_SIMULATED``,
+``PHM_DIAGNOSIS_REPLAY_FEEDBACK``. Tests and the bench pass them directly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from phm.analytics import diagnosis
+from phm.analytics.diagnosis import DiagnosisConfig, active_version, artifacts_root, build_incident
+from phm.analytics.models import (
+    DiagnoserJobKind,
+    DiagnoserSource,
+    DiagnoserTrainingJob,
+    DiagnoserVersion,
+    DiagnosisFeedback,
+    JobStatus,
+)
+
+log = logging.getLogger(__name__)
+
+
+class DiagnoserTrainingError(Exception):
+    """Training cannot start or run as requested; the message says why."""
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """What a run builds: ``model`` are FaultDiagnoser keyword arguments, ``demo`` those of
+    simulate_incidents; ``replay_simulated`` / ``replay_feedback`` bound the replay set."""
+
+    model: dict = field(default_factory=dict)
+    demo: dict = field(default_factory=dict)
+    retrain_epochs: int | None = None  # None: FaultDiagnoser.update's default
+    replay_simulated: int = 200
+    replay_feedback: int = 500
+
+    @classmethod
+    def from_env(cls) -> TrainingOptions:
+        return cls(
+            model=json.loads(os.environ.get("PHM_DIAGNOSIS_MODEL") or "{}"),
+            demo=json.loads(os.environ.get("PHM_DIAGNOSIS_DEMO") or "{}"),
+            retrain_epochs=int(os.environ["PHM_DIAGNOSIS_RETRAIN_EPOCHS"]) if os.environ.get("PHM_DIAGNOSIS_RETRAIN_EPOCHS") else None,
+            replay_simulated=int(os.environ.get("PHM_DIAGNOSIS_REPLAY_SIMULATED", 200)),
+            replay_feedback=int(os.environ.get("PHM_DIAGNOSIS_REPLAY_FEEDBACK", 500)),
+        )
+
+
+# --- jobs -----------------------------------------------------------------------------------------
+
+
+def start_job(*, kind: str, user=None, enqueue: bool = True) -> DiagnoserTrainingJob:
+    """Create a queued job (refused while another is queued or running, and for a retrain without
+    new feedback) and send it to the diagnosis queue once the transaction commits."""
+    if kind == DiagnoserJobKind.RETRAIN:
+        if active_version() is None:
+            raise DiagnoserTrainingError("no active diagnoser to update: train one first (`python manage.py phm_diagnose --train-demo`)")
+        if not DiagnosisFeedback.objects.filter(used_in_training_at__isnull=True).exists():
+            raise DiagnoserTrainingError("no feedback since the last training: confirm or correct some diagnoses first")
+    try:
+        with transaction.atomic():
+            job = DiagnoserTrainingJob.objects.create(kind=kind, created_by=user, stage="queued")
+            if enqueue:
+                transaction.on_commit(lambda: _enqueue(job.pk))
+    except IntegrityError:
+        open_job = DiagnoserTrainingJob.objects.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).first()
+        raise DiagnoserTrainingError(f"diagnoser job {open_job.pk if open_job else '?'} ({open_job.kind if open_job else '?'}) is still "
+                                     f"{open_job.status if open_job else 'open'}; wait for it to finish") from None
+    return job
+
+
+def _enqueue(job_id: int) -> None:
+    from phm.analytics.tasks import retrain_diagnoser
+
+    queue = DiagnosisConfig.from_env().queue
+    retrain_diagnoser.apply_async(args=[job_id], queue=queue, routing_key=queue)
+
+
+class _Progress:
+    def __init__(self, job: DiagnoserTrainingJob) -> None:
+        self.job = job
+
+    def report(self, *, stage: str, percent: float, **extra) -> None:
+        DiagnoserTrainingJob.objects.filter(pk=self.job.pk).update(stage=stage, percent=percent, **extra)
+
+    def on_epoch(self, progress) -> None:  # models.training.EpochProgress (epoch, epochs, loss, ...)
+        epoch, epochs = int(getattr(progress, "epoch", 0)), int(getattr(progress, "epochs", 0) or 1)
+        loss = getattr(progress, "loss", None)
+        self.report(stage="fitting", percent=20 + 70 * epoch / epochs, epoch=epoch, epochs=epochs, loss=None if loss is None else float(loss))
+
+
+def run_job(*, job_id: int, options: TrainingOptions | None = None) -> DiagnoserTrainingJob:
+    """Claim a queued job (conditional update: one worker only) and run it."""
+    options = options or TrainingOptions.from_env()
+    started = timezone.now()
+    claimed = DiagnoserTrainingJob.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(status=JobStatus.RUNNING, started_at=started, stage="starting")
+    job = DiagnoserTrainingJob.objects.get(pk=job_id)
+    if not claimed:
+        log.info("diagnoser job %s is %s already; nothing to do", job_id, job.status)
+        return job
+    progress = _Progress(job)
+    try:
+        version = _train_demo(job, progress, options) if job.kind == DiagnoserJobKind.DEMO else _retrain(job, progress, options, started)
+    except Exception as exc:
+        log.exception("diagnoser job %s failed", job_id)
+        DiagnoserTrainingJob.objects.filter(pk=job_id).update(status=JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now())
+    else:
+        DiagnoserTrainingJob.objects.filter(pk=job_id).update(status=JobStatus.SUCCEEDED, result=version, stage="done", percent=100.0, finished_at=timezone.now())
+    job.refresh_from_db()
+    return job
+
+
+# --- demo -----------------------------------------------------------------------------------------
+
+
+def _train_demo(job: DiagnoserTrainingJob, progress: _Progress, options: TrainingOptions) -> DiagnoserVersion:
+    from models.diagnosis import FaultDiagnoser, simulate_incidents
+
+    progress.report(stage="simulating incidents", percent=5)
+    incidents = simulate_incidents(**options.demo)
+    progress.report(stage="fitting", percent=20)
+    clock = time.perf_counter()
+    diagnoser = FaultDiagnoser(**options.model, **diagnosis.MODEL_OVERRIDES).fit(incidents, on_epoch=progress.on_epoch)
+    metrics = {"fit_seconds": round(time.perf_counter() - clock, 2), **_fit_metrics(diagnoser)}
+    trained_on = {"simulated": len(incidents), "classes": dict(Counter(i.label for i in incidents))}
+    progress.report(stage="saving", percent=95)
+    return register_version(diagnoser, source=DiagnoserSource.DEMO, parent=None, metrics=metrics, trained_on=trained_on, options=options)
+
+
+def _fit_metrics(diagnoser) -> dict:
+    history = list(getattr(diagnoser, "history", None) or [])  # models.training.EpochProgress per epoch
+    if not history:
+        return {}
+    return {"epochs": len(history), "final_loss": round(float(history[-1].loss), 5)}
+
+
+def taxonomy_of(diagnoser) -> dict[str, list[str]]:
+    """Classes per equipment type, stored with the version: feedback is checked against it without loading the model."""
+    return {equipment_type: list(diagnoser.classes(equipment_type)) for equipment_type in diagnoser.taxonomy}
+
+
+def register_version(
+    diagnoser, *, source: str, parent: DiagnoserVersion | None, metrics: dict, trained_on: dict, options: TrainingOptions, activate: bool = True
+) -> DiagnoserVersion:
+    """Save the diagnoser under the next version number and (by default) make it the active one."""
+    with transaction.atomic():
+        number = (DiagnoserVersion.objects.select_for_update().aggregate(m=Max("version"))["m"] or 0) + 1
+        relative = f"v{number}"
+        folder = artifacts_root() / relative
+        if folder.exists():
+            shutil.rmtree(folder)  # left by a crashed run that never recorded its version
+        diagnoser.save(folder)
+        version = DiagnoserVersion.objects.create(
+            version=number, artifact=relative, source=source, backbone=_backbone_name(diagnoser), taxonomy=taxonomy_of(diagnoser),
+            metrics=metrics, trained_on=trained_on, parent=parent,
+        )
+        if activate:
+            activate_version(version=version)
+    return version
+
+
+def _backbone_name(diagnoser) -> str:
+    described = diagnoser.backbone.describe()
+    return f"{described.get('source')} ({described.get('num_layers')} layers, {described.get('quantization')})"[:300]
+
+
+@transaction.atomic
+def activate_version(*, version: DiagnoserVersion) -> DiagnoserVersion:
+    DiagnoserVersion.objects.filter(is_active=True).exclude(pk=version.pk).update(is_active=False)
+    DiagnoserVersion.objects.filter(pk=version.pk).update(is_active=True, activated_at=timezone.now())
+    version.refresh_from_db()
+    return version
+
+
+# --- retrain from feedback ------------------------------------------------------------------------
+
+
+def feedback_incidents(feedback: list[DiagnosisFeedback]) -> list:
+    """Labelled incidents rebuilt from storage (the alarm's window, logs and image), one per
+    diagnosis with the newest verdict's label; incidents without any input are skipped."""
+    newest: dict[int, DiagnosisFeedback] = {}
+    for row in sorted(feedback, key=lambda f: (f.created_at, f.pk)):
+        newest[row.diagnosis_id] = row
+    incidents = []
+    for row in newest.values():
+        incident, _ = build_incident(alarm=row.diagnosis.alarm)
+        if not incident.modalities():
+            log.warning("feedback %s: the incident of alarm %s has no data left; skipped", row.pk, row.diagnosis.alarm_id)
+            continue
+        incident.label = row.label
+        incidents.append(incident)
+    return incidents
+
+
+def replay_set(*, options: TrainingOptions, seed: int) -> list:
+    """What the update rehearses: incidents of earlier feedback (already learnt) and a fresh sample
+    of simulated incidents of every class, so a few corrections cannot erase the rest."""
+    from models.diagnosis import simulate_incidents
+
+    earlier = list(
+        DiagnosisFeedback.objects.filter(used_in_training_at__isnull=False)
+        .select_related("diagnosis__alarm__equipment")
+        .order_by("-created_at")[: options.replay_feedback]
+    )
+    replay = feedback_incidents(earlier)
+    if options.replay_simulated > 0:
+        simulated = simulate_incidents(**{**options.demo, "seed": seed})
+        replay += simulated[: options.replay_simulated]
+    return replay
+
+
+def _retrain(job: DiagnoserTrainingJob, progress: _Progress, options: TrainingOptions, started: datetime) -> DiagnoserVersion:
+    from models.diagnosis import FaultDiagnoser
+
+    base = active_version()
+    if base is None:
+        raise DiagnoserTrainingError("no active diagnoser to update")
+    progress.report(stage="building incidents", percent=5)
+    # Feedback given before the job started; later feedback waits for the next run.
+    new_rows = list(
+        DiagnosisFeedback.objects.filter(used_in_training_at__isnull=True, created_at__lte=started).select_related("diagnosis__alarm__equipment")
+    )
+    if not new_rows:
+        raise DiagnoserTrainingError("no feedback since the last training")
+    new = feedback_incidents(new_rows)
+    if not new:
+        raise DiagnoserTrainingError(f"none of the {len(new_rows)} feedback incidents has data left to train on")
+    replay = replay_set(options=options, seed=base.version)
+    DiagnoserTrainingJob.objects.filter(pk=job.pk).update(feedback_count=len(new), replay_count=len(replay))
+    progress.report(stage="fitting", percent=20)
+    # A fresh copy, not the process's cached one: the running diagnoser must not change under a diagnosis.
+    diagnoser = FaultDiagnoser.load(artifacts_root() / base.artifact, **diagnosis.MODEL_OVERRIDES)
+    clock = time.perf_counter()
+    epochs = {"epochs": options.retrain_epochs} if options.retrain_epochs else {}
+    diagnoser.update(new, replay=replay, on_epoch=progress.on_epoch, **epochs)
+    metrics = {"fit_seconds": round(time.perf_counter() - clock, 2), **_fit_metrics(diagnoser)}
+    trained_on = {"feedback": len(new), "replay": len(replay), "classes": dict(Counter(i.label for i in new))}
+    progress.report(stage="saving", percent=95)
+    with transaction.atomic():
+        version = register_version(diagnoser, source=DiagnoserSource.FEEDBACK, parent=base, metrics=metrics, trained_on=trained_on, options=options)
+        DiagnosisFeedback.objects.filter(pk__in=[r.pk for r in new_rows]).update(used_in_training_at=timezone.now(), trained_version=version)
+    return version

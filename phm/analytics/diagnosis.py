@@ -1,0 +1,611 @@
+"""Root-cause diagnosis of alarms: the incident around an alarm read from storage, the active
+diagnoser run on it, the evidence completed with similar past cases and the actions recommended by
+the knowledge base (with citations), the result stored as a :class:`Diagnosis` row and announced as
+a ``diagnosis`` webhook event.
+
+Flow: ``alarms.services`` raises an alarm -> on commit, :func:`enqueue_diagnosis` sends the
+``diagnose`` task (the ``gpu`` queue when ``PHM_GPU_WORKER`` says a GPU worker exists, else ``cpu``)
+-> :func:`run_diagnosis` claims the alarm's one diagnosis row (a partial unique index: a task
+delivered twice stores one diagnosis), runs the model and stores the result with the outbox
+message in one transaction.
+
+The diagnoser loads once per worker process, on first use or in the worker's start-up hook (after
+the fork), never at import; :func:`loaded_diagnoser` caches it per stored version.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from phm.alarms.models import Alarm, AlarmState, AlarmTransition, EventType
+from phm.analytics.models import (
+    DiagnoserVersion,
+    Diagnosis,
+    DiagnosisFeedback,
+    DiagnosisStatus,
+    DiagnosisTrigger,
+    FeedbackVerdict,
+)
+from phm.assets.models import Equipment
+from phm.telemetry.models import InspectionImage, LogEvent
+from phm.telemetry.selectors import readings_frame
+
+log = logging.getLogger(__name__)
+
+
+# --- configuration ------------------------------------------------------------------------------
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    return default if value is None else value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class DiagnosisConfig:
+    """Environment settings of diagnosis (README, "Diagnosis"); read when used, so a test or a
+    worker restart with other values takes effect without touching Django settings."""
+
+    on_raise: bool  # PHM_DIAGNOSE_ON_RAISE: queue a diagnosis for every raised alarm
+    queue: str  # PHM_DIAGNOSIS_QUEUE, else gpu when PHM_GPU_WORKER, else cpu
+    window_s: float  # PHM_DIAGNOSIS_WINDOW_S: sensor window before the raise
+    baseline_s: float  # PHM_DIAGNOSIS_BASELINE_S: normal period before the window, for log rates
+    image_max_age_s: float  # PHM_DIAGNOSIS_IMAGE_MAX_AGE_S: older inspection images are not used
+    lease_s: float  # PHM_DIAGNOSIS_LEASE_S: a running claim older than this is retaken
+    similar_k: int  # PHM_DIAGNOSIS_SIMILAR: earlier diagnoses shown as similar cases
+    work_orders_k: int  # PHM_DIAGNOSIS_WORK_ORDERS: work orders shown as similar cases
+    actions_k: int  # PHM_DIAGNOSIS_ACTIONS: recommended actions
+    public_url: str  # PHM_PUBLIC_URL: base of the link in the webhook payload
+    warm_up: bool  # PHM_DIAGNOSIS_WARM_UP: load the active diagnoser when a worker process starts
+
+    @classmethod
+    def from_env(cls) -> DiagnosisConfig:
+        queue = os.environ.get("PHM_DIAGNOSIS_QUEUE") or ("gpu" if _env_bool("PHM_GPU_WORKER", False) else "cpu")
+        return cls(
+            on_raise=_env_bool("PHM_DIAGNOSE_ON_RAISE", True),
+            queue=queue,
+            window_s=_env_float("PHM_DIAGNOSIS_WINDOW_S", 1800.0),  # the window of the training incidents
+            baseline_s=_env_float("PHM_DIAGNOSIS_BASELINE_S", 3600.0),
+            image_max_age_s=_env_float("PHM_DIAGNOSIS_IMAGE_MAX_AGE_S", 7 * 24 * 3600.0),
+            lease_s=_env_float("PHM_DIAGNOSIS_LEASE_S", 600.0),
+            similar_k=int(os.environ.get("PHM_DIAGNOSIS_SIMILAR", 3)),
+            work_orders_k=int(os.environ.get("PHM_DIAGNOSIS_WORK_ORDERS", 2)),
+            actions_k=int(os.environ.get("PHM_DIAGNOSIS_ACTIONS", 3)),
+            public_url=os.environ.get("PHM_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
+            warm_up=_env_bool("PHM_DIAGNOSIS_WARM_UP", True),
+        )
+
+
+class DiagnosisError(Exception):
+    """Diagnosis cannot run as requested; the message says why."""
+
+
+class FeedbackError(ValueError):
+    """Feedback refused; the message names the field and, for a fault, the allowed classes."""
+
+    def __init__(self, message: str, *, field: str = "", allowed: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.allowed = allowed or []
+
+
+# --- enqueueing on raise -----------------------------------------------------------------------
+
+
+def diagnose_on_commit(alarm: Alarm, *, using: str = "default") -> None:
+    """Called by ``alarms.services`` inside the transaction that raised ``alarm``: the task is sent
+    only if that transaction commits (a rolled-back raise is never diagnosed)."""
+    if alarm.state != AlarmState.ACTIVE_UNACK or not DiagnosisConfig.from_env().on_raise:
+        return  # suppressed / out of service alarms are not annunciated, so not diagnosed either
+    alarm_id = alarm.pk
+    transaction.on_commit(lambda: enqueue_diagnosis(alarm_id=alarm_id), using=using)
+
+
+def enqueue_diagnosis(*, alarm_id: int, trigger: str = DiagnosisTrigger.RAISE) -> None:
+    """Send the ``diagnose`` task to the configured queue; a broker outage loses only this
+    diagnosis (the alarm itself is stored and annunciated), so it is logged, not raised."""
+    from phm.analytics.tasks import diagnose
+
+    queue = DiagnosisConfig.from_env().queue
+    try:
+        diagnose.apply_async(args=[alarm_id], kwargs={"trigger": str(trigger)}, queue=queue, routing_key=queue)
+    except Exception:
+        log.warning("could not queue the diagnosis of alarm %s", alarm_id, exc_info=True)
+
+
+# --- the diagnoser of this process ---------------------------------------------------------------
+
+#: Objects handed to every FaultDiagnoser this process builds or loads (``backbone``, ``explainer``).
+#: Empty in production: a saved diagnoser names its backbone in its config. Tests put a tiny backbone here.
+MODEL_OVERRIDES: dict[str, object] = {}
+
+_LOADED: dict[tuple[str, float], object] = {}  # (artifact folder, version created_at) -> FaultDiagnoser
+_LOAD_LOCK = threading.Lock()
+_MAX_LOADED = 2  # the active version and the one it replaced, while workers move over
+
+
+def artifacts_root() -> Path:
+    return Path(settings.DATA_ROOT) / "diagnosers"
+
+
+def active_version(*, using: str = "default") -> DiagnoserVersion | None:
+    return DiagnoserVersion.objects.using(using).filter(is_active=True).first()
+
+
+def loaded_diagnoser(version: DiagnoserVersion):
+    """The version's FaultDiagnoser, loaded the first time this process needs it. Keyed by folder
+    and creation time, not the row id alone: a recreated database may reuse ids."""
+    key = (str(artifacts_root() / version.artifact), version.created_at.timestamp())
+    diagnoser = _LOADED.get(key)
+    if diagnoser is not None:
+        return diagnoser
+    with _LOAD_LOCK:
+        diagnoser = _LOADED.get(key)
+        if diagnoser is None:
+            from models.diagnosis import FaultDiagnoser
+
+            started = time.perf_counter()
+            diagnoser = FaultDiagnoser.load(Path(key[0]), **MODEL_OVERRIDES)
+            while len(_LOADED) >= _MAX_LOADED:
+                _LOADED.pop(next(iter(_LOADED)))
+            _LOADED[key] = diagnoser
+            log.info("loaded diagnoser v%s in %.1f s", version.version, time.perf_counter() - started)
+    return diagnoser
+
+
+def forget_loaded() -> None:
+    """Drop the cached diagnosers (tests recreate databases and artifacts between runs)."""
+    with _LOAD_LOCK:
+        _LOADED.clear()
+
+
+def warm_up(*, using: str = "default") -> bool:
+    """Load the active diagnoser into this worker process (after the fork), so the first alarm does
+    not pay for imports and weights; False when there is none."""
+    version = active_version(using=using)
+    if version is None:
+        return False
+    loaded_diagnoser(version)
+    return True
+
+
+# --- the incident around an alarm ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IncidentWindow:
+    start: datetime
+    end: datetime
+    image: InspectionImage | None
+
+
+def measure_name(sensor_tag: str, equipment_tag: str) -> str:
+    """``P-101.TEMP_BRG`` -> ``TEMP_BRG``: the model's columns are measures, shared by every unit of a type."""
+    prefix = f"{equipment_tag}."
+    return sensor_tag[len(prefix):] if sensor_tag.startswith(prefix) else sensor_tag.rsplit(".", 1)[-1]
+
+
+def sensor_window(*, equipment: Equipment, start: datetime, end: datetime, using: str = "default"):
+    """Readings of the equipment's enabled sensors in [start, end], one column per measure; a sensor
+    sampled at other instants than the rest carries its last value forward."""
+    sensors = list(equipment.sensors.using(using).filter(enabled=True).order_by("tag"))
+    frame = readings_frame(sensors=sensors, start=start, end=end + timedelta(microseconds=1), using=using)
+    if frame.empty:
+        return None
+    frame = frame.ffill().dropna(how="all", axis=1).dropna()
+    frame.columns = [measure_name(tag, equipment.tag) for tag in frame.columns]
+    return frame if len(frame) else None
+
+
+def log_events(*, equipment: Equipment, start: datetime, end: datetime, using: str = "default") -> list:
+    """Log events of the equipment in [start, end) as ``models.diagnosis.LogEvent``, their Drain3
+    templates mined in one pass over the whole span with the log connector's miner and masks
+    (``models.logs.events_from_messages``), as the diagnoser's training incidents were: stored
+    templates come from whichever miner each source used (or none, for lines sent over the API),
+    and a window's templates only compare with its baseline's when mined together."""
+    from models.logs import events_from_messages
+
+    rows = list(
+        LogEvent.objects.using(using)
+        .filter(Q(equipment=equipment) | Q(source=equipment.tag), ts__gte=start, ts__lt=end)
+        .order_by("ts", "id")
+        .values_list("ts", "level", "message")
+    )
+    return events_from_messages(rows)
+
+
+def latest_image(*, equipment: Equipment, at: datetime, max_age_s: float, using: str = "default") -> InspectionImage | None:
+    return (
+        InspectionImage.objects.using(using)
+        .filter(equipment=equipment, ts__lte=at, ts__gte=at - timedelta(seconds=max_age_s))
+        .order_by("-ts")
+        .first()
+    )
+
+
+def decode_image(image: InspectionImage) -> np.ndarray:
+    """The stored file as uint8: H×W for grey (and thermal) images, H×W×3 otherwise."""
+    from PIL import Image
+
+    with image.file.open("rb") as handle, Image.open(handle) as picture:
+        picture = picture.convert("L") if picture.mode in ("L", "I", "I;16", "F", "1") else picture.convert("RGB")
+        return np.asarray(picture, dtype=np.uint8)
+
+
+def build_incident(*, alarm: Alarm, config: DiagnosisConfig | None = None, using: str = "default"):
+    """The model's input for ``alarm``: the sensor window up to the raise, the log events of that
+    window and of a normal baseline before it, and the latest inspection image (within its age)."""
+    from models.diagnosis import Incident
+
+    config = config or DiagnosisConfig.from_env()
+    equipment = alarm.equipment
+    end = alarm.raised_at
+    start = end - timedelta(seconds=config.window_s)
+    image_row = latest_image(equipment=equipment, at=end, max_age_s=config.image_max_age_s, using=using)
+    image = None
+    if image_row is not None:
+        try:
+            image = decode_image(image_row)
+        except (OSError, ValueError):  # a missing or unreadable file: diagnose without the image
+            log.warning("inspection image %s of %s could not be read", image_row.pk, equipment.tag, exc_info=True)
+            image_row = None
+    events = log_events(equipment=equipment, start=start - timedelta(seconds=config.baseline_s), end=end + timedelta(microseconds=1), using=using)
+    incident = Incident(
+        equipment_type=equipment.equipment_type,
+        sensors=sensor_window(equipment=equipment, start=start, end=end, using=using),
+        logs=[e for e in events if e.ts >= start],
+        baseline_logs=[e for e in events if e.ts < start],
+        image=image,
+        image_ref=f"inspection-image:{image_row.pk}" if image_row is not None else None,
+        equipment=equipment.tag,
+        description=equipment.name,
+    )
+    return incident, IncidentWindow(start, end, image_row)
+
+
+# --- evidence from the past and from the knowledge base -------------------------------------------
+
+MAX_SIMILAR_CANDIDATES = 5000
+
+
+def embedding_bytes(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype="<f4").ravel().tobytes()
+
+
+def embedding_vector(blob) -> np.ndarray:
+    return np.frombuffer(bytes(blob), dtype="<f4")
+
+
+def _label_of(diagnosis_id: int, fault: str, labels: dict[int, str]) -> tuple[str, str]:
+    label = labels.get(diagnosis_id)
+    if label is None:
+        return fault, ""
+    return label, " (confirmed)" if label == fault else f" (diagnosed {fault}, corrected by an engineer)"
+
+
+def similar_diagnoses(
+    *, embedding: np.ndarray, equipment_type: str, before: datetime, exclude_id: int | None, k: int, using: str = "default"
+) -> list:
+    """The ``k`` earlier diagnoses of the same equipment type nearest by embedding cosine; an
+    engineer's label (confirm / correct) replaces the model's fault when there is one."""
+    from models.diagnosis import SimilarCase
+
+    if k <= 0:
+        return []
+    rows = list(
+        Diagnosis.objects.using(using)
+        .filter(status=DiagnosisStatus.DONE, equipment__equipment_type=equipment_type, created_at__lt=before, embedding__isnull=False)
+        .exclude(pk=exclude_id)
+        .order_by("-created_at")
+        .values_list("pk", "fault", "embedding", "equipment__tag", "created_at", "alarm_id")[:MAX_SIMILAR_CANDIDATES]
+    )
+    query = np.asarray(embedding, dtype=np.float32).ravel()
+    rows = [r for r in rows if r[2] is not None and len(bytes(r[2])) == query.size * 4]
+    if not rows or not np.any(query):
+        return []
+    matrix = np.stack([embedding_vector(r[2]) for r in rows])
+    cosine = matrix @ query / (np.linalg.norm(matrix, axis=1) * np.linalg.norm(query) + 1e-12)
+    top = np.argsort(-cosine)[:k]
+    labels = _latest_labels([rows[i][0] for i in top], using=using)
+    cases = []
+    for i in top:
+        pk, fault, _, tag, created, alarm_id = rows[i]
+        label, note = _label_of(pk, fault, labels)
+        cases.append(SimilarCase(kind="diagnosis", ref=str(pk), fault=label, similarity=round(float(cosine[i]), 4),
+                                 summary=f"{tag}, alarm {alarm_id}, {created:%Y-%m-%d %H:%M} UTC: {label}{note}"))
+    return cases
+
+
+def _latest_labels(diagnosis_ids: list[int], *, using: str) -> dict[int, str]:
+    labels: dict[int, str] = {}
+    for diagnosis_id, label in (
+        DiagnosisFeedback.objects.using(using).filter(diagnosis_id__in=diagnosis_ids).order_by("created_at", "id").values_list("diagnosis_id", "label")
+    ):
+        labels[diagnosis_id] = label  # the newest verdict wins
+    return labels
+
+
+def fault_words(fault: str) -> str:
+    return fault.replace("_", " ")
+
+
+def _knowledge_filter(equipment: Equipment):
+    from models.retrieval.index import ChunkFilter
+
+    return ChunkFilter.of(equipment=[equipment.tag, equipment.name], equipment_types=[equipment.equipment_type])
+
+
+def _knowledge_base_empty(using: str) -> bool:
+    from phm.assistant.models import Chunk
+
+    return not Chunk.objects.using(using).exists()
+
+
+def similar_work_orders(*, equipment: Equipment, fault: str, sensors: list[str], k: int, using: str = "default") -> list:
+    """Work-order rows of the knowledge base nearest to this fault on this equipment (or its type)."""
+    from models.diagnosis import SimilarCase
+    from phm.assistant.models import DocumentType
+    from phm.assistant.retrieval import retrieve
+
+    if k <= 0 or _knowledge_base_empty(using):
+        return []
+    query = f"{equipment.tag} {equipment.name} {fault_words(fault)} {' '.join(sensors)}".strip()
+    cases = []
+    for found in retrieve(query, k=max(10, 4 * k), chunk_filter=_knowledge_filter(equipment), using=using):
+        chunk = found.chunk
+        if chunk.document.doc_type != DocumentType.WORK_ORDERS:
+            continue
+        fields = chunk.fields or {}
+        ref = str(fields.get("wo_id") or fields.get("work_order") or f"{chunk.document.name}, {chunk.location}")
+        summary = "; ".join(str(fields[key]) for key in ("equipment_tag", "date", "description", "findings", "action") if fields.get(key)) or chunk.text[:300]
+        recorded_fault = str(fields.get("fault") or fields.get("failure_code") or "")
+        cases.append(SimilarCase(kind="work_order", ref=ref, fault=recorded_fault, similarity=round(float(found.hit.dense), 4), summary=summary[:400]))
+        if len(cases) >= k:
+            break
+    return cases
+
+
+_STEP_LINE = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+(?P<text>.+)$")
+
+
+def action_lines(text: str) -> list[str]:
+    """The steps of a passage: its bullet and numbered lines (continuation lines joined), those under
+    an "Actions" heading first; the whole passage's first sentence when it has no steps."""
+    steps: list[tuple[bool, str]] = []
+    in_actions = False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("#"):
+            in_actions = "action" in line.lower()
+            continue
+        match = _STEP_LINE.match(raw)
+        if match:
+            steps.append((in_actions, match.group("text").strip()))
+        elif line and steps and raw[:1].isspace():
+            flag, previous = steps[-1]
+            steps[-1] = (flag, f"{previous} {line}")
+    if not steps:
+        first = re.split(r"(?<=[.!?])\s+", " ".join(text.split()), maxsplit=1)[0]
+        return [first] if first else []
+    return [s for flag, s in steps if flag] + [s for flag, s in steps if not flag]
+
+
+def recommended_actions(*, equipment: Equipment, fault: str, sensors: list[str], k: int, using: str = "default") -> list:
+    """Actions from the knowledge base for this fault on this equipment, each citing its passage
+    (document, passage text, locator, chunk id): procedures and manuals, not work-order rows."""
+    from models.diagnosis import Action, Citation, NORMAL
+    from phm.assistant.models import DocumentType
+    from phm.assistant.retrieval import retrieve
+
+    if k <= 0 or fault == NORMAL or _knowledge_base_empty(using):
+        return []
+    query = f"{fault_words(fault)} {equipment.get_equipment_type_display().lower()} actions checks {' '.join(sensors)}".strip()
+    actions: list = []
+    seen: set[str] = set()
+    for found in retrieve(query, k=8, chunk_filter=_knowledge_filter(equipment), using=using):
+        chunk = found.chunk
+        if chunk.document.doc_type in (DocumentType.WORK_ORDERS, DocumentType.REFERENCE):
+            continue
+        citation = Citation(document=chunk.document.title or chunk.document.name, passage=chunk.text[:1200],
+                            locator=f"{chunk.document.name}, {chunk.location}", chunk_id=chunk.pk)
+        for line in action_lines(chunk.text):
+            if line.lower() in seen:
+                continue
+            seen.add(line.lower())
+            actions.append(Action(text=line, citations=(citation,)))
+            if len(actions) >= k:
+                return actions
+        if actions:
+            break  # the best matching passage's steps; a second document would mix procedures
+    return actions
+
+
+# --- run ------------------------------------------------------------------------------------------
+
+
+def raise_recorded_at(alarm: Alarm, *, using: str = "default") -> datetime:
+    """Wall-clock time the alarm was raised: its activation journal row's ``recorded_at`` (the
+    alarm's ``raised_at`` is process time, which may lag for replayed or backfilled data)."""
+    recorded = (
+        AlarmTransition.objects.using(using).filter(alarm=alarm, from_state=AlarmState.NORMAL).order_by("id").values_list("recorded_at", flat=True).first()
+    )
+    return recorded or alarm.raised_at
+
+
+def _claim(alarm: Alarm, *, trigger: str, now: datetime, lease_s: float, using: str) -> Diagnosis | None:
+    """This worker's diagnosis row, or None when another delivery of the task has it (running
+    within its lease, or finished). The partial unique index makes 'one per raise' hold."""
+    if trigger != DiagnosisTrigger.RAISE:
+        return Diagnosis.objects.using(using).create(alarm=alarm, equipment=alarm.equipment, trigger=trigger, claimed_at=now)
+    try:
+        with transaction.atomic(using=using):
+            return Diagnosis.objects.using(using).create(alarm=alarm, equipment=alarm.equipment, trigger=trigger, claimed_at=now)
+    except IntegrityError:
+        existing = Diagnosis.objects.using(using).get(alarm=alarm, trigger=trigger)
+    if existing.status != DiagnosisStatus.RUNNING or existing.claimed_at > now - timedelta(seconds=lease_s):
+        log.info("alarm %s: diagnosis %s is %s already; nothing to do", alarm.pk, existing.pk, existing.status)
+        return None
+    # A crashed worker's claim: take it over, unless another redelivery just did.
+    if not Diagnosis.objects.using(using).filter(pk=existing.pk, status=DiagnosisStatus.RUNNING, claimed_at=existing.claimed_at).update(claimed_at=now):
+        return None
+    existing.claimed_at = now
+    return existing
+
+
+def run_diagnosis(*, alarm_id: int, trigger: str = DiagnosisTrigger.RAISE, using: str = "default") -> Diagnosis | None:
+    """Claim, diagnose, complete the evidence, store and announce; returns the stored row, or None
+    when another delivery of the same task already has it."""
+    config = DiagnosisConfig.from_env()
+    alarm = Alarm.objects.using(using).select_related("equipment__line__area__site").get(pk=alarm_id)
+    diagnosis = _claim(alarm, trigger=trigger, now=timezone.now(), lease_s=config.lease_s, using=using)
+    if diagnosis is None:
+        return None
+    version = active_version(using=using)
+    if version is None:
+        message = "no diagnoser is trained yet: run `python manage.py phm_diagnose --train-demo` (or POST /api/v1/diagnoser/train)"
+        return _finish(diagnosis, alarm, status=DiagnosisStatus.NO_MODEL, error=message, using=using)
+    try:
+        fields = _diagnose(alarm, diagnosis, version, config, using=using)
+    except Exception as exc:
+        log.exception("diagnosis of alarm %s failed", alarm_id)
+        return _finish(diagnosis, alarm, status=DiagnosisStatus.FAILED, error=f"{type(exc).__name__}: {exc}", model_version=version, using=using)
+    return _finish(diagnosis, alarm, status=DiagnosisStatus.DONE, model_version=version, using=using, **fields)
+
+
+def _diagnose(alarm: Alarm, diagnosis: Diagnosis, version: DiagnoserVersion, config: DiagnosisConfig, *, using: str) -> dict:
+    diagnoser = loaded_diagnoser(version)
+    incident, window = build_incident(alarm=alarm, config=config, using=using)
+    if not incident.modalities():
+        raise DiagnosisError(f"no sensor readings, log events or image of {alarm.equipment.tag} in {window.start:%Y-%m-%d %H:%M:%S}..{window.end:%H:%M:%S} UTC")
+    result = diagnoser.diagnose(incident, explain=True)
+    embedding = np.asarray(diagnoser.embedding(incident), dtype=np.float32).ravel()
+    top_sensors = [s.sensor for s in result.evidence.sensors[:3]]
+    result.evidence.similar = similar_diagnoses(
+        embedding=embedding, equipment_type=alarm.equipment.equipment_type, before=diagnosis.claimed_at + timedelta(microseconds=1),
+        exclude_id=diagnosis.pk, k=config.similar_k, using=using,
+    ) + similar_work_orders(equipment=alarm.equipment, fault=result.fault, sensors=top_sensors, k=config.work_orders_k, using=using)
+    result.actions = recommended_actions(equipment=alarm.equipment, fault=result.fault, sensors=top_sensors, k=config.actions_k, using=using)
+    result.model_version = f"v{version.version}"
+    return {
+        "fault": result.fault, "probability": float(result.probability), "result": result.to_dict(), "embedding": embedding_bytes(embedding),
+        "window_start": window.start, "window_end": window.end, "image": window.image,
+    }
+
+
+def _finish(diagnosis: Diagnosis, alarm: Alarm, *, status: str, using: str, error: str = "", model_version: DiagnoserVersion | None = None, **fields) -> Diagnosis | None:
+    """Store the outcome if this worker still holds the claim, and announce a finished diagnosis in
+    the same transaction (the event exists if and only if the diagnosis does)."""
+    from phm.alarms.services import enqueue_event, kick_delivery
+
+    finished = timezone.now()
+    started = raise_recorded_at(alarm, using=using) if diagnosis.trigger == DiagnosisTrigger.RAISE else diagnosis.claimed_at
+    values = {"status": status, "error": error, "model_version": model_version, "finished_at": finished,
+              "latency_ms": max(0.0, (finished - started).total_seconds() * 1000.0), **fields}
+    with transaction.atomic(using=using):
+        held = Diagnosis.objects.using(using).filter(pk=diagnosis.pk, status=DiagnosisStatus.RUNNING, claimed_at=diagnosis.claimed_at).update(**values)
+        if not held:
+            log.info("diagnosis %s was retaken by another worker; dropping this result", diagnosis.pk)
+            return None
+        diagnosis.refresh_from_db(using=using)
+        if status == DiagnosisStatus.DONE:
+            enqueue_event(event_type=EventType.DIAGNOSIS, payload=diagnosis_payload(diagnosis), alarm=alarm, using=using)
+            if getattr(settings, "PHM_WEBHOOK_KICK_ON_COMMIT", True):
+                transaction.on_commit(kick_delivery, using=using)
+    return diagnosis
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def diagnosis_path(diagnosis: Diagnosis) -> str:
+    return f"/diagnoses/{diagnosis.pk}/"
+
+
+def diagnosis_payload(diagnosis: Diagnosis) -> dict:
+    """The webhook body of a ``diagnosis`` event (Standard Webhooks ``{"type", "timestamp", "data"}``)."""
+    alarm, equipment = diagnosis.alarm, diagnosis.equipment
+    line = equipment.line
+    result = diagnosis.result or {}
+    evidence = result.get("evidence") or {}
+    return {
+        "type": str(EventType.DIAGNOSIS),
+        "timestamp": _iso(diagnosis.finished_at),
+        "data": {
+            "diagnosis_id": diagnosis.pk,
+            "alarm_id": alarm.pk,
+            "equipment": {
+                "site": line.area.site.code, "area": line.area.code, "line": line.code, "equipment": equipment.tag,
+                "path": equipment.path, "name": equipment.name, "type": equipment.equipment_type,
+            },
+            "fault": diagnosis.fault,
+            "probability": diagnosis.probability,
+            "probabilities": result.get("probabilities", {}),
+            "explanation": result.get("explanation", ""),
+            "sensors": [{"sensor": s["sensor"], "share": s["share"], "direction": s["direction"]} for s in evidence.get("sensors", [])],
+            "actions": [a["text"] for a in result.get("actions", [])],
+            "model_version": result.get("model_version", ""),
+            "raised_at": _iso(alarm.raised_at),
+            "diagnosed_at": _iso(diagnosis.finished_at),
+            "latency_ms": round(diagnosis.latency_ms, 1) if diagnosis.latency_ms is not None else None,
+            "link": f"{DiagnosisConfig.from_env().public_url}{diagnosis_path(diagnosis)}",
+        },
+    }
+
+
+# --- feedback -------------------------------------------------------------------------------------
+
+
+def allowed_faults(*, equipment_type: str, using: str = "default") -> list[str]:
+    """The classes an engineer may name for this equipment type: the active diagnoser's taxonomy,
+    else the model's default taxonomy."""
+    version = active_version(using=using)
+    if version is not None and version.taxonomy:
+        return version.classes(equipment_type)
+    from models.diagnosis import DEFAULT_TAXONOMY
+
+    return list(DEFAULT_TAXONOMY.get(equipment_type, []))
+
+
+@transaction.atomic
+def submit_feedback(*, diagnosis: Diagnosis, verdict: str, user=None, fault: str = "", comment: str = "") -> DiagnosisFeedback:
+    """Record an engineer's verdict: ``confirm`` labels the incident with the diagnosed fault,
+    ``correct`` with ``fault``, which must be one of the equipment type's classes."""
+    if verdict not in FeedbackVerdict.values:
+        raise FeedbackError(f"unknown verdict {verdict!r}; one of: {', '.join(FeedbackVerdict.values)}", field="verdict")
+    if diagnosis.status != DiagnosisStatus.DONE:
+        raise FeedbackError(f"diagnosis {diagnosis.pk} is {diagnosis.status}: only a finished diagnosis takes feedback", field="diagnosis")
+    fault = (fault or "").strip()
+    if verdict == FeedbackVerdict.CONFIRM:
+        if fault and fault != diagnosis.fault:
+            raise FeedbackError(f"a confirmation keeps the diagnosed fault {diagnosis.fault!r}; use verdict 'correct' to name {fault!r}", field="fault")
+        label = diagnosis.fault
+    else:
+        equipment_type = diagnosis.equipment.equipment_type
+        allowed = allowed_faults(equipment_type=equipment_type)
+        if not fault:
+            raise FeedbackError(f"a correction needs the fault; one of {', '.join(allowed)} for a {equipment_type}", field="fault", allowed=allowed)
+        if fault not in allowed:
+            raise FeedbackError(f"unknown fault {fault!r} for a {equipment_type}; allowed: {', '.join(allowed)}", field="fault", allowed=allowed)
+        label = fault
+    return DiagnosisFeedback.objects.create(
+        diagnosis=diagnosis, user=user, verdict=verdict, corrected_fault=fault if verdict == FeedbackVerdict.CORRECT else "",
+        label=label, comment=comment.strip(),
+    )

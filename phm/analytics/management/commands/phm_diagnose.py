@@ -1,0 +1,139 @@
+"""``python manage.py phm_diagnose``: train the diagnoser, inject a demo fault and print the stored
+diagnosis, or diagnose an alarm again.
+
+    phm_diagnose --train-demo                       train the demo diagnoser (simulated incidents) and activate it
+    phm_diagnose --retrain                          update the active diagnoser from engineer feedback (replay set kept)
+    phm_diagnose --inject bearing_wear --equipment P-101 [--minutes 60] [--json]
+                                                    live simulator running: inject now and wait for the alarm's diagnosis;
+                                                    otherwise: play the fault into the database, raise an alarm and
+                                                    diagnose it in this process
+    phm_diagnose --alarm 42                         diagnose alarm 42 again (trigger 'manual') and print it
+    phm_diagnose --show 7                           print stored diagnosis 7
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from connectors.simulator import FAULT_KINDS
+from phm.analytics import diagnoser_training, diagnosis, diagnosis_demo
+from phm.analytics.models import DiagnoserJobKind, Diagnosis, DiagnosisTrigger
+from phm.assets.models import Equipment
+
+
+class Command(BaseCommand):
+    help = "Train the root-cause diagnoser, inject a demo fault and print its stored diagnosis, or diagnose an alarm again."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--train-demo", action="store_true", help="Train the demo diagnoser from simulated incidents.")
+        parser.add_argument("--retrain", action="store_true", help="Update the active diagnoser from unused engineer feedback.")
+        parser.add_argument("--inject", choices=FAULT_KINDS, help="Demo fault to inject, e.g. bearing_wear.")
+        parser.add_argument("--equipment", help="Equipment tag for --inject, e.g. P-101.")
+        parser.add_argument("--minutes", type=float, default=60.0, help="How long the fault has been developing when the alarm is raised (offline mode).")
+        parser.add_argument("--severity", type=float, default=1.0)
+        parser.add_argument("--timeout", type=float, default=600.0, help="Live mode: seconds to wait for the alarm and its diagnosis.")
+        parser.add_argument("--alarm", type=int, help="Diagnose this alarm again, in this process.")
+        parser.add_argument("--show", type=int, help="Print this stored diagnosis.")
+        parser.add_argument("--json", action="store_true", help="Print the stored result as JSON instead of a summary.")
+
+    def handle(self, *args, **options):
+        if options["train_demo"] or options["retrain"]:
+            kind = DiagnoserJobKind.DEMO if options["train_demo"] else DiagnoserJobKind.RETRAIN
+            return self._train(kind)
+        if options["inject"]:
+            return self._print(self._inject(options), options["json"])
+        if options["alarm"]:
+            stored = diagnosis.run_diagnosis(alarm_id=options["alarm"], trigger=DiagnosisTrigger.MANUAL)
+            return self._print(stored, options["json"])
+        if options["show"]:
+            return self._print(Diagnosis.objects.filter(pk=options["show"]).first() or self._missing(options["show"]), options["json"])
+        raise CommandError("give --train-demo, --retrain, --inject FAULT --equipment TAG, --alarm ID or --show ID")
+
+    def _missing(self, pk: int):
+        raise CommandError(f"no diagnosis {pk}")
+
+    def _train(self, kind: str) -> None:
+        try:
+            job = diagnoser_training.start_job(kind=kind, enqueue=False)
+        except diagnoser_training.DiagnoserTrainingError as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(f"diagnoser {kind} job {job.pk}: training (this process)...")
+        job = diagnoser_training.run_job(job_id=job.pk)
+        if job.result is None:
+            raise CommandError(f"diagnoser job {job.pk} failed: {job.error}")
+        version = job.result
+        self.stdout.write(f"diagnoser v{version.version} active ({version.get_source_display()}); trained on {json.dumps(version.trained_on)}; "
+                          f"metrics {json.dumps(version.metrics)}")
+
+    def _inject(self, options) -> Diagnosis:
+        tag = options["equipment"]
+        if not tag:
+            raise CommandError("--inject needs --equipment (e.g. P-101)")
+        equipment = Equipment.objects.filter(tag=tag).first()
+        if equipment is None:
+            raise CommandError(f"no equipment {tag!r}: run `python manage.py phm_demo` first")
+        if diagnosis.active_version() is None:
+            raise CommandError("no diagnoser is trained yet: run `python manage.py phm_diagnose --train-demo` first")
+        try:
+            if diagnosis_demo.is_live(equipment):
+                return self._inject_live(equipment, options)
+            injection = diagnosis_demo.play_fault(equipment_tag=tag, fault=options["inject"], end=timezone.now().replace(microsecond=0),
+                                                  fault_minutes=options["minutes"], severity=options["severity"])
+        except diagnosis_demo.DemoError as exc:
+            raise CommandError(str(exc)) from None
+        alarm = diagnosis_demo.raise_alarm(injection=injection)
+        self.stdout.write(f"played {injection.fault} on {tag} {injection.start:%H:%M:%S}-{injection.end:%H:%M:%S} UTC; alarm {alarm.pk} raised; diagnosing...")
+        stored = diagnosis.run_diagnosis(alarm_id=alarm.pk)
+        if stored is None:  # a worker took the task first: wait for its result
+            stored = diagnosis_demo.wait_for_diagnosis(equipment=equipment, since=alarm.raised_at, timeout_s=options["timeout"])
+        if stored is None:
+            raise CommandError(f"alarm {alarm.pk}: no diagnosis stored within {options['timeout']:g} s")
+        return stored
+
+    def _inject_live(self, equipment: Equipment, options) -> Diagnosis:
+        injection = diagnosis_demo.inject_live(equipment_tag=equipment.tag, fault=options["inject"], minutes=max(options["minutes"], 30), severity=options["severity"])
+        self.stdout.write(f"live simulator: injected {injection.fault} on {equipment.tag} from {injection.start:%H:%M:%S} UTC; "
+                          f"waiting up to {options['timeout']:g} s for the detector's alarm and its diagnosis...")
+        stored = diagnosis_demo.wait_for_diagnosis(equipment=equipment, since=injection.start - timedelta(seconds=5), timeout_s=options["timeout"])
+        if stored is None:
+            raise CommandError(f"no diagnosis of an alarm on {equipment.tag} within {options['timeout']:g} s (is the Celery worker running?)")
+        return stored
+
+    def _print(self, stored: Diagnosis | None, as_json: bool) -> None:
+        if stored is None:
+            raise CommandError("that alarm's diagnosis is being stored by another worker")
+        stored.refresh_from_db()
+        if as_json:
+            self.stdout.write(json.dumps({"id": stored.pk, "alarm": stored.alarm_id, "equipment": stored.equipment.tag, "status": stored.status,
+                                          "latency_ms": stored.latency_ms, "error": stored.error, "result": stored.result}, indent=2, default=str))
+            return
+        self.stdout.write(summary(stored))
+
+
+def summary(stored: Diagnosis) -> str:
+    """The stored diagnosis as a few lines for a terminal (and for pasting into a report)."""
+    head = f"diagnosis {stored.pk} of alarm {stored.alarm_id} on {stored.equipment.tag}: {stored.status}"
+    if stored.status != "done":
+        return f"{head}: {stored.error}"
+    result = stored.result
+    evidence = result.get("evidence", {})
+    lines = [f"{head}; fault {stored.fault} p={stored.probability:.3f}; model {result.get('model_version')}; latency {stored.latency_ms:.0f} ms "
+             f"(raise -> stored); inputs {', '.join(result.get('modalities', []))}"]
+    top = sorted(result.get("probabilities", {}).items(), key=lambda kv: -kv[1])[:4]
+    lines.append("  probabilities: " + ", ".join(f"{k} {v:.3f}" for k, v in top))
+    lines.append(f"  explanation ({result.get('explanation_source') or '-'}): {result.get('explanation', '')}")
+    lines.append("  sensors: " + ", ".join(f"{s['sensor']} {100 * s['share']:.0f}% {s['direction']}" for s in evidence.get("sensors", [])))
+    for t in evidence.get("log_templates", [])[:5]:
+        lines.append(f"  log: {t['template']!r} x{t['count']} ({t['window_per_hour']:.1f}/h vs baseline {t['baseline_per_hour']:.1f}/h, {t['level']})")
+    if image := evidence.get("image"):
+        lines.append(f"  image {image['ref']}: {image['label']} p={image['probability']:.2f}")
+    for case in evidence.get("similar", []):
+        lines.append(f"  similar {case['kind']} {case['ref']}: {case['fault'] or '-'} sim={case['similarity']:.2f} {case['summary'][:120]}")
+    for action in result.get("actions", []):
+        cites = "; ".join(f"{c['document']} ({c['locator']}, chunk {c['chunk_id']})" for c in action.get("citations", []))
+        lines.append(f"  action: {action['text']} [{cites}]")
+    return "\n".join(lines)

@@ -1,0 +1,173 @@
+"""Root-cause diagnosis of alarms: the incident read from storage, the stored diagnosis with its
+evidence, similar cases and cited actions, the ``diagnosis`` outbox event, and one diagnosis per
+raise however often the task is delivered. A real FaultDiagnoser on a tiny random backbone."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from django.utils import timezone
+
+from phm.alarms.models import EventType, OutboxMessage
+from phm.analytics import diagnosis
+from phm.analytics.models import Diagnosis, DiagnosisStatus, DiagnosisTrigger
+from tests.conftest import ALL_DATABASES
+from tests.phm.analytics.diagnosis_helpers import (  # noqa: F401  (fixtures)
+    demo_equipment_on,
+    demo_plant,
+    diagnoser_version,
+    fresh_knowledge_indexes,
+    load_procedures,
+    make_active_version,
+    played_alarm,
+    tiny_diagnoser_folder,
+    tiny_models,
+)
+
+
+def test_incident_is_built_from_storage(diagnoser_version, demo_plant):
+    alarm = played_alarm(tag="P-101", fault="bearing_wear")
+    incident, window = diagnosis.build_incident(alarm=alarm)
+    assert window.end == alarm.raised_at and window.end - window.start == timedelta(seconds=600)
+    # Columns are measures (the tag suffix), one row per second of the window.
+    assert set(incident.sensors.columns) == {"VIB", "TEMP_BRG", "CURRENT", "PRESS_DIS", "PRESS_SUC", "FLOW", "SPEED"}
+    assert 590 <= len(incident.sensors) <= 601 and incident.sensors.index.min() >= window.start
+    # Log events of the window and of the baseline before it, with mined templates (numbers masked).
+    assert incident.logs and incident.baseline_logs
+    assert all(e.ts >= window.start for e in incident.logs) and all(e.ts < window.start for e in incident.baseline_logs)
+    assert any("<NUM>" in e.template for e in incident.logs + list(incident.baseline_logs))
+    # The inspection image taken at the alarm, decoded to uint8.
+    assert incident.image.dtype == np.uint8 and incident.image.shape == (64, 64)
+    assert incident.image_ref == f"inspection-image:{window.image.pk}"
+    assert incident.equipment == "P-101" and incident.equipment_type == "pump"
+
+
+def test_stored_diagnosis_has_result_embedding_latency_and_event(diagnoser_version, demo_plant):
+    alarm = played_alarm(tag="P-101", fault="bearing_wear")
+    stored = diagnosis.run_diagnosis(alarm_id=alarm.pk)
+    assert stored.status == DiagnosisStatus.DONE, stored.error
+    assert stored.fault in diagnoser_version.taxonomy["pump"] and 0 < stored.probability <= 1
+    assert stored.result["fault"] == stored.fault and stored.result["model_version"] == "v1"
+    assert set(stored.result["modalities"]) == {"sensors", "logs", "image"}
+    shares = [s["share"] for s in stored.result["evidence"]["sensors"]]
+    assert shares and abs(sum(shares) - 1) < 1e-6
+    assert stored.result["explanation"]
+    assert len(bytes(stored.embedding)) == 4 * 128 and stored.image_id is not None
+    assert stored.model_version == diagnoser_version and 0 < stored.latency_ms < 120_000
+    event = OutboxMessage.objects.get(event_type=EventType.DIAGNOSIS)
+    assert event.alarm_id == alarm.pk
+    data = event.payload["data"]
+    assert event.payload["type"] == "diagnosis"
+    assert (data["alarm_id"], data["diagnosis_id"], data["fault"]) == (alarm.pk, stored.pk, stored.fault)
+    assert data["equipment"]["equipment"] == "P-101" and data["explanation"] == stored.result["explanation"]
+    assert data["link"].endswith(f"/diagnoses/{stored.pk}/")
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_duplicate_task_delivery_stores_one_diagnosis(db_alias, tiny_diagnoser_folder, tiny_models):
+    demo_equipment_on(db_alias, "P-201")
+    make_active_version(using=db_alias)
+    alarm = played_alarm(tag="P-201", fault="cavitation", image=False, using=db_alias)
+    first = diagnosis.run_diagnosis(alarm_id=alarm.pk, using=db_alias)
+    second = diagnosis.run_diagnosis(alarm_id=alarm.pk, using=db_alias)
+    assert first is not None and first.status == DiagnosisStatus.DONE and second is None
+    assert Diagnosis.objects.using(db_alias).filter(alarm=alarm).count() == 1
+    assert OutboxMessage.objects.using(db_alias).filter(event_type=EventType.DIAGNOSIS).count() == 1
+
+
+def test_a_crashed_workers_claim_is_retaken_after_the_lease(diagnoser_version, demo_plant, monkeypatch):
+    monkeypatch.setenv("PHM_DIAGNOSIS_LEASE_S", "60")
+    alarm = played_alarm(image=False)
+    stale = Diagnosis.objects.create(alarm=alarm, equipment=alarm.equipment, claimed_at=timezone.now() - timedelta(seconds=61))
+    stored = diagnosis.run_diagnosis(alarm_id=alarm.pk)
+    assert stored.pk == stale.pk and stored.status == DiagnosisStatus.DONE
+
+
+def test_a_claim_within_its_lease_is_left_alone(diagnoser_version, demo_plant):
+    alarm = played_alarm(image=False)
+    Diagnosis.objects.create(alarm=alarm, equipment=alarm.equipment, claimed_at=timezone.now())
+    assert diagnosis.run_diagnosis(alarm_id=alarm.pk) is None
+    assert Diagnosis.objects.get(alarm=alarm).status == DiagnosisStatus.RUNNING
+
+
+def test_without_a_trained_diagnoser_the_row_says_what_to_run(tiny_models, demo_plant):
+    alarm = played_alarm(image=False)
+    stored = diagnosis.run_diagnosis(alarm_id=alarm.pk)
+    assert stored.status == DiagnosisStatus.NO_MODEL and "phm_diagnose --train-demo" in stored.error
+    assert not OutboxMessage.objects.filter(event_type=EventType.DIAGNOSIS).exists()
+
+
+def test_manual_rediagnosis_adds_a_row(diagnoser_version, demo_plant):
+    alarm = played_alarm(image=False)
+    diagnosis.run_diagnosis(alarm_id=alarm.pk)
+    again = diagnosis.run_diagnosis(alarm_id=alarm.pk, trigger=DiagnosisTrigger.MANUAL)
+    assert again.status == DiagnosisStatus.DONE and Diagnosis.objects.filter(alarm=alarm).count() == 2
+
+
+def test_earlier_diagnoses_are_similar_cases_with_the_engineers_label(diagnoser_version, demo_plant, django_user_model):
+    from tests.phm.analytics.diagnosis_helpers import alarm_end
+
+    first_alarm = played_alarm(tag="P-101", fault="bearing_wear", end=alarm_end(8), image=False)
+    first = diagnosis.run_diagnosis(alarm_id=first_alarm.pk)
+    corrected = "misalignment" if first.fault != "misalignment" else "cavitation"
+    diagnosis.submit_feedback(diagnosis=first, verdict="correct", fault=corrected, user=django_user_model.objects.create(username="eng"))
+    second = diagnosis.run_diagnosis(alarm_id=played_alarm(tag="P-201", fault="bearing_wear", end=alarm_end(6), image=False).pk)
+    similar = [c for c in second.result["evidence"]["similar"] if c["kind"] == "diagnosis"]
+    assert [c["ref"] for c in similar] == [str(first.pk)]
+    assert similar[0]["fault"] == corrected and "corrected by an engineer" in similar[0]["summary"]
+    assert -1 <= similar[0]["similarity"] <= 1
+
+
+def test_actions_and_work_orders_come_from_the_knowledge_base_with_citations(diagnoser_version, demo_plant, monkeypatch):
+    from phm.assistant.models import Chunk
+
+    load_procedures()
+    alarm = played_alarm(tag="P-101", fault="bearing_wear", image=False)
+    incident, _ = diagnosis.build_incident(alarm=alarm)
+    actions = diagnosis.recommended_actions(equipment=alarm.equipment, fault="bearing_wear", sensors=["VIB", "TEMP_BRG"], k=3)
+    assert len(actions) == 3
+    cited = Chunk.objects.select_related("document").get(pk=actions[0].citations[0].chunk_id)
+    assert cited.document.name == "procedure_bearing_wear.md" and actions[0].text in " ".join(cited.text.split())
+    assert actions[0].citations[0].locator.startswith("procedure_bearing_wear.md") and actions[0].citations[0].passage
+    orders = diagnosis.similar_work_orders(equipment=alarm.equipment, fault="bearing_wear", sensors=["VIB", "TEMP_BRG"], k=2)
+    assert orders and all(o.kind == "work_order" for o in orders)
+    assert "RW-2025-0107" in [o.ref for o in orders]  # P-101's drive-end bearing replacement
+    stored = diagnosis.run_diagnosis(alarm_id=alarm.pk)
+    assert stored.result["actions"] or stored.fault == "normal"
+    assert all(a["citations"][0]["chunk_id"] for a in stored.result["actions"])
+
+
+def test_action_lines_prefer_the_actions_heading():
+    text = "## Checks\n1. Compare the trend.\n## Actions\n- Change the oil,\n  then re-grease.\n- Replace the bearing."
+    assert diagnosis.action_lines(text) == ["Change the oil, then re-grease.", "Replace the bearing.", "Compare the trend."]
+    assert diagnosis.action_lines("No steps here. Second sentence.") == ["No steps here."]
+
+
+def test_raise_hook_queues_the_task_only_for_annunciated_alarms(db, demo_plant, monkeypatch, django_capture_on_commit_callbacks):
+    from phm.alarms.services import AlarmPolicy, Sample, evaluate_scores, set_point_flags
+    from phm.assets.models import Equipment
+
+    sent: list = []
+    monkeypatch.setattr(diagnosis, "enqueue_diagnosis", lambda **kwargs: sent.append(kwargs))
+    pump = Equipment.objects.get(tag="P-101")
+    now = timezone.now()
+    with django_capture_on_commit_callbacks(execute=True):
+        evaluate_scores(equipment=pump, source="detector:a", samples=[Sample(now, 5.0)], policy=AlarmPolicy(threshold=1.0))
+    set_point_flags(equipment=pump, source="detector:b", out_of_service=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        evaluate_scores(equipment=pump, source="detector:b", samples=[Sample(now, 5.0)], policy=AlarmPolicy(threshold=1.0))
+    assert [s["alarm_id"] for s in sent] == [pump.alarms.get(source="detector:a").pk]
+    monkeypatch.setenv("PHM_DIAGNOSE_ON_RAISE", "0")
+    with django_capture_on_commit_callbacks(execute=True):
+        evaluate_scores(equipment=pump, source="detector:c", samples=[Sample(now, 5.0)], policy=AlarmPolicy(threshold=1.0))
+    assert len(sent) == 1
+
+
+def test_queue_follows_the_gpu_setting(monkeypatch):
+    monkeypatch.delenv("PHM_DIAGNOSIS_QUEUE", raising=False)
+    monkeypatch.delenv("PHM_GPU_WORKER", raising=False)
+    assert diagnosis.DiagnosisConfig.from_env().queue == "cpu"
+    monkeypatch.setenv("PHM_GPU_WORKER", "1")
+    assert diagnosis.DiagnosisConfig.from_env().queue == "gpu"
