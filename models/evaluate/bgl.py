@@ -25,8 +25,11 @@ Methods:
   rolling baseline) runs through the frozen SmolLM2-135M (``load_backbone``, the first
   ``--layers`` decoder layers), the last layer's hidden states are mean-pooled over the tokens, and
   a logistic regression head (standardised inputs, balanced class weights) is fitted on the fitting
-  part's labels; its C and threshold come from the grouped cross-validation. Distinct texts are
-  embedded once. Ablations: a randomly initialised backbone of the same shape, and TF-IDF words
+  part's labels; its C and threshold come from the grouped cross-validation. With only a handful
+  of anomalous templates in the fitting part that choice is noisy, so every trained row is run
+  for several shuffles of the CV folds (``--cv-seeds``) and reports the mean (and the F1 spread).
+  AP (average precision of the scores) is given too: it does not depend on the threshold.
+  Distinct texts are embedded once. Ablations: a randomly initialised backbone of the same shape, and TF-IDF words
   into the same head (no language model).
 
 Prints one table and writes JSON to ``bench/results/bgl.json`` (``--json``).
@@ -175,34 +178,64 @@ class HeadFit:
     trainable: int
 
 
+def collapse_rows(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (feature row, label) pairs: (rows, labels, index of each line's pair, lines per pair).
+
+    Lines with the same text have the same features; fitting on the distinct rows weighted by
+    their line counts gives the same logistic regression as fitting on every line, much faster.
+    """
+    keyed = np.concatenate([features, labels[:, None].astype(features.dtype)], axis=1)
+    unique, inverse, counts = np.unique(keyed, axis=0, return_inverse=True, return_counts=True)
+    return unique[:, :-1], unique[:, -1].astype(bool), inverse.reshape(-1), counts
+
+
+def balanced_weights(labels: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Per-row weights = lines x the class's balanced weight (n / (2 n_class)), counted in lines."""
+    total = counts.sum()
+    positives = counts[labels].sum()
+    per_class = {True: total / (2 * max(positives, 1)), False: total / (2 * max(total - positives, 1))}
+    return counts * np.where(labels, per_class[True], per_class[False])
+
+
 def fit_head(
     features: np.ndarray, labels: np.ndarray, groups: Sequence[str], split: int, *, scale: bool = True, seed: int = 0
 ) -> HeadFit:
-    """Logistic regression on the fitting part; C and threshold by template-grouped CV inside it."""
+    """Logistic regression on the fitting part; C and threshold by template-grouped CV inside it.
+
+    Balanced class weights (counted in lines). The CV folds (``StratifiedGroupKFold``, ``seed``
+    shuffles them) hold out whole templates; C maximises the out-of-fold average precision over
+    the fitting lines, the threshold the out-of-fold F1.
+    """
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import average_precision_score
     from sklearn.model_selection import StratifiedGroupKFold
-    from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    def make(c: float):
-        head = LogisticRegression(C=c, class_weight="balanced", max_iter=5000)
-        return make_pipeline(StandardScaler(), head) if scale else head
+    def fit(c: float, x: np.ndarray, y: np.ndarray, weight: np.ndarray):
+        scaler = StandardScaler().fit(x, sample_weight=weight) if scale else None
+        head = LogisticRegression(C=c, max_iter=5000).fit(scaler.transform(x) if scaler else x, y, sample_weight=weight)
+        return lambda rows: head.predict_proba(scaler.transform(rows) if scaler else rows)[:, 1], head
 
-    x_fit, y_fit, g_fit = features[:split], labels[:split], np.asarray(groups[:split])
-    positive_groups = len(set(g_fit[y_fit]))
-    details: dict[str, object] = {"positive_templates_in_fit": positive_groups}
-    if positive_groups >= 2 and (~y_fit).any():
+    y_fit = labels[:split]
+    rows, row_labels, line_row, counts = collapse_rows(features[:split], y_fit)
+    first_line = np.zeros(len(rows), dtype=int)
+    first_line[line_row[::-1]] = np.arange(split)[::-1]  # any line of the row names its template
+    row_groups = np.asarray(groups[:split])[first_line]
+    positive_groups = len(set(row_groups[row_labels]))
+    details: dict[str, object] = {"positive_templates_in_fit": positive_groups, "distinct_fit_rows": len(rows)}
+    if positive_groups >= 2 and (~row_labels).any():
         folds = list(StratifiedGroupKFold(n_splits=min(5, positive_groups), shuffle=True, random_state=seed)
-                     .split(x_fit, y_fit, g_fit))
+                     .split(rows, row_labels, row_groups))
         best = None
         for c in C_GRID:
-            oof = np.zeros(len(y_fit))
+            oof_rows = np.zeros(len(rows))
             for train, held in folds:
-                if len(set(y_fit[train])) < 2:
-                    oof[held] = float(y_fit[train][0])
+                if len(set(row_labels[train])) < 2:
+                    oof_rows[held] = float(row_labels[train][0])
                     continue
-                oof[held] = make(c).fit(x_fit[train], y_fit[train]).predict_proba(x_fit[held])[:, 1]
+                predict, _ = fit(c, rows[train], row_labels[train], balanced_weights(row_labels[train], counts[train]))
+                oof_rows[held] = predict(rows[held])
+            oof = oof_rows[line_row]
             ap = average_precision_score(y_fit, oof)
             if best is None or ap > best[0] + 1e-9:
                 best = (ap, c, oof)
@@ -216,9 +249,8 @@ def fit_head(
     if len(set(y_fit)) < 2:
         scores = np.full(len(labels) - split, float(y_fit[0]))
         return HeadFit(scores >= threshold, scores, {**details, "head": "constant"}, 0)
-    model = make(c).fit(x_fit, y_fit)
-    scores = model.predict_proba(features[split:])[:, 1]
-    head = model[-1] if scale else model
+    predict, head = fit(c, rows, row_labels, balanced_weights(row_labels, counts))
+    scores = predict(features[split:])
     trainable = int(head.coef_.size + head.intercept_.size)
     return HeadFit(scores >= threshold, scores, details, trainable)
 
@@ -324,18 +356,33 @@ def line_texts(variant: Variant, events: Sequence[LogEvent], window: timedelta, 
     return [f"{event.level} {event.template}" for event in events]
 
 
+def line_scores(truth: np.ndarray, predicted: np.ndarray, scores: np.ndarray | None) -> dict[str, object]:
+    """Line-level precision/recall/F1 (``models.metrics.detection``) and, given scores, average precision."""
+    scored = detection_scores(confusion_counts(truth, predicted)).as_dict()
+    average_precision = None
+    if scores is not None and truth.any():
+        from sklearn.metrics import average_precision_score
+
+        average_precision = float(average_precision_score(truth, scores))
+    return {**scored, "average_precision": average_precision, "flagged": int(np.sum(predicted))}
+
+
 def run_variant(
     variant: Variant, lines: BglLines, events: dict[str, list[LogEvent]], split: int,
     args: argparse.Namespace, backbones: Backbones, log: Log,
 ) -> dict[str, object]:
+    """One table row. Trained heads run once per CV seed; the row holds the mean over seeds."""
     started = time.perf_counter()
     chosen = events[variant.templates]
     window = timedelta(minutes=args.window_minutes)
-    trainable, details, extra = 0, {}, {}
+    truth = lines.anomaly[split:]
+    trainable, extra, per_seed = 0, {}, []
     if variant.method == "level":
         predicted, scores, details = level_method(lines, split)
+        metrics = line_scores(truth, predicted, scores)
     elif variant.method == "novelty":
         predicted, scores, details = novelty_method(chosen, split, window=window, baseline=variant.baseline)
+        metrics = line_scores(truth, predicted, scores)
     else:
         texts = line_texts(variant, chosen, window, split)
         if variant.method == "tfidf":
@@ -352,36 +399,38 @@ def run_variant(
             extra = {"backbone": backbone.describe(), "pooling": "mean of last kept layer's hidden states",
                      "layers_used": f"decoder layers 1..{backbone.num_layers} of the frozen backbone"}
         groups = [event.template for event in chosen]
-        head = fit_head(features, lines.anomaly, groups, split, scale=scale, seed=args.seed)
-        predicted, scores, trainable = head.predicted, head.scores, head.trainable
-        details = {**head.details, "distinct_texts": distinct, "feature_width": int(features.shape[1]),
-                   "text_example": texts[-1]}
-    truth = lines.anomaly[split:]
-    scored = detection_scores(confusion_counts(truth, predicted))
-    average_precision = None
-    if scores is not None and truth.any():
-        from sklearn.metrics import average_precision_score
-
-        average_precision = float(average_precision_score(truth, scores))
+        for seed in args.cv_seeds:
+            head = fit_head(features, lines.anomaly, groups, split, scale=scale, seed=seed)
+            per_seed.append({"seed": seed, **line_scores(truth, head.predicted, head.scores), **head.details})
+            trainable = head.trainable
+        keys = ("precision", "recall", "f1", "far_percent", "mar_percent", "flagged")
+        metrics = {key: float(np.mean([run[key] for run in per_seed])) for key in keys}
+        precisions = [run["average_precision"] for run in per_seed]
+        metrics["average_precision"] = None if None in precisions else float(np.mean(precisions))
+        metrics["n_points"] = len(truth)
+        metrics["f1_sd"] = float(np.std([run["f1"] for run in per_seed]))
+        details = {"distinct_texts": distinct, "feature_width": int(features.shape[1]), "text_example": texts[-1],
+                   "per_seed": per_seed}
     result = {
-        "label": variant.label, "method": variant.method, "templates": variant.templates,
-        **scored.as_dict(), "average_precision": average_precision, "flagged": int(np.sum(predicted)),
-        "trainable_parameters": trainable, "seconds": time.perf_counter() - started, "details": details, **extra,
+        "label": variant.label, "method": variant.method, "templates": variant.templates, "f1_sd": None,
+        **metrics, "trainable_parameters": trainable, "seconds": time.perf_counter() - started,
+        "details": details, **extra,
     }
-    log(f"  {variant.label}: P {scored.precision:.3f} R {scored.recall:.3f} F1 {scored.f1:.3f} "
+    log(f"  {variant.label}: P {result['precision']:.3f} R {result['recall']:.3f} F1 {result['f1']:.3f} "
         f"({result['seconds']:.1f}s)")
     return result
 
 
 def format_table(results: list[dict[str, object]]) -> str:
-    header = (f"{'method':<46} {'P':>6} {'R':>6} {'F1':>6} {'AP':>6} {'flagged':>7} "
+    header = (f"{'method':<46} {'P':>6} {'R':>6} {'F1':>6} {'F1 sd':>6} {'AP':>6} {'flagged':>7} "
               f"{'trainable':>9} {'s':>6}")
     lines = [header, "-" * len(header)]
     for r in results:
         ap = f"{r['average_precision']:>6.3f}" if r["average_precision"] is not None else f"{'-':>6}"
+        sd = f"{r['f1_sd']:>6.3f}" if r["f1_sd"] is not None else f"{'-':>6}"
         lines.append(
-            f"{r['label']:<46} {r['precision']:>6.3f} {r['recall']:>6.3f} {r['f1']:>6.3f} {ap} "
-            f"{r['flagged']:>7} {r['trainable_parameters']:>9,} {r['seconds']:>6.1f}"
+            f"{r['label']:<46} {r['precision']:>6.3f} {r['recall']:>6.3f} {r['f1']:>6.3f} {sd} {ap} "
+            f"{r['flagged']:>7.0f} {r['trainable_parameters']:>9,} {r['seconds']:>6.1f}"
         )
     return "\n".join(lines)
 
@@ -406,7 +455,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--quantization", default="none", help="backbone quantization (none | dynamic-int8 on CPU)")
     parser.add_argument("--backbone", default=None, help="HF folder or .gguf (default SmolLM2-135M); 'tiny-random' for tests")
     parser.add_argument("--only", nargs="*", default=None, help="methods (level novelty llm tfidf) or labels to run")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cv-seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
+                        help="shuffles of the grouped CV folds; trained rows report the mean (and F1 sd) over them")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 on a shared CPU)")
     parser.add_argument("--json", type=Path, default=REPO_ROOT / "bench" / "results" / "bgl.json")
     return parser.parse_args(argv)
@@ -415,8 +465,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(args.threads)
+    threadpool_limits(args.threads)  # numpy/scikit-learn BLAS too: OpenMP spin-waits hurt on a shared CPU
     log: Log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     try:
         lines = read_bgl(args.data)
