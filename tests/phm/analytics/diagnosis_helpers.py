@@ -116,8 +116,13 @@ def fresh_knowledge_indexes():
     retrieval.reset_indexes()
 
 
+#: Played faults end at fixed times (the simulated demand follows the time of day), so the tiny
+#: model sees the same incident, and answers the same, on every run.
+REFERENCE_END = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
 def alarm_end(hours_ago: float = 6.0) -> datetime:
-    return datetime.now(UTC).replace(microsecond=0) - timedelta(hours=hours_ago)
+    return REFERENCE_END - timedelta(hours=hours_ago)
 
 
 def played_alarm(*, tag: str = "P-101", fault: str = "bearing_wear", end: datetime | None = None, image: bool = True, using: str = "default"):
@@ -130,8 +135,8 @@ def played_alarm(*, tag: str = "P-101", fault: str = "bearing_wear", end: dateti
 
 
 def load_procedures(using: str = "default") -> None:
-    """The demo knowledge base's bearing-wear procedure and work orders (real embeddings)."""
+    """Procedures and work orders of the demo knowledge base (real embeddings)."""
     from phm.assistant.services import DEMO_KB_DIR, ingest_document
 
-    for name in ("procedure_bearing_wear.md", "procedure_cavitation.md", "riverside_work_orders.csv"):
+    for name in ("procedure_bearing_wear.md", "procedure_cavitation.md", "procedure_sensor_faults.md", "riverside_work_orders.csv"):
         ingest_document(name=name, content=(DEMO_KB_DIR / name).read_bytes(), using=using)
