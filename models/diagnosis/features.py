@@ -177,3 +177,10 @@ def sensor_evidence(z: np.ndarray, present: np.ndarray, measures: Sequence[str],
         first = evidence[0]
         evidence[0] = SensorEvidence(first.sensor, first.share + (1.0 - total), first.direction)
     return evidence
+
+
+def window_summary(z: np.ndarray) -> np.ndarray:
+    """Per channel: mean of the first half, mean and standard deviation of the second half
+    (``[M * 3 * 3]``): where each measure started, where it went and how much it moved."""
+    half = z.shape[-1] // 2
+    return np.concatenate([z[..., :half].mean(-1), z[..., half:].mean(-1), z[..., half:].std(-1)], axis=-1).ravel()

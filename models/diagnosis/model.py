@@ -41,7 +41,7 @@ from connectors.simulator import IMAGE_FINDINGS, NO_VISIBLE_FINDING, image_findi
 from models.backbone import Backbone, load_backbone
 from models.diagnosis import explain as explanation
 from models.diagnosis.features import (
-    CHANNELS_PER_MEASURE, NormalStats, bin_window, fit_normal_stats, sensor_evidence, standardise,
+    CHANNELS_PER_MEASURE, NormalStats, bin_window, fit_normal_stats, sensor_evidence, standardise, window_summary,
 )
 from models.diagnosis.network import FusionBatch, FusionNetwork, ImagePath, TextPrefix, text_prefix
 from models.diagnosis.taxonomy import DEFAULT_TAXONOMY, check_taxonomy
@@ -93,6 +93,7 @@ class _Prepared:
     prompt: str
     log_changes: list[LogEvidence]
     sensors: np.ndarray | None = None  # [C, L] model input
+    summary: np.ndarray | None = None  # [n_summary] window statistics
     z: np.ndarray | None = None  # [M, 3, L] standardised channels, for the evidence
     present: np.ndarray | None = None  # [M] measures in the window
     pixels: np.ndarray | None = None  # [1, S, S] in [0, 1]
@@ -166,6 +167,7 @@ class FaultDiagnoser:
         self.network = FusionNetwork(
             self.backbone, n_channels=CHANNELS_PER_MEASURE * len(self.measures), seq_len=cfg.seq_len,
             patch_len=cfg.patch_len, n_classes=len(self._flat_classes()), vision_dim=self.image_path.encoder.feature_dim,
+            n_summary=self._n_summary(),
             fusion_dim=cfg.fusion_dim, n_prototypes=cfg.n_prototypes, d_model=cfg.d_model, dropout=cfg.dropout,
             use_llm=cfg.use_llm,
         )
@@ -277,8 +279,9 @@ class FaultDiagnoser:
             prepared = [self._prepare(i) for i in incidents]
             self._attach_inputs(prepared)
             self.network.eval()
-            blocks = torch.cat([self.network.pooled_blocks(self._batch(prepared[s : s + 32], None))
-                                for s in range(0, len(prepared), 32)])
+            batches = [self._batch(prepared[s : s + 32], None) for s in range(0, len(prepared), 32)]
+            blocks = torch.cat([self.network.pooled_blocks(b) for b in batches])
+            summaries = torch.cat([b.sensor_summary for b in batches])
         masks = self._class_mask([i.equipment_type for i in incidents])
         targets = torch.tensor([self._class_row(i.equipment_type, i.label) for i in incidents])
         present = torch.tensor([[True, "image" in p.modalities, "sensors" in p.modalities] for p in prepared])
@@ -289,11 +292,11 @@ class FaultDiagnoser:
         rng = np.random.default_rng(self.config.seed + 1)
 
         def forward(network: FusionNetwork, index: torch.Tensor) -> torch.Tensor:
-            chosen = blocks[index]
+            chosen, summary = blocks[index], summaries[index]
             if network.training and self.config.modality_dropout > 0:
                 keep = self._keep_masks(present[index], rng)
-                chosen = chosen * keep[:, :, None]
-            return network.logits(network.features(chosen), masks[index])
+                chosen, summary = chosen * keep[:, :, None], summary * keep[:, 2:3]
+            return network.logits(network.features(chosen, summary), masks[index])
 
         try:
             history = train_model(
@@ -345,7 +348,7 @@ class FaultDiagnoser:
         diagnoser.network = FusionNetwork(
             diagnoser.backbone, n_channels=CHANNELS_PER_MEASURE * len(diagnoser.measures), seq_len=cfg.seq_len,
             patch_len=cfg.patch_len, n_classes=len(diagnoser._flat_classes()),
-            vision_dim=diagnoser.image_path.encoder.feature_dim, fusion_dim=cfg.fusion_dim,
+            vision_dim=diagnoser.image_path.encoder.feature_dim, n_summary=diagnoser._n_summary(), fusion_dim=cfg.fusion_dim,
             n_prototypes=cfg.n_prototypes, d_model=cfg.d_model, dropout=cfg.dropout, use_llm=cfg.use_llm,
         )
         diagnoser.network.load_state_dict({k.removeprefix("network."): v for k, v in state.items() if k.startswith("network.")})
@@ -425,6 +428,7 @@ class FaultDiagnoser:
                 item.z = standardise(window, stats)
                 item.present = window.present
                 item.sensors = item.z.reshape(-1, cfg.seq_len).astype(np.float32)
+                item.summary = window_summary(item.z).astype(np.float32)
                 modalities.append("sensors")
         if has_logs:
             modalities.append("logs")
@@ -442,6 +446,9 @@ class FaultDiagnoser:
                 self._prefix_cache = {}
             self._prefix_cache[prompt] = cached
         return cached
+
+    def _n_summary(self) -> int:
+        return CHANNELS_PER_MEASURE * len(self.measures) * 3
 
     def _no_log_prompt(self, equipment_type: str) -> str:
         return f"Equipment: {equipment_type}. Task: find the root cause of the alarm."
@@ -489,6 +496,7 @@ class FaultDiagnoser:
         keep = self._keep_masks(present, rng).bool() if rng is not None and cfg.modality_dropout > 0 else present
         channels = CHANNELS_PER_MEASURE * len(self.measures)
         sensors = torch.zeros(len(items), channels, cfg.seq_len)
+        summary = torch.zeros(len(items), self._n_summary())
         image_dim = self.image_path.encoder.feature_dim
         n_tokens = self.image_path.encoder.num_tokens
         images = torch.zeros(len(items), n_tokens, image_dim)
@@ -496,11 +504,13 @@ class FaultDiagnoser:
         for row, item in enumerate(items):
             if keep[row, 2]:
                 sensors[row] = torch.from_numpy(item.sensors)
+                summary[row] = torch.from_numpy(item.summary)
             if keep[row, 1]:
                 images[row] = item.image_tokens
             prefixes.append(item.prefix if keep[row, 0] else self._text(self._no_log_prompt(item.equipment_type)))
         return FusionBatch(
             prefixes=prefixes, sensors=sensors, sensor_present=keep[:, 2], image_tokens=images, image_present=keep[:, 1],
+            sensor_summary=summary,
             class_mask=self._class_mask([p.equipment_type for p in items]),
         )
 
@@ -512,7 +522,8 @@ class FaultDiagnoser:
         prepared = [self._prepare(i) for i in incidents]
         self._attach_inputs(prepared)
         self.network.eval()
-        return prepared, self.network.features(self.network.pooled_blocks(self._batch(prepared, None)))
+        batch = self._batch(prepared, None)
+        return prepared, self.network.features(self.network.pooled_blocks(batch), batch.sensor_summary)
 
     # -- evidence --------------------------------------------------------------------------------
     def _sensor_evidence(self, item: _Prepared) -> list:
