@@ -71,11 +71,16 @@ class LoraSpec:
 
 @dataclass(frozen=True)
 class PrefixCache:
-    """Keys/values of a fixed prompt prefix, one ``(keys, values)`` pair per layer, batch 1."""
+    """Keys/values of a prompt prefix, one ``(keys, values)`` pair per layer.
+
+    Batch 1 and always attended (a fixed text, :meth:`Backbone.prefix_cache`), or one row per
+    sequence with ``mask`` marking the left padding (:meth:`Backbone.extend_prefix`).
+    """
 
     text: str
     length: int
     layers: list[tuple[torch.Tensor, torch.Tensor]]
+    mask: torch.Tensor | None = None  # [B, length]; None: batch 1, every position attended
 
 
 @dataclass
@@ -133,21 +138,47 @@ class Backbone:
         if prefix is None:
             outputs = self.decoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask, use_cache=False)
             return outputs.last_hidden_state
-        from transformers import DynamicCache
-
         batch, length = inputs_embeds.shape[:2]
         if attention_mask is None:
             attention_mask = torch.ones(batch, length, dtype=torch.long, device=inputs_embeds.device)
-        prefix_mask = torch.ones(batch, prefix.length, dtype=attention_mask.dtype, device=attention_mask.device)
-        cache = DynamicCache(
+        outputs = self.decoder(
+            inputs_embeds=inputs_embeds, attention_mask=torch.cat([self._prefix_mask(prefix, batch), attention_mask], dim=1),
+            past_key_values=self._cache_of(prefix, batch), use_cache=True,
+        )
+        return outputs.last_hidden_state
+
+    @torch.no_grad()
+    def extend_prefix(self, prefix: "PrefixCache | None", inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> "PrefixCache":
+        """Keys/values of ``prefix`` followed by a batch of (left padded) token embeddings.
+
+        Tokens that come before every trained input -- a prompt in front of reprogrammed patches --
+        have keys/values that no trained weight can change under causal attention (without LoRA).
+        Running them here, without autograd, spares the backward pass over them: with Time-LLM's
+        statistics prompt that is most of the sequence.
+        """
+        batch = inputs_embeds.shape[0]
+        if prefix is None:
+            mask, cache = attention_mask, None
+        else:
+            mask = torch.cat([self._prefix_mask(prefix, batch).to(attention_mask.dtype), attention_mask], dim=1)
+            cache = self._cache_of(prefix, batch)
+        outputs = self.decoder(inputs_embeds=inputs_embeds, attention_mask=mask, past_key_values=cache, use_cache=True)
+        layers = [(layer.keys.detach(), layer.values.detach()) for layer in outputs.past_key_values.layers]
+        return PrefixCache(text=prefix.text if prefix is not None else "", length=int(mask.shape[1]), layers=layers, mask=mask)
+
+    def _prefix_mask(self, prefix: "PrefixCache", batch: int) -> torch.Tensor:
+        if prefix.mask is not None:
+            return prefix.mask
+        return torch.ones(batch, prefix.length, dtype=torch.long, device=self.device)
+
+    def _cache_of(self, prefix: "PrefixCache", batch: int) -> object:
+        from transformers import DynamicCache
+
+        # A fresh cache per call: the decoder appends to it, and the prefix must stay as it was.
+        return DynamicCache(
             ddp_cache_data=[(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in prefix.layers],
             config=self.config,
         )
-        outputs = self.decoder(
-            inputs_embeds=inputs_embeds, attention_mask=torch.cat([prefix_mask, attention_mask], dim=1),
-            past_key_values=cache, use_cache=True,
-        )
-        return outputs.last_hidden_state
 
     @torch.no_grad()
     def prefix_cache(self, text: str) -> "PrefixCache":

@@ -87,6 +87,7 @@ class DetectorParams:
     d_model: int = 32
     d_output: int = 16
     channel_mode: str = "mixed"
+    skip: bool = True  # linear patch path next to the language model (see ReprogrammingTrunk)
     revin: bool = False
     prompt_statistics: bool = True
     domain: str = "Industrial equipment sensors."
@@ -256,7 +257,7 @@ class AnomalyDetector:
             self.backbone if p.llm != "none" else None, n_channels=n_channels, seq_len=p.seq_len,
             patch_len=p.patch_len, stride=p.stride, n_prototypes=p.n_prototypes, d_model=p.d_model,
             d_output=p.d_output, channel_mode=p.channel_mode, revin=p.revin, prompt_statistics=p.prompt_statistics,
-            task=f"forecast {p.horizon} steps",
+            task=f"forecast {p.horizon} steps", skip=p.skip,
         )
         model = ForecastModel(trunk, horizon=p.horizon)
         return model.to(self.backbone.device) if trunk.backbone is not None else model

@@ -88,6 +88,7 @@ class TrunkConfig:
     dropout: float = 0.1
     task: str = "forecast"
     revin: bool = True
+    skip: bool = False
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -201,6 +202,7 @@ class ReprogrammingTrunk(nn.Module):
         dropout: float = 0.1,
         task: str = "forecast",
         revin: bool = True,
+        skip: bool = False,
     ) -> None:
         super().__init__()
         if backbone is None:
@@ -209,7 +211,7 @@ class ReprogrammingTrunk(nn.Module):
             n_channels=n_channels, seq_len=seq_len, patch_len=patch_len, stride=stride,
             n_prototypes=n_prototypes, prototype_vocab=prototype_vocab, n_heads=n_heads, d_model=d_model,
             d_output=d_output, channel_mode=channel_mode, llm=llm, prompt_statistics=prompt_statistics,
-            n_lags=n_lags, dropout=dropout, task=task, revin=revin,
+            n_lags=n_lags, dropout=dropout, task=task, revin=revin, skip=skip,
         )
         _validate(self.config)
         self.backbone = backbone if llm == "backbone" else None  # plain attribute: not in state_dict
@@ -227,6 +229,13 @@ class ReprogrammingTrunk(nn.Module):
             self.prototype_map = nn.Linear(vocab_rows, n_prototypes)
             self.reprogramming = ReprogrammingLayer(d_model, d_llm, n_heads, dropout)
             self.output_projection = nn.Linear(d_llm, d_output)
+            if skip:
+                # The language model refines a linear patch path instead of replacing it: its
+                # projection starts at zero (as LoRA's B matrix does), so training begins from the
+                # patch path and the backbone adds only what lowers the loss.
+                self.skip_projection = nn.Linear(d_model, d_output)
+                nn.init.zeros_(self.output_projection.weight)
+                nn.init.zeros_(self.output_projection.bias)
             self._cached_prototypes: torch.Tensor | None = None
             self._prefix_caches: dict[str, PrefixCache] = {}
         else:
@@ -301,6 +310,8 @@ class ReprogrammingTrunk(nn.Module):
             hidden = self.output_projection(patches)
         else:
             hidden = self._through_backbone(patches, normalized, prompts)
+            if self.config.skip:
+                hidden = hidden + self.skip_projection(patches)
         hidden = hidden.reshape(x.shape[0], self.n_streams, self.n_patches, self.d_output)
         return TrunkOutput(hidden=hidden, mean=mean, std=std)
 
@@ -311,10 +322,14 @@ class ReprogrammingTrunk(nn.Module):
         prefix = self._prefix_for(fixed[0]) if len(set(fixed)) == 1 else None
         texts = varying if prefix is not None else [f + v for f, v in zip(fixed, varying)]
         prompt_embeds, prompt_mask = backbone.embed_text(texts)
-        inputs = torch.cat([prompt_embeds.to(reprogrammed.dtype), reprogrammed], dim=1).to(backbone.dtype)
         patch_mask = torch.ones(reprogrammed.shape[:2], dtype=prompt_mask.dtype, device=prompt_mask.device)
-        attention_mask = torch.cat([prompt_mask, patch_mask], dim=1)
-        states = backbone(inputs, attention_mask=attention_mask, prefix=prefix)[:, -self.n_patches :]
+        if backbone.lora:  # the adapter changes the prompt's keys/values too: one pass with autograd
+            inputs = torch.cat([prompt_embeds.to(reprogrammed.dtype), reprogrammed], dim=1).to(backbone.dtype)
+            attention_mask = torch.cat([prompt_mask, patch_mask], dim=1)
+            states = backbone(inputs, attention_mask=attention_mask, prefix=prefix)[:, -self.n_patches :]
+        else:  # the prompt precedes the patches: its keys/values need no gradient (see extend_prefix)
+            context = backbone.extend_prefix(prefix, prompt_embeds.to(backbone.dtype), prompt_mask)
+            states = backbone(reprogrammed.to(backbone.dtype), attention_mask=patch_mask, prefix=context)
         return self.output_projection(states.float())
 
     # -- bookkeeping -------------------------------------------------------------------------

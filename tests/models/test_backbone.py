@@ -106,3 +106,19 @@ def test_a_failed_publish_without_a_finished_copy_is_reported(tmp_path):
 
     with pytest.raises(OSError):
         publish_cache_folder(tmp_path / "missing.partial", tmp_path / "model")
+
+
+def test_extended_prefix_gives_the_hidden_states_of_one_pass_over_the_whole_sequence():
+    """Prompt keys/values computed first (no autograd), then the trained tokens: same states as one pass."""
+    backbone = tiny_random_backbone(hidden_size=32, num_layers=2)
+    fixed = backbone.prefix_cache("Pump P-101. Task: forecast.")
+    prompts, mask = backbone.embed_text([" min -1.2 max 3.4 lags 2 7:", " min 0.1:"])  # left padded
+    tail = torch.randn(2, 5, 32)
+    one_pass = backbone(
+        torch.cat([prompts, tail], dim=1), attention_mask=torch.cat([mask, torch.ones(2, 5, dtype=mask.dtype)], dim=1),
+        prefix=fixed,
+    )[:, -5:]
+    context = backbone.extend_prefix(fixed, prompts, mask)
+    two_pass = backbone(tail, attention_mask=torch.ones(2, 5, dtype=mask.dtype), prefix=context)
+    assert context.length == fixed.length + prompts.shape[1]
+    assert torch.allclose(one_pass, two_pass, atol=1e-5)

@@ -101,3 +101,21 @@ def test_cached_prompt_prefix_gives_the_same_features_as_running_the_full_prompt
         trunk._prefix_for = lambda text: None  # force the full prompt through the backbone
         full = trunk(x, prompts="pump").hidden
     assert torch.allclose(cached, full, atol=1e-3)
+
+
+def test_skip_trunk_starts_as_its_patch_path_and_then_trains_the_language_model_branch(backbone):
+    trunk = make_trunk(backbone, skip=True, dropout=0.0).eval()
+    x = torch.randn(4, 3, 24)
+    patches = trunk.patch_embedding(trunk.patchify(trunk.revin.normalize(x)[0]))
+    start = trunk(x, prompts="pump").hidden
+    assert torch.allclose(start.reshape(4, trunk.n_patches, -1), trunk.skip_projection(patches), atol=1e-6)
+
+    model = ForecastModel(trunk, horizon=6).train()
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    for _ in range(2):  # step 1 moves the zero-initialised projection, step 2 reaches the layers before it
+        optimizer.zero_grad()
+        torch.nn.functional.mse_loss(model(x, "pump"), torch.randn(4, 3, 6)).backward()
+        optimizer.step()
+    assert trunk.output_projection.weight.abs().sum() > 0
+    assert trunk.reprogramming.query.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in backbone.decoder.parameters())
