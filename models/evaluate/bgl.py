@@ -268,17 +268,23 @@ def best_f1_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
     return float((candidates[best_index] + candidates[best_index - 1]) / 2)
 
 
-def embed_texts(backbone, texts: Sequence[str], *, batch_size: int = 16) -> np.ndarray:
-    """Mean-pooled last hidden states of each text (frozen backbone, no gradients)."""
+def embed_texts(backbone, texts: Sequence[str], *, pooling: str = "mean", batch_size: int = 16) -> np.ndarray:
+    """Last hidden states of each text through the frozen backbone: mean over its tokens, or its last token."""
     import torch
 
+    if pooling not in {"mean", "last"}:
+        raise ValueError(f"pooling must be 'mean' or 'last', not {pooling!r}")
     pooled = []
     with torch.no_grad():
         for begin in range(0, len(texts), batch_size):
             embeds, mask = backbone.embed_text(list(texts[begin: begin + batch_size]))
             hidden = backbone(embeds.to(backbone.dtype), attention_mask=mask)
-            weights = mask.unsqueeze(-1).to(hidden.dtype)
-            pooled.append(((hidden * weights).sum(1) / weights.sum(1).clamp(min=1)).float().cpu().numpy())
+            if pooling == "last":
+                vectors = hidden[:, -1]  # left padded: the last position is every text's last token
+            else:
+                weights = mask.unsqueeze(-1).to(hidden.dtype)
+                vectors = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+            pooled.append(vectors.float().cpu().numpy())
     return np.concatenate(pooled) if pooled else np.zeros((0, backbone.hidden_size), dtype=np.float32)
 
 
@@ -356,6 +362,17 @@ def line_texts(variant: Variant, events: Sequence[LogEvent], window: timedelta, 
     return [f"{event.level} {event.template}" for event in events]
 
 
+def recall_by_template(truth: np.ndarray, predicted: np.ndarray, templates: Sequence[str]) -> dict[str, list[int]]:
+    """``{template: [anomalous lines, of them flagged]}`` over the scored anomalies (which kinds are caught)."""
+    caught: dict[str, list[int]] = {}
+    for is_anomaly, flagged, template in zip(truth, predicted, templates):
+        if is_anomaly:
+            entry = caught.setdefault(template, [0, 0])
+            entry[0] += 1
+            entry[1] += int(flagged)
+    return dict(sorted(caught.items(), key=lambda item: -item[1][0]))
+
+
 def line_scores(truth: np.ndarray, predicted: np.ndarray, scores: np.ndarray | None) -> dict[str, object]:
     """Line-level precision/recall/F1 (``models.metrics.detection``) and, given scores, average precision."""
     scored = detection_scores(confusion_counts(truth, predicted)).as_dict()
@@ -376,13 +393,15 @@ def run_variant(
     chosen = events[variant.templates]
     window = timedelta(minutes=args.window_minutes)
     truth = lines.anomaly[split:]
+    scored_templates = [event.template for event in chosen[split:]]
     trainable, extra, per_seed = 0, {}, []
-    if variant.method == "level":
-        predicted, scores, details = level_method(lines, split)
+    if variant.method in {"level", "novelty"}:
+        if variant.method == "level":
+            predicted, scores, details = level_method(lines, split)
+        else:
+            predicted, scores, details = novelty_method(chosen, split, window=window, baseline=variant.baseline)
         metrics = line_scores(truth, predicted, scores)
-    elif variant.method == "novelty":
-        predicted, scores, details = novelty_method(chosen, split, window=window, baseline=variant.baseline)
-        metrics = line_scores(truth, predicted, scores)
+        details["recall_by_template"] = recall_by_template(truth, predicted, scored_templates)
     else:
         texts = line_texts(variant, chosen, window, split)
         if variant.method == "tfidf":
@@ -394,14 +413,16 @@ def run_variant(
             scale = False
         else:
             backbone = backbones.get(variant.layers, variant.random_init, variant.quantization)
-            features, distinct = cached_text_features(texts, lambda batch: embed_texts(backbone, batch))
+            features, distinct = cached_text_features(
+                texts, lambda batch: embed_texts(backbone, batch, pooling=args.pooling))
             scale = True
-            extra = {"backbone": backbone.describe(), "pooling": "mean of last kept layer's hidden states",
+            extra = {"backbone": backbone.describe(), "pooling": f"{args.pooling} of the last kept layer's hidden states",
                      "layers_used": f"decoder layers 1..{backbone.num_layers} of the frozen backbone"}
         groups = [event.template for event in chosen]
         for seed in args.cv_seeds:
             head = fit_head(features, lines.anomaly, groups, split, scale=scale, seed=seed)
-            per_seed.append({"seed": seed, **line_scores(truth, head.predicted, head.scores), **head.details})
+            per_seed.append({"seed": seed, **line_scores(truth, head.predicted, head.scores), **head.details,
+                             "recall_by_template": recall_by_template(truth, head.predicted, scored_templates)})
             trainable = head.trainable
         keys = ("precision", "recall", "f1", "far_percent", "mar_percent", "flagged")
         metrics = {key: float(np.mean([run[key] for run in per_seed])) for key in keys}
@@ -452,6 +473,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--window-minutes", type=float, default=60.0, help="trailing window of the change statistic")
     parser.add_argument("--layers", type=int, default=6, help="backbone decoder layers kept (default 6 of 30)")
     parser.add_argument("--layer-study", type=int, nargs="*", default=[], help="extra LLM-head rows with these layer counts")
+    parser.add_argument("--pooling", choices=("mean", "last"), default="mean",
+                        help="hidden states -> one vector: mean over the tokens, or the last token")
     parser.add_argument("--quantization", default="none", help="backbone quantization (none | dynamic-int8 on CPU)")
     parser.add_argument("--backbone", default=None, help="HF folder or .gguf (default SmolLM2-135M); 'tiny-random' for tests")
     parser.add_argument("--only", nargs="*", default=None, help="methods (level novelty llm tfidf) or labels to run")
