@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from django.db import IntegrityError, transaction
 from django.db.models import Max
@@ -180,7 +181,8 @@ def register_version(
 
 def _backbone_name(diagnoser) -> str:
     described = diagnoser.backbone.describe()
-    return f"{described.get('source')} ({described.get('num_layers')} layers, {described.get('quantization')})"[:300]
+    source = Path(str(described.get("source") or "")).name or "default"
+    return f"{source} ({described.get('num_layers')} layers, {described.get('quantization')})"[:300]
 
 
 @transaction.atomic

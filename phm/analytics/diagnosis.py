@@ -74,6 +74,7 @@ class DiagnosisConfig:
     actions_k: int  # PHM_DIAGNOSIS_ACTIONS: recommended actions
     public_url: str  # PHM_PUBLIC_URL: base of the link in the webhook payload
     warm_up: bool  # PHM_DIAGNOSIS_WARM_UP: load the active diagnoser when a worker process starts
+    explain: str  # PHM_DIAGNOSIS_EXPLAIN: after (default) | inline | template, see EXPLAIN_MODES
 
     @classmethod
     def from_env(cls) -> DiagnosisConfig:
@@ -90,7 +91,23 @@ class DiagnosisConfig:
             actions_k=int(os.environ.get("PHM_DIAGNOSIS_ACTIONS", 3)),
             public_url=os.environ.get("PHM_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
             warm_up=_env_bool("PHM_DIAGNOSIS_WARM_UP", True),
+            explain=_explain_mode(os.environ.get("PHM_DIAGNOSIS_EXPLAIN", "after")),
         )
+
+
+#: When the language model writes the explanation. ``after``: the diagnosis is stored and announced
+#: with the template explanation (it restates the evidence), then an ``explain_diagnosis`` task
+#: replaces it with the model's checked wording; generation on CPU takes longer than everything else
+#: together, so this keeps alarm -> diagnosis fast. ``inline``: generated before storing (one
+#: stored version, slower). ``template``: no language model.
+EXPLAIN_MODES = ("after", "inline", "template")
+
+
+def _explain_mode(value: str) -> str:
+    value = value.strip().lower()
+    if value not in EXPLAIN_MODES:
+        raise ValueError(f"PHM_DIAGNOSIS_EXPLAIN must be one of {', '.join(EXPLAIN_MODES)}, got {value!r}")
+    return value
 
 
 class DiagnosisError(Exception):
@@ -177,12 +194,17 @@ def forget_loaded() -> None:
 
 
 def warm_up(*, using: str = "default") -> bool:
-    """Load the active diagnoser into this worker process (after the fork), so the first alarm does
-    not pay for imports and weights; False when there is none."""
+    """Load the active diagnoser into this worker process (after the fork), and the language model
+    that writes explanations, so the first alarm does not pay for imports and weights; False when
+    no diagnoser is trained yet."""
     version = active_version(using=using)
     if version is None:
         return False
-    loaded_diagnoser(version)
+    diagnoser = loaded_diagnoser(version)
+    if DiagnosisConfig.from_env().explain != "template" and getattr(diagnoser, "explainer", None) is None:
+        from models.answering import get_language_model
+
+        get_language_model()
     return True
 
 
@@ -494,7 +516,7 @@ def _diagnose(alarm: Alarm, diagnosis: Diagnosis, version: DiagnoserVersion, con
     incident, window = build_incident(alarm=alarm, config=config, using=using)
     if not incident.modalities():
         raise DiagnosisError(f"no sensor readings, log events or image of {alarm.equipment.tag} in {window.start:%Y-%m-%d %H:%M:%S}..{window.end:%H:%M:%S} UTC")
-    result = diagnoser.diagnose(incident, explain=True)
+    result = diagnoser.diagnose(incident, explain=config.explain == "inline")
     embedding = np.asarray(diagnoser.embedding(incident), dtype=np.float32).ravel()
     top_sensors = [s.sensor for s in result.evidence.sensors[:3]]
     result.evidence.similar = similar_diagnoses(
@@ -518,6 +540,8 @@ def _finish(diagnosis: Diagnosis, alarm: Alarm, *, status: str, using: str, erro
     started = raise_recorded_at(alarm, using=using) if diagnosis.trigger == DiagnosisTrigger.RAISE else diagnosis.claimed_at
     values = {"status": status, "error": error, "model_version": model_version, "finished_at": finished,
               "latency_ms": max(0.0, (finished - started).total_seconds() * 1000.0), **fields}
+    if status == DiagnosisStatus.DONE and (fields.get("result") or {}).get("explanation_source") == "model":
+        values.update(explained_at=finished, explanation_ms=values["latency_ms"])  # explained inline
     with transaction.atomic(using=using):
         held = Diagnosis.objects.using(using).filter(pk=diagnosis.pk, status=DiagnosisStatus.RUNNING, claimed_at=diagnosis.claimed_at).update(**values)
         if not held:
@@ -528,7 +552,50 @@ def _finish(diagnosis: Diagnosis, alarm: Alarm, *, status: str, using: str, erro
             enqueue_event(event_type=EventType.DIAGNOSIS, payload=diagnosis_payload(diagnosis), alarm=alarm, using=using)
             if getattr(settings, "PHM_WEBHOOK_KICK_ON_COMMIT", True):
                 transaction.on_commit(kick_delivery, using=using)
+            if DiagnosisConfig.from_env().explain == "after":
+                diagnosis_id = diagnosis.pk
+                transaction.on_commit(lambda: enqueue_explanation(diagnosis_id=diagnosis_id), using=using)
     return diagnosis
+
+
+def enqueue_explanation(*, diagnosis_id: int) -> None:
+    from phm.analytics.tasks import explain_diagnosis
+
+    queue = DiagnosisConfig.from_env().queue
+    try:
+        explain_diagnosis.apply_async(args=[diagnosis_id], queue=queue, routing_key=queue)
+    except Exception:  # the template explanation stays; nothing else is lost
+        log.warning("could not queue the explanation of diagnosis %s", diagnosis_id, exc_info=True)
+
+
+def explain_stored(*, diagnosis_id: int, using: str = "default") -> Diagnosis | None:
+    """Replace a stored diagnosis's template explanation with the language model's checked wording
+    (``models.diagnosis.explain``: the model's text is kept only when it restates the evidence; the
+    template stays otherwise). Idempotent: an explained diagnosis is left as it is."""
+    from models.diagnosis import explain as explanation
+    from models.diagnosis.types import DiagnosisResult
+
+    row = Diagnosis.objects.using(using).select_related("alarm", "equipment", "model_version").filter(
+        pk=diagnosis_id, status=DiagnosisStatus.DONE, explained_at__isnull=True
+    ).first()
+    if row is None or row.model_version is None:
+        return None
+    diagnoser = loaded_diagnoser(row.model_version)
+    result = DiagnosisResult.from_dict(row.result)
+    text, source = explanation.explain(
+        fault=result.fault, probability=result.probability, equipment=row.equipment.tag, evidence=result.evidence,
+        generator=diagnoser.explainer or explanation.language_model_generator(diagnoser.config.max_new_tokens),
+        other_faults=sorted({c for classes in diagnoser.taxonomy.values() for c in classes}), all_sensors=diagnoser.measures,
+    )
+    stored = dict(row.result, explanation=text, explanation_source=source)
+    finished = timezone.now()
+    started = raise_recorded_at(row.alarm, using=using) if row.trigger == DiagnosisTrigger.RAISE else row.claimed_at
+    updated = Diagnosis.objects.using(using).filter(pk=row.pk, explained_at__isnull=True).update(
+        result=stored, explained_at=finished, explanation_ms=max(0.0, (finished - started).total_seconds() * 1000.0)
+    )
+    if updated:
+        row.refresh_from_db(using=using)
+    return row
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -559,6 +626,7 @@ def diagnosis_payload(diagnosis: Diagnosis) -> dict:
             "probability": diagnosis.probability,
             "probabilities": result.get("probabilities", {}),
             "explanation": result.get("explanation", ""),
+            "explanation_source": result.get("explanation_source", ""),
             "sensors": [{"sensor": s["sensor"], "share": s["share"], "direction": s["direction"]} for s in evidence.get("sensors", [])],
             "actions": [a["text"] for a in result.get("actions", [])],
             "model_version": result.get("model_version", ""),

@@ -221,6 +221,10 @@ class Diagnosis(models.Model):
     window_end = models.DateTimeField(null=True, blank=True)
     image = models.ForeignKey("telemetry.InspectionImage", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     latency_ms = models.FloatField(null=True, blank=True, help_text="From the alarm's raise (wall clock) to this diagnosis stored.")
+    explanation_ms = models.FloatField(
+        null=True, blank=True, help_text="From the alarm's raise to the language model's explanation stored (when it runs after the diagnosis)."
+    )
+    explained_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
     claimed_at = models.DateTimeField(help_text="When a worker took it; a 'running' claim older than the lease is retaken.")
     created_at = models.DateTimeField(auto_now_add=True)

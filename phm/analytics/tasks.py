@@ -2,7 +2,7 @@
 
 Queues (phm/celery.py routes by name): ``train_detector`` → cpu by route, or gpu when the
 detector's ``queue`` says so (given at send time); ``score_detector`` and ``score_due`` → cpu;
-``diagnose`` and ``retrain_diagnoser`` → the queue ``PHM_DIAGNOSIS_QUEUE`` / ``PHM_GPU_WORKER``
+``diagnose``, ``explain_diagnosis`` and ``retrain_diagnoser`` → the queue ``PHM_DIAGNOSIS_QUEUE`` / ``PHM_GPU_WORKER``
 name (given at send time by ``phm.analytics.diagnosis``).
 """
 
@@ -80,6 +80,15 @@ def diagnose(alarm_id: int, trigger: str = "raise") -> dict:
     if stored is None:
         return {"alarm": alarm_id, "status": "already diagnosed"}
     return {"alarm": alarm_id, "diagnosis": stored.pk, "status": stored.status, "fault": stored.fault, "latency_ms": stored.latency_ms}
+
+
+@shared_task(name="phm.analytics.tasks.explain_diagnosis", ignore_result=True)
+def explain_diagnosis(diagnosis_id: int) -> dict:
+    """The language model's explanation of a stored diagnosis (PHM_DIAGNOSIS_EXPLAIN=after)."""
+    row = diagnosis.explain_stored(diagnosis_id=diagnosis_id)
+    if row is None:
+        return {"diagnosis": diagnosis_id, "status": "nothing to explain"}
+    return {"diagnosis": diagnosis_id, "source": row.result.get("explanation_source"), "explanation_ms": row.explanation_ms}
 
 
 @shared_task(name="phm.analytics.tasks.retrain_diagnoser", ignore_result=True)

@@ -171,3 +171,33 @@ def test_queue_follows_the_gpu_setting(monkeypatch):
     assert diagnosis.DiagnosisConfig.from_env().queue == "cpu"
     monkeypatch.setenv("PHM_GPU_WORKER", "1")
     assert diagnosis.DiagnosisConfig.from_env().queue == "gpu"
+
+
+def first_sensor_summary(messages, start):
+    """A language model that answers by the prompt's rules: cites S1 and names its sensor."""
+    import re
+
+    sensor = re.search(r"S1 sensor (\S+)", messages[-1]["content"]).group(1)
+    return f'S1"], "summary": "Sensor {sensor} deviates from its normal behaviour the most."' + "}"
+
+
+def test_the_explanation_follows_the_stored_diagnosis(diagnoser_version, demo_plant, monkeypatch):
+    alarm = played_alarm(image=False)
+    stored = diagnosis.run_diagnosis(alarm_id=alarm.pk)
+    assert stored.result["explanation_source"] == "template" and stored.explained_at is None  # stored before any generation
+    monkeypatch.setitem(diagnosis.MODEL_OVERRIDES, "explainer", first_sensor_summary)
+    diagnosis.forget_loaded()
+    explained = diagnosis.explain_stored(diagnosis_id=stored.pk)
+    top = stored.result["evidence"]["sensors"][0]["sensor"]
+    assert explained.result["explanation"] == f"Sensor {top} deviates from its normal behaviour the most."
+    assert explained.result["explanation_source"] == "model" and explained.explanation_ms >= explained.latency_ms
+    assert explained.result["fault"] == stored.fault  # nothing else changes
+    assert diagnosis.explain_stored(diagnosis_id=stored.pk) is None  # once
+
+
+def test_inline_explanation_is_generated_before_storing(diagnoser_version, demo_plant, monkeypatch):
+    monkeypatch.setenv("PHM_DIAGNOSIS_EXPLAIN", "inline")
+    monkeypatch.setitem(diagnosis.MODEL_OVERRIDES, "explainer", first_sensor_summary)
+    diagnosis.forget_loaded()
+    stored = diagnosis.run_diagnosis(alarm_id=played_alarm(image=False).pk)
+    assert stored.result["explanation_source"] == "model" and stored.explanation_ms == stored.latency_ms
