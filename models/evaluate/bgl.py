@@ -29,8 +29,16 @@ Methods:
   of anomalous templates in the fitting part that choice is noisy, so every trained row is run
   for several shuffles of the CV folds (``--cv-seeds``) and reports the mean (and the F1 spread).
   AP (average precision of the scores) is given too: it does not depend on the threshold.
-  Distinct texts are embedded once. Ablations: a randomly initialised backbone of the same shape, and TF-IDF words
-  into the same head (no language model).
+  Distinct texts are embedded once. Ablations: a randomly initialised backbone of the same shape,
+  and TF-IDF words into the same head (no language model).
+
+Measured (05:40 UTC, 6 layers, 5 CV shuffles): the level rule has F1 0.516 (recall 1.0: every
+scored anomaly is FATAL); novelty 0.107 (BGL labels alert categories, not rate changes, and 702
+of the 1,000 scored lines have templates the fitting part never saw); the LLM head 0.401 +- 0.044
+at AP 0.494, catching the ``ciod: Error reading message prefix`` family by its likeness to the
+fitting part's ``ciod: failed to read message prefix``; the random-LLM ablation 0.407 at AP 0.750.
+The head ranks far above the 4.7 % base rate, but thresholds chosen inside the fitting part do
+not transfer to the scored part's new anomaly templates.
 
 Prints one table and writes JSON to ``bench/results/bgl.json`` (``--json``).
 """
@@ -54,7 +62,7 @@ import numpy as np
 from models.diagnosis.types import LogEvent
 from models.evaluate import REPO_ROOT, shared_data_dir
 from models.logs import CHANGE_P, PRIOR_COUNT, describe_change, events_from_messages, most_severe, template_change
-from models.metrics.detection import DetectionCounts, confusion_counts, detection_scores
+from models.metrics.detection import confusion_counts, detection_scores
 
 STRUCTURED_FILE = "BGL_2k.log_structured_corrected.csv"
 ANOMALY_LEVELS = frozenset({"FATAL", "FAILURE", "SEVERE"})
