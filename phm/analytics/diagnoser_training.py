@@ -193,6 +193,19 @@ def activate_version(*, version: DiagnoserVersion) -> DiagnoserVersion:
     return version
 
 
+def register_folder(*, folder: Path, activate: bool = True) -> DiagnoserVersion:
+    """A diagnoser trained elsewhere (e.g. on a GPU server) as the next version: the folder is
+    loaded (so a broken one is refused) and saved under ``$PHM_DATA_ROOT/diagnosers``."""
+    from models.diagnosis import FaultDiagnoser
+
+    try:
+        diagnoser = FaultDiagnoser.load(folder, **diagnosis.MODEL_OVERRIDES)
+    except (OSError, ValueError, KeyError) as exc:
+        raise DiagnoserTrainingError(f"{folder} is not a saved FaultDiagnoser: {exc}") from None
+    return register_version(diagnoser, source=DiagnoserSource.UPLOAD, parent=active_version(), metrics={"registered_from": str(folder)},
+                            trained_on={}, options=TrainingOptions(), activate=activate)
+
+
 # --- retrain from feedback ------------------------------------------------------------------------
 
 

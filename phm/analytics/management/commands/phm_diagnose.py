@@ -2,6 +2,8 @@
 diagnosis, or diagnose an alarm again.
 
     phm_diagnose --train-demo                       train the demo diagnoser (simulated incidents) and activate it
+    phm_diagnose --train-demo --force               ... even when a diagnoser is active already
+    phm_diagnose --register var/diagnosers/v1       a saved FaultDiagnoser folder (trained elsewhere) as the active version
     phm_diagnose --retrain                          update the active diagnoser from engineer feedback (replay set kept)
     phm_diagnose --inject bearing_wear --equipment P-101 [--minutes 60] [--json]
                                                     live simulator running: inject now and wait for the alarm's diagnosis;
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
@@ -30,6 +33,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--train-demo", action="store_true", help="Train the demo diagnoser from simulated incidents.")
+        parser.add_argument("--force", action="store_true", help="--train-demo: train even when a diagnoser is active.")
+        parser.add_argument("--register", type=Path, help="A saved FaultDiagnoser folder to register as the active version.")
         parser.add_argument("--retrain", action="store_true", help="Update the active diagnoser from unused engineer feedback.")
         parser.add_argument("--inject", choices=FAULT_KINDS, help="Demo fault to inject, e.g. bearing_wear.")
         parser.add_argument("--equipment", help="Equipment tag for --inject, e.g. P-101.")
@@ -41,9 +46,20 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print the stored result as JSON instead of a summary.")
 
     def handle(self, *args, **options):
+        if options["train_demo"] and diagnosis.active_version() is not None and not options["force"]:
+            version = diagnosis.active_version()
+            self.stdout.write(f"diagnoser v{version.version} is active already ({version.get_source_display()}); --force trains a new one")
+            return None
         if options["train_demo"] or options["retrain"]:
             kind = DiagnoserJobKind.DEMO if options["train_demo"] else DiagnoserJobKind.RETRAIN
             return self._train(kind)
+        if options["register"]:
+            try:
+                version = diagnoser_training.register_folder(folder=options["register"])
+            except diagnoser_training.DiagnoserTrainingError as exc:
+                raise CommandError(str(exc)) from None
+            self.stdout.write(f"diagnoser v{version.version} active, registered from {options['register']} ({version.backbone})")
+            return None
         if options["inject"]:
             return self._print(self._inject(options), options["json"])
         if options["alarm"]:
@@ -51,7 +67,7 @@ class Command(BaseCommand):
             return self._print(stored, options["json"])
         if options["show"]:
             return self._print(Diagnosis.objects.filter(pk=options["show"]).first() or self._missing(options["show"]), options["json"])
-        raise CommandError("give --train-demo, --retrain, --inject FAULT --equipment TAG, --alarm ID or --show ID")
+        raise CommandError("give --train-demo, --register FOLDER, --retrain, --inject FAULT --equipment TAG, --alarm ID or --show ID")
 
     def _missing(self, pk: int):
         raise CommandError(f"no diagnosis {pk}")
@@ -81,8 +97,11 @@ class Command(BaseCommand):
         try:
             if diagnosis_demo.is_live(equipment):
                 return self._inject_live(equipment, options)
+            config = diagnosis.DiagnosisConfig.from_env()
+            # Enough history for the diagnosis window and a healthy log baseline before the fault.
+            history = max(options["minutes"], config.window_s / 60) + config.baseline_s / 60
             injection = diagnosis_demo.play_fault(equipment_tag=tag, fault=options["inject"], end=timezone.now().replace(microsecond=0),
-                                                  fault_minutes=options["minutes"], severity=options["severity"])
+                                                  fault_minutes=options["minutes"], history_minutes=history, severity=options["severity"])
         except diagnosis_demo.DemoError as exc:
             raise CommandError(str(exc)) from None
         alarm = diagnosis_demo.raise_alarm(injection=injection)
