@@ -83,7 +83,8 @@ class DiagnoserConfig:
     learning_rate: float = 2e-3
     image_epochs: int = 15
     use_llm: bool = True  # False: the "no language model" ablation (token embeddings, no transformer layer)
-    max_new_tokens: int = 72  # explanation length
+    max_new_tokens: int = 48  # explanation length (tokens of the summary)
+    explanation_budget_s: float = explanation.DEFAULT_TIME_BUDGET_S  # then the template sentence is used
 
 
 @dataclass
@@ -210,7 +211,8 @@ class FaultDiagnoser:
         if explain:
             text, source = explanation.explain(
                 fault=fault, probability=probability, equipment=equipment, evidence=evidence,
-                generator=self.explainer or explanation.language_model_generator(self.config.max_new_tokens),
+                generator=self.explainer or explanation.language_model_generator(
+                    self.config.max_new_tokens, self.config.explanation_budget_s),
                 other_faults=sorted({c for cs in self.taxonomy.values() for c in cs}), all_sensors=self.measures,
             )
         else:
