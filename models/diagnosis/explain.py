@@ -127,7 +127,8 @@ def validate(
     for other in other_faults:
         if other == fault or other == NORMAL:
             continue
-        words = {other.replace("_", " "), other} | ({failure_mode(other).name.split(" / ")[-1].lower()} if "/" in failure_mode(other).name else set())
+        name = failure_mode(other).name
+        words = {other.replace("_", " "), other} | ({name.split(" / ")[-1].lower()} if " / " in name else set())
         if any(re.search(rf"\b{re.escape(w.lower())}\b", lowered) for w in words):
             return None
     allowed_sensors = {name for item in items for name in item.names}
@@ -155,8 +156,11 @@ def template_explanation(fault: str, probability: float, equipment: str, evidenc
     if sensors:
         parts.append("Sensors: " + ", ".join(f"{s.sensor} {s.direction} ({s.share:.0%} of the deviation)" for s in sensors) + ".")
     if evidence.log_templates:
-        logs = [f"'{t.template}' {t.count}x in the window" + (" (new)" if t.baseline_per_hour == 0 else f" (normally {t.baseline_per_hour:.1f}/h)")
-                for t in evidence.log_templates[:MAX_LOGS]]
+        logs = [
+            f"'{t.template}' {t.count}x in the window"
+            + (" (new)" if t.baseline_per_hour == 0 else f" (normally {t.baseline_per_hour:.1f}/h)")
+            for t in evidence.log_templates[:MAX_LOGS]
+        ]
         parts.append("Logs: " + "; ".join(logs) + ".")
     if evidence.image is not None:
         parts.append(f"Image: {evidence.image.label.replace('_', ' ')} ({evidence.image.probability:.0%}).")

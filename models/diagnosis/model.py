@@ -26,9 +26,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +43,7 @@ from models.diagnosis.features import (
     CHANNELS_PER_MEASURE, NormalStats, bin_window, fit_normal_stats, sensor_evidence, standardise, window_summary,
 )
 from models.diagnosis.network import FusionBatch, FusionNetwork, ImagePath, TextPrefix, text_prefix
+from models.diagnosis.quantized import enable_input_gradients
 from models.diagnosis.taxonomy import DEFAULT_TAXONOMY, check_taxonomy
 from models.diagnosis.types import (
     MODALITIES, NORMAL, DiagnosisResult, Evidence, ImageEvidence, Incident, LogEvidence,
@@ -61,6 +61,7 @@ FORMAT = "phm-fault-diagnoser/1"
 PROMPT_CHANGE_P = 0.25
 MAX_LOG_CHANGES = 5
 MIN_WINDOW_HOURS = 1 / 60
+PREFIX_CACHE_SIZE = 64
 _BACKBONES: dict[tuple, Backbone] = {}
 
 
@@ -144,6 +145,11 @@ class FaultDiagnoser:
     def backbone(self) -> Backbone:
         if self._backbone is None:
             self._backbone = shared_backbone(self.config)
+        if not getattr(self._backbone, "_input_gradients", False):
+            # Training back-propagates through the frozen backbone into the trunk and projector;
+            # int8 layers need a backward that PyTorch lacks (see models.diagnosis.quantized).
+            enable_input_gradients(self._backbone.decoder)
+            self._backbone._input_gradients = True
         return self._backbone
 
     def classes(self, equipment_type: str) -> list[str]:
@@ -385,7 +391,8 @@ class FaultDiagnoser:
 
     def _add_class(self, equipment_type: str, label: str) -> None:
         """Append a class to a type; the head grows one row (old rows keep their weights)."""
-        row = len([c for t, cs in self.taxonomy.items() for c in cs if list(self.taxonomy).index(t) <= list(self.taxonomy).index(equipment_type)])
+        types = list(self.taxonomy)
+        row = sum(len(self.taxonomy[t]) for t in types[: types.index(equipment_type) + 1])  # after the type's last class
         self.taxonomy = {t: (cs + [label] if t == equipment_type else cs) for t, cs in self.taxonomy.items()}
         old = self.network.head
         head = nn.Linear(old.in_features, old.out_features + 1)
@@ -444,7 +451,7 @@ class FaultDiagnoser:
         cached = self._prefix_cache.get(prompt)
         if cached is None:
             cached = text_prefix(self.backbone, prompt, use_llm=self.config.use_llm)
-            if len(self._prefix_cache) > 4096:
+            if len(self._prefix_cache) >= PREFIX_CACHE_SIZE:  # keys/values are ~0.3 MB a prompt: keep a few
                 self._prefix_cache = {}
             self._prefix_cache[prompt] = cached
         return cached

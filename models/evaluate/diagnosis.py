@@ -165,7 +165,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--new-class", default="misalignment", help="class held out for the continual-learning step")
     parser.add_argument("--replay-per-class", type=int, default=5)
     parser.add_argument("--update-epochs", type=int, default=40)
-    parser.add_argument("--latency-incidents", type=int, default=20)
+    parser.add_argument("--latency-incidents", type=int, default=12)
     parser.add_argument("--skip", default="", help="comma list of parts to skip: no_dropout,no_llm,continual,latency")
     parser.add_argument("--json", type=Path, default=REPO_ROOT / "bench" / "results" / "diagnosis.json")
     return parser.parse_args(argv)
