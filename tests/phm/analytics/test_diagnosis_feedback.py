@@ -116,3 +116,19 @@ def test_only_one_diagnoser_job_at_a_time(stored, engineer_user):
     diagnoser_training.start_job(kind=DiagnoserJobKind.RETRAIN, enqueue=False)
     with pytest.raises(diagnoser_training.DiagnoserTrainingError, match="is still queued"):
         diagnoser_training.start_job(kind=DiagnoserJobKind.DEMO, enqueue=False)
+
+
+def test_engineer_can_request_a_diagnosis_again(stored, engineer_user, django_capture_on_commit_callbacks):
+    from phm.celery import app
+
+    client = client_for(engineer_user)
+    previous, app.conf.task_always_eager = app.conf.task_always_eager, True
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post("/api/v1/diagnoses/", {"alarm": stored.alarm_id}, format="json")
+    finally:
+        app.conf.task_always_eager = previous
+    assert response.status_code == 202 and response.json() == {"alarm": stored.alarm_id, "status": "queued"}
+    rows = client.get(f"/api/v1/diagnoses/?alarm={stored.alarm_id}").json()["results"]
+    assert [r["trigger"] for r in rows] == ["manual", "raise"] and rows[0]["status"] == "done"
+    assert client.post("/api/v1/diagnoses/", {"alarm": 999_999}, format="json").status_code == 404
