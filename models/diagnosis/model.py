@@ -42,7 +42,7 @@ from models.diagnosis import explain as explanation
 from models.diagnosis.features import (
     CHANNELS_PER_MEASURE, NormalStats, bin_window, fit_normal_stats, sensor_evidence, standardise, window_summary,
 )
-from models.diagnosis.network import FusionBatch, FusionNetwork, ImagePath, TextPrefix, text_prefix
+from models.diagnosis.network import MASKED_LOGIT, FusionBatch, FusionNetwork, ImagePath, TextPrefix, text_prefix
 from models.diagnosis.quantized import enable_input_gradients
 from models.diagnosis.taxonomy import DEFAULT_TAXONOMY, check_taxonomy
 from models.diagnosis.types import (
@@ -214,20 +214,27 @@ class FaultDiagnoser:
         )
         fault, probability = classes[best], float(probabilities[best])
         equipment = incident.equipment or incident.equipment_type
-        if explain:
-            text, source = explanation.explain(
-                fault=fault, probability=probability, equipment=equipment, evidence=evidence,
-                generator=self.explainer or explanation.language_model_generator(
-                    self.config.max_new_tokens, self.config.explanation_budget_s),
-                other_faults=sorted({c for cs in self.taxonomy.values() for c in cs}), all_sensors=self.measures,
-            )
-        else:
-            text, source = explanation.template_explanation(fault, probability, equipment, evidence), "template"
-        return DiagnosisResult(
+        result = DiagnosisResult(
             fault=fault, probability=probability,
             probabilities={c: float(p) for c, p in zip(classes, probabilities, strict=True)},
-            modalities=item.modalities, evidence=evidence, explanation=text, explanation_source=source,
-            model_version=self.model_version,
+            modalities=item.modalities, evidence=evidence, model_version=self.model_version,
+        )
+        if explain:
+            result.explanation, result.explanation_source = self.explain(result, equipment=equipment)
+        else:
+            result.explanation = explanation.template_explanation(fault, probability, equipment, evidence)
+            result.explanation_source = "template"
+        return result
+
+    def explain(self, result: DiagnosisResult, *, equipment: str = "") -> tuple[str, str]:
+        """``(explanation, source)`` for a diagnosis (e.g. a stored one explained later, off the
+        alarm's critical path): the language model's summary when it passes the evidence check
+        (``"model"``), else the template sentence (``"template"``)."""
+        return explanation.explain(
+            fault=result.fault, probability=result.probability, equipment=equipment, evidence=result.evidence,
+            generator=self.explainer or explanation.language_model_generator(
+                self.config.max_new_tokens, self.config.explanation_budget_s),
+            other_faults=sorted({c for cs in self.taxonomy.values() for c in cs}), all_sensors=self.measures,
         )
 
     def predict_proba(self, incidents: Sequence[Incident]) -> list[dict[str, float]]:
@@ -260,19 +267,27 @@ class FaultDiagnoser:
         replay: Sequence[Incident] = (),
         epochs: int = 40,
         learning_rate: float = 2e-3,
+        distillation: float = 1.0,
+        balanced: bool = True,
+        train_fusion: bool = True,
         on_epoch: Callable[[EpochProgress], None] | None = None,
     ) -> "FaultDiagnoser":
         """Continual learning from labelled (e.g. engineer-corrected) incidents plus a replay set.
 
-        Only the fusion layer and the head train (the trunk, projector and image encoder stay as
-        fitted), on the new incidents mixed with ``replay`` (old incidents of the classes to keep:
-        without them the head forgets old faults). A label the taxonomy lacks becomes a new class
-        of that equipment type.
+        The head (and with ``train_fusion`` the fusion layer) trains; the trunk, the projector and
+        the image encoder stay as fitted, so each incident's pooled features are computed once.
+        Three guards against forgetting the old faults: ``replay`` (old labelled incidents mixed
+        in), class-balanced loss weights (``balanced``: a burst of one corrected class does not swamp the rest),
+        and ``distillation`` (learning without forgetting, Li & Hoiem 2016: the updated model's
+        distribution over the old classes is kept close to the model's before the update, weight
+        ``distillation``, temperature 2). A label the taxonomy lacks becomes a new class of that
+        equipment type.
         """
         self._check_fitted()
         new_incidents, replay = list(new_incidents), list(replay)
         if not new_incidents:
             raise ValueError("update needs at least one new labelled incident")
+        old_classes = set(self._flat_classes())
         for incident in new_incidents:
             if incident.label is None:
                 raise ValueError("every incident of an update needs a label")
@@ -283,33 +298,48 @@ class FaultDiagnoser:
         incidents = new_incidents + replay
         self._check_labels(incidents)
         torch.set_num_threads(1)
+        network = self.network
         with torch.no_grad():
             prepared = [self._prepare(i) for i in incidents]
             self._attach_inputs(prepared)
-            self.network.eval()
+            network.eval()
             batches = [self._batch(prepared[s : s + 32], None) for s in range(0, len(prepared), 32)]
-            blocks = torch.cat([self.network.pooled_blocks(b) for b in batches])
+            blocks = torch.cat([network.pooled_blocks(b) for b in batches])
             summaries = torch.cat([b.sensor_summary for b in batches])
-        masks = self._class_mask([i.equipment_type for i in incidents])
-        targets = torch.tensor([self._class_row(i.equipment_type, i.label) for i in incidents])
+            masks = self._class_mask([i.equipment_type for i in incidents])
+            teacher = network.logits(network.features(blocks, summaries), masks)  # before any change
+        flat = self._flat_classes()
+        old_rows = torch.tensor([c in old_classes for c in flat])
+        labels = torch.tensor([self._class_row(i.equipment_type, i.label) for i in incidents])
+        counts = torch.bincount(labels, minlength=len(flat)).float()
+        weights = torch.where(counts > 0, len(labels) / (counts.clamp(min=1) * (counts > 0).sum()), torch.zeros_like(counts))
         present = torch.tensor([[True, "image" in p.modalities, "sensors" in p.modalities] for p in prepared])
-        trainable = list(self.network.fusion.parameters()) + list(self.network.head.parameters())
-        frozen = [p for p in self.network.parameters() if all(p is not t for t in trainable)]
+        trainable = list(network.head.parameters()) + (list(network.fusion.parameters()) if train_fusion else [])
+        frozen = [p for p in network.parameters() if all(p is not t for t in trainable)]
         for parameter in frozen:
             parameter.requires_grad_(False)
         rng = np.random.default_rng(self.config.seed + 1)
 
-        def forward(network: FusionNetwork, index: torch.Tensor) -> torch.Tensor:
+        def forward(model: FusionNetwork, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             chosen, summary = blocks[index], summaries[index]
-            if network.training and self.config.modality_dropout > 0:
+            if model.training and self.config.modality_dropout > 0:
                 keep = self._keep_masks(present[index], rng)
                 chosen, summary = chosen * keep[:, :, None], summary * keep[:, 2:3]
-            return network.logits(network.features(chosen, summary), masks[index])
+            return model.logits(model.features(chosen, summary), masks[index]), index
+
+        def loss_fn(output: tuple[torch.Tensor, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+            logits, index = output
+            loss = F.cross_entropy(logits, target, weight=weights if balanced else None)
+            if distillation > 0:
+                kept = masks[index] & old_rows  # the old classes of each incident's type
+                student = F.log_softmax(logits.masked_fill(~kept, MASKED_LOGIT) / 2.0, dim=1)
+                target_probs = F.softmax(teacher[index].masked_fill(~kept, MASKED_LOGIT) / 2.0, dim=1)
+                loss = loss + distillation * 4.0 * F.kl_div(student, target_probs, reduction="batchmean")
+            return loss
 
         try:
             history = train_model(
-                self.network, torch.arange(len(incidents)), targets,
-                loss_fn=nn.CrossEntropyLoss(),  # no label smoothing: it would spread mass onto the masked classes
+                network, torch.arange(len(incidents)), labels, loss_fn=loss_fn,
                 config=TrainConfig(epochs=epochs, batch_size=self.config.batch_size, learning_rate=learning_rate,
                                    weight_decay=1e-2, seed=self.config.seed + 1),
                 forward=forward, on_epoch=on_epoch,

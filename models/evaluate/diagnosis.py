@@ -13,7 +13,8 @@ Protocol. Training and test incidents come from the demo plant simulator with di
 2. **Continual learning**: a model is fitted on every class except ``--new-class``
    (misalignment by default), then ``update``\\ d with that class's training incidents plus a
    replay set (``--replay-per-class`` old incidents per class), and, for contrast, without the
-   replay set. Accuracy on old-class and new-class test incidents before and after.
+   replay set. Accuracy on old-class and new-class test incidents before and after, next to the
+   fused model trained on all classes at once (the reference a continual update can approach).
 3. **Latency** of ``diagnose()`` on CPU (one thread, default backbone), with and without the
    language-model explanation, and how often the explanation passed the evidence check.
 
@@ -90,7 +91,8 @@ def replay_set(incidents: list[Incident], per_class: int, seed: int) -> list[Inc
     return chosen
 
 
-def continual(arguments: argparse.Namespace, train: list[Incident], test: list[Incident], backbone) -> dict[str, object]:
+def continual(arguments: argparse.Namespace, train: list[Incident], test: list[Incident], backbone,
+              joint: FaultDiagnoser) -> dict[str, object]:
     new_class = arguments.new_class
     taxonomy = {t: [c for c in cs if c != new_class] for t, cs in DEFAULT_TAXONOMY.items()}
     old_train = [i for i in train if i.label != new_class]
@@ -98,8 +100,12 @@ def continual(arguments: argparse.Namespace, train: list[Incident], test: list[I
     old_test = [i for i in test if i.label != new_class]
     new_test = [i for i in test if i.label == new_class]
     base, seconds = fit_timed(f"without {new_class}", FaultDiagnoser(taxonomy, backbone=backbone, **_params(arguments)), old_train)
-    result: dict[str, object] = {"new_class": new_class, "fit_seconds": seconds,
-                                 "before": {"old": scores(base, old_test), "new": {"accuracy": 0.0, "note": "class unknown"}}}
+    result: dict[str, object] = {
+        "new_class": new_class, "fit_seconds": seconds,
+        "before": {"old": scores(base, old_test), "new": {"accuracy": 0.0, "note": "class unknown"}},
+        # The reference: the fused model, trained on every class at once.
+        "joint_training": {"old": scores(joint, old_test), "new": scores(joint, new_test)},
+    }
     replay = replay_set(old_train, arguments.replay_per_class, arguments.seed)
     result["replay_size"] = len(replay)
     result["new_size"] = len(new_train)
@@ -147,6 +153,8 @@ def print_report(report: dict[str, object]) -> None:
         print(f"\n  continual learning: new class {c['new_class']} ({c['new_size']} incidents), replay {c['replay_size']} old incidents")
         print(f"  {'':<22} {'old acc':>8} {'new acc':>8}")
         print(f"  {'before update':<22} {c['before']['old']['accuracy']:>8.3f} {0.0:>8.3f}")
+        joint = c["joint_training"]
+        print(f"  {'joint training (ref.)':<22} {joint['old']['accuracy']:>8.3f} {joint['new']['accuracy']:>8.3f}")
         for name in ("with_replay", "without_replay"):
             print(f"  {'after, ' + name.replace('_', ' '):<22} {c[name]['old']['accuracy']:>8.3f} {c[name]['new']['accuracy']:>8.3f}")
     for name, values in report.get("latency", {}).items():
@@ -163,7 +171,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--dropout", type=float, default=0.3, help="modality dropout of the main model")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--new-class", default="misalignment", help="class held out for the continual-learning step")
-    parser.add_argument("--replay-per-class", type=int, default=5)
+    parser.add_argument("--replay-per-class", type=int, default=10)
     parser.add_argument("--update-epochs", type=int, default=40)
     parser.add_argument("--latency-incidents", type=int, default=12)
     parser.add_argument("--skip", default="", help="comma list of parts to skip: no_dropout,no_llm,continual,latency")
@@ -197,7 +205,7 @@ def main(argv: list[str]) -> int:
             "no LLM", FaultDiagnoser(backbone=backbone, use_llm=False, **_params(arguments)), train)
         report["modalities"]["ablation: no LLM layers (token embeddings only)"] = modality_rows(bare, test)
     if "continual" not in skip:
-        report["continual"] = continual(arguments, train, test, backbone)
+        report["continual"] = continual(arguments, train, test, backbone, fused)
     if "latency" not in skip:
         sample = test[:: max(len(test) // arguments.latency_incidents, 1)][: arguments.latency_incidents]
         report["latency"] = {"without explanation": latency(fused, sample, explain=False),

@@ -199,3 +199,9 @@ def test_real_backbone_fits_and_diagnoses_with_an_llm_explanation_or_its_templat
     result = diagnoser.diagnose(sample[0])
     assert result.explanation_source in {"model", "template"} and result.explanation
     assert result.fault in diagnoser.classes(sample[0].equipment_type)
+
+
+def test_a_stored_diagnosis_can_be_explained_later(diagnoser, incidents):
+    stored = DiagnosisResult.from_dict(json.loads(json.dumps(diagnoser.diagnose(incidents[2], explain=False).to_dict())))
+    text, source = diagnoser.explain(stored, equipment=incidents[2].equipment)
+    assert source == "template" and text.startswith(f"{incidents[2].equipment}: ")
