@@ -226,9 +226,10 @@ def feedback_incidents(feedback: list[DiagnosisFeedback]) -> list:
     return incidents
 
 
-def replay_set(*, options: TrainingOptions, seed: int) -> list:
+def replay_set(*, options: TrainingOptions, taxonomy: dict[str, list[str]], seed: int) -> list:
     """What the update rehearses: incidents of earlier feedback (already learnt) and a fresh sample
-    of simulated incidents of every class, so a few corrections cannot erase the rest."""
+    of about ``replay_simulated`` simulated incidents spread evenly over every class, so a few
+    corrections cannot erase the rest."""
     from models.diagnosis import simulate_incidents
 
     earlier = list(
@@ -238,8 +239,10 @@ def replay_set(*, options: TrainingOptions, seed: int) -> list:
     )
     replay = feedback_incidents(earlier)
     if options.replay_simulated > 0:
-        simulated = simulate_incidents(**{**options.demo, "seed": seed})
-        replay += simulated[: options.replay_simulated]
+        types = [t for t in (options.demo.get("equipment_types") or list(taxonomy)) if t in taxonomy]
+        classes = sum(len(taxonomy[t]) for t in types) or 1
+        per_class = max(1, round(options.replay_simulated / classes))
+        replay += simulate_incidents(**{**options.demo, "equipment_types": types, "per_class": per_class, "seed": seed})
     return replay
 
 
@@ -259,7 +262,7 @@ def _retrain(job: DiagnoserTrainingJob, progress: _Progress, options: TrainingOp
     new = feedback_incidents(new_rows)
     if not new:
         raise DiagnoserTrainingError(f"none of the {len(new_rows)} feedback incidents has data left to train on")
-    replay = replay_set(options=options, seed=base.version)
+    replay = replay_set(options=options, taxonomy=base.taxonomy, seed=base.version)
     DiagnoserTrainingJob.objects.filter(pk=job.pk).update(feedback_count=len(new), replay_count=len(replay))
     progress.report(stage="fitting", percent=20)
     # A fresh copy, not the process's cached one: the running diagnoser must not change under a diagnosis.

@@ -205,6 +205,12 @@ def warm_up(*, using: str = "default") -> bool:
         from models.answering import get_language_model
 
         get_language_model()
+    if not _knowledge_base_empty(using):  # the retrieval index and the sentence embedder
+        from models.retrieval.embedding import embed_texts
+        from phm.assistant.retrieval import knowledge_index
+
+        knowledge_index(using).sync()
+        embed_texts(["warm up"])
     return True
 
 
@@ -405,14 +411,20 @@ def similar_work_orders(*, equipment: Equipment, fault: str, sensors: list[str],
 
 
 _STEP_LINE = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+(?P<text>.+)$")
+_LABELLED_SENTENCE = re.compile(r"^(?P<label>actions?|checks?)\s*:\s*", re.IGNORECASE)
 
 
-def action_lines(text: str) -> list[str]:
-    """The steps of a passage: its bullet and numbered lines (continuation lines joined), those under
-    an "Actions" heading first; the whole passage's first sentence when it has no steps."""
+def action_lines(text: str, *, heading: str = "") -> list[str]:
+    """The steps of a passage, actions before checks: its bullet and numbered lines (continuation
+    lines joined; those under an "Actions" heading first), else its sentences labelled "Action:" /
+    "Checks:", else its first sentence. ``heading``: the chunk's location, which chunking puts
+    as the passage's first line."""
+    lines = text.splitlines()
+    if heading and lines and lines[0].strip() == heading.strip():
+        lines = lines[1:]
     steps: list[tuple[bool, str]] = []
     in_actions = False
-    for raw in text.splitlines():
+    for raw in lines:
         line = raw.strip()
         if line.startswith("#"):
             in_actions = "action" in line.lower()
@@ -423,39 +435,85 @@ def action_lines(text: str) -> list[str]:
         elif line and steps and raw[:1].isspace():
             flag, previous = steps[-1]
             steps[-1] = (flag, f"{previous} {line}")
-    if not steps:
-        first = re.split(r"(?<=[.!?])\s+", " ".join(text.split()), maxsplit=1)[0]
-        return [first] if first else []
-    return [s for flag, s in steps if flag] + [s for flag, s in steps if not flag]
+    if steps:
+        return [s for flag, s in steps if flag] + [s for flag, s in steps if not flag]
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", " ".join(" ".join(lines).split())) if s]
+    labelled = [(m.group("label").lower().startswith("action"), s[m.end():]) for s in sentences if (m := _LABELLED_SENTENCE.match(s))]
+    if labelled:
+        return [t[:1].upper() + t[1:] for flag, t in labelled if flag] + [t[:1].upper() + t[1:] for flag, t in labelled if not flag]
+    return sentences[:1]
 
 
-def recommended_actions(*, equipment: Equipment, fault: str, sensors: list[str], k: int, using: str = "default") -> list:
+#: Words of a fault id that say nothing on their own ("sensor" in sensor_drift).
+_GENERIC_FAULT_WORDS = {"sensor", "fault", "failure"}
+_ACTION_DOC_TYPES = ("procedure", "manual", "maintenance_note")
+
+
+def mentions_fault(text: str, fault: str) -> bool:
+    """Whether ``text`` names the fault: every distinctive word of its id, by its stem ("fouled
+    condenser tubes" names condenser_fouling)."""
+    words = [w for w in fault.lower().split("_") if w not in _GENERIC_FAULT_WORDS] or [fault.lower()]
+    lowered = text.lower()
+    return all(word[: max(4, len(word) - 3)] in lowered for word in words)
+
+
+def _about(chunk) -> str:
+    return f"{chunk.document.title} {chunk.location} {chunk.text}"
+
+
+def _section_about_another_fault(chunk, fault: str) -> bool:
+    """The chunk's own heading names another fault and not this one ("... > Stuck sensor" in a
+    document about drift and stuck sensors, for sensor_drift)."""
+    from models.diagnosis.taxonomy import FAILURE_MODES
+
+    section = chunk.location.rsplit(">", 1)[-1]
+    return not mentions_fault(section, fault) and any(mentions_fault(section, other) for other in FAILURE_MODES if other not in (fault, "normal"))
+
+
+def recommended_actions(*, equipment: Equipment, fault: str, k: int, using: str = "default") -> list:
     """Actions from the knowledge base for this fault on this equipment, each citing its passage
-    (document, passage text, locator, chunk id): procedures and manuals, not work-order rows."""
+    (document, passage text, locator, chunk id). Of the retrieved passages, those that name the
+    fault come first, then "Actions" sections before "Checks", procedures before notes; the steps
+    are taken from the best passage and the other passages of the same document."""
     from models.diagnosis import Action, Citation, NORMAL
     from phm.assistant.models import DocumentType
     from phm.assistant.retrieval import retrieve
 
     if k <= 0 or fault == NORMAL or _knowledge_base_empty(using):
         return []
-    query = f"{fault_words(fault)} {equipment.get_equipment_type_display().lower()} actions checks {' '.join(sensors)}".strip()
+    query = f"{fault_words(fault)} {equipment.get_equipment_type_display().lower()} procedure actions checks"
+    found = [f for f in retrieve(query, k=16, chunk_filter=_knowledge_filter(equipment), using=using)
+             if f.chunk.document.doc_type not in (DocumentType.WORK_ORDERS, DocumentType.REFERENCE)]
+
+    def preference(item: tuple[int, object]) -> tuple:
+        rank, hit = item
+        chunk = hit.chunk
+        return (not mentions_fault(_about(chunk), fault), "action" not in chunk.location.lower(), chunk.document.doc_type not in _ACTION_DOC_TYPES, rank)
+
+    ordered = [hit for _, hit in sorted(enumerate(found), key=preference)]
+    if not ordered or not mentions_fault(_about(ordered[0].chunk), fault):
+        return []  # no passage names this fault: better no advice than another fault's procedure
+    best = ordered[0].chunk
+    # Steps of the best passage, then of the same document's other passages about this fault
+    # (a procedure split by headings), never of a section about another fault.
+    candidates = [h.chunk for h in ordered if h.chunk.document_id == best.document_id and mentions_fault(_about(h.chunk), fault)
+                  and not _section_about_another_fault(h.chunk, fault)]
     actions: list = []
     seen: set[str] = set()
-    for found in retrieve(query, k=8, chunk_filter=_knowledge_filter(equipment), using=using):
-        chunk = found.chunk
-        if chunk.document.doc_type in (DocumentType.WORK_ORDERS, DocumentType.REFERENCE):
-            continue
+    for chunk in candidates:
         citation = Citation(document=chunk.document.title or chunk.document.name, passage=chunk.text[:1200],
                             locator=f"{chunk.document.name}, {chunk.location}", chunk_id=chunk.pk)
-        for line in action_lines(chunk.text):
-            if line.lower() in seen:
+        # A section about this fault gives all its steps; a list of several faults' patterns
+        # (e.g. an equipment note) only the lines that name it.
+        whole = mentions_fault(f"{chunk.document.title} {chunk.location}", fault)
+        for line in action_lines(chunk.text, heading=chunk.location):
+            if not whole and not mentions_fault(line, fault):
                 continue
-            seen.add(line.lower())
-            actions.append(Action(text=line, citations=(citation,)))
+            if line.lower() not in seen:
+                seen.add(line.lower())
+                actions.append(Action(text=line, citations=(citation,)))
             if len(actions) >= k:
                 return actions
-        if actions:
-            break  # the best matching passage's steps; a second document would mix procedures
     return actions
 
 
@@ -523,7 +581,7 @@ def _diagnose(alarm: Alarm, diagnosis: Diagnosis, version: DiagnoserVersion, con
         embedding=embedding, equipment_type=alarm.equipment.equipment_type, before=diagnosis.claimed_at + timedelta(microseconds=1),
         exclude_id=diagnosis.pk, k=config.similar_k, using=using,
     ) + similar_work_orders(equipment=alarm.equipment, fault=result.fault, sensors=top_sensors, k=config.work_orders_k, using=using)
-    result.actions = recommended_actions(equipment=alarm.equipment, fault=result.fault, sensors=top_sensors, k=config.actions_k, using=using)
+    result.actions = recommended_actions(equipment=alarm.equipment, fault=result.fault, k=config.actions_k, using=using)
     result.model_version = f"v{version.version}"
     return {
         "fault": result.fault, "probability": float(result.probability), "result": result.to_dict(), "embedding": embedding_bytes(embedding),

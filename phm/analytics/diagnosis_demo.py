@@ -13,7 +13,7 @@ import io
 import time
 from datetime import datetime, timedelta
 
-from django.db.models import Max
+from django.db.models import Max, Min
 from django.utils import timezone
 
 from connectors.records import ImageRecord
@@ -22,7 +22,7 @@ from phm.alarms.models import Alarm
 from phm.alarms.services import AlarmPolicy, Sample, evaluate_scores
 from phm.analytics.models import Diagnosis, DiagnosisStatus, DiagnosisTrigger
 from phm.assets.models import Equipment
-from phm.telemetry.models import FaultInjection, LatestReading
+from phm.telemetry.models import FaultInjection, LatestReading, Reading
 from phm.telemetry.sink import DatabaseSink
 
 #: A stream whose newest reading is younger than this is live: faults go to the running simulator.
@@ -37,9 +37,31 @@ def newest_reading(equipment: Equipment, *, using: str = "default") -> datetime 
     return LatestReading.objects.using(using).filter(sensor__equipment=equipment).aggregate(t=Max("ts"))["t"]
 
 
+def first_reading_between(equipment: Equipment, *, start: datetime, end: datetime, using: str = "default") -> datetime | None:
+    sensors = list(equipment.sensors.using(using).values_list("pk", flat=True))
+    return Reading.objects.using(using).filter(sensor_id__in=sensors, ts__gte=start, ts__lte=end).aggregate(t=Min("ts"))["t"]
+
+
+def free_slot_end(equipment: Equipment, *, history: timedelta, latest: datetime, using: str = "default") -> datetime:
+    """The latest end at or before ``latest`` whose ``history`` before it holds no reading of the
+    equipment: a second demo fault of the same unit is played just before the first one."""
+    end = latest
+    for _ in range(1000):
+        first = first_reading_between(equipment, start=end - history, end=end, using=using)
+        if first is None:
+            return end
+        end = first - timedelta(seconds=1)
+    raise DemoError(f"no free {history} of {equipment.tag} before {latest:%Y-%m-%d %H:%M} UTC")
+
+
 def is_live(equipment: Equipment, *, now: datetime | None = None) -> bool:
+    """Readings of the equipment keep arriving: the newest is recent and is not the end of a
+    fault this module played (that data stops at its alarm)."""
     newest = newest_reading(equipment)
-    return newest is not None and (now or timezone.now()) - newest < LIVE_WITHIN
+    if newest is None or (now or timezone.now()) - newest >= LIVE_WITHIN:
+        return False
+    played_until = FaultInjection.objects.filter(equipment=equipment, source="diagnose-demo").aggregate(t=Max("end"))["t"]
+    return played_until is None or newest > played_until
 
 
 def play_fault(
@@ -56,17 +78,21 @@ def play_fault(
         raise DemoError(f"{equipment_tag} ({definition.equipment_type}) cannot have {fault!r}; it supports: {', '.join(definition.faults)}")
     equipment = Equipment.objects.using(using).get(tag=equipment_tag)
     start = end - timedelta(minutes=history_minutes)
-    newest = newest_reading(equipment, using=using)
-    if newest is not None and newest >= start:
-        raise DemoError(f"{equipment_tag} has readings up to {newest:%Y-%m-%d %H:%M:%S} UTC, inside the {history_minutes:g} min to play; "
-                        "with the live simulator running the fault is injected live instead")
+    first = first_reading_between(equipment, start=start, end=end, using=using)
+    if first is not None:
+        raise DemoError(f"{equipment_tag} has readings from {first:%Y-%m-%d %H:%M:%S} UTC inside the {history_minutes:g} min to play; "
+                        "play before them (free_slot_end) or, with the live simulator running, inject the fault live")
     fault_start = end - timedelta(minutes=fault_minutes)
     measure = sensor_measure or default_sensor_for(fault, definition)
     injection = FaultInjection.objects.using(using).create(
         equipment=equipment, fault=fault, start=fault_start, end=end, severity=severity,
         sensor=definition.sensor_tag(measure) if measure else "", source="diagnose-demo",
     )
-    scheduled = [ScheduledFault(equipment_tag, fault, fault_start, end, severity, measure)]
+    # The simulated fault runs on past the alarm (the simulator repairs a fault at its end, and ramps
+    # it in over 60 % of its length): at the alarm it is at about 3/4 of its severity, as in the
+    # training incidents. The recorded injection ends at the alarm, so a live simulator started
+    # later does not play the rest.
+    scheduled = [ScheduledFault(equipment_tag, fault, fault_start, fault_start + 2 * (end - fault_start), severity, measure)]
     single = dataclasses.replace(plant, equipment=(definition,))
     sink = DatabaseSink(channel="diagnose-demo", using=using)
     PlantSimulator(single, seed=seed, faults=scheduled).run(sink, start, end + timedelta(seconds=1), chunk_s=900)

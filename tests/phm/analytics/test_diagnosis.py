@@ -126,10 +126,17 @@ def test_actions_and_work_orders_come_from_the_knowledge_base_with_citations(dia
     load_procedures()
     alarm = played_alarm(tag="P-101", fault="bearing_wear", image=False)
     incident, _ = diagnosis.build_incident(alarm=alarm)
-    actions = diagnosis.recommended_actions(equipment=alarm.equipment, fault="bearing_wear", sensors=["VIB", "TEMP_BRG"], k=3)
+    actions = diagnosis.recommended_actions(equipment=alarm.equipment, fault="bearing_wear", k=3)
     assert len(actions) == 3
     cited = Chunk.objects.select_related("document").get(pk=actions[0].citations[0].chunk_id)
-    assert cited.document.name == "procedure_bearing_wear.md" and actions[0].text in " ".join(cited.text.split())
+    # The procedure's "Actions" section, not its checks nor the pump's note.
+    assert cited.document.name == "procedure_bearing_wear.md" and cited.location.endswith("Actions")
+    assert actions[0].text in " ".join(cited.text.split()) and actions[0].text.startswith("Vibration above the alarm limit")
+    cavitation = diagnosis.recommended_actions(equipment=alarm.equipment, fault="cavitation", k=3)
+    assert {a.citations[0].locator.split(",")[0] for a in cavitation} == {"procedure_cavitation.md"}
+    drift = diagnosis.recommended_actions(equipment=alarm.equipment, fault="sensor_drift", k=3)
+    # The drift section only: the same document's stuck-sensor section is about another fault.
+    assert {a.citations[0].locator.rsplit("> ", 1)[-1] for a in drift} == {"Sensor drift"} and drift[0].text.startswith("Recalibrate")
     assert actions[0].citations[0].locator.startswith("procedure_bearing_wear.md") and actions[0].citations[0].passage
     orders = diagnosis.similar_work_orders(equipment=alarm.equipment, fault="bearing_wear", sensors=["VIB", "TEMP_BRG"], k=2)
     assert orders and all(o.kind == "work_order" for o in orders)
@@ -143,6 +150,8 @@ def test_action_lines_prefer_the_actions_heading():
     text = "## Checks\n1. Compare the trend.\n## Actions\n- Change the oil,\n  then re-grease.\n- Replace the bearing."
     assert diagnosis.action_lines(text) == ["Change the oil, then re-grease.", "Replace the bearing.", "Compare the trend."]
     assert diagnosis.action_lines("No steps here. Second sentence.") == ["No steps here."]
+    prose = "Faults > Drift\nA drift moves slowly. Checks: compare with a test gauge. Action: recalibrate the transmitter."
+    assert diagnosis.action_lines(prose, heading="Faults > Drift") == ["Recalibrate the transmitter.", "Compare with a test gauge."]
 
 
 def test_raise_hook_queues_the_task_only_for_annunciated_alarms(db, demo_plant, monkeypatch, django_capture_on_commit_callbacks):
@@ -178,7 +187,10 @@ def first_sensor_summary(messages, start):
     import re
 
     sensor = re.search(r"S1 sensor (\S+)", messages[-1]["content"]).group(1)
-    return f'S1"], "summary": "Sensor {sensor} deviates from its normal behaviour the most."' + "}"
+    summary = f"Sensor {sensor} deviates from its normal behaviour the most."
+    if start.endswith('"summary": "'):  # the prefill already holds the fault and the evidence ids
+        return summary + '"}'
+    return f'S1"], "summary": "{summary}"' + "}"
 
 
 def test_the_explanation_follows_the_stored_diagnosis(diagnoser_version, demo_plant, monkeypatch):
@@ -201,3 +213,18 @@ def test_inline_explanation_is_generated_before_storing(diagnoser_version, demo_
     diagnosis.forget_loaded()
     stored = diagnosis.run_diagnosis(alarm_id=played_alarm(image=False).pk)
     assert stored.result["explanation_source"] == "model" and stored.explanation_ms == stored.latency_ms
+
+
+def test_actions_name_the_fault_or_are_left_out(diagnoser_version, demo_plant):
+    from phm.assets.models import Equipment
+    from phm.assistant.services import DEMO_KB_DIR, ingest_document
+
+    load_procedures()
+    ingest_document(name="CH-501_process_chiller.md", content=(DEMO_KB_DIR / "CH-501_process_chiller.md").read_bytes())
+    chiller = Equipment.objects.get(tag="CH-501")
+    fouling = diagnosis.recommended_actions(equipment=chiller, fault="condenser_fouling", k=3)
+    # The chiller note's fault pattern that names fouled condenser tubes, not its other patterns.
+    assert [a.citations[0].locator for a in fouling] == ["CH-501_process_chiller.md, CH-501 Process chiller > Fault patterns"]
+    assert "fouled condenser tubes" in fouling[0].text and "refrigerant" not in fouling[0].text.lower()
+    # No passage about misalignment on a chiller's knowledge here: nothing, rather than another procedure.
+    assert diagnosis.recommended_actions(equipment=chiller, fault="made_up_fault", k=3) == []

@@ -45,6 +45,15 @@ def test_inject_plays_the_fault_and_prints_the_stored_diagnosis(tiny_models, tin
     assert stored.alarm.source.startswith("demo:bearing_wear:") and stored.image_id is not None
 
 
+def test_a_second_fault_of_the_same_unit_is_played_just_before_the_first(tiny_models, tiny_diagnoser_folder, demo_plant):
+    run("--register", str(tiny_diagnoser_folder))
+    run("--inject", "cavitation", "--equipment", "P-201", "--minutes", "15")
+    run("--inject", "misalignment", "--equipment", "P-201", "--minutes", "15")
+    first, second = Diagnosis.objects.order_by("pk").select_related("alarm")
+    assert second.alarm.raised_at < first.window_start  # its own data, before the first fault's history
+    assert second.status == "done" and second.alarm.source.startswith("demo:misalignment:")
+
+
 def test_inject_without_a_diagnoser_says_what_to_run(tiny_models, demo_plant):
     with pytest.raises(CommandError, match="phm_diagnose --train-demo"):
         run("--inject", "cavitation", "--equipment", "P-101")

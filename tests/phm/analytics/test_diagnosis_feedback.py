@@ -90,7 +90,8 @@ def test_operator_cannot_post_the_form(stored, operator_user, client):
 def test_retrain_learns_from_feedback_marks_it_used_and_activates_a_new_version(stored, engineer_user, monkeypatch):
     from tests.phm.analytics.diagnosis_helpers import TINY_MODEL
 
-    monkeypatch.setenv("PHM_DIAGNOSIS_DEMO", '{"equipment_types": ["pump"], "per_class": 1}')  # the simulated replay sample
+    monkeypatch.setenv("PHM_DIAGNOSIS_DEMO", '{"equipment_types": ["pump"]}')  # the simulated replay sample: pumps,
+    monkeypatch.setenv("PHM_DIAGNOSIS_REPLAY_SIMULATED", "6")  # one incident per pump class
     monkeypatch.setenv("PHM_DIAGNOSIS_MODEL", f'{{"num_layers": {TINY_MODEL["num_layers"]}}}')
     monkeypatch.setenv("PHM_DIAGNOSIS_RETRAIN_EPOCHS", "2")
     wrong = a_wrong_fault(stored)

@@ -7,8 +7,9 @@ diagnosis, or diagnose an alarm again.
     phm_diagnose --retrain                          update the active diagnoser from engineer feedback (replay set kept)
     phm_diagnose --inject bearing_wear --equipment P-101 [--minutes 60] [--json]
                                                     live simulator running: inject now and wait for the alarm's diagnosis;
-                                                    otherwise: play the fault into the database, raise an alarm and
-                                                    diagnose it in this process
+                                                    otherwise: play the fault into the database (a unit's second fault
+                                                    goes just before its first), raise an alarm, diagnose it in this
+                                                    process and write its explanation
     phm_diagnose --alarm 42                         diagnose alarm 42 again (trigger 'manual') and print it
     phm_diagnose --show 7                           print stored diagnosis 7
 """
@@ -100,10 +101,12 @@ class Command(BaseCommand):
             config = diagnosis.DiagnosisConfig.from_env()
             # Enough history for the diagnosis window and a healthy log baseline before the fault.
             history = max(options["minutes"], config.window_s / 60) + config.baseline_s / 60
-            injection = diagnosis_demo.play_fault(equipment_tag=tag, fault=options["inject"], end=timezone.now().replace(microsecond=0),
+            end = diagnosis_demo.free_slot_end(equipment, history=timedelta(minutes=history), latest=timezone.now().replace(microsecond=0))
+            injection = diagnosis_demo.play_fault(equipment_tag=tag, fault=options["inject"], end=end,
                                                   fault_minutes=options["minutes"], history_minutes=history, severity=options["severity"])
         except diagnosis_demo.DemoError as exc:
             raise CommandError(str(exc)) from None
+        diagnosis.warm_up()  # models and the knowledge index loaded first, as in a running worker: the latency printed is a worker's
         alarm = diagnosis_demo.raise_alarm(injection=injection)
         self.stdout.write(f"played {injection.fault} on {tag} {injection.start:%H:%M:%S}-{injection.end:%H:%M:%S} UTC; alarm {alarm.pk} raised; diagnosing...")
         stored = diagnosis.run_diagnosis(alarm_id=alarm.pk)
@@ -111,6 +114,9 @@ class Command(BaseCommand):
             stored = diagnosis_demo.wait_for_diagnosis(equipment=equipment, since=alarm.raised_at, timeout_s=options["timeout"])
         if stored is None:
             raise CommandError(f"alarm {alarm.pk}: no diagnosis stored within {options['timeout']:g} s")
+        if config.explain == "after" and stored.status == "done":
+            self.stdout.write(f"diagnosis {stored.pk} stored after {stored.latency_ms:.0f} ms; writing the explanation...")
+            stored = diagnosis.explain_stored(diagnosis_id=stored.pk) or stored  # a worker may have done it already
         return stored
 
     def _inject_live(self, equipment: Equipment, options) -> Diagnosis:
@@ -140,8 +146,9 @@ def summary(stored: Diagnosis) -> str:
         return f"{head}: {stored.error}"
     result = stored.result
     evidence = result.get("evidence", {})
+    explained = f", explanation after {stored.explanation_ms:.0f} ms" if stored.explanation_ms is not None else ""
     lines = [f"{head}; fault {stored.fault} p={stored.probability:.3f}; model {result.get('model_version')}; latency {stored.latency_ms:.0f} ms "
-             f"(raise -> stored); inputs {', '.join(result.get('modalities', []))}"]
+             f"(raise -> stored){explained}; inputs {', '.join(result.get('modalities', []))}"]
     top = sorted(result.get("probabilities", {}).items(), key=lambda kv: -kv[1])[:4]
     lines.append("  probabilities: " + ", ".join(f"{k} {v:.3f}" for k, v in top))
     lines.append(f"  explanation ({result.get('explanation_source') or '-'}): {result.get('explanation', '')}")
