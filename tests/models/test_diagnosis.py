@@ -205,3 +205,16 @@ def test_a_stored_diagnosis_can_be_explained_later(diagnoser, incidents):
     stored = DiagnosisResult.from_dict(json.loads(json.dumps(diagnoser.diagnose(incidents[2], explain=False).to_dict())))
     text, source = diagnoser.explain(stored, equipment=incidents[2].equipment)
     assert source == "template" and text.startswith(f"{incidents[2].equipment}: ")
+
+
+def test_app_data_with_gaps_other_columns_and_rgb_images_is_diagnosed(diagnoser, incidents):
+    incident = incidents[1]
+    frame = incident.sensors[["VIB", "FLOW"]].copy()
+    frame.iloc[::7, 0] = np.nan  # dropped readings
+    frame["UNKNOWN_TAG"] = 1.0  # a measure the model never saw
+    rgb = np.repeat(incident.image[:, :, None], 3, axis=2)[:50, :60]  # colour, other size
+    result = diagnoser.diagnose(replace(incident, sensors=frame, image=rgb), explain=False)
+    assert result.modalities == ("sensors", "logs", "image")
+    assert {s.sensor for s in result.evidence.sensors} == {"VIB", "FLOW"}
+    with pytest.raises(ValueError, match="no taxonomy"):
+        diagnoser.diagnose(replace(incident, equipment_type="turbine"))
