@@ -7,7 +7,8 @@ Flow: ``alarms.services`` raises an alarm -> on commit, :func:`enqueue_diagnosis
 ``diagnose`` task (the ``gpu`` queue when ``PHM_GPU_WORKER`` says a GPU worker exists, else ``cpu``)
 -> :func:`run_diagnosis` claims the alarm's one diagnosis row (a partial unique index: a task
 delivered twice stores one diagnosis), runs the model and stores the result with the outbox
-message in one transaction.
+message in one transaction -> an ``explain_diagnosis`` task replaces the evidence summary with the
+language model's checked wording (``PHM_DIAGNOSIS_EXPLAIN``), which takes longer than all the rest.
 
 The diagnoser loads once per worker process, on first use or in the worker's start-up hook (after
 the fork), never at import; :func:`loaded_diagnoser` caches it per stored version.
