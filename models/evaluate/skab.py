@@ -123,15 +123,17 @@ def run_variant(variant: Variant, experiments: list[SkabExperiment], log: Callab
 
 def format_table(results: list[dict[str, object]]) -> str:
     lines = [
-        f"{'method':<34} {'F1':>6} {'FAR %':>7} {'MAR %':>7} {'fit s':>7} {'score s':>8} {'trainable':>10}",
-        "-" * 86,
+        f"{'method':<34} {'F1':>6} {'FAR %':>7} {'MAR %':>7} {'fit s':>7} {'score s':>8} {'trainable':>10} {'of LLM':>7}",
+        "-" * 94,
     ]
     for r in results:
+        backbone = r.get("backbone_parameters")
+        share = f"{100 * r['trainable_parameters'] / backbone:>6.2f}%" if backbone else f"{'-':>7}"
         lines.append(
             f"{r['label']:<34} {r['f1']:>6.3f} {r['far_percent']:>7.2f} {r['mar_percent']:>7.2f} "
-            f"{r['fit_s']:>7.1f} {r['score_s']:>8.1f} {r['trainable_parameters']:>10,}"
+            f"{r['fit_s']:>7.1f} {r['score_s']:>8.1f} {r['trainable_parameters']:>10,} {share}"
         )
-    lines.append("-" * 86)
+    lines.append("-" * 94)
     for name, (f1, far, mar) in PUBLISHED.items():
         far_text = f"{far:>7.2f}" if far is not None else f"{'-':>7}"
         mar_text = f"{mar:>7.2f}" if mar is not None else f"{'-':>7}"
@@ -145,10 +147,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--groups", nargs="*", default=None, help="sub-folders to use (default: all labelled)")
     parser.add_argument("--files", type=int, default=None, help="use only the first N files (layer studies)")
     parser.add_argument("--only", nargs="*", default=None, help="methods or labels to run (default: all)")
-    parser.add_argument("--layers", type=int, default=6, help="backbone layers kept for reprogram (default 6 of 30)")
+    parser.add_argument("--layers", type=int, default=2, help="backbone layers kept for reprogram (default 2 of 30; --layer-study adds rows with other counts)")
     parser.add_argument("--layer-study", type=int, nargs="*", default=[], help="extra reprogram rows with these layer counts")
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--max-steps", type=int, default=10, help="cap on optimiser steps per epoch (batches of 32; CPU budget); 0 = no cap")
+    parser.add_argument("--max-steps", type=int, default=0, help="cap on optimiser steps per epoch (batches of 32); 0 = no cap (the default: every training window once per epoch)")
     parser.add_argument("--seq-len", type=int, default=48)
     parser.add_argument("--horizon", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
