@@ -405,7 +405,10 @@ def load_backbone(
     for parameter in decoder.parameters():
         parameter.requires_grad_(False)
     if quantization == "dynamic-int8":
+        from models.quantization import enable_input_gradients
+
         decoder = torch.ao.quantization.quantize_dynamic(decoder, {nn.Linear}, dtype=torch.qint8)
+        enable_input_gradients(decoder)  # trunks in front of the backbone train through it
     if lora is not None:
         if quantization == "dynamic-int8":
             raise BackboneError("LoRA cannot train through dynamic-int8 kernels; use quantization='none' on CPU")

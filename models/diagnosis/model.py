@@ -43,7 +43,6 @@ from models.diagnosis.features import (
     CHANNELS_PER_MEASURE, NormalStats, bin_window, fit_normal_stats, sensor_evidence, standardise, window_summary,
 )
 from models.diagnosis.network import MASKED_LOGIT, FusionBatch, FusionNetwork, ImagePath, TextPrefix, text_prefix
-from models.diagnosis.quantized import enable_input_gradients
 from models.diagnosis.taxonomy import DEFAULT_TAXONOMY, check_taxonomy
 from models.diagnosis.types import (
     MODALITIES, NORMAL, DiagnosisResult, Evidence, ImageEvidence, Incident, LogEvidence,
@@ -145,11 +144,6 @@ class FaultDiagnoser:
     def backbone(self) -> Backbone:
         if self._backbone is None:
             self._backbone = shared_backbone(self.config)
-        if not getattr(self._backbone, "_input_gradients", False):
-            # Training back-propagates through the frozen backbone into the trunk and projector;
-            # int8 layers need a backward that PyTorch lacks (see models.diagnosis.quantized).
-            enable_input_gradients(self._backbone.decoder)
-            self._backbone._input_gradients = True
         return self._backbone
 
     def classes(self, equipment_type: str) -> list[str]:

@@ -122,3 +122,21 @@ def test_extended_prefix_gives_the_hidden_states_of_one_pass_over_the_whole_sequ
     two_pass = backbone(tail, attention_mask=torch.ones(2, 5, dtype=mask.dtype), prefix=context)
     assert context.length == fixed.length + prompts.shape[1]
     assert torch.allclose(one_pass, two_pass, atol=1e-5)
+
+
+@needs_gguf
+def test_dynamic_int8_backbone_passes_input_gradients_like_the_float_one():
+    """PyTorch's int8 Linear has no backward (it warns and drops the input gradient); the loader wraps
+    it so a trunk in front of the backbone still learns."""
+    float_backbone = load_backbone(num_layers=1, device="cpu")
+    int8_backbone = load_backbone(num_layers=1, device="cpu", quantization="dynamic-int8")
+    torch.manual_seed(0)
+    inputs = torch.randn(2, 6, float_backbone.hidden_size) * 0.05
+
+    def input_gradient(backbone):
+        x = inputs.clone().requires_grad_(True)
+        backbone(x).pow(2).mean().backward()
+        return x.grad.flatten()
+
+    expected, got = input_gradient(float_backbone), input_gradient(int8_backbone)
+    assert torch.nn.functional.cosine_similarity(expected, got, dim=0) > 0.9

@@ -2,7 +2,8 @@
 
 PyTorch's dynamic int8 ``Linear`` (``quantized::linear_dynamic``) has no autograd kernel: a
 backward pass through it only warns and drops the layer's input gradient, so the gradient reaching
-the sensor trunk and the image projector would flow through the residual stream alone. QLoRA
+whatever is trained in front of the backbone (a reprogramming trunk, an image projector) would
+flow through the residual stream alone. QLoRA
 solves the same problem for 4-bit weights by computing the backward with the dequantized weights;
 :func:`enable_input_gradients` does that here: the forward still runs the int8 kernel (what
 inference runs), the backward multiplies by the dequantized weight. The weights stay frozen.
