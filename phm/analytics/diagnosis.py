@@ -631,7 +631,6 @@ def explain_stored(*, diagnosis_id: int, using: str = "default") -> Diagnosis | 
     """Replace a stored diagnosis's template explanation with the language model's checked wording
     (``models.diagnosis.explain``: the model's text is kept only when it restates the evidence; the
     template stays otherwise). Idempotent: an explained diagnosis is left as it is."""
-    from models.diagnosis import explain as explanation
     from models.diagnosis.types import DiagnosisResult
 
     row = Diagnosis.objects.using(using).select_related("alarm", "equipment", "model_version").filter(
@@ -639,13 +638,7 @@ def explain_stored(*, diagnosis_id: int, using: str = "default") -> Diagnosis | 
     ).first()
     if row is None or row.model_version is None:
         return None
-    diagnoser = loaded_diagnoser(row.model_version)
-    result = DiagnosisResult.from_dict(row.result)
-    text, source = explanation.explain(
-        fault=result.fault, probability=result.probability, equipment=row.equipment.tag, evidence=result.evidence,
-        generator=diagnoser.explainer or explanation.language_model_generator(diagnoser.config.max_new_tokens),
-        other_faults=sorted({c for classes in diagnoser.taxonomy.values() for c in classes}), all_sensors=diagnoser.measures,
-    )
+    text, source = loaded_diagnoser(row.model_version).explain(DiagnosisResult.from_dict(row.result), equipment=row.equipment.tag)
     stored = dict(row.result, explanation=text, explanation_source=source)
     finished = timezone.now()
     started = raise_recorded_at(row.alarm, using=using) if row.trigger == DiagnosisTrigger.RAISE else row.claimed_at
