@@ -415,11 +415,11 @@ _STEP_LINE = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+(?P<text>.+)$")
 _LABELLED_SENTENCE = re.compile(r"^(?P<label>actions?|checks?)\s*:\s*", re.IGNORECASE)
 
 
-def action_lines(text: str, *, heading: str = "") -> list[str]:
+def action_lines(text: str, *, heading: str = "", first_sentence: bool = True) -> list[str]:
     """The steps of a passage, actions before checks: its bullet and numbered lines (continuation
     lines joined; those under an "Actions" heading first), else its sentences labelled "Action:" /
-    "Checks:", else its first sentence. ``heading``: the chunk's location, which chunking puts
-    as the passage's first line."""
+    "Checks:", else its first sentence (unless ``first_sentence`` is False: a description is not a
+    step). ``heading``: the chunk's location, which chunking puts as the passage's first line."""
     lines = text.splitlines()
     if heading and lines and lines[0].strip() == heading.strip():
         lines = lines[1:]
@@ -442,7 +442,7 @@ def action_lines(text: str, *, heading: str = "") -> list[str]:
     labelled = [(m.group("label").lower().startswith("action"), s[m.end():]) for s in sentences if (m := _LABELLED_SENTENCE.match(s))]
     if labelled:
         return [t[:1].upper() + t[1:] for flag, t in labelled if flag] + [t[:1].upper() + t[1:] for flag, t in labelled if not flag]
-    return sentences[:1]
+    return sentences[:1] if first_sentence else []
 
 
 #: Words of a fault id that say nothing on their own ("sensor" in sensor_drift).
@@ -501,13 +501,14 @@ def recommended_actions(*, equipment: Equipment, fault: str, k: int, using: str 
                   and not _section_about_another_fault(h.chunk, fault)]
     actions: list = []
     seen: set[str] = set()
-    for chunk in candidates:
+    for number, chunk in enumerate(candidates):
         citation = Citation(document=chunk.document.title or chunk.document.name, passage=chunk.text[:1200],
                             locator=f"{chunk.document.name}, {chunk.location}", chunk_id=chunk.pk)
         # A section about this fault gives all its steps; a list of several faults' patterns
         # (e.g. an equipment note) only the lines that name it.
         whole = mentions_fault(f"{chunk.document.title} {chunk.location}", fault)
-        for line in action_lines(chunk.text, heading=chunk.location):
+        # Other passages add their steps only (a "Symptoms" paragraph is no action).
+        for line in action_lines(chunk.text, heading=chunk.location, first_sentence=number == 0):
             if not whole and not mentions_fault(line, fault):
                 continue
             if line.lower() not in seen:

@@ -138,5 +138,6 @@ def load_procedures(using: str = "default") -> None:
     """Procedures and work orders of the demo knowledge base (real embeddings)."""
     from phm.assistant.services import DEMO_KB_DIR, ingest_document
 
-    for name in ("procedure_bearing_wear.md", "procedure_cavitation.md", "procedure_sensor_faults.md", "riverside_work_orders.csv"):
+    for name in ("procedure_bearing_wear.md", "procedure_cavitation.md", "procedure_sensor_faults.md", "procedure_shaft_alignment.md",
+                 "riverside_work_orders.csv"):
         ingest_document(name=name, content=(DEMO_KB_DIR / name).read_bytes(), using=using)

@@ -132,6 +132,8 @@ def test_actions_and_work_orders_come_from_the_knowledge_base_with_citations(dia
     # The procedure's "Actions" section, not its checks nor the pump's note.
     assert cited.document.name == "procedure_bearing_wear.md" and cited.location.endswith("Actions")
     assert actions[0].text in " ".join(cited.text.split()) and actions[0].text.startswith("Vibration above the alarm limit")
+    misalignment = diagnosis.recommended_actions(equipment=alarm.equipment, fault="misalignment", k=4)
+    assert misalignment and not any(a.citations[0].locator.endswith("Symptoms") for a in misalignment)  # steps, not descriptions
     cavitation = diagnosis.recommended_actions(equipment=alarm.equipment, fault="cavitation", k=3)
     assert {a.citations[0].locator.split(",")[0] for a in cavitation} == {"procedure_cavitation.md"}
     drift = diagnosis.recommended_actions(equipment=alarm.equipment, fault="sensor_drift", k=3)
@@ -150,6 +152,7 @@ def test_action_lines_prefer_the_actions_heading():
     text = "## Checks\n1. Compare the trend.\n## Actions\n- Change the oil,\n  then re-grease.\n- Replace the bearing."
     assert diagnosis.action_lines(text) == ["Change the oil, then re-grease.", "Replace the bearing.", "Compare the trend."]
     assert diagnosis.action_lines("No steps here. Second sentence.") == ["No steps here."]
+    assert diagnosis.action_lines("No steps here. Second sentence.", first_sentence=False) == []
     prose = "Faults > Drift\nA drift moves slowly. Checks: compare with a test gauge. Action: recalibrate the transmitter."
     assert diagnosis.action_lines(prose, heading="Faults > Drift") == ["Recalibrate the transmitter.", "Compare with a test gauge."]
 
