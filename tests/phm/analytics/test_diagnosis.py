@@ -231,3 +231,15 @@ def test_actions_name_the_fault_or_are_left_out(diagnoser_version, demo_plant):
     assert "fouled condenser tubes" in fouling[0].text and "refrigerant" not in fouling[0].text.lower()
     # No passage about misalignment on a chiller's knowledge here: nothing, rather than another procedure.
     assert diagnosis.recommended_actions(equipment=chiller, fault="made_up_fault", k=3) == []
+
+
+@pytest.mark.parametrize("gpu_worker,queue", [("0", "cpu"), ("1", "gpu")])
+def test_celery_routes_a_bare_diagnose_call_to_the_configured_queue(monkeypatch, gpu_worker, queue):
+    """Not only enqueue_diagnosis: any sender (a shell, another task) reaches a queue a worker consumes."""
+    from phm.celery import app
+
+    monkeypatch.delenv("PHM_DIAGNOSIS_QUEUE", raising=False)
+    monkeypatch.setenv("PHM_GPU_WORKER", gpu_worker)
+    for name in ("phm.analytics.tasks.diagnose", "phm.analytics.tasks.explain_diagnosis"):
+        assert app.amqp.router.route({}, name)["queue"].name == queue
+    assert app.amqp.router.route({}, "phm.analytics.tasks.train_detector")["queue"].name == "cpu"
