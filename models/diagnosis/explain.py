@@ -101,6 +101,7 @@ def complete_json(prefix: str, continuation: str) -> str:
 
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+_CODE = re.compile(r"\b[A-Z][A-Z0-9_]{2,}\b")
 
 
 def validate(
@@ -123,6 +124,8 @@ def validate(
     summary = " ".join(summary.split())
     if not 10 <= len(summary) <= MAX_SUMMARY_CHARS:
         return None
+    if "\ufffd" in summary or not summary.isprintable():  # U+FFFD: a token cut mid-character ("VIBGY\ufffd")
+        return None
     lowered = summary.lower()
     for other in other_faults:
         if other == fault or other == NORMAL:
@@ -137,6 +140,10 @@ def validate(
             return None
     evidence_text = " ".join(item.text for item in items) + f" {fault} {equipment}"
     if any(number not in evidence_text for number in _NUMBER.findall(summary)):
+        return None
+    # Tag-like codes (VIB, TEMP_BRG, NPSH) must come from the evidence: a small model merges and
+    # misspells measure names into codes no sensor has.
+    if any(code not in evidence_text for code in _CODE.findall(summary)):
         return None
     if fault != NORMAL:
         # A fault's summary must refer to the evidence it cites, and to a sensor or log item when

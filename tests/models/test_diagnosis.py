@@ -161,6 +161,8 @@ def test_a_valid_model_explanation_that_only_restates_evidence_is_used(diagnoser
     'Bearing temperature VIB reached 97.3 degC."',  # a number the evidence does not hold
     'The unit needs attention soon."',  # refers to no evidence item
     'VIB is high and',  # summary never closed (the time budget ran out)
+    'Bearing temperature VIBGY\ufffd is high and the controller logged bearing temperature above the limit."',  # garbled
+    'Bearing temperature TEMP_XYZ is high."',  # a tag-like code that is no evidence item's
 ])
 def test_a_model_explanation_that_invents_is_rejected(diagnoser, incidents, continuation):
     pump = next(i for i in incidents if i.equipment_type == "pump" and i.label == "bearing_wear")
