@@ -38,18 +38,11 @@ import django  # noqa: E402
 django.setup()
 
 from django.core.management import call_command  # noqa: E402
+from bench._stats import percentile  # noqa: E402
 
 REDIS_URL = "redis://127.0.0.1:6379/12"
 EQUIPMENT = "P-101"
 STEP_WALL_S = 0.25  # one simulated second streamed every 0.25 s of wall time (4x real time)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def setup_plant_and_detector(history_s: int) -> tuple[object, object, datetime]:

@@ -49,16 +49,9 @@ import django  # noqa: E402
 django.setup()
 
 from django.core.management import call_command  # noqa: E402
+from bench._stats import percentile  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "diagnose.json"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def trial_plan(n: int) -> list[tuple[str, str]]:
