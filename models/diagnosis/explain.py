@@ -8,8 +8,9 @@ log templates, I1 the image) and answers in JSON::
 The fault and the evidence ids are prefilled (the classifier decided them; a 135M model asked to
 pick ids invented some in 3 of 10 trials), so the model writes the summary and its closing quote.
 The answer is accepted only when it parses, has exactly these keys with these types, names the
-diagnosed fault and only listed ids, and its summary names no other fault class, no sensor outside
-the evidence, no number that the evidence does not contain, and (for a fault) at least one
+diagnosed fault and only listed ids, and its summary names no other fault class, no sensor or
+tag-like code outside the evidence, no number that the evidence does not contain, no negation the
+evidence does not hold, no garbled character, and (for a fault) at least one
 evidence item by its sensor or its words. Anything else, including a summary not finished within
 the time budget, falls back to :func:`template_explanation`, a sentence built from the evidence
 alone, so an operator never reads invented content.
@@ -102,6 +103,7 @@ def complete_json(prefix: str, continuation: str) -> str:
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _CODE = re.compile(r"\b[A-Z][A-Z0-9_]{2,}\b")
+_NEGATION = re.compile(r"\b(not|no|never|none|nothing|without|cannot|\w+n't)\b")
 
 
 def validate(
@@ -144,6 +146,11 @@ def validate(
     # Tag-like codes (VIB, TEMP_BRG, NPSH) must come from the evidence: a small model merges and
     # misspells measure names into codes no sensor has.
     if any(code not in evidence_text for code in _CODE.findall(summary)):
+        return None
+    # A negation turns restated evidence into its opposite ("the flow instability was not
+    # detected"); only the evidence's own negations ("no visible anomaly") may be repeated.
+    evidence_words = set(re.findall(r"[a-z']+", evidence_text.lower()))
+    if any(word not in evidence_words for word in _NEGATION.findall(lowered)):
         return None
     if fault != NORMAL:
         # A fault's summary must refer to the evidence it cites, and to a sensor or log item when

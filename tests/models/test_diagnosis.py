@@ -163,6 +163,7 @@ def test_a_valid_model_explanation_that_only_restates_evidence_is_used(diagnoser
     'VIB is high and',  # summary never closed (the time budget ran out)
     'Bearing temperature VIBGY\ufffd is high and the controller logged bearing temperature above the limit."',  # garbled
     'Bearing temperature TEMP_XYZ is high."',  # a tag-like code that is no evidence item's
+    'VIB is high but this was not detected by the current system."',  # a negation the evidence does not hold
 ])
 def test_a_model_explanation_that_invents_is_rejected(diagnoser, incidents, continuation):
     pump = next(i for i in incidents if i.equipment_type == "pump" and i.label == "bearing_wear")
