@@ -17,20 +17,11 @@ from pathlib import Path
 
 import dj_database_url
 
+from phm.env import env_bool, env_list
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_ROOT = Path(os.environ.get("PHM_DATA_ROOT", BASE_DIR / "var"))
 DATA_ROOT.mkdir(parents=True, exist_ok=True)
-
-
-def env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def env_list(name: str, default: str) -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
 def _secret_key() -> str:

@@ -41,6 +41,7 @@ from phm.analytics.models import (
     FeedbackVerdict,
 )
 from phm.assets.models import Equipment
+from phm.env import env_bool
 from phm.telemetry.models import InspectionImage, LogEvent
 from phm.telemetry.selectors import readings_frame
 
@@ -52,11 +53,6 @@ log = logging.getLogger(__name__)
 
 def _env_float(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
-
-
-def _env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    return default if value is None else value.strip().lower() in {"1", "true", "yes", "on"}
 
 
 @dataclass(frozen=True)
@@ -79,9 +75,9 @@ class DiagnosisConfig:
 
     @classmethod
     def from_env(cls) -> DiagnosisConfig:
-        queue = os.environ.get("PHM_DIAGNOSIS_QUEUE") or ("gpu" if _env_bool("PHM_GPU_WORKER", False) else "cpu")
+        queue = os.environ.get("PHM_DIAGNOSIS_QUEUE") or ("gpu" if env_bool("PHM_GPU_WORKER", False) else "cpu")
         return cls(
-            on_raise=_env_bool("PHM_DIAGNOSE_ON_RAISE", True),
+            on_raise=env_bool("PHM_DIAGNOSE_ON_RAISE", True),
             queue=queue,
             window_s=_env_float("PHM_DIAGNOSIS_WINDOW_S", 1800.0),  # the window of the training incidents
             baseline_s=_env_float("PHM_DIAGNOSIS_BASELINE_S", 3600.0),
@@ -91,7 +87,7 @@ class DiagnosisConfig:
             work_orders_k=int(os.environ.get("PHM_DIAGNOSIS_WORK_ORDERS", 2)),
             actions_k=int(os.environ.get("PHM_DIAGNOSIS_ACTIONS", 3)),
             public_url=os.environ.get("PHM_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
-            warm_up=_env_bool("PHM_DIAGNOSIS_WARM_UP", True),
+            warm_up=env_bool("PHM_DIAGNOSIS_WARM_UP", True),
             explain=_explain_mode(os.environ.get("PHM_DIAGNOSIS_EXPLAIN", "after")),
         )
 
