@@ -24,11 +24,13 @@ QUEUE_NAMES = ("ingest", "cpu", "gpu")
 app.conf.task_queues = tuple(Queue(name, routing_key=name) for name in QUEUE_NAMES)
 app.conf.task_default_queue = "cpu"
 app.conf.task_default_routing_key = "cpu"
-DIAGNOSIS_TASKS = ("phm.analytics.tasks.diagnose", "phm.analytics.tasks.explain_diagnosis")
+DIAGNOSIS_TASKS = (
+    "phm.analytics.tasks.diagnose", "phm.analytics.tasks.explain_diagnosis", "phm.analytics.tasks.retrain_diagnoser",
+)
 
 
 def route_diagnosis(name: str, args=None, kwargs=None, options=None, task=None, **extra) -> dict | None:
-    """Diagnosis tasks go where ``DiagnosisConfig`` says (``PHM_DIAGNOSIS_QUEUE``, else ``gpu`` when
+    """Diagnosis tasks (and the diagnoser's retraining) go where ``DiagnosisConfig`` says (``PHM_DIAGNOSIS_QUEUE``, else ``gpu`` when
     ``PHM_GPU_WORKER`` is set, else ``cpu``): a plant without a GPU worker must not park them on a
     queue nobody consumes."""
     if name not in DIAGNOSIS_TASKS:

@@ -27,7 +27,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from phm.analytics import diagnosis
-from phm.analytics.diagnosis import DiagnosisConfig, active_version, artifacts_root, build_incident
+from phm.analytics.diagnosis import active_version, artifacts_root, build_incident
 from phm.analytics.models import (
     DiagnoserJobKind,
     DiagnoserSource,
@@ -92,8 +92,7 @@ def start_job(*, kind: str, user=None, enqueue: bool = True) -> DiagnoserTrainin
 def _enqueue(job_id: int) -> None:
     from phm.analytics.tasks import retrain_diagnoser
 
-    queue = DiagnosisConfig.from_env().queue
-    retrain_diagnoser.apply_async(args=[job_id], queue=queue, routing_key=queue)
+    retrain_diagnoser.apply_async(args=[job_id])  # queue: phm.celery.route_diagnosis
 
 
 class _Progress:

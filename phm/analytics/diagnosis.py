@@ -133,13 +133,13 @@ def diagnose_on_commit(alarm: Alarm, *, using: str = "default") -> None:
 
 
 def enqueue_diagnosis(*, alarm_id: int, trigger: str = DiagnosisTrigger.RAISE) -> None:
-    """Send the ``diagnose`` task to the configured queue; a broker outage loses only this
-    diagnosis (the alarm itself is stored and annunciated), so it is logged, not raised."""
+    """Send the ``diagnose`` task (to the configured queue: ``phm.celery.route_diagnosis``); a broker
+    outage loses only this diagnosis (the alarm itself is stored and annunciated), so it is logged,
+    not raised."""
     from phm.analytics.tasks import diagnose
 
-    queue = DiagnosisConfig.from_env().queue
     try:
-        diagnose.apply_async(args=[alarm_id], kwargs={"trigger": str(trigger)}, queue=queue, routing_key=queue)
+        diagnose.apply_async(args=[alarm_id], kwargs={"trigger": str(trigger)})
     except Exception:
         log.warning("could not queue the diagnosis of alarm %s", alarm_id, exc_info=True)
 
@@ -617,9 +617,8 @@ def _finish(diagnosis: Diagnosis, alarm: Alarm, *, status: str, using: str, erro
 def enqueue_explanation(*, diagnosis_id: int) -> None:
     from phm.analytics.tasks import explain_diagnosis
 
-    queue = DiagnosisConfig.from_env().queue
     try:
-        explain_diagnosis.apply_async(args=[diagnosis_id], queue=queue, routing_key=queue)
+        explain_diagnosis.apply_async(args=[diagnosis_id])  # queue: phm.celery.route_diagnosis
     except Exception:  # the template explanation stays; nothing else is lost
         log.warning("could not queue the explanation of diagnosis %s", diagnosis_id, exc_info=True)
 

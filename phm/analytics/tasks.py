@@ -3,7 +3,7 @@
 Queues (phm/celery.py routes by name): ``train_detector`` → cpu by route, or gpu when the
 detector's ``queue`` says so (given at send time); ``score_detector`` and ``score_due`` → cpu;
 ``diagnose``, ``explain_diagnosis`` and ``retrain_diagnoser`` → the queue ``PHM_DIAGNOSIS_QUEUE`` / ``PHM_GPU_WORKER``
-name (given at send time by ``phm.analytics.diagnosis``).
+name (``phm.celery.route_diagnosis``, whoever sends them).
 """
 
 from __future__ import annotations

@@ -240,6 +240,6 @@ def test_celery_routes_a_bare_diagnose_call_to_the_configured_queue(monkeypatch,
 
     monkeypatch.delenv("PHM_DIAGNOSIS_QUEUE", raising=False)
     monkeypatch.setenv("PHM_GPU_WORKER", gpu_worker)
-    for name in ("phm.analytics.tasks.diagnose", "phm.analytics.tasks.explain_diagnosis"):
+    for name in ("phm.analytics.tasks.diagnose", "phm.analytics.tasks.explain_diagnosis", "phm.analytics.tasks.retrain_diagnoser"):
         assert app.amqp.router.route({}, name)["queue"].name == queue
     assert app.amqp.router.route({}, "phm.analytics.tasks.train_detector")["queue"].name == "cpu"
