@@ -82,7 +82,10 @@ class DetectorParams:
     batch_size: int = 32
     learning_rate: float = 2e-3
     max_steps_per_epoch: int | None = None
-    train_stride: int = 4
+    # Every window once per epoch: on SKAB's 16 x 300 fit rows, stride 4 left ~960 windows and a
+    # held-out forecast MSE of 0.845; stride 1 gives ~3,800 and 0.793 (label-free, calibration tails).
+    # On long plant histories cap the cost with max_steps_per_epoch instead.
+    train_stride: int = 1
     seed: int = 0
     # reprogram
     llm: str = "backbone"  # "backbone" | "random" | "none"

@@ -53,7 +53,7 @@ class Variant:
 def build_variants(args: argparse.Namespace) -> list[Variant]:
     forecaster = {
         "epochs": args.epochs, "max_steps_per_epoch": args.max_steps or None, "seq_len": args.seq_len,
-        "horizon": args.horizon, "seed": args.seed,
+        "horizon": args.horizon, "seed": args.seed, "train_stride": args.train_stride,
     }
     reprogram = {**forecaster, "domain": SKAB_DOMAIN, "num_layers": args.layers}
     variants = [
@@ -151,6 +151,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--layer-study", type=int, nargs="*", default=[], help="extra reprogram rows with these layer counts")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--max-steps", type=int, default=0, help="cap on optimiser steps per epoch (batches of 32); 0 = no cap (the default: every training window once per epoch)")
+    parser.add_argument("--train-stride", type=int, default=1, help="steps between training windows (default 1: every window)")
     parser.add_argument("--seq-len", type=int, default=48)
     parser.add_argument("--horizon", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
