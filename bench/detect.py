@@ -111,7 +111,7 @@ def big_shape_row(args: argparse.Namespace, windows: torch.Tensor) -> dict[str, 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--layers", type=int, nargs="*", default=[6, 30])
+    parser.add_argument("--layers", type=int, nargs="*", default=[2, 6, 30], help="backbone layer counts to bench (the detector default is 2)")
     parser.add_argument("--windows", type=int, default=64)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--device", default="cpu", help="cpu or cuda (GPU rows: bf16 and the --gpu-quantizations)")
