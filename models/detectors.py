@@ -20,7 +20,8 @@ Methods:
   instead of replacing it; ``llm="none"`` is then exactly that patch path, and the gap between
   ``reprogram`` and its ablations is what the language model adds. (Without the path, patches reach
   the forecast only through the prototype cross-attention and the backbone, a bottleneck that cost
-  SKAB F1 0.760 / FAR 45.6 % against 0.786 / 13.9 % with it, 6 layers, 3 epochs.)
+  SKAB F1 0.760 / FAR 45.6 % against 0.786 / 13.9 % with it, 6 layers, 3 epochs, training windows
+  4 steps apart.)
 * ``patchtst`` -- tsai's PatchTST as the forecaster, scored exactly like ``reprogram``.
 * ``pca`` -- Hotelling T² and Q (squared prediction error) of a PCA model of the training part.
 * ``isolation_forest`` -- scikit-learn's IsolationForest on the standardised channels.
