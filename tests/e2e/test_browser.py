@@ -90,7 +90,13 @@ def test_operator_sees_demo_plant_and_an_equipment_chart(page, live_server, demo
     # Plotly draws an SVG per chart; a chart with data has a trace path.
     first_chart = page.locator("div[data-sensor] .js-plotly-plot").first
     expect(first_chart.locator("g.trace path").first).to_be_attached()
-    assert page.locator("div[data-sensor]").count() >= 3
+    # One chart card per enabled sensor. to_have_count waits: a bare count() ran while a loaded
+    # machine was still parsing the page and saw 2 of P-101's cards.
+    from phm.assets.models import Equipment
+
+    enabled = Equipment.objects.get(tag="P-101").sensors.filter(enabled=True).count()
+    assert enabled >= 3
+    expect(page.locator("div[data-sensor]")).to_have_count(enabled)
     shot(page, "02-equipment-P-101")
 
 
