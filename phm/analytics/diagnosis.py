@@ -433,12 +433,17 @@ def action_lines(text: str, *, heading: str = "", first_sentence: bool = True) -
             flag, previous = steps[-1]
             steps[-1] = (flag, f"{previous} {line}")
     if steps:
-        return [s for flag, s in steps if flag] + [s for flag, s in steps if not flag]
+        return _actions_first(steps)
     sentences = [s for s in re.split(r"(?<=[.!?])\s+", " ".join(" ".join(lines).split())) if s]
     labelled = [(m.group("label").lower().startswith("action"), s[m.end():]) for s in sentences if (m := _LABELLED_SENTENCE.match(s))]
     if labelled:
-        return [t[:1].upper() + t[1:] for flag, t in labelled if flag] + [t[:1].upper() + t[1:] for flag, t in labelled if not flag]
+        return [t[:1].upper() + t[1:] for t in _actions_first(labelled)]
     return sentences[:1] if first_sentence else []
+
+
+def _actions_first(steps: list[tuple[bool, str]]) -> list[str]:
+    """The texts of ``(is_action, text)`` pairs, actions first, each group in its own order."""
+    return [text for _, text in sorted(steps, key=lambda step: not step[0])]  # sorted() is stable
 
 
 #: Words of a fault id that say nothing on their own ("sensor" in sensor_drift).
@@ -527,6 +532,13 @@ def raise_recorded_at(alarm: Alarm, *, using: str = "default") -> datetime:
     return recorded or alarm.raised_at
 
 
+def _ms_since_trigger(diagnosis: Diagnosis, alarm: Alarm, now: datetime, *, using: str) -> float:
+    """Milliseconds from what started this diagnosis to ``now``: the alarm's raise (wall clock) for
+    a raise, the claim for a manual re-run."""
+    started = raise_recorded_at(alarm, using=using) if diagnosis.trigger == DiagnosisTrigger.RAISE else diagnosis.claimed_at
+    return max(0.0, (now - started).total_seconds() * 1000.0)
+
+
 def _claim(alarm: Alarm, *, trigger: str, now: datetime, lease_s: float, using: str) -> Diagnosis | None:
     """This worker's diagnosis row, or None when another delivery of the task has it (running
     within its lease, or finished). The partial unique index makes 'one per raise' hold."""
@@ -593,9 +605,8 @@ def _finish(diagnosis: Diagnosis, alarm: Alarm, *, status: str, using: str, erro
     from phm.alarms.services import enqueue_event, kick_delivery
 
     finished = timezone.now()
-    started = raise_recorded_at(alarm, using=using) if diagnosis.trigger == DiagnosisTrigger.RAISE else diagnosis.claimed_at
     values = {"status": status, "error": error, "model_version": model_version, "finished_at": finished,
-              "latency_ms": max(0.0, (finished - started).total_seconds() * 1000.0), **fields}
+              "latency_ms": _ms_since_trigger(diagnosis, alarm, finished, using=using), **fields}
     if status == DiagnosisStatus.DONE and (fields.get("result") or {}).get("explanation_source") == "model":
         values.update(explained_at=finished, explanation_ms=values["latency_ms"])  # explained inline
     with transaction.atomic(using=using):
@@ -637,9 +648,8 @@ def explain_stored(*, diagnosis_id: int, using: str = "default") -> Diagnosis | 
     text, source = loaded_diagnoser(row.model_version).explain(DiagnosisResult.from_dict(row.result), equipment=row.equipment.tag)
     stored = dict(row.result, explanation=text, explanation_source=source)
     finished = timezone.now()
-    started = raise_recorded_at(row.alarm, using=using) if row.trigger == DiagnosisTrigger.RAISE else row.claimed_at
     updated = Diagnosis.objects.using(using).filter(pk=row.pk, explained_at__isnull=True).update(
-        result=stored, explained_at=finished, explanation_ms=max(0.0, (finished - started).total_seconds() * 1000.0)
+        result=stored, explained_at=finished, explanation_ms=_ms_since_trigger(row, row.alarm, finished, using=using)
     )
     if updated:
         row.refresh_from_db(using=using)

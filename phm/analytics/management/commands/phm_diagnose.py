@@ -47,8 +47,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print the stored result as JSON instead of a summary.")
 
     def handle(self, *args, **options):
-        if options["train_demo"] and diagnosis.active_version() is not None and not options["force"]:
-            version = diagnosis.active_version()
+        if options["train_demo"] and not options["force"] and (version := diagnosis.active_version()) is not None:
             self.stdout.write(f"diagnoser v{version.version} is active already ({version.get_source_display()}); --force trains a new one")
             return None
         if options["train_demo"] or options["retrain"]:
