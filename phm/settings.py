@@ -7,6 +7,8 @@ with safe defaults (all documented in README.md):
 - ``PHM_BROKER_URL``: default kombu's filesystem transport (no server); ``redis://...`` for Redis.
 - ``PHM_SECRET_KEY``, ``PHM_DEBUG``, ``PHM_ALLOWED_HOSTS``, ``PHM_DATA_ROOT``, ``PHM_MEDIA_ROOT``,
   ``PHM_API_MAX_BATCH``, ``PHM_CSRF_TRUSTED_ORIGINS``, ``PHM_LOG_LEVEL``.
+- ``PHM_READINGS_STORE`` (sql|clickhouse), ``PHM_CLICKHOUSE_URL``, ``PHM_RETENTION_RAW_DAYS``,
+  ``PHM_RETENTION_ROLLUP_DAYS``, ``PHM_PARTITION_AHEAD_DAYS``: the readings store.
 """
 
 from __future__ import annotations
@@ -171,6 +173,17 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 PHM_API_MAX_BATCH = int(os.environ.get("PHM_API_MAX_BATCH", 50_000))
+
+# --- readings store (phm.telemetry.store) -------------------------------------------------------
+# sql: readings in DATABASES["default"] (partitioned by day on PostgreSQL after
+# `phm_readings partition`); clickhouse: readings in PHM_CLICKHOUSE_URL, metadata stays here.
+PHM_READINGS_STORE = os.environ.get("PHM_READINGS_STORE", "sql")
+PHM_CLICKHOUSE_URL = os.environ.get("PHM_CLICKHOUSE_URL", "")
+# Days of raw readings and of minute roll-ups to keep (0: forever); the hour tier is kept.
+PHM_RETENTION_RAW_DAYS = int(os.environ.get("PHM_RETENTION_RAW_DAYS", 0))
+PHM_RETENTION_ROLLUP_DAYS = int(os.environ.get("PHM_RETENTION_ROLLUP_DAYS", 0))
+# Daily PostgreSQL partitions created ahead of today by `phm_readings maintain`.
+PHM_PARTITION_AHEAD_DAYS = int(os.environ.get("PHM_PARTITION_AHEAD_DAYS", 7))
 
 # --- Celery -----------------------------------------------------------------------------------
 BROKER_DIR = DATA_ROOT / "broker"

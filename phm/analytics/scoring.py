@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Min, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from phm.alarms.services import AlarmPolicy, Sample, evaluate_scores
 from phm.analytics.models import AnomalyScore, DetectorConfig, ModelVersion
 from phm.analytics.training import active_version, artifacts_root, grid_frame
-from phm.telemetry.fields import EPOCH
-from phm.telemetry.models import LatestReading
+from phm.telemetry.fields import EPOCH, us_to_datetime
+from phm.telemetry.selectors import latest_values
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +60,10 @@ def complete_until(*, config: DetectorConfig, sensors) -> datetime | None:
     """The last grid step whose readings have all arrived: every sensor has a reading at or after
     the step's last expected sample (step start + stride - that sensor's sampling period)."""
     step = timedelta(seconds=config.stride_s)
-    latest = LatestReading.objects.filter(sensor__in=sensors)
-    if latest.count() < len(sensors):
+    latest = latest_values(sensors=sensors)
+    if len(latest) < len(sensors):
         return None  # some sensor never reported
-    newest_common = latest.aggregate(t=Min("ts"))["t"]
+    newest_common = us_to_datetime(min(value.ts_us for value in latest.values()))
     slack = timedelta(seconds=min(s.sampling_period_s for s in sensors))
     return _floor_to_grid(newest_common - step + min(slack, step), step)
 

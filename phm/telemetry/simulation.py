@@ -10,16 +10,15 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from django.db.models import Max
 from django.utils import timezone
 
 from connectors.simulator import DEMO_PLANT, FAULT_KINDS, PlantDef, PlantSimulator, ScheduledFault, default_sensor_for
-from phm.assets.models import Equipment
-from phm.telemetry.models import FaultInjection, LatestReading
+from phm.assets.models import Equipment, Sensor
+from phm.telemetry import selectors
+from phm.telemetry.models import FaultInjection
 from phm.telemetry.sink import DatabaseSink, close_stale_connection
 
 log = logging.getLogger(__name__)
-
 
 def inject_fault(
     *, equipment_tag: str, fault: str, start: datetime, duration: timedelta, severity: float = 1.0,
@@ -41,7 +40,6 @@ def inject_fault(
         source=source,
     )
 
-
 def scheduled_faults(*, plant: PlantDef = DEMO_PLANT) -> list[ScheduledFault]:
     tags = {e.tag for e in plant.equipment}
     faults = []
@@ -50,11 +48,9 @@ def scheduled_faults(*, plant: PlantDef = DEMO_PLANT) -> list[ScheduledFault]:
         faults.append(ScheduledFault(row.equipment.tag, row.fault, row.start, row.end, row.severity, measure))
     return faults
 
-
 def backfill(*, start: datetime, end: datetime, seed: int = 7, plant: PlantDef = DEMO_PLANT) -> tuple[int, int]:
     simulator = PlantSimulator(plant, seed=seed, faults=scheduled_faults(plant=plant))
     return simulator.run(DatabaseSink(channel="simulator"), start, end, chunk_s=600)
-
 
 def schedule_demo_history(*, now: datetime, hours: float, plant: PlantDef = DEMO_PLANT) -> list[FaultInjection]:
     """A few faults inside the backfilled history; the first third stays clean for training."""
@@ -73,16 +69,14 @@ def schedule_demo_history(*, now: datetime, hours: float, plant: PlantDef = DEMO
         for tag, kind, at, length in plan
     ]
 
-
 def _resume_point(*, plant: PlantDef, now: datetime, max_gap: timedelta = timedelta(hours=1)) -> datetime:
     """Continue right after the newest simulated value (no gap after a backfill or a restart),
     unless that is older than ``max_gap``: then start now rather than replaying a long outage."""
     tags = [e.sensor_tag(s.measure) for e in plant.equipment for s in e.sensors]
-    newest = LatestReading.objects.filter(sensor__tag__in=tags).aggregate(newest=Max("ts"))["newest"]
+    newest = selectors.newest_ts(sensors=list(Sensor.objects.filter(tag__in=tags)))
     if newest is None or now - newest > max_gap:
         return now
     return newest + timedelta(seconds=1)
-
 
 def stream(
     *, seed: int = 7, push_every_s: float = 5.0, auto_fault_every_s: float | None = None,
