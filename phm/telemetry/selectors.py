@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
+
 from phm.assets.models import Sensor
 from phm.telemetry.fields import datetime_to_us, us_to_datetime
-from phm.telemetry.store import HOUR_US, MINUTE_US, LatestValue, get_store
+from phm.telemetry.store import DAY_US, HOUR_US, MINUTE_US, LatestValue, get_store
 
 MAX_POINTS_LIMIT = 20_000
 
@@ -47,7 +50,7 @@ def sensor_series(
     start_us, end_us = datetime_to_us(start), datetime_to_us(end)
     # Reading at most max_points + 1 rows tells cheaply whether the raw data fits.
     raw = store.raw_points(sensor.id, start_us, end_us, limit=max_points + 1)
-    if len(raw) <= max_points:
+    if len(raw) <= max_points and start_us >= raw_retention_cutoff_us():
         points = [SeriesPoint(us_to_datetime(ts), value, value, value, 1) for ts, value in raw]
         return Series(sensor.tag, sensor.unit, start, end, False, None, points)
     origin_us, bucket_us = bucket_grid(start_us, end_us, max_points)
@@ -57,6 +60,17 @@ def sensor_series(
         for bucket, (total, low, high, count) in sorted(sums.items())
     ]
     return Series(sensor.tag, sensor.unit, start, end, True, bucket_us / 1e6, points)
+
+
+def raw_retention_cutoff_us(now_us: int | None = None) -> int:
+    """Raw readings before this were dropped by retention (``PHM_RETENTION_RAW_DAYS``; the
+    earliest int64 when raw rows are kept forever): a chart reaching before it is drawn from the
+    roll-ups, which are kept longer, even when the few raw rows left would fit."""
+    days = settings.PHM_RETENTION_RAW_DAYS
+    if days <= 0:
+        return -(2**63)
+    now_us = time.time_ns() // 1000 if now_us is None else now_us
+    return (now_us // DAY_US - days) * DAY_US
 
 
 def bucket_grid(start_us: int, end_us: int, max_points: int) -> tuple[int, int]:
