@@ -218,7 +218,7 @@ def codec_table(store, data: PlantData) -> dict:
             table = f"codec_{kind}_{n}"
             store.client.command(f"DROP TABLE IF EXISTS {db}.{table}")
             store.client.command(f"CREATE TABLE {db}.{table} (sensor_id UInt64, ts Int64 CODEC(Delta(8), ZSTD(1)), value Float64 CODEC({codec})) "
-                                 "ENGINE = MergeTree ORDER BY (sensor_id, ts)")
+                                 "ENGINE = MergeTree ORDER BY (sensor_id, ts) SETTINGS min_bytes_for_wide_part = 0")  # wide parts keep per-column sizes
             store.client.command(f"INSERT INTO {db}.{table} SELECT sensor_id, ts, value FROM {db}.readings WHERE sensor_id IN {{ids:Array(UInt64)}}", {"ids": ids})
             store.client.command(f"OPTIMIZE TABLE {db}.{table} FINAL")
             compressed, rows = store.client.rows(
