@@ -249,6 +249,10 @@ class TemplateTagger:
             params = self.miner.extract_parameters(template, message, exact_matching=False) or []
         return str(result["cluster_id"]), [p.value for p in params]
 
+    def template(self, template_id: str) -> str:
+        """The current template text of ``template_id``."""
+        return self.miner.drain.id_to_cluster[int(template_id)].get_template()
+
 
 # ------------------------------------------------------------------------------------------------
 # Following
