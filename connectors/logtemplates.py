@@ -70,7 +70,13 @@ DATE_WORDS = frozenset(
 _HAS_DIGIT = re.compile(r"\d")
 # key=value, key:value and "name.......value" (dotted leaders); the key holds no digit.
 _KEY_VALUE = re.compile(r"^([A-Za-z_][A-Za-z_.\-]*?(?:=|:(?=.)|\.{3,}(?=.)))(.*)$")
-_HOST = re.compile(r"^[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+){2,}$")
+# Host names (lower case, a top-level label of letters); Java/Android dotted names with upper
+# case or underscores ("android.intent.action.SCREEN_ON") are constants, not hosts.
+_HOST = re.compile(r"^[a-z0-9\-]+(?:\.[a-z0-9\-]+)+\.[a-z]{2,6}$")
+# Units written as their own token after a number ("384.0 KB", "12 ms"): part of the value.
+SIZE_AND_TIME_UNITS = frozenset(
+    "b kb mb gb tb pb kib mib gib tib bytes ns us µs ms s sec secs seconds min mins minutes h hr hrs hours %".split()
+)
 _EDGE_PUNCTUATION = "()[]{}<>,;:.'\"!?"
 _QUOTED = re.compile(r"""^(['"`]).*\1[,;:.)]*$""")
 _UNIT_NUMBER = re.compile(r"^[-+]?\d+(?:\.\d+)?(?:[a-zA-Z%µ]{1,4})[,;:.)]*$")
@@ -141,6 +147,8 @@ class _Token:
     is_word: bool
     values: tuple[str, ...]  # the masked substrings, in order
     key: str  # "key=" of a key=value token, else ""
+    unit: bool = False  # a size or time unit word (a value when it follows a number)
+    number: bool = False  # ends in a masked number
 
 
 @dataclass
@@ -175,6 +183,9 @@ class TemplateMiner:
         first_line = message.split("\n", 1)[0]
         raw = first_line.split()
         tokens = [self._token(text) for text in raw]
+        for position in range(1, len(tokens)):
+            if tokens[position].unit and tokens[position - 1].number:
+                tokens[position] = _Token(tokens[position].masked, _SKELETON_WILD, False, (), "")
         skeleton = tuple(token.skeleton for token in tokens)
         self._clock += 1
         self.stats.lines += 1
@@ -253,6 +264,8 @@ class TemplateMiner:
 
     def _classify(self, text: str) -> _Token:
         key_value = _KEY_VALUE.match(text)
+        if text.strip(",;:.()").lower() in SIZE_AND_TIME_UNITS:
+            return _Token(text, text, True, (), "", unit=True)
         if key_value and not _HAS_DIGIT.search(text):
             key, value = key_value.groups()
             if not value or self._is_value_word(value):  # "rhost=" (empty) and "rhost=host.example.org"
@@ -269,11 +282,11 @@ class TemplateMiner:
                 return _Token(text, _SKELETON_WILD, False, (), "")
             return _Token(text, text, True, (), "")
         masked, values = self._mask(text)
-        key_value = _KEY_VALUE.match(text)
+        number = masked.rstrip(",;:.)").endswith("<NUM>")
         if key_value:
             key = key_value.group(1)
-            return _Token(masked, key + _SKELETON_WILD, False, values, key)
-        return _Token(masked, _SKELETON_WILD, False, values, "")
+            return _Token(masked, key + _SKELETON_WILD, False, values, key, number=number)
+        return _Token(masked, _SKELETON_WILD, False, values, "", number=number)
 
     @staticmethod
     def _is_value_word(text: str) -> bool:
