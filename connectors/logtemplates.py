@@ -73,6 +73,7 @@ _KEY_VALUE = re.compile(r"^([A-Za-z_][A-Za-z_.\-]*?(?:=|:(?=.)|\.{3,}(?=.)))(.*)
 # Host names (lower case, a top-level label of letters); Java/Android dotted names with upper
 # case or underscores ("android.intent.action.SCREEN_ON") are constants, not hosts.
 _HOST = re.compile(r"^[a-z0-9\-]+(?:\.[a-z0-9\-]+)+\.[a-z]{2,6}$")
+_DOTTED_VALUE = re.compile(r"^[a-z0-9\-]+(?:\.[a-z0-9\-]+)+$")  # after "key=": a host or version
 # Units written as their own token after a number ("384.0 KB", "12 ms"): part of the value.
 SIZE_AND_TIME_UNITS = frozenset(
     "b kb mb gb tb pb kib mib gib tib bytes ns us µs ms s sec secs seconds min mins minutes h hr hrs hours %".split()
@@ -171,6 +172,7 @@ class TemplateMiner:
         self._buckets: dict[tuple[str, ...], dict[str, int]] = {}
         self._tokens: dict[str, _Token] = {}
         self._next_id = 1
+        self.revision = 0  # bumped by every change that a restart must see (new, merged, generalised, dropped)
         self._live = 0
         self._clock = 0
         self.stats = _Stats()
@@ -268,7 +270,7 @@ class TemplateMiner:
             return _Token(text, text, True, (), "", unit=True)
         if key_value and not _HAS_DIGIT.search(text):
             key, value = key_value.groups()
-            if not value or self._is_value_word(value):  # "rhost=" (empty) and "rhost=host.example.org"
+            if not value or self._is_value_word(value) or _DOTTED_VALUE.match(value):  # "rhost=", "rhost=zummit.com"
                 return _Token(text, key + _SKELETON_WILD, False, (), key)
             return _Token(text, text, True, (), key)
         if not _HAS_DIGIT.search(text):
@@ -334,6 +336,7 @@ class TemplateMiner:
                 kept.append(position)
             else:
                 template.tokens[position] = (new.key + WILDCARD) if new.key and current.startswith(new.key) else WILDCARD
+                self.revision += 1
         template.literal_positions = tuple(kept)
 
     def _create_or_merge(self, tokens: list[_Token], skeleton: tuple[str, ...]) -> Template:
@@ -364,6 +367,7 @@ class TemplateMiner:
         self.templates[template.id] = template
         self._index(template)
         self.stats.created += 1
+        self.revision += 1
         return template
 
     def _merge(self, member_ids: list[int], position: int, key: tuple[str, ...], tokens: list[_Token]) -> Template:
@@ -380,6 +384,7 @@ class TemplateMiner:
         survivor.skeleton = key
         self._index(survivor)
         self.stats.merged += len(member_ids)
+        self.revision += 1
         self._generalise_literals(survivor, tokens)
         return survivor
 
@@ -391,6 +396,7 @@ class TemplateMiner:
             del self.templates[template_id]
         self._live -= 1
         self.stats.evicted += 1
+        self.revision += 1
 
     # --- indexes ---------------------------------------------------------------------------
 

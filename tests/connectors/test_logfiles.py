@@ -6,6 +6,8 @@ from datetime import datetime, timezone
 import pytest
 
 from connectors.logs import (
+    DEFAULT_PATTERN,
+    JsonMinerStateStore,
     JsonOffsetStore,
     LogFileFollower,
     LogLineFormat,
@@ -110,11 +112,11 @@ def test_copy_truncate_rotation_starts_over(tmp_path):
     assert [m.split()[1] for m in messages(sink)] == ["P1", "P2", "P3"]
 
 
-def test_unparsable_lines_are_quarantined_and_indented_lines_continue_a_record(tmp_path):
+def test_explicit_pattern_quarantines_misses_and_only_indented_lines_continue(tmp_path):
     path = tmp_path / "app.log"
     path.write_text(line(1, "ERROR", "trip") + "  at motor.py:12\n" + "garbage without time\n" + line(2))
     sink = MemorySink()
-    reader = follower(path, MemoryOffsetStore(), sink)
+    reader = follower(path, MemoryOffsetStore(), sink, line_format=LogLineFormat(pattern=DEFAULT_PATTERN))
     reader.read_available()
     assert messages(sink)[0] == "trip\n  at motor.py:12"
     assert len(sink.logs) == 2
@@ -142,10 +144,29 @@ def test_pattern_without_required_groups_is_refused():
         LogLineFormat(pattern=r"(?P<ts>\S+) (?P<message>.*)")
 
 
+def test_detected_headers_any_headerless_line_continues_and_a_headless_start_is_quarantined(tmp_path):
+    path = tmp_path / "app.log"
+    path.write_text(
+        "orphan line before any record\n"
+        + line(1, "ERROR", "trip")
+        + "java.lang.IllegalStateException: boom\n\tat motor.Drive.run(Drive.java:12)\n"
+        + line(2)
+    )
+    sink = MemorySink()
+    reader = follower(path, MemoryOffsetStore(), sink)
+    reader.read_available()
+    assert messages(sink)[0] == "trip\njava.lang.IllegalStateException: boom\n\tat motor.Drive.run(Drive.java:12)"
+    assert len(sink.logs) == 2 and reader.status().rejected == 1
+    assert "no timestamp" in reader.quarantined[0].reason
+
+
 def test_template_ids_survive_a_restart_with_miner_state(tmp_path):
     from connectors.logs import MinerSettings
 
-    settings = MinerSettings(state_path=str(tmp_path / "drain.json"))
-    first = TemplateTagger(make_template_miner(settings)).tag("motor M1 started after 3 s")
+    settings = MinerSettings(state_path=str(tmp_path / "miner.json"))
+    tagger = TemplateTagger(make_template_miner(settings))
+    tagger.tag("pump P1 started")
+    first = tagger.tag("motor M1 started after 3 s")
+    assert tagger.checkpoint()
     again = TemplateTagger(make_template_miner(settings)).tag("motor M2 started after 4 s")
-    assert first[0] == again[0]
+    assert first[0] == again[0] == "2"
