@@ -170,3 +170,25 @@ def test_template_ids_survive_a_restart_with_miner_state(tmp_path):
     assert tagger.checkpoint()
     again = TemplateTagger(make_template_miner(settings)).tag("motor M2 started after 4 s")
     assert first[0] == again[0] == "2"
+
+
+def test_a_restarted_follower_gives_known_lines_their_old_template_ids(tmp_path):
+    from connectors.logs import MemoryMinerStateStore, MinerSettings
+
+    path = tmp_path / "app.log"
+    store, states = JsonOffsetStore(tmp_path / "offsets.json"), MemoryMinerStateStore()
+
+    def restarted():
+        tagger = TemplateTagger.restore(MinerSettings(), store=states, key="logfile:plc", id_prefix="plc:")
+        return follower(path, store, sink, tagger=tagger)
+
+    sink = MemorySink()
+    path.write_text(line(1, "WARN", "valve V1 stuck") + line(2) + line(3, "ERROR", "drive D1 tripped"))
+    restarted().read_available()
+    append(path, line(4, "ERROR", "drive D7 tripped") + line(5) + line(6, "WARN", "valve V9 stuck"))
+    restarted().read_available()  # a new process: fresh miner from the stored state
+    by_kind = {}
+    for record in sink.logs:
+        by_kind.setdefault(record.message.split()[0], set()).add(record.template_id)
+    assert by_kind == {"valve": {"plc:1"}, "pump": {"plc:2"}, "drive": {"plc:3"}}
+    assert sink.logs[-1].template == "valve <*> stuck"
