@@ -10,12 +10,13 @@ first, since a file keeps one style):
   one before when that would put the line in the future) and RFC 5424 ``<34>1 2024-05-01T...``;
 * Windows event exports and US-style tools: ``5/1/2024 10:00:00 AM Error msg``;
 * Apache error log ``[Sun Dec 04 04:47:44 2005] [error] msg``;
+* digits-only dates: ``20171223-22:15:29:606|...``, ``081109 203615 148 INFO ...`` (yyMMdd HHmmss),
+  ``17/06/09 20:10:40 INFO ...`` (yy/MM/dd);
 * epoch seconds or milliseconds: ``1714557600.123 ERROR msg``.
 
 The level is the first of the next three tokens that names one (``INFO``, ``[warn]``,
 ``Warning``, ``<E>``, Windows ``Information``/``Verbose``, syslog's PRI severity); without one the
-line is ``INFO``. A line with no recognised header is not a record start: the connector appends it
-to the record before it (stack traces, Windows event bodies, wrapped messages).
+line is ``INFO``. A line with no recognised header: see :func:`continues_record`.
 """
 
 from __future__ import annotations
@@ -100,6 +101,18 @@ def _apache(match: re.Match, zone: tzinfo) -> datetime:
     return datetime.strptime(text, "%a %b %d %H:%M:%S %Y").replace(tzinfo=zone)
 
 
+def _compact(match: re.Match, zone: tzinfo) -> datetime:
+    """Digits-only dates: ``20171223-22:15:29:606``, ``081109 203615``, ``17/06/09 20:10:40``."""
+    digits = re.sub(r"\D", "", match.group("ts"))
+    if len(digits) == 12:  # yyMMddHHmmss
+        digits = "20" + digits
+    ts = datetime.strptime(digits[:14], "%Y%m%d%H%M%S")
+    fraction = digits[14:]
+    if fraction:
+        ts = ts.replace(microsecond=int(fraction[:6].ljust(6, "0")))
+    return ts.replace(tzinfo=zone)
+
+
 def _epoch(match: re.Match, zone: tzinfo) -> datetime:
     return parse_timestamp(match.group("ts"))
 
@@ -121,6 +134,14 @@ STYLES: tuple[_Style, ...] = (
         "apache",
         re.compile(r"^\[(?P<ts>[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2}(?:\.\d+)? \d{4})\]" + _REST),
         _apache,
+    ),
+    _Style(
+        "compact",
+        re.compile(
+            r"^(?P<ts>\d{8}[-T ]?\d{2}:?\d{2}:?\d{2}(?:[:.,]\d{1,6})?|\d{6} \d{6}|\d{2}/\d{2}/\d{2} \d{2}:\d{2}:\d{2})(?![\d:])"
+            + r"[\s,|\-:]*(?P<rest>.*)$"
+        ),
+        _compact,
     ),
     _Style("epoch", re.compile(r"^\[?(?P<ts>1\d{9}(?:\.\d+)?|1\d{12})\]?(?![\d.])" + _REST), _epoch),
 )
@@ -152,6 +173,14 @@ class HeaderDetector:
             return Header(ts, level, message, style.name)
         return None
 
+    def level_of(self, line: str, *, tokens: int = 10) -> str:
+        """The level named among the first ``tokens`` tokens of a line without a known header."""
+        for token in line.split(None, tokens)[:tokens]:
+            core = token.strip(_LEVEL_STRIP)
+            if (token[:1] in "[<(" or core.isupper() or core.istitle()) and core.upper() in self.levels:
+                return self.levels[core.upper()]
+        return "INFO"
+
     def _level(self, rest: str, pri: str | None) -> tuple[str, str]:
         tokens = rest.split(None, LEVEL_SEARCH_TOKENS)
         for index, token in enumerate(tokens[:LEVEL_SEARCH_TOKENS]):
@@ -171,3 +200,21 @@ class HeaderDetector:
 def _pri_level(pri: str | None) -> str:
     """Syslog PRI = facility * 8 + severity; no PRI: INFO."""
     return SYSLOG_SEVERITY[int(pri) % 8] if pri and pri.isdigit() else "INFO"
+
+
+_TRACE_LINE = re.compile(r"^(?:\s|Caused by:|Traceback |During handling|\.\.\. \d+ more|[\w.$]+(?:Exception|Error|Throwable)\b)")
+
+
+def is_trace_line(line: str) -> bool:
+    """An indented line or a stack-trace line: always part of the record before it."""
+    return bool(_TRACE_LINE.match(line))
+
+
+def continues_record(line: str, *, headers_seen: int, headerless_seen: int) -> bool:
+    """Whether a line without a header belongs to the record before it: a trace line
+    (:func:`is_trace_line`), or any line of a file where lines with a header outnumber the other
+    headerless lines seen so far (a wrapped message). Where headers are rare the line is a record
+    of its own: a format whose header we do not know."""
+    if is_trace_line(line):
+        return True
+    return headers_seen > headerless_seen

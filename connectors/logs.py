@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from connectors.base import Connector
-from connectors.logheaders import HeaderDetector
+from connectors.base import Connector, utcnow
+from connectors.logheaders import HeaderDetector, continues_record, is_trace_line
 from connectors.logtemplates import DEFAULT_MASKS, MinerSettings, TemplateMiner
 from connectors.records import LogRecord
 from connectors.sink import Sink
@@ -367,6 +367,8 @@ class LogFileFollower(Connector):
         self._handle = None
         self._inode: int | None = None
         self._last_header: tuple[str, datetime, str] | None = None  # (source, ts, level) of the record before
+        self._headers_seen = 0  # lines with a detected header, and other headerless lines (not traces):
+        self._headerless_seen = 0  # their ratio tells a wrapped message from a format we cannot read
         self.lines_read = 0
 
     def run(self, stop: threading.Event) -> None:
@@ -485,7 +487,16 @@ class LogFileFollower(Connector):
             try:
                 source, ts, level, message = self.parser.parse(text)
             except LineProblem as exc:
-                continues = not self.parser.fmt.explicit or text[:1].isspace()
+                if self.parser.fmt.explicit:
+                    continues = text[:1].isspace()
+                else:
+                    continues = continues_record(text, headers_seen=self._headers_seen, headerless_seen=self._headerless_seen)
+                    if not is_trace_line(text):
+                        self._headerless_seen += 1
+                    if not continues:
+                        # A format without a header we know: the line is a record stamped when read.
+                        pending.append([self.parser.default_source, utcnow(), self.parser.detector.level_of(text), text])
+                        continue
                 if continues and pending:
                     record = pending[-1]
                     if len(record[3]) < MAX_RECORD_CHARS:
@@ -498,6 +509,7 @@ class LogFileFollower(Connector):
                 self.quarantine(f"{self.path}@{offset}", str(exc), text)
                 continue
             pending.append([source, ts, level, message])
+            self._headers_seen += 1
             self._last_header = (source, ts, level)
         records = []
         for source, ts, level, message in pending:

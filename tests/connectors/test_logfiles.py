@@ -144,20 +144,32 @@ def test_pattern_without_required_groups_is_refused():
         LogLineFormat(pattern=r"(?P<ts>\S+) (?P<message>.*)")
 
 
-def test_detected_headers_any_headerless_line_continues_and_a_headless_start_is_quarantined(tmp_path):
+def test_detected_headers_group_traces_and_wrapped_lines_into_their_record(tmp_path):
     path = tmp_path / "app.log"
     path.write_text(
-        "orphan line before any record\n"
-        + line(1, "ERROR", "trip")
-        + "java.lang.IllegalStateException: boom\n\tat motor.Drive.run(Drive.java:12)\n"
+        line(1, "ERROR", "trip")
+        + "java.lang.IllegalStateException: boom\n\tat motor.Drive.run(Drive.java:12)\nCaused by: x\n"
         + line(2)
+        + "wrapped rest of the message\n"
     )
     sink = MemorySink()
     reader = follower(path, MemoryOffsetStore(), sink)
     reader.read_available()
-    assert messages(sink)[0] == "trip\njava.lang.IllegalStateException: boom\n\tat motor.Drive.run(Drive.java:12)"
-    assert len(sink.logs) == 2 and reader.status().rejected == 1
-    assert "no timestamp" in reader.quarantined[0].reason
+    assert messages(sink)[0] == "trip\njava.lang.IllegalStateException: boom\n\tat motor.Drive.run(Drive.java:12)\nCaused by: x"
+    assert messages(sink)[1].endswith("10.0.0.2\nwrapped rest of the message")
+    assert len(sink.logs) == 2 and reader.status().rejected == 0
+
+
+def test_a_format_without_a_known_header_gives_one_record_per_line_stamped_when_read(tmp_path):
+    path = tmp_path / "odd.log"
+    path.write_text("#12 pump started\n#13 ERROR pump tripped\n#14 pump started\n")
+    sink = MemorySink()
+    before = datetime.now(timezone.utc)
+    follower(path, MemoryOffsetStore(), sink).read_available()
+    assert messages(sink) == ["#12 pump started", "#13 ERROR pump tripped", "#14 pump started"]
+    assert [r.level for r in sink.logs] == ["INFO", "ERROR", "INFO"]
+    assert all(r.ts >= before for r in sink.logs)
+    assert sink.logs[0].template_id == sink.logs[2].template_id != sink.logs[1].template_id
 
 
 def test_template_ids_survive_a_restart_with_miner_state(tmp_path):
