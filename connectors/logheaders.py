@@ -12,7 +12,9 @@ first, since a file keeps one style):
 * Apache error log ``[Sun Dec 04 04:47:44 2005] [error] msg``;
 * digits-only dates: ``20171223-22:15:29:606|...``, ``081109 203615 148 INFO ...`` (yyMMdd HHmmss),
   ``17/06/09 20:10:40 INFO ...`` (yy/MM/dd);
-* epoch seconds or milliseconds: ``1714557600.123 ERROR msg``.
+* epoch seconds or milliseconds: ``1714557600.123 ERROR msg``;
+* any of these after a level word (Windows Event Viewer's tab-separated export:
+  ``Warning<TAB>12/6/2026 10:00:00 AM<TAB>Source<TAB>1001<TAB>None<TAB>message``).
 
 The level is the first of the next three tokens that names one (``INFO``, ``[warn]``,
 ``Warning``, ``<E>``, Windows ``Information``/``Verbose``, syslog's PRI severity); without one the
@@ -157,6 +159,19 @@ class HeaderDetector:
         self._order = list(STYLES)
 
     def detect(self, line: str) -> Header | None:
+        header = self._detect(line)
+        if header is None:
+            # Level first, then the time: Windows Event Viewer's tab-separated export
+            # ("Warning<TAB>12/6/2026 10:00:00 AM<TAB>Source<TAB>1001<TAB>...").
+            first, _, rest = line.partition("\t") if "\t" in line[:16] else line.partition(" ")
+            level = self.levels.get(first.strip(_LEVEL_STRIP).upper()) if first[:1].isalpha() or first[:1] in "[<(" else None
+            if level is not None and rest:
+                inner = self._detect(rest.lstrip())
+                if inner is not None:
+                    return Header(inner.ts, level, inner.message, "level_first+" + inner.style)
+        return header
+
+    def _detect(self, line: str) -> Header | None:
         for index, style in enumerate(self._order):
             match = style.regex.match(line)
             if match is None:

@@ -52,3 +52,9 @@ def test_the_connectors_explicit_format_wins_over_detection():
     source, ts, level, message = LogLineParser(fmt, "plc").parse("E 2024-05-01 12:00:00 1714557600 overtemp")
     assert (level, message) == ("ERROR", "1714557600 overtemp")
     assert ts == datetime(2024, 5, 1, 12, tzinfo=ZoneInfo("Europe/Berlin"))
+
+
+def test_a_level_before_the_time_is_read_too():
+    header = HeaderDetector().detect("Warning\t12/6/2026 10:00:00 AM\tPumpControl\t1001\tNone\tseal leak")
+    assert (header.ts, header.level, header.message) == (datetime(2026, 12, 6, 10, tzinfo=UTC), "WARNING", "PumpControl\t1001\tNone\tseal leak")
+    assert HeaderDetector().detect("error 12/6/2026 10:00:00 AM x").level == "ERROR"
