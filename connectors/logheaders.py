@@ -103,16 +103,25 @@ def _apache(match: re.Match, zone: tzinfo) -> datetime:
     return datetime.strptime(text, "%a %b %d %H:%M:%S %Y").replace(tzinfo=zone)
 
 
+_COMPACT_PARTS = re.compile(
+    r"^(?:(?P<y4>\d{4})(?P<m4>\d{2})(?P<d4>\d{2})|(?P<y2>\d{2})/?(?P<m2>\d{2})/?(?P<d2>\d{2}))[-T ]?"
+    r"(?:(?P<H>\d{1,2}):(?P<M>\d{1,2}):(?P<S>\d{1,2})|(?P<H6>\d{2})(?P<M6>\d{2})(?P<S6>\d{2}))(?:[:.,](?P<f>\d{1,6}))?$"
+)
+
+
 def _compact(match: re.Match, zone: tzinfo) -> datetime:
-    """Digits-only dates: ``20171223-22:15:29:606``, ``081109 203615``, ``17/06/09 20:10:40``."""
-    digits = re.sub(r"\D", "", match.group("ts"))
-    if len(digits) == 12:  # yyMMddHHmmss
-        digits = "20" + digits
-    ts = datetime.strptime(digits[:14], "%Y%m%d%H%M%S")
-    fraction = digits[14:]
-    if fraction:
-        ts = ts.replace(microsecond=int(fraction[:6].ljust(6, "0")))
-    return ts.replace(tzinfo=zone)
+    """Digits-only dates: ``20171223-22:15:29:606``, ``081109 203615``, ``17/06/09 20:10:40``
+    (two-digit years are 20yy; a fraction of up to 3 digits is milliseconds)."""
+    parts = _COMPACT_PARTS.match(match.group("ts"))
+    if parts is None:
+        raise ValueError(f"{match.group('ts')!r} is not a compact date")
+    p = parts.groupdict()
+    year = int(p["y4"]) if p["y4"] else 2000 + int(p["y2"])
+    month, day = int(p["m4"] or p["m2"]), int(p["d4"] or p["d2"])
+    hour, minute, second = (int(p[a] or p[b]) for a, b in (("H", "H6"), ("M", "M6"), ("S", "S6")))
+    fraction = p["f"] or ""
+    micro = int(fraction) * 1000 if 0 < len(fraction) <= 3 else int(fraction.ljust(6, "0")) if fraction else 0
+    return datetime(year, month, day, hour, minute, second, micro, tzinfo=zone)
 
 
 def _epoch(match: re.Match, zone: tzinfo) -> datetime:
@@ -140,7 +149,7 @@ STYLES: tuple[_Style, ...] = (
     _Style(
         "compact",
         re.compile(
-            r"^(?P<ts>\d{8}[-T ]?\d{2}:?\d{2}:?\d{2}(?:[:.,]\d{1,6})?|\d{6} \d{6}|\d{2}/\d{2}/\d{2} \d{2}:\d{2}:\d{2})(?![\d:])"
+            r"^(?P<ts>\d{8}[-T ]?(?:\d{1,2}:\d{1,2}:\d{1,2}|\d{6})(?:[:.,]\d{1,6})?|\d{6} \d{6}|\d{2}/\d{2}/\d{2} \d{2}:\d{2}:\d{2})(?![\d:])"
             + r"[\s,|\-:]*(?P<rest>.*)$"
         ),
         _compact,

@@ -58,3 +58,16 @@ def test_a_level_before_the_time_is_read_too():
     header = HeaderDetector().detect("Warning\t12/6/2026 10:00:00 AM\tPumpControl\t1001\tNone\tseal leak")
     assert (header.ts, header.level, header.message) == (datetime(2026, 12, 6, 10, tzinfo=UTC), "WARNING", "PumpControl\t1001\tNone\tseal leak")
     assert HeaderDetector().detect("error 12/6/2026 10:00:00 AM x").level == "ERROR"
+
+
+@pytest.mark.parametrize(
+    ("line", "ts"),
+    [
+        ("20171223-22:16:0:119|Step_LSC|x", datetime(2017, 12, 23, 22, 16, 0, 119000, UTC)),
+        ("20171223-22:15:29:606|Step_LSC|x", datetime(2017, 12, 23, 22, 15, 29, 606000, UTC)),
+        ("20240501T100001.250 ok", datetime(2024, 5, 1, 10, 0, 1, 250000, UTC)),
+        ("17/06/09 20:10:40 INFO spark.SecurityManager: x", datetime(2017, 6, 9, 20, 10, 40, tzinfo=UTC)),
+    ],
+)
+def test_digits_only_dates_with_short_fields(line, ts):
+    assert HeaderDetector().detect(line).ts == ts
