@@ -479,11 +479,12 @@ class LogFileFollower(Connector):
         it (any such line when the header is detected; only indented ones with an explicit
         pattern, whose other misses are quarantined)."""
         pending: list[list] = []  # [source, ts, level, message] per record, tagged at the end
+        seen = 0
         for offset, raw in lines:
             text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
             if not text.strip():
                 continue
-            self.note_messages()
+            seen += 1
             try:
                 source, ts, level, message = self.parser.parse(text)
             except LineProblem as exc:
@@ -511,6 +512,8 @@ class LogFileFollower(Connector):
             pending.append([source, ts, level, message])
             self._headers_seen += 1
             self._last_header = (source, ts, level)
+        if seen:
+            self.note_messages(seen)  # once per batch: the status lock is not taken per line
         records = []
         for source, ts, level, message in pending:
             template_id, template, parameters = self.tagger.tag_record(message)

@@ -68,6 +68,7 @@ DATE_WORDS = frozenset(
     " am pm utc gmt pst pdt est edt cst cdt mst mdt cet cest bst ist jst".split()
 )
 _HAS_DIGIT = re.compile(r"\d")
+_PLAIN_NUMBER = re.compile(r"(?<![\w.])([-+]?\d+(?:\.\d+)?)([,;)\]]?)$")  # the common case, without the mask alternation
 # key=value, key:value and "name.......value" (dotted leaders); the key holds no digit.
 _KEY_VALUE = re.compile(r"^([A-Za-z_][A-Za-z_.\-]*?(?:=|:(?=.)|\.{3,}(?=.)))(.*)$")
 # Host names (lower case, a top-level label of letters); Java/Android dotted names with upper
@@ -167,6 +168,7 @@ class TemplateMiner:
     def __init__(self, settings: MinerSettings = MinerSettings()):
         self.settings = settings
         self._mask_regex = re.compile("|".join(f"(?P<{name}>{pattern})" for pattern, name in settings.masks))
+        self._mask_names = {name for _, name in settings.masks}
         self.templates: dict[int, Template] = {}
         self._by_skeleton: dict[tuple[str, ...], int] = {}
         self._buckets: dict[tuple[str, ...], dict[str, int]] = {}
@@ -301,6 +303,9 @@ class TemplateMiner:
 
     def _mask(self, text: str) -> tuple[str, tuple[str, ...]]:
         values: list[str] = []
+        plain = _PLAIN_NUMBER.match(text)
+        if plain is not None and "NUM" in self._mask_names:
+            return "<NUM>" + plain.group(2), (plain.group(1),)
         if _UNIT_NUMBER.match(text):
             number = re.match(r"[-+]?\d+(?:\.\d+)?", text).group(0)
             return "<NUM>" + text[len(number):], (number,)
