@@ -9,8 +9,8 @@ fitting part, the rest is scored. Nothing is tuned on the scored part: the thres
 (level set, change significance) or chosen by cross-validation inside the fitting part, grouped by
 template so that every held-out fold holds templates the head has never seen (the scored part's
 anomalies all come from templates absent from the fitting part, so that is the situation to select
-for). Templates are Drain3's own (``models.logs.events_from_messages`` on ``Content`` with the
-connector's default miner, all lines mined in time order without labels); rows on Loghub's
+for). Templates are the connector's miner's (``models.logs.events_from_messages`` on ``Content`` with
+the connector's default miner, ``connectors.logtemplates``, all lines mined in time order without labels); rows on Loghub's
 hand-corrected ``EventTemplate`` are given for comparison.
 
 Methods:

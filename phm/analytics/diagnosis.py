@@ -240,7 +240,7 @@ def sensor_window(*, equipment: Equipment, start: datetime, end: datetime, using
 
 
 def log_events(*, equipment: Equipment, start: datetime, end: datetime, using: str = "default") -> list:
-    """Log events of the equipment in [start, end) as ``models.diagnosis.LogEvent``, their Drain3
+    """Log events of the equipment in [start, end) as ``models.diagnosis.LogEvent``, their
     templates mined in one pass over the whole span with the log connector's miner and masks
     (``models.logs.events_from_messages``), as the diagnoser's training incidents were: stored
     templates come from whichever miner each source used (or none, for lines sent over the API),

@@ -6,7 +6,8 @@ Config per kind (keys not listed are refused, so typos fail on save, not at 3 a.
 - ``sparkplug_b``: ``{"broker": BrokerConfig, "group_id": "+", "host_id": null, "metric_map": {path: tag}}``
 - ``opcua``: ``{"url": "opc.tcp://...", "nodes": [NodeSpec, ...], "publishing_interval_ms": 250, "sampling_interval_ms": 100}``
 - ``modbus``: ``{"host": ..., "port": 502, "period_s": 1.0, "timeout_s": 2.0, "registers": [RegisterSpec, ...]}``
-- ``logfile``: ``{"path": ..., "source": ..., "format": LogLineFormat, "miner": MinerSettings, "poll_interval_s": 0.5}``
+- ``logfile``: ``{"path": ..., "source": ..., "format": LogLineFormat (omit: headers detected), "miner": MinerSettings (omit: the
+  one default), "poll_interval_s": 0.5}``; template ids are ``<connector name>:<n>``, the miner state is kept per connector
 - ``image_folder``: ``{"directory": ..., "source": ..., "limits": ImageLimits, "poll_interval_s": 2, "settle_s": 1}``
 - ``file_folder``: ``{"directory": ..., "spec": FileSpec, "batch_size": 50000, "poll_interval_s": 5, "settle_s": 2}``
 
@@ -15,6 +16,7 @@ Config per kind (keys not listed are refused, so typos fail on save, not at 3 a.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -22,7 +24,17 @@ from connectors.base import Connector, QuarantinedPayload
 from connectors.file_folder import HistorianFolderSource
 from connectors.files import FileSpec
 from connectors.images import ImageLimits, WatchedFolderSource
-from connectors.logs import LogFileFollower, LogLineFormat, MemoryOffsetStore, MinerSettings, OffsetStore, TemplateTagger, make_template_miner
+from connectors.logs import (
+    JsonMinerStateStore,
+    LogFileFollower,
+    LogLineFormat,
+    MemoryMinerStateStore,
+    MemoryOffsetStore,
+    MinerSettings,
+    MinerStateStore,
+    OffsetStore,
+    TemplateTagger,
+)
 from connectors.modbus import ModbusConnector, RegisterSpec
 from connectors.mqtt import BrokerConfig, MqttJsonConnector, SparkplugHostConnector, TopicMapping
 from connectors.opcua import NodeSpec, OpcUaConnector
@@ -52,6 +64,7 @@ def build_connector(
     sink: Sink,
     offsets: OffsetStore | None = None,
     on_quarantine: Callable[[QuarantinedPayload], None] | None = None,
+    miner_states: MinerStateStore | None = None,
 ) -> Connector:
     if kind not in ALLOWED_KEYS:
         raise ConfigError(f"unknown connector kind {kind!r}; known: {sorted(ALLOWED_KEYS)}")
@@ -61,6 +74,8 @@ def build_connector(
     if unknown:
         raise ConfigError(f"unknown keys for {kind}: {sorted(unknown)}; allowed: {sorted(ALLOWED_KEYS[kind])}")
     try:
+        if kind == "logfile":
+            return _logfile(name, dict(config), sink, offsets, on_quarantine, miner_states=miner_states)
         return _BUILDERS[kind](name, dict(config), sink, offsets, on_quarantine)
     except ConfigError:
         raise
@@ -134,10 +149,21 @@ def _modbus(name, config, sink, offsets, on_quarantine) -> Connector:
     )
 
 
-def _logfile(name, config, sink, offsets, on_quarantine) -> Connector:
+def template_id_prefix(name: str) -> str:
+    """``<name>:``: template ids of different log connectors stay apart in the one LogTemplate
+    table (64 characters: a long name is replaced by a hash of it)."""
+    return (name if len(name) <= 40 else hashlib.sha1(name.encode()).hexdigest()[:16]) + ":"
+
+
+def _logfile(name, config, sink, offsets, on_quarantine, *, miner_states: MinerStateStore | None = None) -> Connector:
     if offsets is None:
         raise ConfigError("logfile connectors need an offset store")
     miner = MinerSettings.from_dict(config.get("miner", {}))
+    if miner.state_path:
+        miner_states = JsonMinerStateStore(miner.state_path)
+    elif miner_states is None:
+        miner_states = MemoryMinerStateStore()
+    tagger = TemplateTagger.restore(miner, store=miner_states, key=f"logfile:{name}", id_prefix=template_id_prefix(name))
     options = {k: config[k] for k in ("poll_interval_s", "batch_lines") if k in config}
     return LogFileFollower(
         name,
@@ -146,7 +172,7 @@ def _logfile(name, config, sink, offsets, on_quarantine) -> Connector:
         offsets=offsets,
         source=config.get("source"),
         line_format=LogLineFormat.from_dict(config.get("format", {})),
-        tagger=TemplateTagger(make_template_miner(miner)),
+        tagger=tagger,
         on_quarantine=on_quarantine,
         **options,
     )

@@ -16,7 +16,7 @@ from connectors.base import QuarantinedPayload
 from connectors.logs import LogOffset
 from connectors.spool import SpoolingSink
 from connectors.supervisor import Supervisor
-from phm.sources.models import ConnectorDefinition, ConnectorStatus, LogFileOffset
+from phm.sources.models import ConnectorDefinition, ConnectorStatus, LogFileOffset, LogMinerState
 from phm.sources.registry import build_connector
 from phm.telemetry.models import QuarantinedRecord, RecordKind
 from phm.telemetry.sink import DatabaseSink, close_stale_connection
@@ -49,6 +49,19 @@ class DatabaseOffsetStore:
         )
 
 
+class DatabaseMinerStateStore:
+    """``connectors.logs.MinerStateStore`` over the LogMinerState table."""
+
+    def get(self, key: str) -> dict | None:
+        close_stale_connection()
+        row = LogMinerState.objects.filter(key=key).only("state").first()
+        return row.state if row is not None else None
+
+    def set(self, key: str, state: dict) -> None:
+        close_stale_connection()
+        LogMinerState.objects.update_or_create(key=key, defaults={"state": state})
+
+
 def spool_root() -> Path:
     return Path(os.environ.get("PHM_SPOOL_DIR", Path(settings.DATA_ROOT) / "spool"))
 
@@ -77,6 +90,7 @@ def build_supervisor(definitions: Iterable[ConnectorDefinition], *, tick_seconds
     spools: dict[str, SpoolingSink] = {}
     by_name: dict[str, ConnectorDefinition] = {}
     offsets = DatabaseOffsetStore()
+    miner_states = DatabaseMinerStateStore()
     for definition in definitions:
         spool = SpoolingSink(DatabaseSink(channel=f"{definition.kind}:{definition.name}"), spool_root() / definition.name)
         spools[definition.name] = spool
@@ -89,6 +103,7 @@ def build_supervisor(definitions: Iterable[ConnectorDefinition], *, tick_seconds
                 sink=spool,
                 offsets=offsets,
                 on_quarantine=quarantine_writer(definition),
+                miner_states=miner_states,
             )
         )
 

@@ -83,7 +83,8 @@ class LatestReading(models.Model):
 
 
 class LogTemplate(models.Model):
-    """A log template mined by Drain (e.g. 'Bearing temp <*> C above limit <*>')."""
+    """A log template mined by the log connector (e.g. 'Bearing temp <NUM> C above limit <NUM>');
+    ``template_id`` is ``<connector name>:<n>`` for log-file connectors."""
 
     template_id = models.CharField(max_length=64, unique=True)
     template = models.TextField()

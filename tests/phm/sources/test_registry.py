@@ -18,7 +18,7 @@ CONFIGS = {
     "sparkplug_b": ({"broker": {}, "group_id": "North", "host_id": "phm", "metric_map": {"North/E1/Temp": "P-101.TEMP"}}, SparkplugHostConnector),
     "opcua": ({"url": "opc.tcp://plc:4840", "nodes": [{"node_id": "ns=2;s=T", "tag": "P-101.TEMP"}]}, OpcUaConnector),
     "modbus": ({"host": "plc", "registers": [{"tag": "P-101.PRESS", "address": 3, "dtype": "float32", "word_order": "little"}]}, ModbusConnector),
-    "logfile": ({"path": "/var/log/plc.log", "source": "PLC-1", "format": {"timezone": "Europe/Berlin"}, "miner": {"sim_th": 0.5}}, LogFileFollower),
+    "logfile": ({"path": "/var/log/plc.log", "source": "PLC-1", "format": {"timezone": "Europe/Berlin"}, "miner": {"max_templates": 500}}, LogFileFollower),
     "image_folder": ({"directory": "/srv/inbox", "limits": {"max_bytes": 1000000}}, WatchedFolderSource),
     "file_folder": ({"directory": "/srv/historian", "spec": {"separator": ";", "decimal": ",", "timezone": "Europe/Berlin"}}, HistorianFolderSource),
 }
@@ -40,3 +40,10 @@ def test_mistakes_name_the_key():
         validate_config("profibus", {})
     with pytest.raises(ConfigError, match="broker: unknown keys"):
         validate_config("mqtt_json", {"broker": {"hostname": "x"}, "mappings": [{"topic": "a"}]})
+
+
+def test_drain3_miner_settings_are_refused_with_a_reason():
+    from phm.sources.registry import ConfigError
+
+    with pytest.raises(ConfigError, match="sim_th.*Drain3"):
+        build_connector(name="c", kind="logfile", config={"path": "/x.log", "miner": {"sim_th": 0.4}}, sink=MemorySink(), offsets=MemoryOffsetStore())

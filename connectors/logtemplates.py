@@ -1,0 +1,454 @@
+"""Log template mining for formats nobody configured: one default, no per-system settings.
+
+A message is split on whitespace into tokens; each token is read once (and cached) into its
+*character class*:
+
+* **variable-looking** (an identifier): it contains a digit, a masked value (IP, path, UUID,
+  hex, number, number with unit, time), is a quoted string, or is a severity word (``warning``,
+  ``alarm``: the record's level repeated inside the text). ``key=value`` / ``key:value``
+  tokens keep their key and are classed by their value;
+* a **word**: anything else (letters and punctuation).
+
+Templates are indexed by their *skeleton*: the token sequence with every variable-looking token
+replaced by a wildcard, so lines differing only in identifiers meet in one dictionary lookup. A
+variable-looking position keeps its first literal (``P1``, ``m3/h``, ``warning``) until a second
+value shows up there, then becomes ``<*>``. Words are different: two templates that differ in
+one word (``cupsd startup succeeded`` / ``cupsd shutdown succeeded``) are separate events; a
+word position becomes a variable only when ``word_values`` different words have been seen in
+the same position of otherwise identical templates (token-position statistics over lines of the
+same length and the same remaining tokens). Then those templates **merge** into the oldest one;
+the others stay as aliases of it. Template ids are sequential numbers (as Drain3's were), never
+reused, and a merged id keeps meaning the lines it was given to: :meth:`TemplateMiner.resolve`
+says which template it now belongs to.
+
+Memory is bounded per miner: ``max_templates`` live templates (the least recently used one is
+dropped beyond it; its id is not reused) and ``max_tokens`` cached token classes (the cache is
+cleared when full). State round-trips through :meth:`TemplateMiner.state` /
+:meth:`TemplateMiner.from_state` (plain JSON), which the log-file connector stores per source so
+ids survive restarts.
+
+Where each rule came from (the closing note of issue #20 asks for it): the masks UUID, IP, PATH,
+HEX, ID and NUM are the connector's earlier masks (HDFS, Zookeeper, Hadoop, Spark lines); the
+digit rule and ``key=value`` came from BGL/HealthApp/Linux lines (``uid=0``, ``onExtend:1514``);
+the word-position evidence rule from HealthApp/Spark/Linux (``SCREEN_ON``/``SCREEN_OFF``,
+``bytes``/``values``, user names); severity words from the demo's controller lines
+(``above warning limit`` / ``above alarm limit``); quoted strings, number-with-unit and time
+classes from the issue's list. ``word_values`` is chosen by the leave-one-system-out run of
+``python -m connectors.evaluate_loghub``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+WILDCARD = "<*>"
+_SKELETON_WILD = "\x00"  # never occurs in a split token; marks a variable position in a skeleton
+STATE_VERSION = 1
+
+# Order matters: the most specific patterns first, so an IP is not eaten as numbers.
+DEFAULT_MASKS: tuple[tuple[str, str], ...] = (
+    (r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b", "UUID"),
+    (r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?(?![\w.])", "IP"),
+    (r"(?<![\w/])(?:/[\w.\-]+){2,}/?", "PATH"),
+    (r"\b0x[0-9a-fA-F]+\b", "HEX"),
+    (r"\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b", "ID"),
+    (r"(?<![\w.:])\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?(?![\w.:])", "TIME"),
+    (r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?![\w.])", "NUM"),
+)
+
+SEVERITY_WORDS = frozenset(
+    {"warning", "warn", "alarm", "alert", "error", "err", "critical", "crit", "fatal", "severe", "notice", "info", "debug", "trace", "emergency"}
+)
+# Month, weekday and zone names: a date written out inside a message is a value, not text.
+DATE_WORDS = frozenset(
+    "jan feb mar apr may jun jul aug sep sept oct nov dec january february march april june july august september"
+    " october november december mon tue wed thu fri sat sun monday tuesday wednesday thursday friday saturday sunday"
+    " am pm utc gmt pst pdt est edt cst cdt mst mdt cet cest bst ist jst".split()
+)
+_HAS_DIGIT = re.compile(r"\d")
+_PLAIN_NUMBER = re.compile(r"(?<![\w.])([-+]?\d+(?:\.\d+)?)([,;)\]]?)$")  # the common case, without the mask alternation
+# key=value, key:value and "name.......value" (dotted leaders); the key holds no digit.
+_KEY_VALUE = re.compile(r"^([A-Za-z_][A-Za-z_.\-]*?(?:=|:(?=.)|\.{3,}(?=.)))(.*)$")
+# Host names (lower case, a top-level label of letters); Java/Android dotted names with upper
+# case or underscores ("android.intent.action.SCREEN_ON") are constants, not hosts.
+_HOST = re.compile(r"^[a-z0-9\-]+(?:\.[a-z0-9\-]+)+\.[a-z]{2,6}$")
+_DOTTED_VALUE = re.compile(r"^[a-z0-9\-]+(?:\.[a-z0-9\-]+)+$")  # after "key=": a host or version
+# Units written as their own token after a number ("384.0 KB", "12 ms"): part of the value.
+SIZE_AND_TIME_UNITS = frozenset(
+    "b kb mb gb tb pb kib mib gib tib bytes ns us µs ms s sec secs seconds min mins minutes h hr hrs hours %".split()
+)
+_EDGE_PUNCTUATION = "()[]{}<>,;:.'\"!?"
+_QUOTED = re.compile(r"""^(['"`]).*\1[,;:.)]*$""")
+_UNIT_NUMBER = re.compile(r"^[-+]?\d+(?:\.\d+)?(?:[a-zA-Z%µ]{1,4})[,;:.)]*$")
+
+
+@dataclass(frozen=True)
+class MinerSettings:
+    """The one default configuration runs on every source; the fields exist for tests and for
+    the evaluation's leave-one-system-out choice of ``word_values``, not for per-system tuning."""
+
+    word_values: int = 3  # distinct words at one position before it becomes a variable
+    max_templates: int = 5000  # live templates per miner (per source)
+    max_tokens: int = 100_000  # cached token classes per miner
+    masks: Sequence[tuple[str, str]] = DEFAULT_MASKS
+    state_path: str | None = None  # a JSON file for the state (the app stores it in its database instead)
+
+    def __post_init__(self) -> None:
+        if self.word_values < 2:
+            raise ValueError(f"miner.word_values must be >= 2, got {self.word_values}")
+        if self.max_templates < 1 or self.max_tokens < 1:
+            raise ValueError("miner.max_templates and miner.max_tokens must be positive")
+        for item in self.masks:
+            if len(item) != 2:
+                raise ValueError(f"miner.masks items are [regex, NAME] pairs, got {item!r}")
+            re.compile(item[0])
+
+    @classmethod
+    def from_dict(cls, config: Mapping) -> MinerSettings:
+        values = dict(config)
+        retired = sorted({"sim_th", "depth", "max_clusters", "extra_delimiters"} & set(values))
+        if retired:
+            raise ValueError(
+                f"miner settings {retired} were Drain3's per-system knobs; the miner needs none now (remove them)"
+            )
+        unknown = sorted(set(values) - {"word_values", "max_templates", "max_tokens", "masks", "state_path"})
+        if unknown:
+            raise ValueError(f"unknown miner settings {unknown}")
+        if "masks" in values:
+            values["masks"] = tuple(tuple(item) for item in values["masks"])
+        return cls(**values)
+
+
+@dataclass(slots=True)
+class Template:
+    id: int
+    tokens: list[str]
+    count: int = 0
+    parent: int | None = None  # set when merged into another template
+    last_used: int = 0
+    skeleton: tuple[str, ...] = ()  # the index key: words as they are, variable positions as a wildcard
+    literal_positions: tuple[int, ...] = ()  # variable-looking positions still holding their first literal
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.tokens)
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    template_id: str
+    parameters: list[str]
+
+
+@dataclass(slots=True)
+class _Token:
+    masked: str  # the token with masked values replaced by <NAME>
+    skeleton: str  # what the skeleton holds at this position (a wildcard for variable-looking tokens)
+    is_word: bool
+    values: tuple[str, ...]  # the masked substrings, in order
+    key: str  # "key=" of a key=value token, else ""
+    unit: bool = False  # a size or time unit word (a value when it follows a number)
+    number: bool = False  # ends in a masked number
+
+
+@dataclass
+class _Stats:
+    lines: int = 0
+    created: int = 0
+    merged: int = 0
+    evicted: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+class TemplateMiner:
+    """Streaming template miner; one instance per source (not thread-safe on its own)."""
+
+    def __init__(self, settings: MinerSettings = MinerSettings()):
+        self.settings = settings
+        self._mask_regex = re.compile("|".join(f"(?P<{name}>{pattern})" for pattern, name in settings.masks))
+        self._mask_names = {name for _, name in settings.masks}
+        self.templates: dict[int, Template] = {}
+        self._by_skeleton: dict[tuple[str, ...], int] = {}
+        self._buckets: dict[tuple[str, ...], dict[str, int]] = {}
+        self._tokens: dict[str, _Token] = {}
+        self._next_id = 1
+        self.revision = 0  # bumped by every change that a restart must see (new, merged, generalised, dropped)
+        self._live = 0
+        self._clock = 0
+        self.stats = _Stats()
+
+    # --- public ----------------------------------------------------------------------------
+
+    def add(self, message: str) -> Match:
+        """Mine one message (the first line of a multi-line record) and return its template id
+        and the values at its variable positions."""
+        first_line = message.split("\n", 1)[0]
+        raw = first_line.split()
+        tokens = [self._token(text) for text in raw]
+        for position in range(1, len(tokens)):
+            if tokens[position].unit and tokens[position - 1].number:
+                tokens[position] = _Token(tokens[position].masked, _SKELETON_WILD, False, (), "")
+        skeleton = tuple(token.skeleton for token in tokens)
+        self._clock += 1
+        self.stats.lines += 1
+        template = self._find(skeleton)
+        if template is None:
+            template = self._create_or_merge(tokens, skeleton)
+        else:
+            self._generalise_literals(template, tokens)
+        template.count += 1
+        template.last_used = self._clock
+        return Match(str(template.id), self._parameters(template, tokens, raw))
+
+    def template(self, template_id: str | int) -> str:
+        """The text of the template ``template_id`` belongs to now (following merges)."""
+        return self.templates[self.resolve(int(template_id))].text
+
+    def resolve(self, template_id: str | int) -> int:
+        """The live template an id was merged into (itself if it was not merged)."""
+        current = int(template_id)
+        seen = 0
+        while (parent := self.templates[current].parent) is not None:
+            current = parent
+            seen += 1
+            if seen > len(self.templates):
+                raise RuntimeError(f"template {template_id}: alias cycle")
+        return current
+
+    def aliases(self) -> dict[str, str]:
+        """Merged id -> the live id it belongs to now."""
+        return {str(t.id): str(self.resolve(t.id)) for t in self.templates.values() if t.parent is not None}
+
+    def live_templates(self) -> list[Template]:
+        return [t for t in self.templates.values() if t.parent is None]
+
+    # --- state -----------------------------------------------------------------------------
+
+    def state(self) -> dict:
+        """Everything needed to continue with the same ids: plain JSON types."""
+        return {
+            "version": STATE_VERSION,
+            "next_id": self._next_id,
+            "clock": self._clock,
+            "templates": [[t.id, t.tokens, list(t.skeleton), t.count, t.parent, t.last_used] for t in self.templates.values()],
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping | None, settings: MinerSettings = MinerSettings()) -> TemplateMiner:
+        miner = cls(settings)
+        if not state:
+            return miner
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"miner state version {state.get('version')!r} is not {STATE_VERSION}")
+        try:
+            miner._next_id = int(state["next_id"])
+            miner._clock = int(state.get("clock", 0))
+            for template_id, tokens, skeleton, count, parent, last_used in state["templates"]:
+                miner.templates[int(template_id)] = Template(
+                    int(template_id), list(tokens), int(count), None if parent is None else int(parent), int(last_used), tuple(skeleton)
+                )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"miner state is malformed: {exc}") from exc
+        for template in miner.live_templates():
+            miner._index(template)
+        miner._live = len(miner.live_templates())
+        return miner
+
+    # --- tokens ----------------------------------------------------------------------------
+
+    def _token(self, text: str) -> _Token:
+        token = self._tokens.get(text)
+        if token is None:
+            if len(self._tokens) >= self.settings.max_tokens:
+                self._tokens.clear()  # bounded memory: most tokens come back within a few lines
+            token = self._tokens[text] = self._classify(text)
+        return token
+
+    def _classify(self, text: str) -> _Token:
+        key_value = _KEY_VALUE.match(text)
+        if text.strip(",;:.()").lower() in SIZE_AND_TIME_UNITS:
+            return _Token(text, text, True, (), "", unit=True)
+        if key_value and not _HAS_DIGIT.search(text):
+            key, value = key_value.groups()
+            if not value or self._is_value_word(value) or _DOTTED_VALUE.match(value):  # "rhost=", "rhost=zummit.com"
+                return _Token(text, key + _SKELETON_WILD, False, (), key)
+            return _Token(text, text, True, (), key)
+        if not _HAS_DIGIT.search(text):
+            if "/" in text:
+                masked, values = self._mask(text)
+                if values:  # a path
+                    return _Token(masked, _SKELETON_WILD, False, values, "")
+            if _QUOTED.match(text):
+                return _Token(text, _SKELETON_WILD, False, (), "")
+            if self._is_value_word(text):
+                return _Token(text, _SKELETON_WILD, False, (), "")
+            return _Token(text, text, True, (), "")
+        masked, values = self._mask(text)
+        number = masked.rstrip(",;:.)").endswith("<NUM>")
+        if key_value:
+            key = key_value.group(1)
+            return _Token(masked, key + _SKELETON_WILD, False, values, key, number=number)
+        return _Token(masked, _SKELETON_WILD, False, values, "", number=number)
+
+    @staticmethod
+    def _is_value_word(text: str) -> bool:
+        """A digit-free token that is still a value: quoted, a severity, a date word, a host name."""
+        if _QUOTED.match(text):
+            return True
+        core = text.strip(_EDGE_PUNCTUATION)
+        word = core.lower()
+        return word in SEVERITY_WORDS or word in DATE_WORDS or bool(_HOST.match(core))
+
+    def _mask(self, text: str) -> tuple[str, tuple[str, ...]]:
+        values: list[str] = []
+        plain = _PLAIN_NUMBER.match(text)
+        if plain is not None and "NUM" in self._mask_names:
+            return "<NUM>" + plain.group(2), (plain.group(1),)
+        if _UNIT_NUMBER.match(text):
+            number = re.match(r"[-+]?\d+(?:\.\d+)?", text).group(0)
+            return "<NUM>" + text[len(number):], (number,)
+
+        def replace(match: re.Match) -> str:
+            values.append(match.group(0))
+            return f"<{match.lastgroup}>"
+
+        return self._mask_regex.sub(replace, text), tuple(values)
+
+    # --- matching --------------------------------------------------------------------------
+
+    def _find(self, skeleton: tuple[str, ...]) -> Template | None:
+        found = self._by_skeleton.get(skeleton)
+        if found is not None:
+            return self.templates[found]
+        # A template whose word position became a variable: try each word position as a wildcard.
+        for position, part in enumerate(skeleton):
+            if part == _SKELETON_WILD:
+                continue
+            found = self._by_skeleton.get(_wild_at(skeleton, position))
+            if found is not None:
+                return self.templates[found]
+        return None
+
+    def _generalise_literals(self, template: Template, tokens: list[_Token]) -> None:
+        if not template.literal_positions:
+            return
+        kept = []
+        for position in template.literal_positions:
+            current, new = template.tokens[position], tokens[position]
+            if new.masked == current:
+                kept.append(position)
+            else:
+                template.tokens[position] = (new.key + WILDCARD) if new.key and current.startswith(new.key) else WILDCARD
+                self.revision += 1
+        template.literal_positions = tuple(kept)
+
+    def _create_or_merge(self, tokens: list[_Token], skeleton: tuple[str, ...]) -> Template:
+        words = sum(1 for token in tokens if token.is_word)
+        for position, part in enumerate(skeleton):
+            if position == 0:
+                continue  # the first token is the prefix: "cupsd startup" and "klogd startup" stay apart
+            # Position statistics need context: the rest of the line must hold constant words too,
+            # else "generating core.12" and "auxiliary processor..0" would count as one shape.
+            if not tokens[position].is_word or words < 2:
+                continue
+            key = _wild_at(skeleton, position)
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                continue
+            members = {word: self.resolve(tid) for word, tid in bucket.items() if tid in self.templates}
+            members = {word: tid for word, tid in members.items() if self.templates[tid].parent is None}
+            if len(members) + 1 >= self.settings.word_values:
+                return self._merge(sorted(set(members.values())), position, key, tokens)
+        return self._create(tokens, skeleton)
+
+    def _create(self, tokens: list[_Token], skeleton: tuple[str, ...]) -> Template:
+        if self._live >= self.settings.max_templates:
+            self._evict()
+        template = Template(self._next_id, [token.masked for token in tokens], skeleton=skeleton)
+        self._next_id += 1
+        self._live += 1
+        self.templates[template.id] = template
+        self._index(template)
+        self.stats.created += 1
+        self.revision += 1
+        return template
+
+    def _merge(self, member_ids: list[int], position: int, key: tuple[str, ...], tokens: list[_Token]) -> Template:
+        survivor = self.templates[member_ids[0]]
+        for other_id in member_ids[1:]:
+            other = self.templates[other_id]
+            other.parent = survivor.id
+            survivor.count += other.count
+            self._unindex(other)
+            self._live -= 1
+        self._unindex(survivor)
+        word_key = tokens[position].key
+        survivor.tokens[position] = word_key + WILDCARD if word_key else WILDCARD
+        survivor.skeleton = key
+        self._index(survivor)
+        self.stats.merged += len(member_ids)
+        self.revision += 1
+        self._generalise_literals(survivor, tokens)
+        return survivor
+
+    def _evict(self) -> None:
+        oldest = min(self.live_templates(), key=lambda t: t.last_used)
+        self._unindex(oldest)
+        doomed = {oldest.id} | {t.id for t in self.templates.values() if t.parent is not None and self.resolve(t.id) == oldest.id}
+        for template_id in doomed:
+            del self.templates[template_id]
+        self._live -= 1
+        self.stats.evicted += 1
+        self.revision += 1
+
+    # --- indexes ---------------------------------------------------------------------------
+
+    def _index(self, template: Template) -> None:
+        skeleton = template.skeleton
+        self._by_skeleton[skeleton] = template.id
+        template.literal_positions = tuple(
+            i for i, (text, part) in enumerate(zip(template.tokens, skeleton)) if part.endswith(_SKELETON_WILD) and not text.endswith(WILDCARD)
+        )
+        for position, part in enumerate(skeleton):
+            if not part.endswith(_SKELETON_WILD):
+                self._buckets.setdefault(_wild_at(skeleton, position), {})[part] = template.id
+
+    def _unindex(self, template: Template) -> None:
+        skeleton = template.skeleton
+        if self._by_skeleton.get(skeleton) == template.id:
+            del self._by_skeleton[skeleton]
+        for position, part in enumerate(skeleton):
+            if part.endswith(_SKELETON_WILD):
+                continue
+            key = _wild_at(skeleton, position)
+            bucket = self._buckets.get(key)
+            if bucket is not None and bucket.get(part) == template.id:
+                del bucket[part]
+                if not bucket:
+                    del self._buckets[key]
+
+    # --- parameters ------------------------------------------------------------------------
+
+    @staticmethod
+    def _parameters(template: Template, tokens: list[_Token], raw: list[str]) -> list[str]:
+        parameters: list[str] = []
+        for text, token, original in zip(template.tokens, tokens, raw):
+            if text == WILDCARD:
+                parameters.append(original)
+            elif text.endswith(WILDCARD):
+                parameters.append(original[len(token.key):] if token.key else original)
+            elif token.values:
+                parameters.extend(token.values)
+        return parameters
+
+
+def _wild_at(skeleton: tuple[str, ...], position: int) -> tuple[str, ...]:
+    return skeleton[:position] + (_SKELETON_WILD,) + skeleton[position + 1 :]
+
+
+def mine_all(messages: Iterable[str], settings: MinerSettings = MinerSettings()) -> tuple[list[str], TemplateMiner]:
+    """Ids for every message through one fresh miner (the evaluation's and the diagnosis' use)."""
+    miner = TemplateMiner(settings)
+    return [miner.add(message).template_id for message in messages], miner
