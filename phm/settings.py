@@ -160,7 +160,14 @@ REST_FRAMEWORK = {
     # ask the assistant). See phm/api/permissions.py.
     "DEFAULT_PERMISSION_CLASSES": ["phm.api.permissions.RolePermission"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # JSON depth and Unicode checks (phm/api/parsers.py); forms and uploads as DRF's defaults.
+    "DEFAULT_PARSER_CLASSES": [
+        "phm.api.parsers.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    # limit 1..PHM_API_MAX_PAGE, offset bounded: phm/api/pagination.py
+    "DEFAULT_PAGINATION_CLASS": "phm.api.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "phm.api.errors.exception_handler",
 }
@@ -171,6 +178,12 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 PHM_API_MAX_BATCH = int(os.environ.get("PHM_API_MAX_BATCH", 50_000))
+#: Longest log message stored (characters); longer ones are rejected by index, with the limit named.
+PHM_LOG_MAX_MESSAGE_CHARS = int(os.environ.get("PHM_LOG_MAX_MESSAGE_CHARS", 16_384))
+#: Deepest nesting accepted in a JSON body (no payload of this API needs more than a few levels).
+PHM_API_MAX_JSON_DEPTH = int(os.environ.get("PHM_API_MAX_JSON_DEPTH", 32))
+#: Most rows one page of a list endpoint returns (``?limit=`` above it is a 400).
+PHM_API_MAX_PAGE = int(os.environ.get("PHM_API_MAX_PAGE", 1000))
 
 # --- Celery -----------------------------------------------------------------------------------
 BROKER_DIR = DATA_ROOT / "broker"

@@ -9,12 +9,13 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.exceptions import ParseError, ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from models.answering import QuestionError
+from phm.api.parsers import SafeJSONParser
 from phm.assistant import services
 from phm.assistant.models import Conversation, Document
 
@@ -61,7 +62,7 @@ class AskView(APIView):
     """``POST {"question": "...", "equipment": "<optional tag or path>"}`` -> an answer written from
     the knowledge base (and live data of the named equipment) with numbered citations."""
 
-    parser_classes = [JSONParser]
+    parser_classes = [SafeJSONParser]
 
     @extend_schema(request=AskSerializer, responses=ANSWER_RESPONSE)
     def post(self, request: Request) -> Response:
@@ -77,7 +78,7 @@ class AskStreamView(APIView):
     """Same request as ``ask``; the response is a Server-Sent-Events stream: ``sources`` (passages),
     ``token`` pieces of the answer as they are generated, then ``done`` (the ``ask`` response)."""
 
-    parser_classes = [JSONParser]
+    parser_classes = [SafeJSONParser]
 
     @extend_schema(request=AskSerializer, responses={(200, "text/event-stream"): str})
     def post(self, request: Request) -> StreamingHttpResponse:

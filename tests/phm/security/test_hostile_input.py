@@ -36,7 +36,7 @@ def alarm(plant):
 
 
 def test_schema_lists_paginated_endpoints(db):
-    assert {"/api/v1/sites", "/api/v1/alarms", "/api/v1/detectors"} <= set(list_endpoints())
+    assert {"/api/v1/sites/", "/api/v1/alarms/", "/api/v1/detectors/"} <= set(list_endpoints())
 
 
 @pytest.mark.parametrize("param", ["limit", "offset"])
@@ -125,9 +125,10 @@ def test_unshelve_form_follows_a_local_next(operator_page, alarm):
 
 
 @pytest.mark.parametrize("target", ["foo", "https://evil.example/"])
-def test_feedback_form_never_follows_a_foreign_or_broken_next(operator_page, target, alarm):
+def test_feedback_form_never_follows_a_foreign_or_broken_next(client, engineer, target, alarm):
     from phm.analytics.models import Diagnosis
 
-    diagnosis = Diagnosis.objects.create(alarm=alarm, equipment=alarm.equipment, trigger="manual")
-    response = operator_page.post(f"/diagnoses/{diagnosis.pk}/feedback/", {"verdict": "confirm", "next": target})
+    diagnosis = Diagnosis.objects.create(alarm=alarm, equipment=alarm.equipment, trigger="manual", claimed_at=timezone.now())
+    client.force_login(engineer)
+    response = client.post(f"/diagnoses/{diagnosis.pk}/feedback/", {"verdict": "confirm", "next": target})
     assert response.status_code == 302 and response["Location"] == f"/diagnoses/{diagnosis.pk}/", response.get("Location")
