@@ -63,6 +63,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # 413 before a too-large body is read (phm/uploads.py)
+    "phm.uploads.RequestSizeMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -144,6 +146,18 @@ STORAGES = {
 # Uploads of historian files and images go through the API; keep big files on disk, not in memory.
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("PHM_UPLOAD_MAX_MEMORY", 64 * 1024 * 1024))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
+
+# Upload limits per kind (phm/uploads.py; README "Security and limits").
+MIB = 1024 * 1024
+PHM_UPLOAD_MAX_HISTORIAN_BYTES = int(os.environ.get("PHM_UPLOAD_MAX_HISTORIAN_BYTES", 256 * MIB))
+PHM_UPLOAD_MAX_DECODED_BYTES = int(os.environ.get("PHM_UPLOAD_MAX_DECODED_BYTES", 1024 * MIB))
+PHM_KB_MAX_UPLOAD_BYTES = int(os.environ.get("PHM_KB_MAX_UPLOAD_BYTES", 20 * MIB))
+PHM_KB_MAX_PAGES = int(os.environ.get("PHM_KB_MAX_PAGES", 2000))
+PHM_KB_MAX_TEXT_CHARS = int(os.environ.get("PHM_KB_MAX_TEXT_CHARS", 4_000_000))
+PHM_KB_MAX_CHUNKS = int(os.environ.get("PHM_KB_MAX_CHUNKS", 10_000))
+PHM_MAX_REQUEST_BYTES = int(
+    os.environ.get("PHM_MAX_REQUEST_BYTES", max(PHM_UPLOAD_MAX_HISTORIAN_BYTES, PHM_KB_MAX_UPLOAD_BYTES, DATA_UPLOAD_MAX_MEMORY_SIZE) + MIB)
+)
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"

@@ -18,6 +18,7 @@ from models.answering import QuestionError
 from phm.api.parsers import SafeJSONParser
 from phm.assistant import services
 from phm.assistant.models import Conversation, Document
+from phm.uploads import UploadTooLarge, check_upload_size
 
 
 class AskSerializer(serializers.Serializer):
@@ -123,12 +124,15 @@ class DocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.D
         if upload is None:
             raise ParseError("multipart field 'file' is missing")
         try:
+            check_upload_size(kind="document", name=upload.name, size=upload.size)
             outcome = services.ingest_document(
                 name=upload.name, content=upload.read(), doc_type=request.data.get("doc_type", ""), equipment=request.data.get("equipment", ""),
                 equipment_type=request.data.get("equipment_type", ""), uploaded_by=request.user,
             )
         except services.DuplicateDocument as exc:
             return Response({"error": str(exc), "document": exc.existing.pk}, status=status.HTTP_409_CONFLICT)
+        except (UploadTooLarge, services.DocumentTooBig) as exc:
+            return Response({"error": str(exc)}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         except services.KnowledgeBaseError as exc:
             raise ParseError(str(exc)) from None
         return Response(self.get_serializer(outcome.document).data, status=status.HTTP_200_OK if outcome.replaced else status.HTTP_201_CREATED)
