@@ -65,6 +65,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # 413 before a too-large body is read (phm/uploads.py)
+    "phm.uploads.RequestSizeMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -147,6 +149,18 @@ STORAGES = {
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("PHM_UPLOAD_MAX_MEMORY", 64 * 1024 * 1024))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 
+# Upload limits per kind (phm/uploads.py; README "Security and limits").
+MIB = 1024 * 1024
+PHM_UPLOAD_MAX_HISTORIAN_BYTES = int(os.environ.get("PHM_UPLOAD_MAX_HISTORIAN_BYTES", 256 * MIB))
+PHM_UPLOAD_MAX_DECODED_BYTES = int(os.environ.get("PHM_UPLOAD_MAX_DECODED_BYTES", 1024 * MIB))
+PHM_KB_MAX_UPLOAD_BYTES = int(os.environ.get("PHM_KB_MAX_UPLOAD_BYTES", 20 * MIB))
+PHM_KB_MAX_PAGES = int(os.environ.get("PHM_KB_MAX_PAGES", 2000))
+PHM_KB_MAX_TEXT_CHARS = int(os.environ.get("PHM_KB_MAX_TEXT_CHARS", 4_000_000))
+PHM_KB_MAX_CHUNKS = int(os.environ.get("PHM_KB_MAX_CHUNKS", 10_000))
+PHM_MAX_REQUEST_BYTES = int(
+    os.environ.get("PHM_MAX_REQUEST_BYTES", max(PHM_UPLOAD_MAX_HISTORIAN_BYTES, PHM_KB_MAX_UPLOAD_BYTES, DATA_UPLOAD_MAX_MEMORY_SIZE) + MIB)
+)
+
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
@@ -162,7 +176,14 @@ REST_FRAMEWORK = {
     # ask the assistant). See phm/api/permissions.py.
     "DEFAULT_PERMISSION_CLASSES": ["phm.api.permissions.RolePermission"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # JSON depth and Unicode checks (phm/api/parsers.py); forms and uploads as DRF's defaults.
+    "DEFAULT_PARSER_CLASSES": [
+        "phm.api.parsers.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    # limit 1..PHM_API_MAX_PAGE, offset bounded: phm/api/pagination.py
+    "DEFAULT_PAGINATION_CLASS": "phm.api.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "phm.api.errors.exception_handler",
 }
@@ -173,6 +194,12 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 PHM_API_MAX_BATCH = int(os.environ.get("PHM_API_MAX_BATCH", 50_000))
+#: Longest log message stored (characters); longer ones are rejected by index, with the limit named.
+PHM_LOG_MAX_MESSAGE_CHARS = int(os.environ.get("PHM_LOG_MAX_MESSAGE_CHARS", 16_384))
+#: Deepest nesting accepted in a JSON body (no payload of this API needs more than a few levels).
+PHM_API_MAX_JSON_DEPTH = int(os.environ.get("PHM_API_MAX_JSON_DEPTH", 32))
+#: Most rows one page of a list endpoint returns (``?limit=`` above it is a 400).
+PHM_API_MAX_PAGE = int(os.environ.get("PHM_API_MAX_PAGE", 1000))
 
 # --- readings store (phm.telemetry.store) -------------------------------------------------------
 # sql: readings in DATABASES["default"] (partitioned by day on PostgreSQL after

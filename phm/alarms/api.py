@@ -81,10 +81,11 @@ class AlarmViewSet(viewsets.ReadOnlyModelViewSet):
     def shelve(self, request: Request, pk: str | None = None) -> Response:
         body = s.ShelveSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        alarm = _call(
-            services.shelve, alarm_id=_int_pk(pk), user=request.user,
-            duration=timedelta(seconds=body.validated_data["duration_s"]), comment=body.validated_data["comment"],
-        )
+        try:
+            duration = services.shelve_duration(body.validated_data["duration_s"])
+        except services.InvalidRequest as exc:
+            raise ValidationError({"duration_s": str(exc)}) from None
+        alarm = _call(services.shelve, alarm_id=_int_pk(pk), user=request.user, duration=duration, comment=body.validated_data["comment"])
         return self._respond(alarm)
 
     @extend_schema(request=s.AckSerializer, responses=s.AlarmDetailSerializer)

@@ -9,14 +9,16 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.exceptions import ParseError, ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from models.answering import QuestionError
+from phm.api.parsers import SafeJSONParser
 from phm.assistant import services
 from phm.assistant.models import Conversation, Document
+from phm.uploads import UploadTooLarge, check_upload_size
 
 
 class AskSerializer(serializers.Serializer):
@@ -61,7 +63,7 @@ class AskView(APIView):
     """``POST {"question": "...", "equipment": "<optional tag or path>"}`` -> an answer written from
     the knowledge base (and live data of the named equipment) with numbered citations."""
 
-    parser_classes = [JSONParser]
+    parser_classes = [SafeJSONParser]
 
     @extend_schema(request=AskSerializer, responses=ANSWER_RESPONSE)
     def post(self, request: Request) -> Response:
@@ -77,7 +79,7 @@ class AskStreamView(APIView):
     """Same request as ``ask``; the response is a Server-Sent-Events stream: ``sources`` (passages),
     ``token`` pieces of the answer as they are generated, then ``done`` (the ``ask`` response)."""
 
-    parser_classes = [JSONParser]
+    parser_classes = [SafeJSONParser]
 
     @extend_schema(request=AskSerializer, responses={(200, "text/event-stream"): str})
     def post(self, request: Request) -> StreamingHttpResponse:
@@ -122,12 +124,15 @@ class DocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.D
         if upload is None:
             raise ParseError("multipart field 'file' is missing")
         try:
+            check_upload_size(kind="document", name=upload.name, size=upload.size)
             outcome = services.ingest_document(
                 name=upload.name, content=upload.read(), doc_type=request.data.get("doc_type", ""), equipment=request.data.get("equipment", ""),
                 equipment_type=request.data.get("equipment_type", ""), uploaded_by=request.user,
             )
         except services.DuplicateDocument as exc:
             return Response({"error": str(exc), "document": exc.existing.pk}, status=status.HTTP_409_CONFLICT)
+        except (UploadTooLarge, services.DocumentTooBig) as exc:
+            return Response({"error": str(exc)}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         except services.KnowledgeBaseError as exc:
             raise ParseError(str(exc)) from None
         return Response(self.get_serializer(outcome.document).data, status=status.HTTP_200_OK if outcome.replaced else status.HTTP_201_CREATED)

@@ -14,13 +14,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
 from models import answering
 from models.answering import Answer, Passage, QuestionError
 from models.retrieval import assetopsbench
-from models.retrieval.chunking import SUPPORTED_SUFFIXES, DocumentError, ParsedDocument, parse_document
+from models.retrieval.chunking import SUPPORTED_SUFFIXES, DocumentError, DocumentLimits, DocumentTooLarge, ParsedDocument, parse_document
 from models.retrieval.embedding import embed_texts
 from models.retrieval.index import ChunkFilter
 from phm.assets.models import Equipment, EquipmentType
@@ -34,6 +35,28 @@ MAX_NAME_CHARS = 255
 
 class KnowledgeBaseError(ValueError):
     """An upload or deletion was refused; the message says which file and why."""
+
+
+class DocumentTooBig(KnowledgeBaseError):
+    """Over an upload, page, text or chunk limit (the API answers 413); the message names it."""
+
+
+def document_limits() -> DocumentLimits:
+    """The knowledge base's limits from settings (README "Security and limits")."""
+    return DocumentLimits(
+        max_bytes=settings.PHM_KB_MAX_UPLOAD_BYTES, max_pages=settings.PHM_KB_MAX_PAGES,
+        max_text_chars=settings.PHM_KB_MAX_TEXT_CHARS, max_chunks=settings.PHM_KB_MAX_CHUNKS,
+    )
+
+
+_LIMIT_SETTINGS = {"byte limit": "PHM_KB_MAX_UPLOAD_BYTES", "page limit": "PHM_KB_MAX_PAGES", "character limit": "PHM_KB_MAX_TEXT_CHARS",
+                   "chunk limit": "PHM_KB_MAX_CHUNKS"}
+
+
+def _too_big(exc: DocumentTooLarge) -> DocumentTooBig:
+    message = str(exc)
+    setting = next((name for phrase, name in _LIMIT_SETTINGS.items() if phrase in message), None)
+    return DocumentTooBig(f"{message} ({setting})" if setting else message)
 
 
 class DuplicateDocument(KnowledgeBaseError):
@@ -113,7 +136,9 @@ def ingest_document(
     if same_content is not None:
         raise DuplicateDocument(f"{name}: identical to {same_content.name!r}, already in the knowledge base", same_content)
     try:
-        parsed = parse_document(name, content)
+        parsed = parse_document(name, content, document_limits())
+    except DocumentTooLarge as exc:
+        raise _too_big(exc) from None
     except DocumentError as exc:
         raise KnowledgeBaseError(str(exc)) from None
     if doc_type and doc_type not in DocumentType.values:

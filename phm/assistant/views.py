@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 
 from phm.assistant import services
 from phm.assistant.models import Document, DocumentType
+from phm.uploads import UploadTooLarge, check_upload_size
 
 
 @login_required
@@ -20,11 +21,12 @@ def documents(request: HttpRequest) -> HttpResponse:
             messages.error(request, "Choose a file to upload.")
         else:
             try:
+                check_upload_size(kind="document", name=upload.name, size=upload.size)
                 outcome = services.ingest_document(
                     name=upload.name, content=upload.read(), doc_type=request.POST.get("doc_type", ""),
                     equipment=request.POST.get("equipment", ""), equipment_type=request.POST.get("equipment_type", ""), uploaded_by=request.user,
                 )
-            except services.KnowledgeBaseError as exc:
+            except (services.KnowledgeBaseError, UploadTooLarge) as exc:
                 messages.error(request, str(exc))
             else:
                 verb = "Replaced" if outcome.replaced else "Added"

@@ -109,7 +109,7 @@ def _tags_of(readings: Sequence[Reading | Mapping]) -> set[str]:
 
 def _load_sensors(tags: set[str], *, using: str) -> dict[str, _SensorInfo]:
     found: dict[str, _SensorInfo] = {}
-    tag_list = list(tags)
+    tag_list = [tag for tag in tags if _encodable(tag)]  # such a tag is unknown; the query would fail
     for start in range(0, len(tag_list), 500):  # stay under SQLite's bound-parameter limit
         for tag, sensor_id, low, high, enabled in Sensor.objects.using(using).filter(tag__in=tag_list[start : start + 500]).values_list("tag", "id", "range_low", "range_high", "enabled"):
             found[tag] = _SensorInfo(sensor_id, low, high, enabled)
@@ -192,7 +192,10 @@ def _validated_row(record: Reading | Mapping, sensors: Mapping[str, _SensorInfo]
     if type(value) is not float:
         if isinstance(value, bool) or not isinstance(value, Real):
             raise RecordError(f"'value' must be a number, got {_describe(value)}")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an int of hundreds of digits
+            raise RecordError(f"'value' is too large for a 64-bit float ({len(str(abs(value)))} digits)") from None
     if value - value != 0.0:  # true for inf and nan, without a function call
         raise RecordError(f"'value' {value} is not finite")
     if quality not in VALID_QUALITIES or type(quality) is bool:
@@ -226,7 +229,30 @@ def _describe(value: object) -> str:
 
 
 def _quarantine_reading(record: object, index: int, error: str, channel: str) -> QuarantinedRecord:
-    return QuarantinedRecord(kind=RecordKind.READING, channel=channel[:200], batch_index=index, payload=_jsonable(record), error=error)
+    return QuarantinedRecord(kind=RecordKind.READING, channel=channel[:200], batch_index=index, payload=_quarantine_payload(record), error=error)
+
+
+def _quarantine_payload(record: object) -> object:
+    """The payload column is NOT NULL: a ``null`` record is kept as ``{"record": null}``."""
+    payload = _jsonable(record)
+    return {"record": None} if payload is None else payload
+
+
+def _encodable(text: str) -> bool:
+    """False for strings holding a lone surrogate (``"\\ud800"``), which no database can store."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _storable_text(text: str) -> str:
+    """``text`` with lone surrogates written as ``\\udXXX`` escapes, so a quarantined payload shows
+    what was sent and still fits the database."""
+    return text if _encodable(text) else text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _jsonable(record: object) -> object:
@@ -234,7 +260,9 @@ def _jsonable(record: object) -> object:
     if isinstance(record, Reading | LogRecord):
         record = asdict(record)
     if isinstance(record, Mapping):
-        return {str(k): _jsonable(v) for k, v in record.items()}
+        return {_storable_text(str(k)): _jsonable(v) for k, v in record.items()}
+    if isinstance(record, str):
+        return _storable_text(record)
     if isinstance(record, list | tuple):
         return [_jsonable(v) for v in record]
     if isinstance(record, datetime):
@@ -264,7 +292,7 @@ def ingest_logs(*, records: Sequence[LogRecord | Mapping], channel: str = "api",
         except RecordError as exc:
             result.rejected += 1
             result.rejections.append(Rejection(index, str(exc)))
-            quarantined.append(QuarantinedRecord(kind=RecordKind.LOG, channel=channel[:200], batch_index=index, payload=_jsonable(record), error=str(exc)))
+            quarantined.append(QuarantinedRecord(kind=RecordKind.LOG, channel=channel[:200], batch_index=index, payload=_quarantine_payload(record), error=str(exc)))
             continue
         if event.fingerprint in events:
             result.duplicate += 1
@@ -293,6 +321,17 @@ def ingest_logs(*, records: Sequence[LogRecord | Mapping], channel: str = "api",
     return result
 
 
+#: Column sizes of LogEvent.source / level; the message limit is a setting.
+LOG_SOURCE_MAX, LOG_LEVEL_MAX = 128, 16
+LOG_LIMIT_SETTINGS = {"message": " (PHM_LOG_MAX_MESSAGE_CHARS)"}
+
+
+def log_field_limits() -> dict[str, int]:
+    from django.conf import settings
+
+    return {"source": LOG_SOURCE_MAX, "level": LOG_LEVEL_MAX, "message": settings.PHM_LOG_MAX_MESSAGE_CHARS}
+
+
 def _log_event(record: LogRecord | Mapping, equipment_ids: Mapping[str, int]) -> tuple[LogEvent, str | None]:
     if isinstance(record, LogRecord):
         fields = asdict(record)
@@ -307,19 +346,28 @@ def _log_event(record: LogRecord | Mapping, equipment_ids: Mapping[str, int]) ->
         raise RecordError("'message' is missing or empty")
     if not isinstance(level, str):
         raise RecordError("'level' must be a string")
+    limits = log_field_limits()
+    for name, text in (("source", source), ("level", level), ("message", message)):
+        if len(text) > limits[name]:
+            raise RecordError(f"'{name}' has {len(text):,} characters; the limit is {limits[name]:,}{LOG_LIMIT_SETTINGS.get(name, '')}")
+        if not _encodable(text):
+            raise RecordError(f"'{name}' holds a lone surrogate (invalid Unicode)")
     ts_us = _timestamp_us(fields.get("ts"))
     parameters = fields.get("parameters") or []
     if not isinstance(parameters, list):
         raise RecordError("'parameters' must be a list")
+    parameters = [str(p) for p in parameters]
+    if not all(_encodable(p) for p in parameters):
+        raise RecordError("'parameters' holds a lone surrogate (invalid Unicode)")
     fingerprint = hashlib.sha1(f"{source}\x1f{ts_us}\x1f{message}".encode()).hexdigest()
     event = LogEvent(
-        source=source[:128],
+        source=source,
         equipment_id=equipment_ids.get(source),
         ts=ts_us,
-        level=level.upper()[:16],
+        level=level.upper(),
         message=message,
         template_id=(fields.get("template_id") or "")[:64],
-        parameters=[str(p) for p in parameters],
+        parameters=parameters,
         fingerprint=fingerprint,
     )
     return event, fields.get("template")
