@@ -50,9 +50,13 @@ def plant(db):
 
 @pytest.fixture
 def api_user(db):
-    from django.contrib.auth.models import User
+    """The API tests' user: an engineer (configures and ingests). Roles fail closed, so a user in
+    no role group could only read; the role matrix itself is tested in tests/phm/security."""
+    from django.contrib.auth.models import Group, User
 
-    return User.objects.create_user("operator", password="pw-operator-1")
+    user = User.objects.create_user("operator", password="pw-operator-1")
+    user.groups.add(Group.objects.get(name="engineer"))
+    return user
 
 
 @pytest.fixture
