@@ -39,6 +39,7 @@ from zoneinfo import ZoneInfo
 from connectors.base import Connector, utcnow
 from connectors.logheaders import HeaderDetector, continues_record, is_trace_line
 from connectors.logtemplates import DEFAULT_MASKS, MinerSettings, TemplateMiner
+from connectors.paths import PathNotAllowed, confine
 from connectors.records import LogRecord
 from connectors.sink import Sink
 
@@ -354,10 +355,14 @@ class LogFileFollower(Connector):
         tagger: TemplateTagger | None = None,
         poll_interval_s: float = 0.5,
         batch_lines: int = 5000,
+        roots: Sequence[str | Path] | None = None,
         **kwargs,
     ):
         super().__init__(name, sink, **kwargs)
         self.path = Path(path)
+        # Checked again on every open, not only when the definition was saved: the file may have
+        # been replaced by a symlink to somewhere else since.
+        self.roots = tuple(roots) if roots is not None else None
         self.key = str(self.path.resolve())
         self.offsets = offsets
         self.parser = LogLineParser(line_format, source or self.path.stem)
@@ -377,7 +382,7 @@ class LogFileFollower(Connector):
             while not stop.is_set():
                 try:
                     self.read_available()
-                except OSError as exc:  # file briefly missing during rotation, permissions ...
+                except (OSError, PathNotAllowed) as exc:  # file briefly missing during rotation, permissions, confinement ...
                     self.note_error(exc)
                     self._close()
                 stop.wait(self.poll_interval_s)
@@ -427,6 +432,8 @@ class LogFileFollower(Connector):
         return True
 
     def _follow(self, path: Path, offset: int) -> None:
+        if self.roots is not None:
+            confine(path, self.roots, field="path")
         self._handle = path.open("rb")
         self._inode = os.fstat(self._handle.fileno()).st_ino
         self._handle.seek(offset)

@@ -4,6 +4,7 @@ from urllib.parse import urlparse
 
 from rest_framework import serializers
 
+from phm.alarms import egress
 from phm.alarms.models import (
     Alarm,
     AlarmPoint,
@@ -98,6 +99,10 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
     def validate_url(self, value: str) -> str:
         if urlparse(value).scheme not in ("http", "https"):
             raise serializers.ValidationError("url must be http:// or https://")
+        try:
+            egress.check_url(value)  # checked again on every connect (phm.alarms.egress)
+        except egress.EgressRefused as exc:
+            raise serializers.ValidationError(str(exc)) from None
         return value
 
     def validate_secret(self, value: str) -> str:

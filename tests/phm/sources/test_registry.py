@@ -27,7 +27,8 @@ CONFIGS = {
 @pytest.mark.parametrize("kind", sorted(CONFIGS))
 def test_each_kind_builds_from_json(kind):
     config, cls = CONFIGS[kind]
-    connector = build_connector(name="c", kind=kind, config=config, sink=MemorySink(), offsets=MemoryOffsetStore())
+    # The plant's folders, allowed explicitly (PHM_CONNECTOR_ROOTS): nothing else may be read.
+    connector = build_connector(name="c", kind=kind, config=config, sink=MemorySink(), offsets=MemoryOffsetStore(), roots=["/var/log", "/srv"])
     assert isinstance(connector, cls)
 
 
