@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "phm.telemetry",
     "phm.sources",
     "phm.analytics",
+    "phm.backtests",
     "phm.alarms",
     "phm.assistant",
     "phm.dashboard",
