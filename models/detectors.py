@@ -49,6 +49,12 @@ step's score is the larger of the model's and the constant channels'. A frame of
 only needs no model at all. Step, sparse (mostly zero) and integer-valued channels go through the
 model like any other (their robust scales fall back to the standard deviation when the MAD is 0).
 
+Stuck channels: with ``stuck_steps > 0`` a channel that varied in training but repeats the same value
+for longer than ``max(stuck_steps, 2 x its longest repeat in training)`` steps scores that run length
+over the limit (1.0 = the threshold): a frozen transmitter whose last value is plausible is
+invisible to a model of values. Off by default (0); the score needs a frame reaching that far back
+(a scoring context of at least ``stuck_steps`` steps).
+
 Several recordings of the same equipment: ``fit([df1, df2, ...])`` trains one model on all of them
 (each standardised by its own statistics); ``recalibrate(train_df)`` then returns a detector that
 shares the trained model but takes standardisation and threshold from ``train_df`` alone.
@@ -120,6 +126,8 @@ class DetectorParams:
     z_threshold: float = 3.0
     # constant channels: relative spread below which a channel counts as constant (see docstring)
     flat_tolerance: float = 1e-6
+    # stuck channels: repeats of one value longer than this many steps (0 = off, see docstring)
+    stuck_steps: int = 0
 
     @classmethod
     def for_method(cls, method: str, **overrides: object) -> "DetectorParams":
@@ -188,6 +196,7 @@ class AnomalyDetector:
         self.params = DetectorParams.for_method(method, **params)
         self.columns: list[str] | None = None
         self.constant_columns: dict[str, float] = {}  # flat in training: column -> its constant
+        self.stuck_limits: dict[str, int] = {}  # column -> longest repeat of one value still normal
         self.standardizer: Standardizer | None = None
         self.calibration: Calibration | None = None
         self.model: object | None = None
@@ -212,6 +221,7 @@ class AnomalyDetector:
         self.constant_columns = constant_channels(np.concatenate(raw), self.columns, self.params.flat_tolerance)
         keep = self._model_column_indices()
         raw = [values[:, keep] for values in raw]
+        self.stuck_limits = stuck_limits(raw, self.model_columns, self.params.stuck_steps)
         self.standardizer = Standardizer.fit(np.concatenate(raw))
         if not keep:  # only constant channels: their deviation is the whole score
             self.model, self.calibration = None, Calibration(threshold=1.0)
@@ -235,6 +245,7 @@ class AnomalyDetector:
         }
         values = everything[:, self._model_column_indices()]
         clone.standardizer = Standardizer.fit(values)
+        clone.stuck_limits = stuck_limits([values], self.model_columns, self.params.stuck_steps)
         if self.model_columns:
             clone.calibration = clone._calibrate([clone.standardizer.transform(values)])
         return clone
@@ -391,9 +402,19 @@ class AnomalyDetector:
         tolerance = self.params.flat_tolerance * np.maximum(np.abs(constants), 1.0)
         return _smooth(np.max(np.abs(values - constants) / tolerance, axis=1), self.params.smooth)
 
+    def stuck_scores(self, df: pd.DataFrame) -> np.ndarray:
+        """Largest run of one repeated value ending at each step over its channel's limit (1.0 = the
+        threshold); zeros when the check is off."""
+        if not self.stuck_limits:
+            return np.zeros(len(df))
+        names = list(self.stuck_limits)
+        runs = repeat_runs(df[names].to_numpy(dtype=np.float64))
+        return np.max(runs / np.array([self.stuck_limits[n] for n in names], dtype=np.float64), axis=1)
+
     def score(self, df: pd.DataFrame) -> pd.Series:
         scores = self.raw_scores(df) / self.calibration.threshold
-        return pd.Series(np.maximum(scores, self.constant_scores(df)), index=df.index, name="score")
+        scores = np.maximum(scores, np.maximum(self.constant_scores(df), self.stuck_scores(df)))
+        return pd.Series(scores, index=df.index, name="score")
 
     def predict(self, df: pd.DataFrame) -> pd.Series:
         scores = self.score(df).to_numpy()
@@ -434,7 +455,8 @@ class AnomalyDetector:
         save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(folder / "weights.safetensors"))
         meta = {
             "method": self.method, "params": asdict(self.params), "columns": self.columns,
-            "threshold": self.calibration.threshold, "constant_columns": self.constant_columns, "format": 1,
+            "threshold": self.calibration.threshold, "constant_columns": self.constant_columns,
+            "stuck_limits": self.stuck_limits, "format": 1,
         }
         (folder / "detector.json").write_text(json.dumps(meta, indent=2))
         return folder
@@ -452,6 +474,7 @@ class AnomalyDetector:
         detector = cls(meta["method"], backbone=backbone, **meta["params"])
         detector.columns = list(meta["columns"])
         detector.constant_columns = {str(k): float(v) for k, v in meta.get("constant_columns", {}).items()}
+        detector.stuck_limits = {str(k): int(v) for k, v in meta.get("stuck_limits", {}).items()}
         detector.standardizer = Standardizer(arrays["standardizer.mean"], arrays["standardizer.std"])
         residual = None
         if "residual.scale" in arrays:
@@ -591,6 +614,24 @@ def constant_channels(values: np.ndarray, columns: Sequence[str], tolerance: flo
     spread = values.max(axis=0) - values.min(axis=0)
     flat = spread <= tolerance * np.maximum(np.abs(means), 1.0)
     return {str(columns[i]): float(means[i]) for i in np.flatnonzero(flat)}
+
+
+def repeat_runs(values: np.ndarray) -> np.ndarray:
+    """``[T, C]``: how many steps in a row (this one included) each channel has held its value."""
+    if len(values) == 0:
+        return np.zeros(values.shape, dtype=np.int64)
+    steps = np.arange(len(values))[:, None]
+    changed = np.vstack([np.ones((1, values.shape[1]), dtype=bool), values[1:] != values[:-1]])
+    last_change = np.maximum.accumulate(np.where(changed, steps, 0), axis=0)
+    return steps - last_change + 1
+
+
+def stuck_limits(frames: Sequence[np.ndarray], columns: Sequence[str], stuck_steps: int) -> dict[str, int]:
+    """Per channel: ``max(stuck_steps, 2 x the longest repeat of one value in training)``."""
+    if stuck_steps <= 0 or not columns:
+        return {}
+    longest = np.max([repeat_runs(values).max(axis=0) for values in frames if len(values)], axis=0)
+    return {str(c): int(max(stuck_steps, 2 * n)) for c, n in zip(columns, longest, strict=True)}
 
 
 def _smooth(values: np.ndarray, window: int) -> np.ndarray:
