@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "phm.telemetry",
     "phm.sources",
     "phm.analytics",
+    "phm.backtests",
     "phm.alarms",
     "phm.assistant",
     "phm.dashboard",

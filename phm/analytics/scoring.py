@@ -68,6 +68,18 @@ def complete_until(*, config: DetectorConfig, sensors) -> datetime | None:
     return _floor_to_grid(newest_common - step + min(slack, step), step)
 
 
+def score_steps(*, config: DetectorConfig, detector, sensors, after: datetime, until: datetime) -> list[Sample]:
+    """Scores of the grid steps in (after, until], with ``window_s`` of history before them as the
+    detector's context: what one chunk of live scoring computes, and what a backtest replays."""
+    step = timedelta(seconds=config.stride_s)
+    frame = grid_frame(config=config, start=after + step - timedelta(seconds=config.window_s), end=until + step, sensors=sensors)
+    if frame.empty:
+        return []
+    scores = detector.score(frame)
+    fresh = scores[(scores.index > after) & (scores.index <= until)]
+    return [Sample(ts.to_pydatetime(), float(value)) for ts, value in fresh.items() if math.isfinite(value)]
+
+
 def score_incremental(*, config: DetectorConfig, max_chunks: int | None = None) -> ScoringResult:
     """Score every complete grid step after the cursor, oldest first."""
     result = ScoringResult(scored_until=config.scored_until)
@@ -87,12 +99,7 @@ def score_incremental(*, config: DetectorConfig, max_chunks: int | None = None) 
     policy = AlarmPolicy(threshold=version.threshold, deadband=config.deadband, on_delay_s=config.on_delay_s, off_delay_s=config.off_delay_s)
     while cursor < horizon and (max_chunks is None or result.chunks < max_chunks):
         chunk_end = min(horizon, cursor + step * config.max_chunk_steps)
-        frame = grid_frame(config=config, start=cursor + step - timedelta(seconds=config.window_s), end=chunk_end + step, sensors=sensors)
-        samples: list[Sample] = []
-        if not frame.empty:
-            scores = detector.score(frame)
-            fresh = scores[(scores.index > cursor) & (scores.index <= chunk_end)]
-            samples = [Sample(ts.to_pydatetime(), float(value)) for ts, value in fresh.items() if math.isfinite(value)]
+        samples = score_steps(config=config, detector=detector, sensors=sensors, after=cursor, until=chunk_end)
         with transaction.atomic():
             moved = DetectorConfig.objects.filter(pk=config.pk).filter(
                 Q(scored_until=config.scored_until) if config.scored_until is not None else Q(scored_until__isnull=True)

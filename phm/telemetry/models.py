@@ -218,6 +218,7 @@ class FaultInjection(models.Model):
     severity = models.FloatField(default=1.0)
     sensor = models.CharField(max_length=128, blank=True, help_text="Affected sensor tag, for sensor faults (drift, stuck).")
     source = models.CharField(max_length=32, default="simulator")
+    ramp_s = models.FloatField(null=True, blank=True, help_text="Simulator: seconds to full severity (empty: 60 % of the duration).")
     notes = models.TextField(blank=True)
 
     class Meta:
