@@ -584,7 +584,7 @@ def _diagnose(alarm: Alarm, diagnosis: Diagnosis, version: DiagnoserVersion, con
     incident, window = build_incident(alarm=alarm, config=config, using=using)
     if not incident.modalities():
         raise DiagnosisError(f"no sensor readings, log events or image of {alarm.equipment.tag} in {window.start:%Y-%m-%d %H:%M:%S}..{window.end:%H:%M:%S} UTC")
-    result = diagnoser.diagnose(incident, explain=config.explain == "inline")
+    result = diagnoser.diagnose(incident, explain=config.explain == "inline", alarm=True)
     embedding = np.asarray(diagnoser.embedding(incident), dtype=np.float32).ravel()
     top_sensors = [s.sensor for s in result.evidence.sensors[:3]]
     result.evidence.similar = similar_diagnoses(
@@ -722,7 +722,9 @@ def submit_feedback(*, diagnosis: Diagnosis, verdict: str, user=None, fault: str
     if verdict == FeedbackVerdict.CONFIRM:
         if fault and fault != diagnosis.fault:
             raise FeedbackError(f"a confirmation keeps the diagnosed fault {diagnosis.fault!r}; use verdict 'correct' to name {fault!r}", field="fault")
-        label = diagnosis.fault
+        from models.diagnosis.taxonomy import training_label
+
+        label = training_label(diagnosis.fault)  # a confirmed "no known fault" alarm teaches the normal class
     else:
         equipment_type = diagnosis.equipment.equipment_type
         allowed = allowed_faults(equipment_type=equipment_type)
