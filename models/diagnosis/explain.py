@@ -78,6 +78,20 @@ SENSOR_WORDS: dict[str, tuple[str, ...]] = {
 #: Wording that calls the state healthy: a contradiction of any alarm with a fault diagnosis
 #: ("a normal deviation"); the evidence's own "normal 1.2/h" log rate is followed by a number.
 _NORMAL_CLAIM = re.compile(r"\b(normal(?:ly)?|healthy|as expected|nothing (?:abnormal|unusual|wrong)|no (?:fault|problem|issue|anomaly|abnormality))\b(?!\s*(?:rate|\d))")
+#: "deviates from normal", "higher than normal": a comparison with normal states an abnormality.
+_COMPARED_WITH = {"from", "than", "above", "below", "outside", "beyond", "off"}
+
+
+def claims_normal(lowered: str) -> bool:
+    """Does the (lower-case) text call the state normal or healthy, rather than compare with normal?"""
+    for match in _NORMAL_CLAIM.finditer(lowered):
+        before = re.findall(r"[a-z]+", lowered[: match.start()])
+        if match.group(1).startswith("normal") and before and before[-1] in _COMPARED_WITH:
+            continue
+        return True
+    return False
+
+
 _CLAUSE_SPLIT = re.compile(r"[.;:,()]|\b(?:and|while|whereas|but)\b")
 
 
@@ -181,7 +195,7 @@ def validate(
     lowered = summary.lower()
     is_fault = fault not in (NORMAL, NO_KNOWN_FAULT)
     # An alarm's fault called normal ("a normal deviation") is the opposite of the diagnosis.
-    if fault != NORMAL and _NORMAL_CLAIM.search(lowered):
+    if fault != NORMAL and claims_normal(lowered):
         return None
     # A sensor given a direction its evidence contradicts ("PRESS_SUC is high" when it is low).
     if wrong_direction(summary, items) is not None:

@@ -93,3 +93,10 @@ def test_the_template_is_faithful_for_the_slot_reader(fault):
     text = template_explanation(result.fault, result.probability, "P-201", result.evidence)
     reading = read_claims(text, result)
     assert reading.faithful, reading.problems()
+
+
+def test_a_comparison_with_normal_is_not_a_claim_of_normal():
+    sentence = "Sensor PRESS_SUC deviates most from normal, consistent with cavitation."
+    result = cavitation()
+    assert check(sentence, result) == sentence
+    assert read_claims(sentence, result).faithful
