@@ -80,12 +80,15 @@ SENSOR_WORDS: dict[str, tuple[str, ...]] = {
 _NORMAL_CLAIM = re.compile(r"\b(normal(?:ly)?|healthy|as expected|nothing (?:abnormal|unusual|wrong)|no (?:fault|problem|issue|anomaly|abnormality))\b(?!\s*(?:rate|\d))")
 #: "deviates from normal", "higher than normal": a comparison with normal states an abnormality.
 _COMPARED_WITH = {"from", "than", "above", "below", "outside", "beyond", "off"}
+_DETERMINERS = {"its", "the", "their", "his", "her"}
 
 
 def claims_normal(lowered: str) -> bool:
     """Does the (lower-case) text call the state normal or healthy, rather than compare with normal?"""
     for match in _NORMAL_CLAIM.finditer(lowered):
         before = re.findall(r"[a-z]+", lowered[: match.start()])
+        if before and before[-1] in _DETERMINERS:
+            before = before[:-1]  # "from its normal behaviour"
         if match.group(1).startswith("normal") and before and before[-1] in _COMPARED_WITH:
             continue
         return True

@@ -133,7 +133,7 @@ def _read_fault(clause: str, fault: str, allowed: set[str], reading: Reading) ->
             continue
         if name == NORMAL and re.search(r"normal(?:ly)?\s*(?:rate|\d)", clause):
             continue  # a log's normal rate ("normally 1.2/h") is evidence, not a fault claim
-        if name == NORMAL and hits == ["normal"] and re.search(r"\b(?:from|than|above|below|outside|beyond)\s+normal\b", clause):
+        if name == NORMAL and hits == ["normal"] and re.search(r"\b(?:from|than|above|below|outside|beyond)\s+(?:(?:its|the|their)\s+)?normal\b", clause):
             continue  # "deviates from normal" compares with normal: it claims an abnormality
         if name == "sensor_drift" and hits == ["drift"] and "sensor" not in clause and fault != "sensor_drift":
             continue  # "drift" alone is a direction word of a reading, not a claimed sensor fault

@@ -6,10 +6,14 @@ diagnoses again a few minutes later (:mod:`phm.analytics.rediagnosis`). Here eac
 simulated with a random size and speed (weak faults, slow ramps, abrupt ones), the **configured
 detector** (:class:`AlarmDetector`, by default the demo plant's PCA detector with its threshold
 and on-delay) is run over it second by second, and the incident is cut at the raise and at later
-moments (``offsets_min``: +5, +15 min, and one drawn up to an hour later). A fault the detector does
-not raise on within ``search_min`` is not an alarm anyone sees and is skipped (counted in
-:attr:`OnsetStats.undetected`). ``normal`` incidents are cut at random moments of healthy
-operation (the detector's rare false alarms look the same).
+moments (``offsets_min``: +5, +15 min, and one drawn up to an hour later). Every fault is also cut
+at ``onset_cuts`` varied onsets (minutes into the fault, log-uniform over ``onset_min``, so the
+first minutes are well covered) whether or not this detector raises: alarms also come from other
+detectors, rules and operators (``phm_diagnose --inject`` raises at a chosen minute), and a stuck
+sensor is nearly invisible to a PCA detector yet plain in the window's spread. Faults the detector
+does not raise on within ``search_min`` are counted in :attr:`OnsetStats.undetected`. ``normal``
+incidents are cut at random moments of healthy operation (the detector's rare false alarms look
+the same).
 
 No Django here: the app passes its detector settings (``phm.analytics.demo.DEMO_DETECTOR``).
 """
@@ -127,6 +131,8 @@ def simulate_alarm_incidents(
     duration_min: tuple[float, float] = (10.0, 480.0),
     offsets_min: tuple[float, ...] = (0.0, 5.0, 15.0),
     late_offset_max_min: float = 60.0,
+    onset_cuts: int = 2,
+    onset_min: tuple[float, float] = (2.0, 90.0),
     search_min: float = 120.0,
     max_tries: int = 4,
     stats: OnsetStats | None = None,
@@ -134,8 +140,8 @@ def simulate_alarm_incidents(
     """About ``per_class`` incidents for every class of every equipment type, cut at the detector's
     raise and ``offsets_min`` / one random offset (up to ``late_offset_max_min``) after it.
 
-    Each simulated fault gives up to ``len(offsets_min) + 1`` incidents (a cut past the simulated
-    span is dropped), so ``per_class`` counts incidents, not faults. Fault size is drawn from
+    Each simulated fault gives up to ``len(offsets_min) + 1 + onset_cuts`` incidents (a cut past
+    the simulated span is dropped), so ``per_class`` counts incidents, not faults. Fault size is drawn from
     ``severity``, its ramp from ``duration_min`` (log-uniform: the simulator ramps over 60 % of a
     fault), so slow, weak faults that alarm late are in. ``stats`` collects what was met.
     """
@@ -160,7 +166,7 @@ def simulate_alarm_incidents(
                 cuts = simulate_onset_incident(
                     plant, unit.tag, label, seed=int(rng.integers(2**31)), detector=fitted[unit.tag], image_size=image_size,
                     severity=severity, duration_min=duration_min, offsets_min=offsets_min, late_offset_max_min=late_offset_max_min,
-                    search_min=search_min, stats=stats,
+                    onset_cuts=onset_cuts, onset_min=onset_min, search_min=search_min, stats=stats,
                 )
                 cuts = cuts[: max(per_class - made, 0)] if len(cuts) > per_class - made else cuts
                 if missing_rate > 0:
@@ -182,6 +188,8 @@ def simulate_onset_incident(
     duration_min: tuple[float, float] = (10.0, 480.0),
     offsets_min: tuple[float, ...] = (0.0, 5.0, 15.0),
     late_offset_max_min: float = 60.0,
+    onset_cuts: int = 2,
+    onset_min: tuple[float, float] = (2.0, 90.0),
     search_min: float = 120.0,
     stats: OnsetStats | None = None,
 ) -> list[Incident]:
@@ -191,6 +199,7 @@ def simulate_onset_incident(
     start = EPOCH + timedelta(days=int(rng.integers(60)), seconds=int(rng.integers(86_400)))
     fault_start = start + BASELINE + timedelta(seconds=int(rng.integers(0, 600)))
     offsets = [float(o) for o in offsets_min] + [float(rng.uniform(0, late_offset_max_min))]
+    onsets = [float(np.exp(rng.uniform(np.log(onset_min[0]), np.log(onset_min[1])))) for _ in range(onset_cuts)]
     faults: list[ScheduledFault] = []
     if label != NORMAL:
         low, high = np.log(duration_min[0]), np.log(duration_min[1])
@@ -202,7 +211,7 @@ def simulate_onset_incident(
         # The ramp follows the drawn duration, not the extended end.
         faults = [RampedFault(tag, label, fault_start, end, float(rng.uniform(*severity)), sensor, ramp_s=duration.total_seconds() * 0.6)]
     simulator = PlantSimulator(plant, seed=int(rng.integers(2**31)), faults=faults)
-    horizon = fault_start + timedelta(minutes=search_min + max(offsets))
+    horizon = fault_start + timedelta(minutes=max(search_min + max(offsets), max(onsets, default=0.0)))
     frames, records = simulator.sample_frames(start, horizon, equipment=[tag])
     frame = frames[tag]
     if label == NORMAL:
@@ -210,17 +219,18 @@ def simulate_onset_incident(
     else:
         raise_at = detector.first_raise(frame[frame.index < pd.Timestamp(fault_start + timedelta(minutes=search_min))], after=fault_start)
     stats = stats if stats is not None else OnsetStats()
+    cuts = [fault_start + timedelta(minutes=m) for m in onsets]
     if raise_at is None:
         stats.undetected[label] = stats.undetected.get(label, 0) + 1
-        return []
-    stats.raised[label] = stats.raised.get(label, 0) + 1
-    if label != NORMAL:
-        stats.delay_min.setdefault(label, []).append((raise_at - fault_start).total_seconds() / 60)
+    else:
+        stats.raised[label] = stats.raised.get(label, 0) + 1
+        if label != NORMAL:
+            stats.delay_min.setdefault(label, []).append((raise_at - fault_start).total_seconds() / 60)
+        cuts = [raise_at + timedelta(minutes=offset) for offset in offsets] + cuts
     ordered = sorted(records, key=lambda r: r.ts)
     events = events_from_messages([(r.ts, r.level, r.message) for r in ordered])
     incidents = []
-    for offset in offsets:
-        cut = raise_at + timedelta(minutes=offset)
+    for cut in cuts:
         if cut > horizon:
             continue
         window_start = cut - WINDOW

@@ -43,12 +43,16 @@ def test_fault_incidents_are_cut_at_the_detectors_raise_and_after_it():
     assert first.modalities() == ("sensors", "logs", "image") or first.modalities() == ("sensors", "image")
 
 
-def test_a_fault_the_detector_never_raises_on_is_not_a_training_incident():
+def test_a_fault_the_detector_never_raises_on_gives_only_its_varied_onsets():
     blind = AlarmDetector(train_hours=2.0, margin=1e6)  # a threshold nothing reaches
     stats = OnsetStats()
-    incidents = simulate_alarm_incidents(equipment_types=["chiller"], per_class=2, seed=2, detector=blind, stats=stats, max_tries=2)
-    assert {i.label for i in incidents} == {NORMAL}
+    only_raised = simulate_alarm_incidents(equipment_types=["chiller"], per_class=2, seed=2, detector=blind, stats=stats, max_tries=2,
+                                           onset_cuts=0)
+    assert {i.label for i in only_raised} == {NORMAL}
     assert stats.undetected["condenser_fouling"] == 4 and "condenser_fouling" not in stats.raised
+    onsets = simulate_alarm_incidents(equipment_types=["chiller"], per_class=2, seed=2, detector=blind, onset_cuts=2, onset_min=(2.0, 5.0))
+    fouling = [i for i in onsets if i.label == "condenser_fouling"]
+    assert len(fouling) == 2  # one fault, cut 2-5 minutes in
 
 
 @pytest.fixture(scope="module")

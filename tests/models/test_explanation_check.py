@@ -100,3 +100,8 @@ def test_a_comparison_with_normal_is_not_a_claim_of_normal():
     result = cavitation()
     assert check(sentence, result) == sentence
     assert read_claims(sentence, result).faithful
+
+
+def test_a_comparison_with_its_normal_behaviour_is_not_a_claim_of_normal():
+    sentence = "Sensor PRESS_SUC deviates from its normal behaviour the most."
+    assert check(sentence, cavitation()) == sentence and read_claims(sentence, cavitation()).faithful
