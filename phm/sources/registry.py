@@ -30,7 +30,6 @@ from connectors.file_folder import HistorianFolderSource
 from connectors.files import FileSpec
 from connectors.images import ImageLimits, WatchedFolderSource
 from connectors.logs import (
-    JsonMinerStateStore,
     LogFileFollower,
     LogLineFormat,
     MemoryMinerStateStore,
@@ -196,8 +195,10 @@ def _logfile(name, config, sink, offsets, on_quarantine, roots, *, miner_states:
         raise ConfigError("logfile connectors need an offset store")
     miner = MinerSettings.from_dict(config.get("miner", {}))
     if miner.state_path:
-        miner_states = JsonMinerStateStore(miner.state_path)
-    elif miner_states is None:
+        # The app keeps miner state in its database (stable ids across restarts); a file named in
+        # the definition would be a write anywhere the server may, outside the connector roots.
+        raise ConfigError("logfile: 'miner.state_path' is not allowed here: the app keeps template state in its database")
+    if miner_states is None:
         miner_states = MemoryMinerStateStore()
     tagger = TemplateTagger.restore(miner, store=miner_states, key=f"logfile:{name}", id_prefix=template_id_prefix(name))
     options = {k: config[k] for k in ("poll_interval_s", "batch_lines") if k in config}

@@ -44,7 +44,8 @@ def run_connector(path, name="wevt-p101"):
     return connector
 
 
-def test_an_unseen_windows_event_export_shows_its_templates_on_the_equipment_page(client, plant, api_user, tmp_path):
+def test_an_unseen_windows_event_export_shows_its_templates_on_the_equipment_page(client, plant, api_user, tmp_path, settings):
+    settings.PHM_CONNECTOR_ROOTS = [str(tmp_path)]  # the plant's log folder, allowed explicitly
     from phm.telemetry.models import LogEvent, LogTemplate
 
     now = timezone.now().replace(microsecond=0)
@@ -75,7 +76,8 @@ def test_an_unseen_windows_event_export_shows_its_templates_on_the_equipment_pag
     ], table[:1500]
 
 
-def test_after_a_restart_the_connector_continues_with_the_same_template_ids(plant, tmp_path):
+def test_after_a_restart_the_connector_continues_with_the_same_template_ids(plant, tmp_path, settings):
+    settings.PHM_CONNECTOR_ROOTS = [str(tmp_path)]
     from phm.telemetry.models import LogEvent
 
     now = timezone.now().replace(microsecond=0)

@@ -47,4 +47,14 @@ def test_drain3_miner_settings_are_refused_with_a_reason():
     from phm.sources.registry import ConfigError
 
     with pytest.raises(ConfigError, match="sim_th.*Drain3"):
-        build_connector(name="c", kind="logfile", config={"path": "/x.log", "miner": {"sim_th": 0.4}}, sink=MemorySink(), offsets=MemoryOffsetStore())
+        build_connector(name="c", kind="logfile", config={"path": "/x.log", "miner": {"sim_th": 0.4}}, sink=MemorySink(), offsets=MemoryOffsetStore(), roots=["/"])
+
+
+def test_a_miner_state_file_is_refused_in_app_connectors(tmp_path):
+    # The app keeps miner state in its database; a state file named in the definition would let
+    # an engineer make the server write wherever it may (outside PHM_CONNECTOR_ROOTS too).
+    log = tmp_path / "plc.log"
+    log.write_text("")
+    config = {"path": str(log), "miner": {"state_path": "/etc/phm-miner.json"}}
+    with pytest.raises(ConfigError, match="miner.state_path"):
+        build_connector(name="c", kind="logfile", config=config, sink=MemorySink(), offsets=MemoryOffsetStore(), roots=[tmp_path])
