@@ -10,6 +10,7 @@ transitions together. Detectors load once per worker process, on first use (afte
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,20 +27,23 @@ from phm.telemetry.selectors import latest_values
 
 log = logging.getLogger(__name__)
 
-_LOADED: dict[int, object] = {}  # ModelVersion pk -> AnomalyDetector, per worker process
+_LOADED: dict[tuple[str, float], object] = {}  # (artifact folder, created_at) -> AnomalyDetector, per process
 _MAX_LOADED = 32
 
 
 def loaded_detector(version: ModelVersion):
-    """The version's detector, loaded from its artifact the first time this process needs it."""
-    detector = _LOADED.get(version.pk)
+    """The version's detector, loaded from its artifact the first time this process needs it.
+    Keyed by folder and creation time, not the row id alone: a recreated database (or a backtest
+    on another one) may reuse ids for other models."""
+    key = (str(artifacts_root() / version.artifact), version.created_at.timestamp())
+    detector = _LOADED.get(key)
     if detector is None:
         from models.detectors import AnomalyDetector
 
         if len(_LOADED) >= _MAX_LOADED:
             _LOADED.pop(next(iter(_LOADED)))
-        detector = AnomalyDetector.load(artifacts_root() / version.artifact)
-        _LOADED[version.pk] = detector
+        detector = AnomalyDetector.load(Path(key[0]))
+        _LOADED[key] = detector
     return detector
 
 
