@@ -101,3 +101,10 @@ def engineer_client(db):
 @pytest.fixture
 def operator_client(db):
     return token_client(user_in_role("operator-api", "operator"))
+
+
+@pytest.fixture(scope="session")
+def chdb_dir(tmp_path_factory):
+    """The one folder of the embedded ClickHouse engine (chdb): it runs one engine per process on
+    one directory, so every test module that uses it must share this fixture (defined once, here)."""
+    return tmp_path_factory.mktemp("chdb")

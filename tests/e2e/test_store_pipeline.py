@@ -35,7 +35,7 @@ from tests.phm.analytics.diagnosis_helpers import (  # noqa: F401  (fixtures)
     tiny_diagnoser_folder,
     tiny_models,
 )
-from tests.phm.telemetry.store_helpers import chdb_dir, clickhouse_settings  # noqa: F401  (fixtures)
+from tests.phm.telemetry.store_helpers import clickhouse_settings  # noqa: F401  (fixtures)
 
 HISTORY_MIN, FAULT_MIN = 50, 20
 CHILD_FLAG = "PHM_STORE_PIPELINE_CHILD"

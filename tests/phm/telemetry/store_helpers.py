@@ -10,14 +10,8 @@ import pytest
 pytest.importorskip("chdb")
 
 
-@pytest.fixture(scope="session")
-def chdb_dir(tmp_path_factory):
-    # chdb runs one embedded engine per process, on one directory: every test shares it.
-    return tmp_path_factory.mktemp("chdb")
-
-
 @pytest.fixture
-def clickhouse_settings(settings, chdb_dir):
+def clickhouse_settings(settings, chdb_dir):  # chdb_dir: tests/conftest.py, one per session
     """PHM_READINGS_STORE=clickhouse on a fresh chdb database; dropped afterwards."""
     from phm.telemetry.store import forget_stores, get_store
 

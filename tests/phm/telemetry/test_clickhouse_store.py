@@ -15,7 +15,7 @@ from phm.telemetry.selectors import sensor_series
 from phm.telemetry.services import ingest_readings
 from phm.telemetry.store import DAY_US, HOUR_US, MINUTE_US, Tier, get_store
 from tests.conftest import make_plant
-from tests.phm.telemetry.store_helpers import ch_store, chdb_dir, clickhouse_settings  # noqa: F401  (fixtures)
+from tests.phm.telemetry.store_helpers import ch_store, clickhouse_settings  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.django_db
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
