@@ -219,3 +219,5 @@ PHM_CONNECTOR_ROOTS = [Path(p) for p in env_list("PHM_CONNECTOR_ROOTS", str(DATA
 # Networks webhook endpoints may reach although they are loopback / private / link-local
 # (comma-separated CIDRs, e.g. the SCADA subnet "10.20.0.0/16"); see phm/alarms/egress.py.
 PHM_WEBHOOK_ALLOWED_NETWORKS = env_list("PHM_WEBHOOK_ALLOWED_NETWORKS", "")
+# The schema and its docs page are for signed-in users with a role, like the rest of the API.
+SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"] = ["phm.api.permissions.RolePermission"]
