@@ -88,13 +88,21 @@ class AlarmPointSerializer(serializers.ModelSerializer):
 
 
 class WebhookEndpointSerializer(serializers.ModelSerializer):
+    """The signing secret is write-only: never in a response (``has_secret`` says one is set),
+    except once, in the create response, when the server generated it. An update without
+    ``secret`` keeps the stored one."""
+
     secret = serializers.CharField(required=False, write_only=True, help_text="'whsec_' + base64; generated when left out.")
+    has_secret = serializers.SerializerMethodField()
     events = serializers.ListField(child=serializers.CharField(), required=False, allow_empty=True)
 
     class Meta:
         model = WebhookEndpoint
-        fields = ["id", "url", "secret", "events", "enabled", "disabled_reason", "description", "created_at", "updated_at"]
+        fields = ["id", "url", "secret", "has_secret", "events", "enabled", "disabled_reason", "description", "created_at", "updated_at"]
         read_only_fields = ["id", "disabled_reason", "created_at", "updated_at"]
+
+    def get_has_secret(self, endpoint: WebhookEndpoint) -> bool:
+        return bool(endpoint.secret)
 
     def validate_url(self, value: str) -> str:
         if urlparse(value).scheme not in ("http", "https"):
@@ -124,7 +132,8 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
 
 
 class WebhookEndpointCreatedSerializer(WebhookEndpointSerializer):
-    """The create response shows the secret once, so the receiver can be configured with it."""
+    """The create response of an endpoint whose secret the server generated shows it once, so the
+    receiver can be configured with it; a secret the caller sent is not echoed."""
 
     secret = serializers.CharField(read_only=True)
 
