@@ -111,3 +111,18 @@ def test_a_generated_webhook_secret_is_shown_once(engineer_client):
     stored = WebhookEndpoint.objects.get().secret
     assert created["secret"] == stored
     assert stored not in engineer_client.get(f"/api/v1/webhooks/{created['id']}").content.decode()
+
+
+def test_api_tokens_are_shown_once_in_the_admin(client):
+    from rest_framework.authtoken.models import Token
+
+    scada = user_in_role("scada-pull", "operator")
+    existing = Token.objects.create(user=user_in_role("historian", "engineer"))
+    client.force_login(user_in_role("root", "superuser"))
+    listing = client.get("/admin/authtoken/tokenproxy/").content.decode()
+    assert existing.key not in listing and existing.key[:4] in listing
+    created = client.post("/admin/authtoken/tokenproxy/add/", {"user": scada.pk}, follow=True).content.decode()
+    key = Token.objects.get(user=scada).key
+    assert key in created  # once, in the message after creating it
+    for path in ("/admin/authtoken/tokenproxy/", f"/admin/authtoken/tokenproxy/{scada.pk}/change/", f"/admin/authtoken/tokenproxy/{scada.pk}/delete/"):
+        assert key not in client.get(path).content.decode(), path
