@@ -16,6 +16,7 @@ from phm.alarms.models import (
     WebhookEndpoint,
 )
 from phm.alarms.signing import validate_secret
+from phm.redaction import redact_url, restore_url_password
 
 
 class AlarmTransitionSerializer(serializers.ModelSerializer):
@@ -104,9 +105,18 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
     def get_has_secret(self, endpoint: WebhookEndpoint) -> bool:
         return bool(endpoint.secret)
 
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["url"] = redact_url(data["url"])  # a password in the URL is write-only too
+        return data
+
     def validate_url(self, value: str) -> str:
         if urlparse(value).scheme not in ("http", "https"):
             raise serializers.ValidationError("url must be http:// or https://")
+        try:
+            value = restore_url_password(value, getattr(self.instance, "url", None))
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
         try:
             egress.check_url(value)  # checked again on every connect (phm.alarms.egress)
         except egress.EgressRefused as exc:

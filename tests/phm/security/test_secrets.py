@@ -126,3 +126,14 @@ def test_api_tokens_are_shown_once_in_the_admin(client):
     assert key in created  # once, in the message after creating it
     for path in ("/admin/authtoken/tokenproxy/", f"/admin/authtoken/tokenproxy/{scada.pk}/change/", f"/admin/authtoken/tokenproxy/{scada.pk}/delete/"):
         assert key not in client.get(path).content.decode(), path
+
+
+def test_a_password_in_a_webhook_url_is_write_only(engineer_client, operator_client):
+    url = "https://scada:url-Pa55@93.184.216.34/hook"
+    created = engineer_client.post("/api/v1/webhooks", {"url": url, "secret": new_webhook_secret()}, format="json")
+    assert created.status_code == 201 and "url-Pa55" not in created.content.decode()
+    hook = created.json()["id"]
+    shown = operator_client.get(f"/api/v1/webhooks/{hook}").json()["url"]
+    assert shown == f"https://scada:{MASK}@93.184.216.34/hook"
+    assert engineer_client.patch(f"/api/v1/webhooks/{hook}", {"url": shown, "description": "north"}, format="json").status_code == 200
+    assert WebhookEndpoint.objects.get().url == url
