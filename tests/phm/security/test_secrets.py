@@ -137,3 +137,11 @@ def test_a_password_in_a_webhook_url_is_write_only(engineer_client, operator_cli
     assert shown == f"https://scada:{MASK}@93.184.216.34/hook"
     assert engineer_client.patch(f"/api/v1/webhooks/{hook}", {"url": shown, "description": "north"}, format="json").status_code == 200
     assert WebhookEndpoint.objects.get().url == url
+
+
+def test_the_connectors_page_and_the_browsable_api_do_not_show_the_password(client, mqtt_connector):
+    client.force_login(user_in_role("eng-page", "engineer"))
+    page = client.get("/connectors/")
+    assert page.status_code == 200 and "mqtt-north" in page.content.decode() and PASSWORD not in page.content.decode()
+    browsable = client.get("/api/v1/connectors/mqtt-north", HTTP_ACCEPT="text/html")
+    assert browsable.status_code == 200 and PASSWORD not in browsable.content.decode()
