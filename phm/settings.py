@@ -254,9 +254,19 @@ LOGGING = {
 }
 
 # --- least privilege (connector files, outbound webhooks) ------------------------------------
+import ipaddress  # noqa: E402
 # Folders connector definitions may read from (log files, image and historian inboxes); a path
 # outside them, after resolving symlinks, is refused on save and again when the connector runs.
 PHM_CONNECTOR_ROOTS = [Path(p) for p in env_list("PHM_CONNECTOR_ROOTS", str(DATA_ROOT / "connectors"))]
+if "PHM_CONNECTOR_ROOTS" not in os.environ:
+    (DATA_ROOT / "connectors").mkdir(exist_ok=True)  # the default root exists, ready for inboxes and logs
 # Networks webhook endpoints may reach although they are loopback / private / link-local
 # (comma-separated CIDRs, e.g. the SCADA subnet "10.20.0.0/16"); see phm/alarms/egress.py.
 PHM_WEBHOOK_ALLOWED_NETWORKS = env_list("PHM_WEBHOOK_ALLOWED_NETWORKS", "")
+for _network in PHM_WEBHOOK_ALLOWED_NETWORKS:  # a typo fails at start-up, not on the first alarm
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as _exc:
+        raise ValueError(f"PHM_WEBHOOK_ALLOWED_NETWORKS: {_network!r} is not a network in CIDR form (e.g. 10.20.0.0/16): {_exc}") from None
+# The schema and its docs page are for signed-in users with a role, like the rest of the API.
+SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"] = ["phm.api.permissions.RolePermission"]

@@ -33,6 +33,7 @@ from django.utils import timezone
 from phm.alarms import egress
 from phm.alarms.models import DeliveryAttempt, DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from phm.alarms.signing import signed_headers
+from phm.redaction import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +231,7 @@ def _update_delivery(delivery: WebhookDelivery, outcome: AttemptOutcome, *, erro
         mine.update(status=DeliveryStatus.CANCELLED, **common)
     elif outcome.outcome == "dead":
         mine.update(status=DeliveryStatus.DEAD, **common)
-        log.warning("webhook %s to %s is a dead letter after %d attempts: %s", delivery.message.message_id, delivery.endpoint.url, delivery.attempts, error)
+        log.warning("webhook %s to %s is a dead letter after %d attempts: %s", delivery.message.message_id, redact_url(delivery.endpoint.url), delivery.attempts, error)
     else:
         mine.update(status=DeliveryStatus.PENDING, next_attempt_at=outcome.next_attempt_at, **common)
 

@@ -36,6 +36,7 @@ from phm.analytics.models import (
     DiagnosisFeedback,
     JobStatus,
 )
+from phm.redaction import job_error
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ def run_job(*, job_id: int, options: TrainingOptions | None = None) -> Diagnoser
         version = _train_demo(job, progress, options) if job.kind == DiagnoserJobKind.DEMO else _retrain(job, progress, options, started)
     except Exception as exc:
         log.exception("diagnoser job %s failed", job_id)
-        DiagnoserTrainingJob.objects.filter(pk=job_id).update(status=JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now())
+        DiagnoserTrainingJob.objects.filter(pk=job_id).update(status=JobStatus.FAILED, error=job_error(exc), finished_at=timezone.now())
     else:
         DiagnoserTrainingJob.objects.filter(pk=job_id).update(status=JobStatus.SUCCEEDED, result=version, stage="done", percent=100.0, finished_at=timezone.now())
     job.refresh_from_db()

@@ -44,6 +44,7 @@ from phm.assets.models import Equipment
 from phm.env import env_bool
 from phm.telemetry.models import InspectionImage, LogEvent
 from phm.telemetry.selectors import readings_frame
+from phm.redaction import job_error
 
 log = logging.getLogger(__name__)
 
@@ -615,7 +616,7 @@ def run_diagnosis(*, alarm_id: int, trigger: str = DiagnosisTrigger.RAISE, using
         fields = _diagnose(alarm, diagnosis, version, config, using=using)
     except Exception as exc:
         log.exception("diagnosis of alarm %s failed", alarm_id)
-        return _finish(diagnosis, alarm, status=DiagnosisStatus.FAILED, error=f"{type(exc).__name__}: {exc}", model_version=version, using=using)
+        return _finish(diagnosis, alarm, status=DiagnosisStatus.FAILED, error=job_error(exc), model_version=version, using=using)
     return _finish(diagnosis, alarm, status=DiagnosisStatus.DONE, model_version=version, using=using, **fields)
 
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 from phm.telemetry import services
 from phm.telemetry.models import FileIngestJob, JobStatus, QuarantinedRecord, RecordKind
 from phm.uploads import UploadTooLarge, check_upload_size
+from phm.redaction import job_error
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +79,7 @@ def run_file_job(*, job_id: int, using: str = "default") -> FileIngestJob:
             )
     except Exception as exc:  # the job row is the record of what went wrong; re-raise for the worker log
         FileIngestJob.objects.using(using).filter(pk=job_id).update(
-            # The stored path says where the server keeps files; the user knows the file by its name.
-            status=JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}".replace(job.file.path, job.original_name), finished_at=timezone.now()
+            status=JobStatus.FAILED, error=job_error(exc), finished_at=timezone.now()
         )
         raise
     FileIngestJob.objects.using(using).filter(pk=job_id).update(

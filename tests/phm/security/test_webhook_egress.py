@@ -5,6 +5,7 @@ connect after DNS resolution; delivery excerpts are for engineers only."""
 from __future__ import annotations
 
 import socket
+from datetime import timedelta
 
 import pytest
 
@@ -153,3 +154,69 @@ def test_delivery_excerpts_are_for_engineers_only(operator_client, engineer_clie
     assert operator_client.get(f"/api/v1/webhooks/{endpoint.pk}/deliveries").status_code == 403
     answer = engineer_client.get(f"/api/v1/webhooks/{endpoint.pk}/deliveries")
     assert answer.status_code == 200 and answer.json()["results"][0]["last_error"].startswith("HTTP 500")
+
+
+def _self_signed(tmp_path, name: str):
+    """A certificate for ``name`` (its own CA) and its key, as files."""
+    from datetime import UTC, datetime
+
+    x509 = pytest.importorskip("cryptography.x509")
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+def test_https_keeps_verifying_the_host_name_while_connecting_to_the_checked_address(tmp_path, monkeypatch, settings):
+    """The socket goes to the checked IP, but TLS still checks the certificate against the name."""
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    import requests
+
+    cert_file, key_file = _self_signed(tmp_path, "scada.tls.test")
+
+    class Ok(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Ok)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    real_getaddrinfo = socket.getaddrinfo
+
+    def fake_dns(host, *args, **kwargs):
+        return real_getaddrinfo("127.0.0.1" if host in ("scada.tls.test", "other.tls.test") else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake_dns)
+    settings.PHM_WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+    try:
+        with egress.guarded_session() as session:
+            assert session.post(f"https://scada.tls.test:{port}/hook", data=b"{}", verify=str(cert_file), timeout=5).status_code == 204
+            with pytest.raises(requests.exceptions.SSLError):
+                session.post(f"https://other.tls.test:{port}/hook", data=b"{}", verify=str(cert_file), timeout=5)
+    finally:
+        server.shutdown()
