@@ -328,6 +328,8 @@ class TemplateTagger:
             if self.store is None or self.miner.revision == self._saved_revision:
                 return False
             state, revision = self.miner.state(), self.miner.revision
+            # For readers of the stored state (the dashboard): merged id -> the id it belongs to now.
+            state["aliases"] = {self.id_prefix + old: self.id_prefix + new for old, new in self.miner.aliases().items()}
         self.store.set(self.key, state)
         self._saved_revision = revision
         return True
