@@ -242,3 +242,49 @@ def continues_record(line: str, *, headers_seen: int, headerless_seen: int) -> b
     if is_trace_line(line):
         return True
     return headers_seen > headerless_seen
+
+
+# Windows events exported by ``wevtutil qe <log> /f:text``: a block per event, the time and level
+# in fields, the message after "Description:" (not indented).
+_BLOCK_START = re.compile(r"^Event\[\d+\]:\s*$")
+_BLOCK_FIELD = re.compile(r"^\s+([A-Za-z][A-Za-z ]*?):\s?(.*)$")
+
+
+def is_block_start(line: str) -> bool:
+    """The first line of a Windows event block (``Event[12]:``)."""
+    return bool(_BLOCK_START.match(line))
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRecord:
+    ts: datetime | None
+    level: str
+    message: str
+
+
+def read_block(text: str, detector: HeaderDetector) -> BlockRecord:
+    """A Windows event block -> time (``Date:``), level (``Level:``) and a message whose first
+    line is ``<Source> <Event ID>: <description>`` (what the template is mined on), followed by
+    the rest of the description and the fields."""
+    fields: dict[str, str] = {}
+    field_lines: list[str] = []
+    description: list[str] = []
+    in_description = False
+    for line in text.split("\n")[1:]:
+        match = None if in_description else _BLOCK_FIELD.match(line)
+        if match is None:
+            description.append(line.strip()) if in_description else field_lines.append(line)
+            continue
+        key, value = match.group(1).strip(), match.group(2).strip()
+        if key == "Description":
+            in_description = True
+            if value:
+                description.append(value)
+            continue
+        fields[key] = value
+        field_lines.append(line)
+    header = detector.detect(fields.get("Date", "")) if fields.get("Date") else None
+    level = detector.levels.get(fields.get("Level", "").upper(), "INFO")
+    words = " ".join(d for d in description if d) or text.split("\n", 1)[0]
+    first = f"{fields.get('Source', 'Event')} {fields.get('Event ID', '')}".strip() + ": " + words.split("\n")[0]
+    return BlockRecord(header.ts if header else None, level, "\n".join([first, *field_lines]))

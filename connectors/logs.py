@@ -37,7 +37,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from connectors.base import Connector, utcnow
-from connectors.logheaders import HeaderDetector, continues_record, is_trace_line
+from connectors.logheaders import HeaderDetector, continues_record, is_block_start, is_trace_line, read_block
 from connectors.logtemplates import DEFAULT_MASKS, MinerSettings, TemplateMiner
 from connectors.records import LogRecord
 from connectors.sink import Sink
@@ -371,6 +371,7 @@ class LogFileFollower(Connector):
         self._last_header: tuple[str, datetime, str] | None = None  # (source, ts, level) of the record before
         self._headers_seen = 0  # lines with a detected header, and other headerless lines (not traces):
         self._headerless_seen = 0  # their ratio tells a wrapped message from a format we cannot read
+        self._in_block = False  # inside a Windows event block: every headerless line belongs to it
         self.lines_read = 0
 
     def run(self, stop: threading.Event) -> None:
@@ -492,6 +493,13 @@ class LogFileFollower(Connector):
             except LineProblem as exc:
                 if self.parser.fmt.explicit:
                     continues = text[:1].isspace()
+                elif is_block_start(text):
+                    self._in_block = True
+                    pending.append([self.parser.default_source, None, "INFO", text])  # time and level from its fields
+                    self._headers_seen += 1
+                    continue
+                elif self._in_block:
+                    continues = True
                 else:
                     continues = continues_record(text, headers_seen=self._headers_seen, headerless_seen=self._headerless_seen)
                     if not is_trace_line(text):
@@ -513,11 +521,16 @@ class LogFileFollower(Connector):
                 continue
             pending.append([source, ts, level, message])
             self._headers_seen += 1
+            self._in_block = False
             self._last_header = (source, ts, level)
         if seen:
             self.note_messages(seen)  # once per batch: the status lock is not taken per line
         records = []
         for source, ts, level, message in pending:
+            if ts is None:  # a Windows event block, complete now
+                block = read_block(message, self.parser.detector)
+                ts, level, message = block.ts or utcnow(), block.level, block.message
+                self._last_header = (source, ts, level)
             template_id, template, parameters = self.tagger.tag_record(message)
             records.append(LogRecord(source, ts, level, message, template_id, parameters, template))
         self.deliver_logs(records, origin=str(self.path))

@@ -204,3 +204,56 @@ def test_a_restarted_follower_gives_known_lines_their_old_template_ids(tmp_path)
         by_kind.setdefault(record.message.split()[0], set()).add(record.template_id)
     assert by_kind == {"valve": {"plc:1"}, "pump": {"plc:2"}, "drive": {"plc:3"}}
     assert sink.logs[-1].template == "valve <*> stuck"
+
+
+WEVTUTIL = """Event[0]:
+  Log Name: System
+  Source: Service Control Manager
+  Date: 2026-12-06T10:00:00.123
+  Event ID: 7036
+  Task: N/A
+  Level: Information
+  Computer: SCADA-01
+  Description: 
+The OPC UA Server service entered the running state.
+Event[1]:
+  Log Name: System
+  Source: Service Control Manager
+  Date: 2026-12-06T10:05:00.000
+  Event ID: 7031
+  Task: N/A
+  Level: Error
+  Computer: SCADA-01
+  Description: 
+The OPC UA Server service terminated unexpectedly.
+It has done this 2 time(s).
+Event[2]:
+  Log Name: System
+  Source: Service Control Manager
+  Date: 2026-12-06T10:06:00.000
+  Event ID: 7036
+  Task: N/A
+  Level: Information
+  Computer: SCADA-01
+  Description: 
+The OPC UA Server service entered the running state.
+"""
+
+
+def test_windows_event_blocks_are_one_record_each_with_their_date_level_and_description(tmp_path):
+    path = tmp_path / "system.txt"
+    path.write_text(WEVTUTIL)
+    sink = MemorySink()
+    reader = follower(path, MemoryOffsetStore(), sink)
+    reader.read_available()
+    assert reader.status().rejected == 0
+    first, error, third = sink.logs
+    assert [r.ts for r in sink.logs] == [
+        datetime(2026, 12, 6, 10, 0, 0, 123000, tzinfo=timezone.utc),
+        datetime(2026, 12, 6, 10, 5, tzinfo=timezone.utc),
+        datetime(2026, 12, 6, 10, 6, tzinfo=timezone.utc),
+    ]
+    assert [r.level for r in sink.logs] == ["INFO", "ERROR", "INFO"]
+    assert error.message.startswith("Service Control Manager 7031: The OPC UA Server service terminated unexpectedly. It has done this 2 time(s).\n")
+    assert "  Computer: SCADA-01" in error.message
+    assert first.template_id == third.template_id != error.template_id
