@@ -322,6 +322,12 @@ class TemplateTagger:
         with self._lock:
             return self.miner.template(template_id.removeprefix(self.id_prefix))
 
+    def summary(self) -> dict:
+        """Counters for the connector status: live templates, merged ids, dropped templates."""
+        with self._lock:
+            stats = self.miner.stats
+            return {"templates": len(self.miner.live_templates()), "merged_ids": stats.merged, "dropped_templates": stats.evicted}
+
     def checkpoint(self) -> bool:
         """Store the miner state if it changed since the last checkpoint; True if written."""
         with self._lock:
@@ -473,6 +479,7 @@ class LogFileFollower(Connector):
                 return total
             self._deliver(lines)
             self.tagger.checkpoint()  # before the offset: a repeated batch then meets the same ids
+            self.set_extra(**self.tagger.summary())
             self._store_offset(position)
             total += len(lines)
             self.lines_read += len(lines)

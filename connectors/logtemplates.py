@@ -388,7 +388,7 @@ class TemplateMiner:
         survivor.tokens[position] = word_key + WILDCARD if word_key else WILDCARD
         survivor.skeleton = key
         self._index(survivor)
-        self.stats.merged += len(member_ids)
+        self.stats.merged += len(member_ids) - 1  # ids that became aliases
         self.revision += 1
         self._generalise_literals(survivor, tokens)
         return survivor
