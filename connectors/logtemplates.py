@@ -44,7 +44,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 WILDCARD = "<*>"
-_SKELETON_WILD = "\x00"  # never occurs in a split token; marks a variable position in a skeleton
+_SKELETON_WILD = "\x1f"  # whitespace to str.split, so never inside a token; not NUL, which PostgreSQL JSON refuses
 STATE_VERSION = 1
 
 # Order matters: the most specific patterns first, so an IP is not eaten as numbers.
