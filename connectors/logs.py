@@ -494,6 +494,8 @@ class LogFileFollower(Connector):
             text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
             if not text.strip():
                 continue
+            if "\x00" in text:  # PostgreSQL text and JSON refuse NUL; a torn write leaves them
+                text = text.replace("\x00", "\ufffd")
             seen += 1
             try:
                 source, ts, level, message = self.parser.parse(text)

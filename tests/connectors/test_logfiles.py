@@ -258,3 +258,11 @@ def test_windows_event_blocks_are_one_record_each_with_their_date_level_and_desc
     assert "  Computer: SCADA-01" in error.message
     assert first.template_id == third.template_id != error.template_id
     assert reader.status().extra == {"templates": 2, "merged_ids": 0, "dropped_templates": 0}
+
+
+def test_nul_bytes_from_a_torn_write_are_replaced(tmp_path):
+    path = tmp_path / "app.log"
+    path.write_bytes(line(1, "INFO", "pump\x00\x00 started").encode())
+    sink = MemorySink()
+    follower(path, MemoryOffsetStore(), sink).read_available()
+    assert messages(sink) == ["pump\ufffd\ufffd started"]
