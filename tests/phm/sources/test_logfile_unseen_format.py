@@ -105,3 +105,18 @@ def test_templates_merged_by_the_miner_count_as_one_on_the_equipment_page(client
     table = page[page.index('data-testid="log-templates"') :]
     rows = re.findall(r"<tr><td>(\d+)</td><td>([^<]+)</td>\s*<td><code>([^<]+)</code>", table)
     assert rows == [("5", "INFO 5", "service pump &lt;*&gt; succeeded")], table[:1200]
+
+
+def test_the_supervisor_builds_log_connectors_that_keep_their_miner_state_in_the_database(plant, tmp_path, settings):
+    from phm.sources.models import ConnectorDefinition, LogMinerState
+    from phm.sources.services import build_supervisor
+
+    settings.DATA_ROOT = str(tmp_path)
+    path = tmp_path / "PumpControl.txt"
+    path.write_text(event_viewer_export(timezone.now().replace(microsecond=0)))
+    definition = ConnectorDefinition.objects.create(name="wevt", kind="logfile", config={"path": str(path), "source": "P-101"})
+    supervisor, _ = build_supervisor([definition])
+    (connector,) = supervisor.connectors
+    connector.read_available()
+    state = LogMinerState.objects.get(key="logfile:wevt").state
+    assert len(state["templates"]) == 3 and state["aliases"] == {}
