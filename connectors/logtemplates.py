@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 WILDCARD = "<*>"
 _SKELETON_WILD = "\x1f"  # whitespace to str.split, so never inside a token; not NUL, which PostgreSQL JSON refuses
 STATE_VERSION = 1
+MAX_TOKENS = 100  # a longer line is mined on its first 99 tokens plus one variable holding the rest
+BUCKET_MAX_TOKENS = 32  # word-position evidence is kept for lines up to this length (index memory ~ length²)
 
 # Order matters: the most specific patterns first, so an IP is not eaten as numbers.
 DEFAULT_MASKS: tuple[tuple[str, str], ...] = (
@@ -212,7 +214,11 @@ class TemplateMiner:
         and the values at its variable positions."""
         first_line = message.split("\n", 1)[0]
         raw = first_line.split()
+        if len(raw) > MAX_TOKENS:
+            raw = raw[: MAX_TOKENS - 1] + [" ".join(raw[MAX_TOKENS - 1 :])]
         tokens = [self._token(text) for text in raw]
+        if len(raw) == MAX_TOKENS and " " in raw[-1]:
+            tokens[-1] = _Token(WILDCARD, _SKELETON_WILD, False, (), "")
         for position in range(1, len(tokens) if self._on["unit_words"] else 0):
             if tokens[position].unit and tokens[position - 1].number:
                 tokens[position] = _Token(tokens[position].masked, _SKELETON_WILD, False, (), "")
@@ -359,6 +365,8 @@ class TemplateMiner:
         found = self._by_skeleton.get(skeleton)
         if found is not None:
             return self.templates[found]
+        if len(skeleton) > BUCKET_MAX_TOKENS:
+            return None  # no word evidence is kept for lines this long, so no merged template to find
         # A template whose word position became a variable: try each word position as a wildcard.
         for position, part in enumerate(skeleton):
             if part == _SKELETON_WILD:
@@ -382,7 +390,7 @@ class TemplateMiner:
         template.literal_positions = tuple(kept)
 
     def _create_or_merge(self, tokens: list[_Token], skeleton: tuple[str, ...]) -> Template:
-        if not self._on["word_evidence"]:
+        if not self._on["word_evidence"] or len(skeleton) > BUCKET_MAX_TOKENS:
             return self._create(tokens, skeleton)
         words = sum(1 for token in tokens if token.is_word)
         needed = 2 if self._on["word_context"] else 0
@@ -451,6 +459,8 @@ class TemplateMiner:
         template.literal_positions = tuple(
             i for i, (text, part) in enumerate(zip(template.tokens, skeleton)) if part.endswith(_SKELETON_WILD) and not text.endswith(WILDCARD)
         )
+        if len(skeleton) > BUCKET_MAX_TOKENS:
+            return
         for position, part in enumerate(skeleton):
             if not part.endswith(_SKELETON_WILD):
                 self._buckets.setdefault(_wild_at(skeleton, position), {})[part] = template.id
@@ -459,6 +469,8 @@ class TemplateMiner:
         skeleton = template.skeleton
         if self._by_skeleton.get(skeleton) == template.id:
             del self._by_skeleton[skeleton]
+        if len(skeleton) > BUCKET_MAX_TOKENS:
+            return
         for position, part in enumerate(skeleton):
             if part.endswith(_SKELETON_WILD):
                 continue
