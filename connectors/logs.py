@@ -349,6 +349,7 @@ class LogFileFollower(Connector):
     """Tail one log file into LogRecords, resuming from the offset store."""
 
     kind = "logfile"
+    max_line_bytes = 1 << 20  # memory per read stays bounded even for a line that never ends
 
     def __init__(
         self,
@@ -467,12 +468,14 @@ class LogFileFollower(Connector):
             lines: list[tuple[int, bytes]] = []
             position = start
             while len(lines) < self.batch_lines:
-                line = handle.readline()
+                line = handle.readline(self.max_line_bytes)
                 if not line:
                     break
-                if not line.endswith(b"\n"):
+                if not line.endswith(b"\n") and len(line) < self.max_line_bytes:
                     handle.seek(position)  # a line still being written: take it next time
                     break
+                # (A line longer than max_line_bytes is taken in pieces; the pieces after the
+                # first have no header and join its record, which is cut at MAX_RECORD_CHARS.)
                 lines.append((position, line))
                 position = handle.tell()
             if not lines:
@@ -490,12 +493,19 @@ class LogFileFollower(Connector):
         pattern, whose other misses are quarantined)."""
         pending: list[list] = []  # [source, ts, level, message] per record, tagged at the end
         seen = 0
+        cut = False  # the previous piece was a line longer than max_line_bytes, cut short
         for offset, raw in lines:
             text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            if not text.strip():
-                continue
             if "\x00" in text:  # PostgreSQL text and JSON refuse NUL; a torn write leaves them
                 text = text.replace("\x00", "\ufffd")
+            if cut and pending:
+                record = pending[-1]
+                record[3] = (record[3] + text)[:MAX_RECORD_CHARS]  # the rest of the same line
+                cut = not raw.endswith(b"\n")
+                continue
+            cut = not raw.endswith(b"\n")
+            if not text.strip():
+                continue
             seen += 1
             try:
                 source, ts, level, message = self.parser.parse(text)

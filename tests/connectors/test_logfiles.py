@@ -266,3 +266,14 @@ def test_nul_bytes_from_a_torn_write_are_replaced(tmp_path):
     sink = MemorySink()
     follower(path, MemoryOffsetStore(), sink).read_available()
     assert messages(sink) == ["pump\ufffd\ufffd started"]
+
+
+def test_an_endless_line_is_read_in_bounded_pieces_that_join_one_record(tmp_path):
+    path = tmp_path / "app.log"
+    path.write_text(line(1, "ERROR", "dump " + "x" * 5000) + line(2))
+    sink = MemorySink()
+    reader = follower(path, MemoryOffsetStore(), sink)
+    reader.max_line_bytes = 1000
+    reader.read_available()
+    assert len(sink.logs) == 2
+    assert sink.logs[0].message.replace("\n", "") == "dump " + "x" * 5000
