@@ -4,9 +4,10 @@ A message is split on whitespace into tokens; each token is read once (and cache
 *character class*:
 
 * **variable-looking** (an identifier): it contains a digit, a masked value (IP, path, UUID,
-  hex, number, number with unit, time), is a quoted string, or is a severity word (``warning``,
-  ``alarm``: the record's level repeated inside the text). ``key=value`` / ``key:value``
-  tokens keep their key and are classed by their value;
+  hex, number, number with unit, time), is a quoted string, a host name, a month, weekday or
+  zone name, a size or time unit right after a number (``384.0 KB``), or a severity word
+  (``warning``, ``alarm``: the record's level repeated inside the text). ``key=value``,
+  ``key:value`` and ``name.....value`` tokens keep their key and are classed by their value;
 * a **word**: anything else (letters and punctuation).
 
 Templates are indexed by their *skeleton*: the token sequence with every variable-looking token
@@ -36,8 +37,8 @@ evaluation also shows it chosen without the scored system.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 WILDCARD = "<*>"
 _SKELETON_WILD = "\x1f"  # whitespace to str.split, so never inside a token; not NUL, which PostgreSQL JSON refuses
@@ -185,7 +186,6 @@ class _Stats:
     created: int = 0
     merged: int = 0
     evicted: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 class TemplateMiner:
@@ -498,9 +498,3 @@ class TemplateMiner:
 
 def _wild_at(skeleton: tuple[str, ...], position: int) -> tuple[str, ...]:
     return skeleton[:position] + (_SKELETON_WILD,) + skeleton[position + 1 :]
-
-
-def mine_all(messages: Iterable[str], settings: MinerSettings = MinerSettings()) -> tuple[list[str], TemplateMiner]:
-    """Ids for every message through one fresh miner (the evaluation's and the diagnosis' use)."""
-    miner = TemplateMiner(settings)
-    return [miner.add(message).template_id for message in messages], miner

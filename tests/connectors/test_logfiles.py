@@ -7,7 +7,6 @@ import pytest
 
 from connectors.logs import (
     DEFAULT_PATTERN,
-    JsonMinerStateStore,
     JsonOffsetStore,
     LogFileFollower,
     LogLineFormat,
