@@ -488,10 +488,9 @@ class LogFileFollower(Connector):
             self.lines_read += len(lines)
 
     def _deliver(self, lines: list[tuple[int, bytes]]) -> None:
-        """Lines -> records: a line with a header starts a record, a line without one continues
-        it (any such line when the header is detected; only indented ones with an explicit
-        pattern, whose other misses are quarantined)."""
-        pending: list[list] = []  # [source, ts, level, message] per record, tagged at the end
+        """Lines -> records: a line with a header starts a record; a line without one is placed by
+        :meth:`_place_headerless`. Records are tagged with their template once complete."""
+        pending: list[list] = []  # [source, ts, level, message] per record (ts None: a Windows event block)
         seen = 0
         cut = False  # the previous piece was a line longer than max_line_bytes, cut short
         for offset, raw in lines:
@@ -499,8 +498,7 @@ class LogFileFollower(Connector):
             if "\x00" in text:  # PostgreSQL text and JSON refuse NUL; a torn write leaves them
                 text = text.replace("\x00", "\ufffd")
             if cut and pending:
-                record = pending[-1]
-                record[3] = (record[3] + text)[:MAX_RECORD_CHARS]  # the rest of the same line
+                pending[-1][3] = (pending[-1][3] + text)[:MAX_RECORD_CHARS]  # the rest of the same line
                 cut = not raw.endswith(b"\n")
                 continue
             cut = not raw.endswith(b"\n")
@@ -510,33 +508,7 @@ class LogFileFollower(Connector):
             try:
                 source, ts, level, message = self.parser.parse(text)
             except LineProblem as exc:
-                if self.parser.fmt.explicit:
-                    continues = text[:1].isspace()
-                elif is_block_start(text):
-                    self._in_block = True
-                    pending.append([self.parser.default_source, None, "INFO", text])  # time and level from its fields
-                    self._headers_seen += 1
-                    continue
-                elif self._in_block:
-                    continues = True
-                else:
-                    continues = continues_record(text, headers_seen=self._headers_seen, headerless_seen=self._headerless_seen)
-                    if not is_trace_line(text):
-                        self._headerless_seen += 1
-                    if not continues:
-                        # A format without a header we know: the line is a record stamped when read.
-                        pending.append([self.parser.default_source, utcnow(), self.parser.detector.level_of(text), text])
-                        continue
-                if continues and pending:
-                    record = pending[-1]
-                    if len(record[3]) < MAX_RECORD_CHARS:
-                        record[3] = (record[3] + "\n" + text)[:MAX_RECORD_CHARS]
-                    continue
-                if continues and self._last_header is not None:
-                    # The record it belongs to went out with the previous batch: same source/time/level.
-                    pending.append([*self._last_header, text])
-                    continue
-                self.quarantine(f"{self.path}@{offset}", str(exc), text)
+                self._place_headerless(text, pending, origin=f"{self.path}@{offset}", problem=exc)
                 continue
             pending.append([source, ts, level, message])
             self._headers_seen += 1
@@ -544,6 +516,39 @@ class LogFileFollower(Connector):
             self._last_header = (source, ts, level)
         if seen:
             self.note_messages(seen)  # once per batch: the status lock is not taken per line
+        self.deliver_logs(self._records(pending), origin=str(self.path))
+
+    def _place_headerless(self, text: str, pending: list[list], *, origin: str, problem: LineProblem) -> None:
+        """A line without a header: the start of a Windows event block, a continuation of the
+        record before it, a record of its own (a header format we do not know), or quarantined
+        (an explicit pattern it does not match, not indented)."""
+        if self.parser.fmt.explicit:
+            continues = text[:1].isspace()
+        elif is_block_start(text):
+            self._in_block = True
+            self._headers_seen += 1
+            pending.append([self.parser.default_source, None, "INFO", text])  # time and level from its fields
+            return
+        elif self._in_block:
+            continues = True
+        else:
+            continues = continues_record(text, headers_seen=self._headers_seen, headerless_seen=self._headerless_seen)
+            if not is_trace_line(text):
+                self._headerless_seen += 1
+            if not continues:
+                pending.append([self.parser.default_source, utcnow(), self.parser.detector.level_of(text), text])
+                return
+        if continues and pending:
+            record = pending[-1]
+            if len(record[3]) < MAX_RECORD_CHARS:
+                record[3] = (record[3] + "\n" + text)[:MAX_RECORD_CHARS]
+        elif continues and self._last_header is not None:
+            # The record it belongs to went out with the previous batch: same source, time, level.
+            pending.append([*self._last_header, text])
+        else:
+            self.quarantine(origin, str(problem), text)
+
+    def _records(self, pending: list[list]) -> list[LogRecord]:
         records = []
         for source, ts, level, message in pending:
             if ts is None:  # a Windows event block, complete now
@@ -552,7 +557,7 @@ class LogFileFollower(Connector):
                 self._last_header = (source, ts, level)
             template_id, template, parameters = self.tagger.tag_record(message)
             records.append(LogRecord(source, ts, level, message, template_id, parameters, template))
-        self.deliver_logs(records, origin=str(self.path))
+        return records
 
     def _store_offset(self, offset: int) -> None:
         source_path = Path(self._handle.name)
