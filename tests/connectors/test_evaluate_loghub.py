@@ -46,3 +46,21 @@ def test_strict_leave_one_out_switches_off_the_rules_that_came_from_the_scored_s
     off = TemplateMiner(MinerSettings(disabled_rules=frozenset({"date_words"})))
     assert len({on.add(line).template_id for line in lines}) == 1
     assert len({off.add(line).template_id for line in lines}) == 2
+
+
+@pytest.mark.skipif(not (LOGHUB / "HDFS").is_dir(), reason="shared loghub data not present")
+def test_a_restart_half_way_through_gives_every_line_the_id_of_one_uninterrupted_pass():
+    import json
+
+    from connectors.logtemplates import TemplateMiner
+
+    for system in PUBLISHED_DRAIN:
+        contents, _, _ = load_system(LOGHUB, system)
+        whole = TemplateMiner()
+        expected = [whole.add(line).template_id for line in contents]
+        first = TemplateMiner()
+        got = [first.add(line).template_id for line in contents[:1000]]
+        second = TemplateMiner.from_state(json.loads(json.dumps(first.state())))
+        got += [second.add(line).template_id for line in contents[1000:]]
+        assert got == expected, system
+        assert {i: second.template(i) for i in set(got)} == {i: whole.template(i) for i in set(expected)}, system
