@@ -28,6 +28,12 @@ cleared when full). State round-trips through :meth:`TemplateMiner.state` /
 :meth:`TemplateMiner.from_state` (plain JSON), which the log-file connector stores per source so
 ids survive restarts.
 
+Why not Drain3 (the library this replaces): its grouping rests on a similarity threshold and a
+regex list that have to be tuned per system (its published figures use per-system settings; the
+one default scored 0.925 here and fell far lower on other Loghub systems), it merges events that
+differ in one word at any threshold that keeps identifiers together, and its cluster ids are
+only stable with its own snapshot file, which knows no aliases for merged clusters.
+
 Where each rule came from (the closing note of issue #20 asks for it): :data:`RULE_SOURCES`; the
 evaluation (``python -m connectors.evaluate_loghub``) scores each Loghub system with the rules that
 came from its lines switched off, next to the default. ``word_values`` is the one number; the
