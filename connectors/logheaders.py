@@ -8,7 +8,9 @@ first, since a file keeps one style):
   also with ``/`` as the date separator;
 * syslog (RFC 3164) ``Jun 14 15:16:01 host sshd[199]: msg`` (the year is the current one, or the
   one before when that would put the line in the future) and RFC 5424 ``<34>1 2024-05-01T...``;
-* Windows event exports and US-style tools: ``5/1/2024 10:00:00 AM Error msg``;
+* Windows event exports and US-style tools: ``5/1/2024 10:00:00 AM Error msg`` (also with a tab
+  between date and time, as KEPServerEX's event log export writes it);
+* open62541 (OPC UA server): ``[2024-05-01 10:00:00.123 (UTC+0200)] warn/network  Connection 5 | closed``;
 * Apache error log ``[Sun Dec 04 04:47:44 2005] [error] msg``;
 * digits-only dates: ``20171223-22:15:29:606|...``, ``081109 203615 148 INFO ...`` (yyMMdd HHmmss),
   ``17/06/09 20:10:40 INFO ...`` (yy/MM/dd);
@@ -79,7 +81,8 @@ class _Style:
 
 def _iso(match: re.Match, zone: tzinfo) -> datetime:
     text = match.group("ts").replace("/", "-").replace(",", ".", 1)
-    ts = datetime.fromisoformat(text)
+    offset = match.groupdict().get("utc")  # open62541 writes "(UTC+0200)" after the time
+    ts = datetime.fromisoformat(text + (offset if offset and not text.endswith("Z") and "+" not in text[10:] else ""))
     return ts if ts.tzinfo else ts.replace(tzinfo=zone)
 
 
@@ -93,7 +96,8 @@ def _syslog(match: re.Match, zone: tzinfo) -> datetime:
 
 
 def _us(match: re.Match, zone: tzinfo) -> datetime:
-    text = match.group("ts")
+    date, _, time_of_day = re.sub(r"[,\s]+", " ", match.group("ts"), count=1).partition(" ")
+    text = f"{date} {time_of_day}"
     pattern = "%m/%d/%Y %I:%M:%S %p" if text[-1] in "Mm" else "%m/%d/%Y %H:%M:%S"
     return datetime.strptime(text.upper(), pattern).replace(tzinfo=zone)
 
@@ -132,7 +136,7 @@ _REST = r"[\s,|\-:]*(?P<rest>.*)$"
 STYLES: tuple[_Style, ...] = (
     _Style(
         "iso8601",
-        re.compile(r"^(?:<(?P<pri>\d{1,3})>1? ?)?\[?(?P<ts>\d{4}[-/]\d{2}[-/]\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)\]?" + _REST),
+        re.compile(r"^(?:<(?P<pri>\d{1,3})>1? ?)?\[?(?P<ts>\d{4}[-/]\d{2}[-/]\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)(?: \(UTC(?P<utc>[+-]\d{2}:?\d{2})\))?\]?" + _REST),
         _iso,
     ),
     _Style(
@@ -140,7 +144,7 @@ STYLES: tuple[_Style, ...] = (
         re.compile(r"^(?:<(?P<pri>\d{1,3})>)?(?P<ts>[A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2})\s+(?P<rest>.*)$"),
         _syslog,
     ),
-    _Style("us_datetime", re.compile(r"^(?P<ts>\d{1,2}/\d{1,2}/\d{4},? \d{1,2}:\d{2}:\d{2}(?: ?[AaPp][Mm])?)" + _REST), _us),
+    _Style("us_datetime", re.compile(r"^(?P<ts>\d{1,2}/\d{1,2}/\d{4}[,\s]+\d{1,2}:\d{2}:\d{2}(?: ?[AaPp][Mm])?)" + _REST), _us),
     _Style(
         "apache",
         re.compile(r"^\[(?P<ts>[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2}(?:\.\d+)? \d{4})\]" + _REST),
@@ -209,6 +213,8 @@ class HeaderDetector:
         tokens = rest.split(None, LEVEL_SEARCH_TOKENS)
         for index, token in enumerate(tokens[:LEVEL_SEARCH_TOKENS]):
             core = token.strip(_LEVEL_STRIP)
+            if "/" in core[1:]:  # open62541 "info/server", "warn/network": level and category
+                core, token = core.split("/", 1)[0], "[" + core
             # "ERROR", "Error", "[error]": a level; a lower-case bare "error" starts the message.
             marked = token[:1] in "[<(" or core.isupper() or core.istitle()
             level = self.levels.get(core.upper()) if marked else None
@@ -242,3 +248,49 @@ def continues_record(line: str, *, headers_seen: int, headerless_seen: int) -> b
     if is_trace_line(line):
         return True
     return headers_seen > headerless_seen
+
+
+# Windows events exported by ``wevtutil qe <log> /f:text``: a block per event, the time and level
+# in fields, the message after "Description:" (not indented).
+_BLOCK_START = re.compile(r"^Event\[\d+\]:\s*$")
+_BLOCK_FIELD = re.compile(r"^\s+([A-Za-z][A-Za-z ]*?):\s?(.*)$")
+
+
+def is_block_start(line: str) -> bool:
+    """The first line of a Windows event block (``Event[12]:``)."""
+    return bool(_BLOCK_START.match(line))
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRecord:
+    ts: datetime | None
+    level: str
+    message: str
+
+
+def read_block(text: str, detector: HeaderDetector) -> BlockRecord:
+    """A Windows event block -> time (``Date:``), level (``Level:``) and a message whose first
+    line is ``<Source> <Event ID>: <description>`` (what the template is mined on), followed by
+    the rest of the description and the fields."""
+    fields: dict[str, str] = {}
+    field_lines: list[str] = []
+    description: list[str] = []
+    in_description = False
+    for line in text.split("\n")[1:]:
+        match = None if in_description else _BLOCK_FIELD.match(line)
+        if match is None:
+            description.append(line.strip()) if in_description else field_lines.append(line)
+            continue
+        key, value = match.group(1).strip(), match.group(2).strip()
+        if key == "Description":
+            in_description = True
+            if value:
+                description.append(value)
+            continue
+        fields[key] = value
+        field_lines.append(line)
+    header = detector.detect(fields.get("Date", "")) if fields.get("Date") else None
+    level = detector.levels.get(fields.get("Level", "").upper(), "INFO")
+    words = " ".join(d for d in description if d) or text.split("\n", 1)[0]
+    first = f"{fields.get('Source', 'Event')} {fields.get('Event ID', '')}".strip() + ": " + words.split("\n")[0]
+    return BlockRecord(header.ts if header else None, level, "\n".join([first, *field_lines]))

@@ -29,7 +29,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -37,7 +37,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from connectors.base import Connector, utcnow
-from connectors.logheaders import HeaderDetector, continues_record, is_trace_line
+from connectors.logheaders import HeaderDetector, continues_record, is_block_start, is_trace_line, read_block
 from connectors.logtemplates import DEFAULT_MASKS, MinerSettings, TemplateMiner
 from connectors.paths import PathNotAllowed, confine
 from connectors.records import LogRecord
@@ -323,12 +323,20 @@ class TemplateTagger:
         with self._lock:
             return self.miner.template(template_id.removeprefix(self.id_prefix))
 
+    def summary(self) -> dict:
+        """Counters for the connector status: live templates, merged ids, dropped templates."""
+        with self._lock:
+            stats = self.miner.stats
+            return {"templates": len(self.miner.live_templates()), "merged_ids": stats.merged, "dropped_templates": stats.evicted}
+
     def checkpoint(self) -> bool:
         """Store the miner state if it changed since the last checkpoint; True if written."""
         with self._lock:
             if self.store is None or self.miner.revision == self._saved_revision:
                 return False
             state, revision = self.miner.state(), self.miner.revision
+            # For readers of the stored state (the dashboard): merged id -> the id it belongs to now.
+            state["aliases"] = {self.id_prefix + old: self.id_prefix + new for old, new in self.miner.aliases().items()}
         self.store.set(self.key, state)
         self._saved_revision = revision
         return True
@@ -342,6 +350,7 @@ class LogFileFollower(Connector):
     """Tail one log file into LogRecords, resuming from the offset store."""
 
     kind = "logfile"
+    max_line_bytes = 1 << 20  # memory per read stays bounded even for a line that never ends
 
     def __init__(
         self,
@@ -374,6 +383,7 @@ class LogFileFollower(Connector):
         self._last_header: tuple[str, datetime, str] | None = None  # (source, ts, level) of the record before
         self._headers_seen = 0  # lines with a detected header, and other headerless lines (not traces):
         self._headerless_seen = 0  # their ratio tells a wrapped message from a format we cannot read
+        self._in_block = False  # inside a Windows event block: every headerless line belongs to it
         self.lines_read = 0
 
     def run(self, stop: threading.Event) -> None:
@@ -465,67 +475,96 @@ class LogFileFollower(Connector):
             lines: list[tuple[int, bytes]] = []
             position = start
             while len(lines) < self.batch_lines:
-                line = handle.readline()
+                line = handle.readline(self.max_line_bytes)
                 if not line:
                     break
-                if not line.endswith(b"\n"):
+                if not line.endswith(b"\n") and len(line) < self.max_line_bytes:
                     handle.seek(position)  # a line still being written: take it next time
                     break
+                # (A line longer than max_line_bytes is taken in pieces; the pieces after the
+                # first have no header and join its record, which is cut at MAX_RECORD_CHARS.)
                 lines.append((position, line))
                 position = handle.tell()
             if not lines:
                 return total
             self._deliver(lines)
             self.tagger.checkpoint()  # before the offset: a repeated batch then meets the same ids
+            self.set_extra(**self.tagger.summary())
             self._store_offset(position)
             total += len(lines)
             self.lines_read += len(lines)
 
     def _deliver(self, lines: list[tuple[int, bytes]]) -> None:
-        """Lines -> records: a line with a header starts a record, a line without one continues
-        it (any such line when the header is detected; only indented ones with an explicit
-        pattern, whose other misses are quarantined)."""
-        pending: list[list] = []  # [source, ts, level, message] per record, tagged at the end
+        """Lines -> records: a line with a header starts a record; a line without one is placed by
+        :meth:`_place_headerless`. Records are tagged with their template once complete."""
+        pending: list[list] = []  # [source, ts, level, message] per record (ts None: a Windows event block)
         seen = 0
+        cut = False  # the previous piece was a line longer than max_line_bytes, cut short
         for offset, raw in lines:
             text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            if "\x00" in text:  # PostgreSQL text and JSON refuse NUL; a torn write leaves them
+                text = text.replace("\x00", "\ufffd")
+            if cut and pending:
+                pending[-1][3] = (pending[-1][3] + text)[:MAX_RECORD_CHARS]  # the rest of the same line
+                cut = not raw.endswith(b"\n")
+                continue
+            cut = not raw.endswith(b"\n")
             if not text.strip():
                 continue
             seen += 1
             try:
                 source, ts, level, message = self.parser.parse(text)
             except LineProblem as exc:
-                if self.parser.fmt.explicit:
-                    continues = text[:1].isspace()
-                else:
-                    continues = continues_record(text, headers_seen=self._headers_seen, headerless_seen=self._headerless_seen)
-                    if not is_trace_line(text):
-                        self._headerless_seen += 1
-                    if not continues:
-                        # A format without a header we know: the line is a record stamped when read.
-                        pending.append([self.parser.default_source, utcnow(), self.parser.detector.level_of(text), text])
-                        continue
-                if continues and pending:
-                    record = pending[-1]
-                    if len(record[3]) < MAX_RECORD_CHARS:
-                        record[3] = (record[3] + "\n" + text)[:MAX_RECORD_CHARS]
-                    continue
-                if continues and self._last_header is not None:
-                    # The record it belongs to went out with the previous batch: same source/time/level.
-                    pending.append([*self._last_header, text])
-                    continue
-                self.quarantine(f"{self.path}@{offset}", str(exc), text)
+                self._place_headerless(text, pending, origin=f"{self.path}@{offset}", problem=exc)
                 continue
             pending.append([source, ts, level, message])
             self._headers_seen += 1
+            self._in_block = False
             self._last_header = (source, ts, level)
         if seen:
             self.note_messages(seen)  # once per batch: the status lock is not taken per line
+        self.deliver_logs(self._records(pending), origin=str(self.path))
+
+    def _place_headerless(self, text: str, pending: list[list], *, origin: str, problem: LineProblem) -> None:
+        """A line without a header: the start of a Windows event block, a continuation of the
+        record before it, a record of its own (a header format we do not know), or quarantined
+        (an explicit pattern it does not match, not indented)."""
+        if self.parser.fmt.explicit:
+            continues = text[:1].isspace()
+        elif is_block_start(text):
+            self._in_block = True
+            self._headers_seen += 1
+            pending.append([self.parser.default_source, None, "INFO", text])  # time and level from its fields
+            return
+        elif self._in_block:
+            continues = True
+        else:
+            continues = continues_record(text, headers_seen=self._headers_seen, headerless_seen=self._headerless_seen)
+            if not is_trace_line(text):
+                self._headerless_seen += 1
+            if not continues:
+                pending.append([self.parser.default_source, utcnow(), self.parser.detector.level_of(text), text])
+                return
+        if continues and pending:
+            record = pending[-1]
+            if len(record[3]) < MAX_RECORD_CHARS:
+                record[3] = (record[3] + "\n" + text)[:MAX_RECORD_CHARS]
+        elif continues and self._last_header is not None:
+            # The record it belongs to went out with the previous batch: same source, time, level.
+            pending.append([*self._last_header, text])
+        else:
+            self.quarantine(origin, str(problem), text)
+
+    def _records(self, pending: list[list]) -> list[LogRecord]:
         records = []
         for source, ts, level, message in pending:
+            if ts is None:  # a Windows event block, complete now
+                block = read_block(message, self.parser.detector)
+                ts, level, message = block.ts or utcnow(), block.level, block.message
+                self._last_header = (source, ts, level)
             template_id, template, parameters = self.tagger.tag_record(message)
             records.append(LogRecord(source, ts, level, message, template_id, parameters, template))
-        self.deliver_logs(records, origin=str(self.path))
+        return records
 
     def _store_offset(self, offset: int) -> None:
         source_path = Path(self._handle.name)

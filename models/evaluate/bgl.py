@@ -531,7 +531,7 @@ def main(argv: list[str]) -> int:
     for name, part in (("fit", split_info["fit"]), ("scored", split_info["scored"])):
         print(f"{name}: {part['lines']} lines {part['first'][:10]}..{part['last'][:10]}, "
               f"{part['anomalies']} anomalies ({100 * part['anomaly_ratio']:.1f} %)")
-    print(f"Drain templates {split_info['drain_templates']}; scored lines whose template the fitting part never saw "
+    print(f"mined templates {split_info['drain_templates']}; scored lines whose template the fitting part never saw "
           f"{split_info['scored_lines_with_template_unseen_in_fit']}; harness {elapsed:.0f} s "
           f"(load average at start {load:.1f}, end {os.getloadavg()[0]:.1f})")
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,6 @@ import pytest
 
 from connectors.logs import (
     DEFAULT_PATTERN,
-    JsonMinerStateStore,
     JsonOffsetStore,
     LogFileFollower,
     LogLineFormat,
@@ -204,3 +203,76 @@ def test_a_restarted_follower_gives_known_lines_their_old_template_ids(tmp_path)
         by_kind.setdefault(record.message.split()[0], set()).add(record.template_id)
     assert by_kind == {"valve": {"plc:1"}, "pump": {"plc:2"}, "drive": {"plc:3"}}
     assert sink.logs[-1].template == "valve <*> stuck"
+
+
+WEVTUTIL = """Event[0]:
+  Log Name: System
+  Source: Service Control Manager
+  Date: 2026-12-06T10:00:00.123
+  Event ID: 7036
+  Task: N/A
+  Level: Information
+  Computer: SCADA-01
+  Description: 
+The OPC UA Server service entered the running state.
+Event[1]:
+  Log Name: System
+  Source: Service Control Manager
+  Date: 2026-12-06T10:05:00.000
+  Event ID: 7031
+  Task: N/A
+  Level: Error
+  Computer: SCADA-01
+  Description: 
+The OPC UA Server service terminated unexpectedly.
+It has done this 2 time(s).
+Event[2]:
+  Log Name: System
+  Source: Service Control Manager
+  Date: 2026-12-06T10:06:00.000
+  Event ID: 7036
+  Task: N/A
+  Level: Information
+  Computer: SCADA-01
+  Description: 
+The OPC UA Server service entered the running state.
+"""
+
+
+def test_windows_event_blocks_are_one_record_each_with_their_date_level_and_description(tmp_path):
+    path = tmp_path / "system.txt"
+    path.write_text(WEVTUTIL)
+    sink = MemorySink()
+    reader = follower(path, MemoryOffsetStore(), sink)
+    reader.read_available()
+    assert reader.status().rejected == 0
+    first, error, third = sink.logs
+    assert [r.ts for r in sink.logs] == [
+        datetime(2026, 12, 6, 10, 0, 0, 123000, tzinfo=timezone.utc),
+        datetime(2026, 12, 6, 10, 5, tzinfo=timezone.utc),
+        datetime(2026, 12, 6, 10, 6, tzinfo=timezone.utc),
+    ]
+    assert [r.level for r in sink.logs] == ["INFO", "ERROR", "INFO"]
+    assert error.message.startswith("Service Control Manager 7031: The OPC UA Server service terminated unexpectedly. It has done this 2 time(s).\n")
+    assert "  Computer: SCADA-01" in error.message
+    assert first.template_id == third.template_id != error.template_id
+    assert reader.status().extra == {"templates": 2, "merged_ids": 0, "dropped_templates": 0}
+
+
+def test_nul_bytes_from_a_torn_write_are_replaced(tmp_path):
+    path = tmp_path / "app.log"
+    path.write_bytes(line(1, "INFO", "pump\x00\x00 started").encode())
+    sink = MemorySink()
+    follower(path, MemoryOffsetStore(), sink).read_available()
+    assert messages(sink) == ["pump\ufffd\ufffd started"]
+
+
+def test_an_endless_line_is_read_in_bounded_pieces_that_join_one_record(tmp_path):
+    path = tmp_path / "app.log"
+    path.write_text(line(1, "ERROR", "dump " + "x" * 5000) + line(2))
+    sink = MemorySink()
+    reader = follower(path, MemoryOffsetStore(), sink)
+    reader.max_line_bytes = 1000
+    reader.read_available()
+    assert len(sink.logs) == 2
+    assert sink.logs[0].message.replace("\n", "") == "dump " + "x" * 5000

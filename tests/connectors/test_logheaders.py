@@ -71,3 +71,25 @@ def test_a_level_before_the_time_is_read_too():
 )
 def test_digits_only_dates_with_short_fields(line, ts):
     assert HeaderDetector().detect(line).ts == ts
+
+
+@pytest.mark.parametrize(
+    ("line", "ts", "level", "message"),
+    [
+        (  # open62541, an OPC UA server
+            "[2024-05-01 10:00:00.123 (UTC+0200)] warn/network\tConnection 5 | Closed",
+            datetime(2024, 5, 1, 8, 0, 0, 123000, UTC),
+            "WARNING",
+            "Connection 5 | Closed",
+        ),
+        (  # KEPServerEX event log export: tab between date and time
+            "5/1/2024\t10:00:00 AM\tKEPServerEX\\Runtime\tDevice 'PLC1' is not responding.",
+            datetime(2024, 5, 1, 10, tzinfo=UTC),
+            "INFO",
+            "KEPServerEX\\Runtime\tDevice 'PLC1' is not responding.",
+        ),
+    ],
+)
+def test_opc_server_logs(line, ts, level, message):
+    header = HeaderDetector().detect(line)
+    assert (header.ts, header.level, header.message) == (ts, level, message)

@@ -120,3 +120,15 @@ def test_bad_settings_and_states_are_refused():
         TemplateMiner.from_state({"version": 99})
     with pytest.raises(ValueError, match="malformed"):
         TemplateMiner.from_state({"version": 1, "next_id": 2, "templates": [[1, ["a"]]]})
+
+
+def test_very_long_lines_are_mined_on_a_bounded_number_of_tokens():
+    from connectors.logtemplates import MAX_TOKENS
+
+    miner = TemplateMiner()
+    words = " ".join(f"w{i}x" for i in range(500))
+    a = miner.add("dump begins " + words)
+    b = miner.add("dump begins " + words.replace("w499x", "zzz"))
+    assert a.template_id == b.template_id
+    assert len(miner.template(a.template_id).split()) == MAX_TOKENS
+    assert b.parameters[-1].endswith("zzz") and len(miner._buckets) == 0

@@ -90,3 +90,35 @@ def test_after_a_restart_the_connector_continues_with_the_same_template_ids(plan
     scan = LogEvent.objects.filter(message__startswith="PumpControl\t1000")
     assert scan.count() == 24 and set(scan.values_list("template_id", flat=True)) == {"wevt-p101:1"}
     assert set(LogEvent.objects.filter(level="ERROR").values_list("template_id", flat=True)) == {"wevt-p101:3"}
+
+
+def test_templates_merged_by_the_miner_count_as_one_on_the_equipment_page(client, plant, api_user, tmp_path):
+    from phm.telemetry.models import LogEvent
+
+    now = timezone.now().replace(microsecond=0)
+    path = tmp_path / "pumpd.log"
+    words = ["startup", "shutdown", "startup", "restart", "shutdown"]
+    path.write_text("".join(f"{(now - timedelta(minutes=9 - i)).isoformat()} INFO service pump {w} succeeded\n" for i, w in enumerate(words)))
+    run_connector(path, name="pumpd")
+    # Stored as mined: "startup" -> :1, "shutdown" -> :2; the third word merged :2 into :1.
+    assert list(LogEvent.objects.order_by("ts").values_list("template_id", flat=True)) == ["pumpd:1", "pumpd:2", "pumpd:1", "pumpd:1", "pumpd:1"]
+    client.force_login(api_user)
+    page = client.get("/equipment/P-101/?range=1h").content.decode()
+    table = page[page.index('data-testid="log-templates"') :]
+    rows = re.findall(r"<tr><td>(\d+)</td><td>([^<]+)</td>\s*<td><code>([^<]+)</code>", table)
+    assert rows == [("5", "INFO 5", "service pump &lt;*&gt; succeeded")], table[:1200]
+
+
+def test_the_supervisor_builds_log_connectors_that_keep_their_miner_state_in_the_database(plant, tmp_path, settings):
+    from phm.sources.models import ConnectorDefinition, LogMinerState
+    from phm.sources.services import build_supervisor
+
+    settings.DATA_ROOT = str(tmp_path)
+    path = tmp_path / "PumpControl.txt"
+    path.write_text(event_viewer_export(timezone.now().replace(microsecond=0)))
+    definition = ConnectorDefinition.objects.create(name="wevt", kind="logfile", config={"path": str(path), "source": "P-101"})
+    supervisor, _ = build_supervisor([definition])
+    (connector,) = supervisor.connectors
+    connector.read_available()
+    state = LogMinerState.objects.get(key="logfile:wevt").state
+    assert len(state["templates"]) == 3 and state["aliases"] == {}
