@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.exceptions import ParseError, ValidationError
@@ -81,7 +82,8 @@ class AskStreamView(APIView):
 
     parser_classes = [SafeJSONParser]
 
-    @extend_schema(request=AskSerializer, responses={(200, "text/event-stream"): str})
+    # Each SSE event is an object (event name + JSON data), not one string: that is what clients parse.
+    @extend_schema(request=AskSerializer, responses={(200, "text/event-stream"): OpenApiTypes.OBJECT})
     def post(self, request: Request) -> StreamingHttpResponse:
         context = _prepare(request)
 
