@@ -262,6 +262,8 @@ PHM_API_MAX_BATCH = int(os.environ.get("PHM_API_MAX_BATCH", 50_000))
 PHM_LOG_MAX_MESSAGE_CHARS = int(os.environ.get("PHM_LOG_MAX_MESSAGE_CHARS", 16_384))
 #: Deepest nesting accepted in a JSON body (no payload of this API needs more than a few levels).
 PHM_API_MAX_JSON_DEPTH = int(os.environ.get("PHM_API_MAX_JSON_DEPTH", 32))
+#: Longest alarm shelve (seconds).
+PHM_ALARM_MAX_SHELVE_S = float(os.environ.get("PHM_ALARM_MAX_SHELVE_S", 24 * 3600))
 #: Most rows one page of a list endpoint returns (``?limit=`` above it is a 400).
 PHM_API_MAX_PAGE = int(os.environ.get("PHM_API_MAX_PAGE", 1000))
 
