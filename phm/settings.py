@@ -162,7 +162,8 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 # Upload limits per kind (phm/uploads.py; README "Security and limits").
 MIB = 1024 * 1024
 PHM_UPLOAD_MAX_HISTORIAN_BYTES = int(os.environ.get("PHM_UPLOAD_MAX_HISTORIAN_BYTES", 256 * MIB))
-PHM_UPLOAD_MAX_DECODED_BYTES = int(os.environ.get("PHM_UPLOAD_MAX_DECODED_BYTES", 1024 * MIB))
+# The worker holds one decoded array at a time in memory: 256 MiB is 32 million float64 samples.
+PHM_UPLOAD_MAX_DECODED_BYTES = int(os.environ.get("PHM_UPLOAD_MAX_DECODED_BYTES", 256 * MIB))
 PHM_KB_MAX_UPLOAD_BYTES = int(os.environ.get("PHM_KB_MAX_UPLOAD_BYTES", 20 * MIB))
 PHM_KB_MAX_PAGES = int(os.environ.get("PHM_KB_MAX_PAGES", 2000))
 PHM_KB_MAX_TEXT_CHARS = int(os.environ.get("PHM_KB_MAX_TEXT_CHARS", 4_000_000))
