@@ -43,3 +43,15 @@ def cooloff_for_request(request) -> timedelta:
     if request is None:
         return lockout_cooloff(failures=0)
     return lockout_cooloff(failures=_failures_for(request))
+
+
+def client_address(request) -> str:
+    """``AXES_CLIENT_IP_CALLABLE``: the client's address. Behind ``PHM_PROXY_COUNT`` reverse
+    proxies that append to X-Forwarded-For, the entry that many places from the right (the
+    address the outermost proxy saw); otherwise REMOTE_ADDR. Entries further left are set by the
+    client and cannot be trusted."""
+    proxies = settings.PHM_PROXY_COUNT
+    forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+    if proxies > 0 and len(forwarded) >= proxies:
+        return forwarded[-proxies]
+    return request.META.get("REMOTE_ADDR", "")

@@ -191,7 +191,8 @@ AXES_FAILURE_LIMIT = int(os.environ.get("PHM_LOGIN_FAILURE_LIMIT", 5))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_COOLOFF_TIME = "phm.login_lockout.cooloff_for_request"
 AXES_RESET_ON_SUCCESS = True
-AXES_IPWARE_PROXY_COUNT = int(os.environ.get("PHM_PROXY_COUNT", 0))  # proxies in front that append X-Forwarded-For
+PHM_PROXY_COUNT = int(os.environ.get("PHM_PROXY_COUNT", 0))  # reverse proxies in front that append X-Forwarded-For
+AXES_CLIENT_IP_CALLABLE = "phm.login_lockout.client_address"
 AXES_LOCKOUT_PARAMETERS_HTTP_STATUS = 429
 PHM_LOGIN_LOCKOUT_BASE_S = int(os.environ.get("PHM_LOGIN_LOCKOUT_BASE_S", 60))
 PHM_LOGIN_LOCKOUT_MAX_S = int(os.environ.get("PHM_LOGIN_LOCKOUT_MAX_S", 3600))
@@ -244,6 +245,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "phm.api.errors.exception_handler",
     # Rates from PHM_API_RATE / PHM_API_ANON_RATE (phm/api/throttling.py)
     "DEFAULT_THROTTLE_CLASSES": ["phm.api.throttling.TokenRateThrottle", "phm.api.throttling.AnonymousRateThrottle"],
+    "NUM_PROXIES": int(os.environ.get("PHM_PROXY_COUNT", 0)) or None,  # the anonymous rate's address behind proxies
 }
 PHM_API_RATE = os.environ.get("PHM_API_RATE", "1200/min")
 PHM_API_ANON_RATE = os.environ.get("PHM_API_ANON_RATE", "60/min")

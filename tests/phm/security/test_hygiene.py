@@ -71,6 +71,16 @@ def test_lockout_backs_off_with_more_failures(settings, rf):
     assert [lockout_cooloff(failures=n).total_seconds() for n in (5, 6, 7, 20)] == [60, 120, 240, 3600]
 
 
+def test_client_address_behind_a_proxy_is_the_one_the_proxy_saw(settings, rf):
+    from phm.login_lockout import client_address
+
+    request = rf.post("/accounts/login/", REMOTE_ADDR="10.9.9.9", HTTP_X_FORWARDED_FOR="1.2.3.4, 203.0.113.7")
+    settings.PHM_PROXY_COUNT = 0
+    assert client_address(request) == "10.9.9.9"
+    settings.PHM_PROXY_COUNT = 1
+    assert client_address(request) == "203.0.113.7"  # not the client-chosen 1.2.3.4
+
+
 # --- API throttling ---------------------------------------------------------------------------
 
 
