@@ -18,12 +18,14 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE as CSP_NONCE
 
 from phm.env import env_bool, env_list
+from phm.files import private_folder
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-DATA_ROOT = Path(os.environ.get("PHM_DATA_ROOT", BASE_DIR / "var"))
-DATA_ROOT.mkdir(parents=True, exist_ok=True)
+# Owner-only (0700): secret key, database, uploads, queue. phm/files.py
+DATA_ROOT = private_folder(Path(os.environ.get("PHM_DATA_ROOT", BASE_DIR / "var")))
 
 
 def _secret_key() -> str:
@@ -53,6 +55,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI files from the installed package, not a CDN
+    "axes",  # login throttling: phm/login_lockout.py
     "phm.assets",
     "phm.telemetry",
     "phm.sources",
@@ -77,6 +81,14 @@ MIDDLEWARE = [
     "phm.dashboard.middleware.PageRoleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: refuses a locked-out login before the view runs.
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "phm.urls"
@@ -153,7 +165,8 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 # Upload limits per kind (phm/uploads.py; README "Security and limits").
 MIB = 1024 * 1024
 PHM_UPLOAD_MAX_HISTORIAN_BYTES = int(os.environ.get("PHM_UPLOAD_MAX_HISTORIAN_BYTES", 256 * MIB))
-PHM_UPLOAD_MAX_DECODED_BYTES = int(os.environ.get("PHM_UPLOAD_MAX_DECODED_BYTES", 1024 * MIB))
+# The worker holds one decoded array at a time in memory: 256 MiB is 32 million float64 samples.
+PHM_UPLOAD_MAX_DECODED_BYTES = int(os.environ.get("PHM_UPLOAD_MAX_DECODED_BYTES", 256 * MIB))
 PHM_KB_MAX_UPLOAD_BYTES = int(os.environ.get("PHM_KB_MAX_UPLOAD_BYTES", 20 * MIB))
 PHM_KB_MAX_PAGES = int(os.environ.get("PHM_KB_MAX_PAGES", 2000))
 PHM_KB_MAX_TEXT_CHARS = int(os.environ.get("PHM_KB_MAX_TEXT_CHARS", 4_000_000))
@@ -161,6 +174,52 @@ PHM_KB_MAX_CHUNKS = int(os.environ.get("PHM_KB_MAX_CHUNKS", 10_000))
 PHM_MAX_REQUEST_BYTES = int(
     os.environ.get("PHM_MAX_REQUEST_BYTES", max(PHM_UPLOAD_MAX_HISTORIAN_BYTES, PHM_KB_MAX_UPLOAD_BYTES, DATA_UPLOAD_MAX_MEMORY_SIZE) + MIB)
 )
+
+# --- security -----------------------------------------------------------------------------------
+# README "Security and limits". PHM_HTTPS=1 when the site is served over HTTPS (directly or
+# behind a proxy that sets X-Forwarded-Proto): cookies only over HTTPS, HSTS.
+HTTPS = env_bool("PHM_HTTPS", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = int(os.environ.get("PHM_HSTS_SECONDS", 365 * 24 * 3600)) if HTTPS else 0
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
+SECURE_SSL_REDIRECT = HTTPS and env_bool("PHM_HTTPS_REDIRECT", False)
+SESSION_COOKIE_AGE = int(os.environ.get("PHM_SESSION_AGE", 12 * 3600))  # a shift, not Django's two weeks
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+
+# Login lockout (django-axes): per username and per address, back-off doubling past the limit.
+AXES_ENABLED = env_bool("PHM_LOGIN_LOCKOUT", True)
+AXES_FAILURE_LIMIT = int(os.environ.get("PHM_LOGIN_FAILURE_LIMIT", 5))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_COOLOFF_TIME = "phm.login_lockout.cooloff_for_request"
+AXES_RESET_ON_SUCCESS = True
+PHM_PROXY_COUNT = int(os.environ.get("PHM_PROXY_COUNT", 0))  # reverse proxies in front that append X-Forwarded-For
+AXES_CLIENT_IP_CALLABLE = "phm.login_lockout.client_address"
+AXES_LOCKOUT_PARAMETERS_HTTP_STATUS = 429
+PHM_LOGIN_LOCKOUT_BASE_S = int(os.environ.get("PHM_LOGIN_LOCKOUT_BASE_S", 60))
+PHM_LOGIN_LOCKOUT_MAX_S = int(os.environ.get("PHM_LOGIN_LOCKOUT_MAX_S", 3600))
+
+# Content-Security-Policy (django-csp): scripts only from this site or carrying the per-response
+# nonce (Plotly's inline chart scripts and the chat page get it); inline styles are allowed.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", CSP_NONCE],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+
+# Cache for throttle counters: per process by default; PHM_CACHE_URL=redis://... shares it.
+if (cache_url := os.environ.get("PHM_CACHE_URL", "")).startswith(("redis://", "rediss://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": cache_url}}
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
@@ -187,18 +246,30 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "phm.api.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "phm.api.errors.exception_handler",
+    # Rates from PHM_API_RATE / PHM_API_ANON_RATE (phm/api/throttling.py)
+    "DEFAULT_THROTTLE_CLASSES": ["phm.api.throttling.TokenRateThrottle", "phm.api.throttling.AnonymousRateThrottle"],
+    "NUM_PROXIES": int(os.environ.get("PHM_PROXY_COUNT", 0)) or None,  # the anonymous rate's address behind proxies
 }
+PHM_API_RATE = os.environ.get("PHM_API_RATE", "1200/min")
+PHM_API_ANON_RATE = os.environ.get("PHM_API_ANON_RATE", "60/min")
 SPECTACULAR_SETTINGS = {
     "TITLE": "PHM platform API",
     "DESCRIPTION": "Telemetry ingestion, asset hierarchy, analytics and alarms.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from drf-spectacular-sidecar (an offline plant has no CDN); the split view serves
+    # its script as a file, so the CSP needs no inline script for it.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 PHM_API_MAX_BATCH = int(os.environ.get("PHM_API_MAX_BATCH", 50_000))
 #: Longest log message stored (characters); longer ones are rejected by index, with the limit named.
 PHM_LOG_MAX_MESSAGE_CHARS = int(os.environ.get("PHM_LOG_MAX_MESSAGE_CHARS", 16_384))
 #: Deepest nesting accepted in a JSON body (no payload of this API needs more than a few levels).
 PHM_API_MAX_JSON_DEPTH = int(os.environ.get("PHM_API_MAX_JSON_DEPTH", 32))
+#: Longest alarm shelve (seconds).
+PHM_ALARM_MAX_SHELVE_S = float(os.environ.get("PHM_ALARM_MAX_SHELVE_S", 24 * 3600))
 #: Most rows one page of a list endpoint returns (``?limit=`` above it is a 400).
 PHM_API_MAX_PAGE = int(os.environ.get("PHM_API_MAX_PAGE", 1000))
 

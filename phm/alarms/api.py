@@ -9,7 +9,7 @@ from django.db import transaction
 from django.http import Http404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, ValidationError
@@ -96,7 +96,18 @@ class AlarmViewSet(viewsets.ReadOnlyModelViewSet):
         alarm = _call(services.unshelve, alarm_id=_int_pk(pk), user=request.user, comment=body.validated_data["comment"])
         return self._respond(alarm)
 
-    @extend_schema(parameters=[OpenApiParameter("start", str), OpenApiParameter("end", str)])
+    @extend_schema(
+        parameters=[OpenApiParameter("start", OpenApiTypes.DATETIME), OpenApiParameter("end", OpenApiTypes.DATETIME)],
+        responses=inline_serializer("AlarmStatistics", {
+            "start": serializers.DateTimeField(), "end": serializers.DateTimeField(), "windows": serializers.IntegerField(),
+            "window_minutes": serializers.IntegerField(), "flood_limit": serializers.IntegerField(),
+            # per operator position ("site/area"): a map from position to number
+            "average_per_10min": serializers.DictField(child=serializers.FloatField()),
+            "peak_per_10min": serializers.DictField(child=serializers.IntegerField()),
+            "percent_time_in_flood": serializers.DictField(child=serializers.FloatField()),
+            "top_sources": serializers.ListField(child=serializers.DictField()),
+        }),
+    )
     @action(detail=False, methods=["get"])
     def statistics(self, request: Request) -> Response:
         """Alarm flood statistics: annunciations per operator position (site/area) per 10 minutes."""

@@ -28,7 +28,7 @@ class AlarmTransitionSerializer(serializers.ModelSerializer):
 class AlarmSerializer(serializers.ModelSerializer):
     equipment = serializers.SerializerMethodField()
     severity_band = serializers.CharField(source="band", read_only=True)
-    acknowledged_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    acknowledged_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = Alarm

@@ -302,9 +302,11 @@ def shelve_duration(amount: object, *, unit: str = "seconds") -> timedelta:
     limit_s = max_shelve().total_seconds()
     if not math.isfinite(number):
         raise InvalidRequest(f"shelve duration must be a finite number of {unit}, got {number}")
+    if number <= 0:
+        raise InvalidRequest(f"shelve duration must be positive, got {number:g} {unit} (the shelve would already have expired)")
     if number * per_unit > limit_s:
         raise InvalidRequest(f"shelve duration {number:g} {unit} exceeds the limit of {limit_s / per_unit:g} {unit} (PHM_ALARM_MAX_SHELVE_S)")
-    return timedelta(seconds=number * per_unit)  # zero or negative: shelve() says why that is refused
+    return timedelta(seconds=number * per_unit)
 
 
 def shelve(*, alarm_id: int, user=None, duration: timedelta, comment: str, now: datetime | None = None, using: str = "default") -> Alarm:

@@ -3,6 +3,7 @@ charts), alarm console, assistant chat, models, connectors. Every view checks th
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import plotly.graph_objects as go
@@ -58,17 +59,26 @@ def equipment_detail(request: HttpRequest, tag: str) -> HttpResponse:
     charts = []
     for sensor in equipment.sensors.filter(enabled=True):
         series = sensor_series(sensor=sensor, start=start, end=end, max_points=CHART_POINTS)
-        charts.append({"sensor": sensor, "html": _sensor_chart(series, alarms, start, end), "points": len(series.points)})
+        charts.append({"sensor": sensor, "html": with_csp_nonce(_sensor_chart(series, alarms, start, end), request), "points": len(series.points)})
     bands = selectors.score_bands(equipment=equipment, start=start, end=end, max_points=CHART_POINTS)
     context = {
         "equipment": equipment, "charts": charts, "range_key": range_key, "ranges": list(RANGES),
-        "score_chart": _score_chart(bands, alarms, start, end) if bands else "", "alarms": alarms,
+        "score_chart": with_csp_nonce(_score_chart(bands, alarms, start, end), request) if bands else "", "alarms": alarms,
         "templates": selectors.log_template_counts(equipment=equipment, start=start, end=end)[:30],
         "logs": selectors.recent_logs(equipment=equipment, limit=30),
         "images": selectors.latest_images(equipment=equipment),
         "dv": selectors.diagnosis_view(selectors.latest_diagnosis(equipment=equipment)),
     }
     return render(request, "dashboard/equipment.html", context)
+
+
+_INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)")
+
+
+def with_csp_nonce(html: str, request: HttpRequest) -> str:
+    """Plotly writes each chart's inline ``<script>``; give it this response's CSP nonce so the
+    policy can forbid every other inline script."""
+    return _INLINE_SCRIPT.sub(f'<script nonce="{request.csp_nonce}"', html)
 
 
 def _alarm_markers(figure: go.Figure, alarms: list[Alarm]) -> None:

@@ -47,3 +47,13 @@ def operator_api(operator) -> APIClient:
 def operator_page(client, operator):
     client.force_login(operator)
     return client
+
+
+@pytest.fixture
+def tiny_model(monkeypatch):
+    """The assistant's tiny real model (as in tests/phm/assistant), so /assistant/ask answers fast."""
+    from models import answering
+    from tests.phm.assistant.helpers import tiny_language_model
+
+    monkeypatch.setattr(answering, "_model", tiny_language_model())
+    monkeypatch.setattr(answering, "DEFAULT_MAX_NEW_TOKENS", 8)
