@@ -98,3 +98,20 @@ def test_invalid_faults_are_refused():
         ScheduledFault("P-101", "cavitation", START, START)
     with pytest.raises(KeyError, match="no equipment"):
         PlantSimulator(faults=[ScheduledFault("X-1", "cavitation", START, START + HOUR)])
+
+
+def test_a_fault_ramp_sets_how_fast_it_reaches_full_severity():
+    from datetime import UTC, datetime, timedelta
+
+    import numpy as np
+
+    from connectors.simulator import ScheduledFault
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    fast = ScheduledFault("P-101", "cavitation", start, start + timedelta(hours=2), 1.2, ramp_s=600)
+    slow = ScheduledFault("P-101", "cavitation", start, start + timedelta(hours=2), 1.2)
+    at = np.array([start.timestamp() + 600, start.timestamp() + 7199, start.timestamp() + 7200])
+    assert fast.profile(at).tolist() == [1.2, 1.2, 0.0]
+    assert 0 < slow.profile(at)[0] < 0.2 and slow.profile(at)[1] == 1.2
+    with pytest.raises(ValueError, match="ramp_s"):
+        ScheduledFault("P-101", "cavitation", start, start + timedelta(hours=2), ramp_s=0)
