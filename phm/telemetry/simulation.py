@@ -67,11 +67,8 @@ def backfill_bulk(
     value) bulk-inserted chunk by chunk, each chunk with its roll-ups in one transaction, the latest
     values and log lines through the ingestion services. The same signals as :func:`backfill` in
     distribution (each chunk draws its own noise), for trials and benchmarks over many days."""
-    from django.db import transaction
-
     from phm.assets.models import Sensor
-    from phm.telemetry.rollups import refresh_rollups
-    from phm.telemetry.services import _advance_latest, _insert_rows, ingest_logs
+    from phm.telemetry.services import ingest_logs
 
     ids = dict(Sensor.objects.using(using).filter(equipment__tag__in=[e.tag for e in plant.equipment]).values_list("tag", "pk"))
     simulator = PlantSimulator(plant, seed=seed, faults=scheduled_faults(plant=plant))
@@ -93,15 +90,32 @@ def backfill_bulk(
                 parts.append(block)
                 if len(block):
                     newest[sensor_id] = tuple(block[-1])  # frames are in time order
-        rows = [tuple(row) for part in parts for row in part.tolist()]
-        with transaction.atomic(using=using):
-            readings += _insert_rows(rows, using=using)
-            refresh_rollups(rows, all_new=True, using=using)
+        readings += _write_rows([tuple(row) for part in parts for row in part.tolist()], using=using)
         if chunk_logs:
             logs += ingest_logs(records=chunk_logs, channel="simulator", using=using).accepted
         cursor = chunk_end
-    _advance_latest(list(newest.values()), using=using)
+    _write_latest(list(newest.values()), using=using)
     return readings, logs
+
+
+def _write_rows(rows: list[tuple[int, int, float, int]], *, using: str) -> int:
+    """Readings and their roll-ups in one transaction, as ingestion writes them (the one place
+    :func:`backfill_bulk` touches the readings storage)."""
+    from django.db import transaction
+
+    from phm.telemetry.rollups import refresh_rollups
+    from phm.telemetry.services import _insert_rows
+
+    with transaction.atomic(using=using):
+        inserted = _insert_rows(rows, using=using)
+        refresh_rollups(rows, all_new=True, using=using)
+    return inserted
+
+
+def _write_latest(rows: list[tuple[int, int, float, int]], *, using: str) -> None:
+    from phm.telemetry.services import _advance_latest
+
+    _advance_latest(rows, using=using)
 
 
 def schedule_demo_history(*, now: datetime, hours: float, plant: PlantDef = DEMO_PLANT) -> list[FaultInjection]:
