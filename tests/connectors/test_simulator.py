@@ -115,3 +115,17 @@ def test_a_fault_ramp_sets_how_fast_it_reaches_full_severity():
     assert 0 < slow.profile(at)[0] < 0.2 and slow.profile(at)[1] == 1.2
     with pytest.raises(ValueError, match="ramp_s"):
         ScheduledFault("P-101", "cavitation", start, start + timedelta(hours=2), ramp_s=0)
+
+
+def test_a_stuck_sensor_stays_frozen_when_another_stuck_fault_of_it_is_scheduled_later():
+    from datetime import UTC, datetime, timedelta
+
+    from connectors.simulator import DEMO_PLANT, PlantSimulator, ScheduledFault
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    now = ScheduledFault("P-101", "stuck_sensor", start + timedelta(minutes=5), start + timedelta(minutes=40), sensor="FLOW")
+    later = ScheduledFault("P-101", "stuck_sensor", start + timedelta(hours=5), start + timedelta(hours=6), sensor="FLOW")
+    frames, _ = PlantSimulator(DEMO_PLANT, seed=1, faults=[now, later]).sample_frames(start, start + timedelta(hours=1), equipment=["P-101"])
+    flow = frames["P-101"]["FLOW"]
+    stuck = flow[(flow.index >= now.start) & (flow.index < now.end)]
+    assert stuck.nunique() == 1 and flow[flow.index >= now.end].nunique() > 100
