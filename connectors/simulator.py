@@ -414,6 +414,7 @@ class PlantSimulator:
 
     def _apply_sensor_faults(self, equipment: EquipmentDef, t_s: np.ndarray, signals: dict[str, np.ndarray]) -> None:
         state = self._states[equipment.tag]
+        stuck_now: set[str] = set()
         for fault in self.faults:
             if fault.equipment != equipment.tag or fault.kind not in {"sensor_drift", "stuck_sensor"}:
                 continue
@@ -422,7 +423,6 @@ class PlantSimulator:
                 continue
             active = (t_s >= fault.start.timestamp()) & (t_s < fault.end.timestamp())
             if not active.any():
-                state.frozen.pop(measure, None)
                 continue
             if fault.kind == "sensor_drift":
                 # Walks away linearly: ~3 units per hour at severity 1.
@@ -432,6 +432,12 @@ class PlantSimulator:
                 first = int(np.argmax(active))
                 frozen = state.frozen.setdefault(measure, float(signals[measure][max(first - 1, 0)]))
                 signals[measure] = np.where(active, frozen, signals[measure])
+                stuck_now.add(measure)
+        # A sensor unfreezes when no stuck fault holds it in this chunk. (Forgetting the value
+        # whenever *some* stuck fault of that sensor was inactive made a stuck sensor with another,
+        # later stuck fault scheduled jump to a new value every chunk.)
+        for measure in [m for m in state.frozen if m not in stuck_now]:
+            del state.frozen[measure]
 
     # --- controller logs -------------------------------------------------------------------
 

@@ -49,11 +49,12 @@ step's score is the larger of the model's and the constant channels'. A frame of
 only needs no model at all. Step, sparse (mostly zero) and integer-valued channels go through the
 model like any other (their robust scales fall back to the standard deviation when the MAD is 0).
 
-Stuck channels: with ``stuck_steps > 0`` a channel that varied in training but repeats the same value
-for longer than ``max(stuck_steps, 2 x its longest repeat in training)`` steps scores that run length
-over the limit (1.0 = the threshold): a frozen transmitter whose last value is plausible is
-invisible to a model of values. Off by default (0); the score needs a frame reaching that far back
-(a scoring context of at least ``stuck_steps`` steps).
+Stuck channels: with ``stuck_s > 0`` a channel that varied in training but has held one value for
+longer than ``max(stuck_s, 2 x its longest hold in training)`` seconds scores that hold over the
+limit (1.0 = the threshold): a frozen transmitter whose last value is plausible is invisible to a
+model of values. Seconds, not steps, so a slowly sampled channel (or a grid with gaps) gets the same
+limit in time. Off by default (0); the score needs a frame reaching that far back (a scoring context
+of at least ``stuck_s``).
 
 Several recordings of the same equipment: ``fit([df1, df2, ...])`` trains one model on all of them
 (each standardised by its own statistics); ``recalibrate(train_df)`` then returns a detector that
@@ -126,8 +127,8 @@ class DetectorParams:
     z_threshold: float = 3.0
     # constant channels: relative spread below which a channel counts as constant (see docstring)
     flat_tolerance: float = 1e-6
-    # stuck channels: repeats of one value longer than this many steps (0 = off, see docstring)
-    stuck_steps: int = 0
+    # stuck channels: one value held longer than this many seconds (0 = off, see docstring)
+    stuck_s: float = 0.0
 
     @classmethod
     def for_method(cls, method: str, **overrides: object) -> "DetectorParams":
@@ -196,7 +197,7 @@ class AnomalyDetector:
         self.params = DetectorParams.for_method(method, **params)
         self.columns: list[str] | None = None
         self.constant_columns: dict[str, float] = {}  # flat in training: column -> its constant
-        self.stuck_limits: dict[str, int] = {}  # column -> longest repeat of one value still normal
+        self.stuck_limits: dict[str, float] = {}  # column -> longest hold of one value still normal (s)
         self.standardizer: Standardizer | None = None
         self.calibration: Calibration | None = None
         self.model: object | None = None
@@ -221,7 +222,7 @@ class AnomalyDetector:
         self.constant_columns = constant_channels(np.concatenate(raw), self.columns, self.params.flat_tolerance)
         keep = self._model_column_indices()
         raw = [values[:, keep] for values in raw]
-        self.stuck_limits = stuck_limits(raw, self.model_columns, self.params.stuck_steps)
+        self.stuck_limits = stuck_limits(raw, [_seconds(f.index) for f in frames], self.model_columns, self.params.stuck_s)
         self.standardizer = Standardizer.fit(np.concatenate(raw))
         if not keep:  # only constant channels: their deviation is the whole score
             self.model, self.calibration = None, Calibration(threshold=1.0)
@@ -245,7 +246,7 @@ class AnomalyDetector:
         }
         values = everything[:, self._model_column_indices()]
         clone.standardizer = Standardizer.fit(values)
-        clone.stuck_limits = stuck_limits([values], self.model_columns, self.params.stuck_steps)
+        clone.stuck_limits = stuck_limits([values], [_seconds(train_frame.index)], self.model_columns, self.params.stuck_s)
         if self.model_columns:
             clone.calibration = clone._calibrate([clone.standardizer.transform(values)])
         return clone
@@ -403,13 +404,13 @@ class AnomalyDetector:
         return _smooth(np.max(np.abs(values - constants) / tolerance, axis=1), self.params.smooth)
 
     def stuck_scores(self, df: pd.DataFrame) -> np.ndarray:
-        """Largest run of one repeated value ending at each step over its channel's limit (1.0 = the
-        threshold); zeros when the check is off."""
+        """Largest time a channel has held one value at each step, over its channel's limit (1.0 =
+        the threshold); zeros when the check is off."""
         if not self.stuck_limits:
             return np.zeros(len(df))
         names = list(self.stuck_limits)
-        runs = repeat_runs(df[names].to_numpy(dtype=np.float64))
-        return np.max(runs / np.array([self.stuck_limits[n] for n in names], dtype=np.float64), axis=1)
+        held = hold_seconds(df[names].to_numpy(dtype=np.float64), _seconds(df.index))
+        return np.max(held / np.array([self.stuck_limits[n] for n in names], dtype=np.float64), axis=1)
 
     def score(self, df: pd.DataFrame) -> pd.Series:
         scores = self.raw_scores(df) / self.calibration.threshold
@@ -474,7 +475,7 @@ class AnomalyDetector:
         detector = cls(meta["method"], backbone=backbone, **meta["params"])
         detector.columns = list(meta["columns"])
         detector.constant_columns = {str(k): float(v) for k, v in meta.get("constant_columns", {}).items()}
-        detector.stuck_limits = {str(k): int(v) for k, v in meta.get("stuck_limits", {}).items()}
+        detector.stuck_limits = {str(k): float(v) for k, v in meta.get("stuck_limits", {}).items()}
         detector.standardizer = Standardizer(arrays["standardizer.mean"], arrays["standardizer.std"])
         residual = None
         if "residual.scale" in arrays:
@@ -616,22 +617,28 @@ def constant_channels(values: np.ndarray, columns: Sequence[str], tolerance: flo
     return {str(columns[i]): float(means[i]) for i in np.flatnonzero(flat)}
 
 
-def repeat_runs(values: np.ndarray) -> np.ndarray:
-    """``[T, C]``: how many steps in a row (this one included) each channel has held its value."""
+def hold_seconds(values: np.ndarray, times_s: np.ndarray) -> np.ndarray:
+    """``[T, C]``: seconds since each channel's value last changed (0 at a change and at the frame's
+    first row, which knows no earlier value)."""
     if len(values) == 0:
-        return np.zeros(values.shape, dtype=np.int64)
+        return np.zeros(values.shape, dtype=np.float64)
     steps = np.arange(len(values))[:, None]
     changed = np.vstack([np.ones((1, values.shape[1]), dtype=bool), values[1:] != values[:-1]])
     last_change = np.maximum.accumulate(np.where(changed, steps, 0), axis=0)
-    return steps - last_change + 1
+    return times_s[:, None] - times_s[last_change]
 
 
-def stuck_limits(frames: Sequence[np.ndarray], columns: Sequence[str], stuck_steps: int) -> dict[str, int]:
-    """Per channel: ``max(stuck_steps, 2 x the longest repeat of one value in training)``."""
-    if stuck_steps <= 0 or not columns:
+def stuck_limits(frames: Sequence[np.ndarray], times: Sequence[np.ndarray], columns: Sequence[str], stuck_s: float) -> dict[str, float]:
+    """Per channel: ``max(stuck_s, 2 x its longest hold of one value in training)`` seconds."""
+    if stuck_s <= 0 or not columns:
         return {}
-    longest = np.max([repeat_runs(values).max(axis=0) for values in frames if len(values)], axis=0)
-    return {str(c): int(max(stuck_steps, 2 * n)) for c, n in zip(columns, longest, strict=True)}
+    longest = np.max([hold_seconds(v, t).max(axis=0) for v, t in zip(frames, times, strict=True) if len(v)], axis=0)
+    return {str(c): float(max(stuck_s, 2 * held)) for c, held in zip(columns, longest, strict=True)}
+
+
+def _seconds(index: pd.DatetimeIndex) -> np.ndarray:
+    """Epoch seconds of a DatetimeIndex, whatever its resolution."""
+    return index.as_unit("ns").asi8.astype(np.float64) / 1e9
 
 
 def _smooth(values: np.ndarray, window: int) -> np.ndarray:

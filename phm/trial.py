@@ -201,6 +201,22 @@ def _get(report: dict, path: tuple[str, ...]):
     return value
 
 
+def missed_lines(report: dict) -> list[str]:
+    """The faults no alarm caught, with what the schedule says about them (a drift's size at its end
+    is 3 x severity units per hour on its sensor)."""
+    planned = {(f["equipment"], f["kind"], f["start"]): f for f in report.get("schedule", [])}
+    lines = []
+    for row in report["faults"]:
+        if row["detected"]:
+            continue
+        plan = planned.get((row["equipment"], row["kind"], row["start"]), {})
+        hours = row["duration_s"] / 3600
+        size = f", drift {3 * row['severity'] * hours:.1f} units at its end" if row["kind"] == "sensor_drift" else ""
+        lines.append(f"  missed: {row['equipment']} {row['kind']}{' on ' + plan['sensor'] if plan.get('sensor') else ''} "
+                     f"severity {row['severity']:.2f}, {hours * 60:.0f} min{size}")
+    return lines
+
+
 def mean_table(reports: list[dict]) -> dict:
     """The headline numbers and the per-kind detection / median delay, averaged over seeds."""
     table: dict[str, float | None] = {}
@@ -258,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
         reports.append(report)
         print(f"\n=== seed {seed}: {args.days:g} days, {report['detection']['faults']} faults, {report['clock']['total_s']:.0f} s ===")
         for line in report_lines(report):
+            print(line)
+        for line in missed_lines(report):
             print(line)
     mean = mean_table(reports)
     print_mean(mean, seeds)

@@ -17,7 +17,7 @@ from phm.assets.models import Equipment
 DEMO_DETECTOR = {
     "name": "pca-main",
     "method": "pca",
-    "params": {"smooth": 3, "stuck_steps": 120},
+    "params": {"smooth": 3, "stuck_s": 120.0},
     "stride_s": 1.0,
     "window_s": 300.0,
     "on_delay_s": 3.0,

@@ -227,9 +227,17 @@ def diagnose_at(*, diagnoser, equipment: Equipment, at: datetime, config) -> Dia
         incident, _ = build_incident(alarm=_AlarmAt(equipment, at), config=config)
         if not incident.modalities():
             raise BacktestError(f"no sensor readings, log events or image of {equipment.tag} before {at.isoformat()}")
-        result = diagnoser.diagnose(incident, explain=False)
+        result = diagnoser.diagnose(incident, explain=False, **_alarm_flag(diagnoser))
     except Exception as exc:  # one unreadable incident must not end the backtest; the row says why
         log.warning("backtest diagnosis of %s at %s failed", equipment.tag, at, exc_info=True)
         return DiagnosisRow(0.0, "", None, (time.perf_counter() - started) * 1000, error=f"{type(exc).__name__}: {exc}")
     return DiagnosisRow(0.0, result.fault, float(result.probability), (time.perf_counter() - started) * 1000,
                         probabilities={k: round(float(v), 4) for k, v in result.probabilities.items()})
+
+
+def _alarm_flag(diagnoser) -> dict:
+    """``alarm=True`` where the diagnoser takes it, as the live path passes it (a diagnosis of a
+    raised alarm names "no known fault" instead of "normal"); older diagnosers lack the option."""
+    import inspect
+
+    return {"alarm": True} if "alarm" in inspect.signature(diagnoser.diagnose).parameters else {}

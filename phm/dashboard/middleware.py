@@ -50,6 +50,9 @@ PAGE_RULES: dict[str, tuple[str, str]] = {
     "analytics:passage": (OPERATOR, OPERATOR),
     "assistant:documents": (ENGINEER, ENGINEER),
     "assistant:delete-document": (ENGINEER, ENGINEER),
+    "backtests:list": (OPERATOR, OPERATOR),
+    "backtests:detail": (OPERATOR, OPERATOR),
+    "backtests:start": (ENGINEER, ENGINEER),  # a replay costs CPU; reading its report does not
 }
 
 

@@ -116,18 +116,29 @@ def test_recalibrate_takes_the_constant_from_the_new_frame():
 def test_a_channel_that_freezes_at_a_plausible_value_is_flagged_when_the_stuck_check_is_on(method):
     frame = frame_with("integer")
     frame.iloc[600:700, frame.columns.get_loc("vib")] = frame["vib"].iloc[599]  # the transmitter freezes
-    detector = AnomalyDetector(method, stuck_steps=30, **PARAMS.get(method, {})).fit(frame.iloc[:TRAIN])
-    # The integer channel repeats values now and then in training: its limit grows to twice its longest repeat.
+    detector = AnomalyDetector(method, stuck_s=30, **PARAMS.get(method, {})).fit(frame.iloc[:TRAIN])
+    # The integer channel repeats values now and then in training: its limit grows to twice its longest hold.
     assert detector.stuck_limits["vib"] == 30 and detector.stuck_limits["special"] >= 30
     stuck = detector.stuck_scores(frame)
     assert stuck[629] >= 1.0 > stuck[627] and (stuck[TRAIN:600] < 1).all()
     assert detector.predict(frame).iloc[640:700].all()
 
 
+def test_the_stuck_limit_is_in_seconds_whatever_the_sampling():
+    index = pd.date_range("2024-01-01", periods=600, freq="10s")  # a slow channel: one value per 10 s
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({"a": rng.standard_normal(600), "b": rng.standard_normal(600)}, index=index)
+    frame.iloc[400:460, 1] = frame["b"].iloc[399]
+    detector = AnomalyDetector("pca", stuck_s=120).fit(frame.iloc[:300])
+    assert detector.stuck_limits == {"a": 120.0, "b": 120.0}
+    stuck = detector.stuck_scores(frame)
+    assert stuck[399 + 12] == pytest.approx(1.0) and stuck[399 + 11] < 1.0  # 120 s = 12 samples of 10 s
+
+
 def test_the_stuck_check_is_off_by_default_and_survives_save_and_load(tmp_path):
     frame = frame_with("step")
     assert AnomalyDetector("pca").fit(frame.iloc[:TRAIN]).stuck_limits == {}
-    detector = AnomalyDetector("pca", stuck_steps=40).fit(frame.iloc[:TRAIN])
+    detector = AnomalyDetector("pca", stuck_s=40).fit(frame.iloc[:TRAIN])
     restored = AnomalyDetector.load(detector.save(tmp_path / "stuck"))
     assert restored.stuck_limits == detector.stuck_limits
     np.testing.assert_allclose(restored.score(frame).to_numpy(), detector.score(frame).to_numpy(), rtol=1e-5, atol=1e-6)

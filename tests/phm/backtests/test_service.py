@@ -116,3 +116,15 @@ def test_plot_series_keep_the_largest_score_of_each_bucket():
     scores[5_003] = 9.0
     bucket_times, bucket_scores = downsample_max(times, scores, 100)
     assert len(bucket_times) == 100 and max(bucket_scores) == 9.0
+
+
+def test_the_celery_task_runs_a_queued_backtest_sent_when_the_request_commits(pump_history, django_capture_on_commit_callbacks, monkeypatch):
+    from phm.backtests import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.run_backtest, "apply_async", lambda args: sent.append(args))
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.create_backtest(start=TRAIN_END, end=HISTORY_END, diagnose=False)
+    assert sent == [[run.pk]]
+    result = tasks.run_backtest.apply(args=[run.pk]).get()
+    assert result == {"run": run.pk, "status": "succeeded"}

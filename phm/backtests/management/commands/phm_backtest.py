@@ -29,7 +29,7 @@ class Command(BaseCommand):
         parser.add_argument("--end", help="ISO date-time; default now.")
         parser.add_argument("--hours", type=float, default=24.0, help="Length of the range when --start is not given.")
         parser.add_argument("--equipment", action="append", default=[], help="Equipment tag (repeat); default every equipment with a detector.")
-        parser.add_argument("--version", action="append", type=int, default=[], help="ModelVersion id to replay (repeat); default the active ones.")
+        parser.add_argument("--model-version", dest="model_versions", action="append", type=int, default=[], help="ModelVersion id to replay (repeat); default the active ones.")
         parser.add_argument("--diagnoser", type=int, help="Diagnoser version number; default the active one.")
         parser.add_argument("--no-diagnosis", action="store_true", help="Alarms only.")
         parser.add_argument("--rediagnose", default="0,300,900", help="Seconds after the raise to diagnose at, comma-separated.")
@@ -43,9 +43,10 @@ class Command(BaseCommand):
         missing = sorted(set(options["equipment"]) - {e.tag for e in equipment})
         if missing:
             raise CommandError(f"unknown equipment: {', '.join(missing)}")
-        versions = list(ModelVersion.objects.select_related("config__equipment").filter(pk__in=options["version"]))
-        if len(versions) != len(set(options["version"])):
-            raise CommandError(f"unknown model version id(s): {sorted(set(options['version']) - {v.pk for v in versions})}")
+        versions = list(ModelVersion.objects.select_related("config__equipment").filter(pk__in=options["model_versions"]))
+        if len(versions) != len(set(options["model_versions"])):
+            unknown = sorted(set(options["model_versions"]) - {v.pk for v in versions})
+            raise CommandError(f"unknown model version id(s): {unknown}")
         diagnoser = None
         if options["diagnoser"] is not None:
             diagnoser = DiagnoserVersion.objects.filter(version=options["diagnoser"]).first()
