@@ -105,3 +105,15 @@ def test_a_comparison_with_normal_is_not_a_claim_of_normal():
 def test_a_comparison_with_its_normal_behaviour_is_not_a_claim_of_normal():
     sentence = "Sensor PRESS_SUC deviates from its normal behaviour the most."
     assert check(sentence, cavitation()) == sentence and read_claims(sentence, cavitation()).faithful
+
+
+def test_a_fault_explanation_that_restates_no_evidence_is_not_faithful_for_the_slot_reader():
+    reading = read_claims("The valve was worn out.", cavitation())
+    assert [c.slot for c in reading.problems()] == ["evidence"]
+
+
+def test_a_log_template_cut_at_its_commas_still_matches():
+    result = cavitation()
+    result.evidence.log_templates.append(LogEvidence("PLC heartbeat OK, scan time <NUM> ms", 2, 8.0, 4.0, "INFO"))
+    text = template_explanation("cavitation", 0.84, "P-201", result.evidence)
+    assert read_claims(text, result).faithful, read_claims(text, result).problems()
