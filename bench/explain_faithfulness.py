@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--incidents", type=int, default=24)
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--budget-s", type=float, default=7.0, help="generation time budget per explanation (the app's default)")
+    parser.add_argument("--no-adapter", action="store_true", help="ignore the diagnoser's LoRA adapter: the plain default model")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
 
@@ -52,7 +53,12 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     incidents = [incidents[i] for i in rng.permutation(len(incidents))[: args.incidents]]
     diagnoser = FaultDiagnoser.load(args.diagnoser)
-    generator = explanation.language_model_generator(diagnoser.config.max_new_tokens, args.budget_s)
+    if diagnoser.explainer_adapter is not None and not args.no_adapter:
+        from models.diagnosis.explainer_tuning import adapter_generator
+
+        generator = adapter_generator(diagnoser.explainer_adapter, diagnoser.config.max_new_tokens, args.budget_s)
+    else:
+        generator = explanation.language_model_generator(diagnoser.config.max_new_tokens, args.budget_s)
     other_faults = sorted({c for cs in diagnoser.taxonomy.values() for c in cs})
     rows = []
     started = time.perf_counter()
@@ -96,7 +102,8 @@ def main() -> None:
         "seconds": round(time.perf_counter() - started, 1),
     }
     result = {"benchmark": "explain_faithfulness", "when": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
-              "diagnoser": str(args.diagnoser), "summary": summary, "rows": rows}
+              "diagnoser": str(args.diagnoser),
+              "adapter": str(diagnoser.explainer_adapter) if diagnoser.explainer_adapter is not None and not args.no_adapter else None, "summary": summary, "rows": rows}
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(result, indent=1, default=str))
     s = summary

@@ -140,6 +140,9 @@ class FaultDiagnoser:
         #: Temperature scaling (Guo et al. 2017) fitted by :meth:`calibrate` on held-out incidents;
         #: 1.0 until then. Probabilities are ``softmax(logits / temperature)``.
         self.temperature = 1.0
+        #: A LoRA adapter of the explanation model (models.diagnosis.explainer_tuning), saved in the
+        #: diagnoser's folder: part of this diagnoser version. None: the plain default model.
+        self.explainer_adapter: Path | None = None
         self._prefix_cache: dict[str, TextPrefix] = {}
 
     # -- public API ------------------------------------------------------------------------------
@@ -232,10 +235,14 @@ class FaultDiagnoser:
         """``(explanation, source)`` for a diagnosis (e.g. a stored one explained later, off the
         alarm's critical path): the language model's summary when it passes the evidence check
         (``"model"``), else the template sentence (``"template"``)."""
+        generator = self.explainer
+        if generator is None and self.explainer_adapter is not None:
+            from models.diagnosis.explainer_tuning import adapter_generator
+
+            generator = adapter_generator(self.explainer_adapter, self.config.max_new_tokens, self.config.explanation_budget_s)
         return explanation.explain(
             fault=result.fault, probability=result.probability, equipment=equipment, evidence=result.evidence,
-            generator=self.explainer or explanation.language_model_generator(
-                self.config.max_new_tokens, self.config.explanation_budget_s),
+            generator=generator or explanation.language_model_generator(self.config.max_new_tokens, self.config.explanation_budget_s),
             other_faults=sorted({c for cs in self.taxonomy.values() for c in cs}), all_sensors=self.measures,
         )
 
@@ -402,6 +409,14 @@ class FaultDiagnoser:
             "model_version": self.model_version, "backbone": self.backbone.describe(), "temperature": self.temperature,
         }
         (folder / CONFIG_FILE).write_text(json.dumps(document, indent=1))
+        if self.explainer_adapter is not None:
+            import shutil
+
+            from models.diagnosis.explainer_tuning import ADAPTER_DIR
+
+            target = folder / ADAPTER_DIR
+            if Path(self.explainer_adapter).resolve() != target.resolve():
+                shutil.copytree(self.explainer_adapter, target, dirs_exist_ok=True)
         return folder
 
     @classmethod
@@ -430,6 +445,10 @@ class FaultDiagnoser:
         diagnoser.network.eval()
         diagnoser.model_version = document.get("model_version", "")
         diagnoser.temperature = float(document.get("temperature", 1.0))
+        from models.diagnosis.explainer_tuning import ADAPTER_DIR
+
+        if (folder / ADAPTER_DIR / "adapter_config.json").exists():
+            diagnoser.explainer_adapter = folder / ADAPTER_DIR
         return diagnoser
 
     # -- preparation -----------------------------------------------------------------------------
