@@ -73,6 +73,7 @@ class DiagnoserConfig:
     modality_dropout: float = 0.3
     seq_len: int = 32  # time bins of the sensor window
     patch_len: int = 8  # bins per sensor patch token
+    tail_bins: int = 3  # window summary also holds the mean of the last bins (0: the summary of diagnosers saved before it)
     image_size: int = 64
     fusion_dim: int = 128
     n_prototypes: int = 64
@@ -426,7 +427,8 @@ class FaultDiagnoser:
         document = json.loads((folder / CONFIG_FILE).read_text())
         if document.get("format") != FORMAT:
             raise ValueError(f"{folder} is not a saved FaultDiagnoser (format {document.get('format')!r})")
-        diagnoser = cls(document["taxonomy"], backbone=backbone, explainer=explainer, **document["config"])
+        # A diagnoser saved before tail_bins existed has the 3-statistic summary its weights expect.
+        diagnoser = cls(document["taxonomy"], backbone=backbone, explainer=explainer, **{"tail_bins": 0, **document["config"]})
         diagnoser.measures = list(document["measures"])
         diagnoser.stats = {t: NormalStats.from_dict(s) for t, s in document["stats"].items()}
         diagnoser.findings = list(document["findings"])
@@ -524,7 +526,7 @@ class FaultDiagnoser:
                 item.z = standardise(window, stats)
                 item.present = window.present
                 item.sensors = item.z.reshape(-1, cfg.seq_len).astype(np.float32)
-                item.summary = window_summary(item.z).astype(np.float32)
+                item.summary = window_summary(item.z, cfg.tail_bins).astype(np.float32)
                 modalities.append("sensors")
         if has_logs:
             modalities.append("logs")
@@ -544,7 +546,7 @@ class FaultDiagnoser:
         return cached
 
     def _n_summary(self) -> int:
-        return CHANNELS_PER_MEASURE * len(self.measures) * 3
+        return CHANNELS_PER_MEASURE * len(self.measures) * (4 if self.config.tail_bins > 0 else 3)
 
     def _no_log_prompt(self, equipment_type: str) -> str:
         return f"Equipment: {equipment_type}. Task: find the root cause of the alarm."
