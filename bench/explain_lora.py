@@ -46,7 +46,7 @@ def main() -> None:
     pairs = make_pairs(results, other_faults=sorted({c for cs in diagnoser.taxonomy.values() for c in cs}), all_sensors=diagnoser.measures)
     print(f"{len(pairs)} evidence -> explanation pairs from {len(incidents)} incidents; e.g. {pairs[0].target!r}", flush=True)
     report = tune_explainer(pairs, args.out, epochs=args.epochs, rank=args.rank, learning_rate=args.learning_rate, seed=args.seed,
-                            on_step=lambda step, loss: print(f"  step {step}: loss {loss:.3f}", flush=True) if step % 40 == 0 else None)
+                            on_step=lambda step, loss: print(f"  step {step}: loss {loss:.3f}", flush=True) if step % 8 == 0 else None)
     print(json.dumps(report))
 
 
