@@ -62,7 +62,7 @@ _STOP = {"with", "from", "that", "this", "above", "below", "over", "the", "and",
 
 @dataclass(frozen=True)
 class Claim:
-    slot: Literal["fault", "sensor", "log", "image", "number"]
+    slot: Literal["fault", "sensor", "log", "image", "number", "evidence"]
     text: str  # what the explanation says, as read
     verdict: Verdict
     reason: str = ""
@@ -118,6 +118,9 @@ def read_claims(explanation: str, result: DiagnosisResult) -> Reading:
     for number in re.findall(r"\d+(?:\.\d+)?", _strip_tags(explanation)):
         reading.claims.append(Claim("number", number, "supported" if number in evidence_numbers else "unsupported",
                                     "" if number in evidence_numbers else "no such number in the evidence"))
+    if fault not in (NORMAL, NO_KNOWN_FAULT) and not any(c.verdict == "supported" and c.slot in ("sensor", "log", "image") for c in reading.claims):
+        # An explanation of a fault that restates no evidence explains nothing ("the valve was worn").
+        reading.claims.append(Claim("evidence", "", "unsupported", "names no sensor, log message or image finding of the evidence"))
     return reading
 
 
@@ -166,7 +169,10 @@ def _read_log(clause: str, evidence, reading: Reading) -> None:
     if not any(cue in clause for cue in LOG_CUES):
         return
     words = _content(clause)
-    best = max((len(words & _content(t.template)) / max(len(_content(t.template)), 1) for t in evidence.log_templates), default=0.0)
+    # Overlap relative to the smaller side: a clause that quotes part of a template (the template
+    # text itself may be cut at its commas) matches it as well as one that paraphrases all of it.
+    best = max((len(words & _content(t.template)) / max(min(len(_content(t.template)), len(words)), 1) for t in evidence.log_templates),
+               default=0.0)
     if best >= 0.34:
         reading.claims.append(Claim("log", clause, "supported"))
     elif words - {"controller", "logged", "message", "reported", "sensor"}:

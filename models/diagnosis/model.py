@@ -73,6 +73,7 @@ class DiagnoserConfig:
     modality_dropout: float = 0.3
     seq_len: int = 32  # time bins of the sensor window
     patch_len: int = 8  # bins per sensor patch token
+    tail_bins: int = 3  # window summary also holds the mean of the last bins (0: the summary of diagnosers saved before it)
     image_size: int = 64
     fusion_dim: int = 128
     n_prototypes: int = 64
@@ -140,6 +141,9 @@ class FaultDiagnoser:
         #: Temperature scaling (Guo et al. 2017) fitted by :meth:`calibrate` on held-out incidents;
         #: 1.0 until then. Probabilities are ``softmax(logits / temperature)``.
         self.temperature = 1.0
+        #: A LoRA adapter of the explanation model (models.diagnosis.explainer_tuning), saved in the
+        #: diagnoser's folder: part of this diagnoser version. None: the plain default model.
+        self.explainer_adapter: Path | None = None
         self._prefix_cache: dict[str, TextPrefix] = {}
 
     # -- public API ------------------------------------------------------------------------------
@@ -232,10 +236,14 @@ class FaultDiagnoser:
         """``(explanation, source)`` for a diagnosis (e.g. a stored one explained later, off the
         alarm's critical path): the language model's summary when it passes the evidence check
         (``"model"``), else the template sentence (``"template"``)."""
+        generator = self.explainer
+        if generator is None and self.explainer_adapter is not None:
+            from models.diagnosis.explainer_tuning import adapter_generator
+
+            generator = adapter_generator(self.explainer_adapter, self.config.max_new_tokens, self.config.explanation_budget_s)
         return explanation.explain(
             fault=result.fault, probability=result.probability, equipment=equipment, evidence=result.evidence,
-            generator=self.explainer or explanation.language_model_generator(
-                self.config.max_new_tokens, self.config.explanation_budget_s),
+            generator=generator or explanation.language_model_generator(self.config.max_new_tokens, self.config.explanation_budget_s),
             other_faults=sorted({c for cs in self.taxonomy.values() for c in cs}), all_sensors=self.measures,
         )
 
@@ -402,6 +410,14 @@ class FaultDiagnoser:
             "model_version": self.model_version, "backbone": self.backbone.describe(), "temperature": self.temperature,
         }
         (folder / CONFIG_FILE).write_text(json.dumps(document, indent=1))
+        if self.explainer_adapter is not None:
+            import shutil
+
+            from models.diagnosis.explainer_tuning import ADAPTER_DIR
+
+            target = folder / ADAPTER_DIR
+            if Path(self.explainer_adapter).resolve() != target.resolve():
+                shutil.copytree(self.explainer_adapter, target, dirs_exist_ok=True)
         return folder
 
     @classmethod
@@ -411,7 +427,8 @@ class FaultDiagnoser:
         document = json.loads((folder / CONFIG_FILE).read_text())
         if document.get("format") != FORMAT:
             raise ValueError(f"{folder} is not a saved FaultDiagnoser (format {document.get('format')!r})")
-        diagnoser = cls(document["taxonomy"], backbone=backbone, explainer=explainer, **document["config"])
+        # A diagnoser saved before tail_bins existed has the 3-statistic summary its weights expect.
+        diagnoser = cls(document["taxonomy"], backbone=backbone, explainer=explainer, **{"tail_bins": 0, **document["config"]})
         diagnoser.measures = list(document["measures"])
         diagnoser.stats = {t: NormalStats.from_dict(s) for t, s in document["stats"].items()}
         diagnoser.findings = list(document["findings"])
@@ -430,6 +447,10 @@ class FaultDiagnoser:
         diagnoser.network.eval()
         diagnoser.model_version = document.get("model_version", "")
         diagnoser.temperature = float(document.get("temperature", 1.0))
+        from models.diagnosis.explainer_tuning import ADAPTER_DIR
+
+        if (folder / ADAPTER_DIR / "adapter_config.json").exists():
+            diagnoser.explainer_adapter = folder / ADAPTER_DIR
         return diagnoser
 
     # -- preparation -----------------------------------------------------------------------------
@@ -505,7 +526,7 @@ class FaultDiagnoser:
                 item.z = standardise(window, stats)
                 item.present = window.present
                 item.sensors = item.z.reshape(-1, cfg.seq_len).astype(np.float32)
-                item.summary = window_summary(item.z).astype(np.float32)
+                item.summary = window_summary(item.z, cfg.tail_bins).astype(np.float32)
                 modalities.append("sensors")
         if has_logs:
             modalities.append("logs")
@@ -525,7 +546,7 @@ class FaultDiagnoser:
         return cached
 
     def _n_summary(self) -> int:
-        return CHANNELS_PER_MEASURE * len(self.measures) * 3
+        return CHANNELS_PER_MEASURE * len(self.measures) * (4 if self.config.tail_bins > 0 else 3)
 
     def _no_log_prompt(self, equipment_type: str) -> str:
         return f"Equipment: {equipment_type}. Task: find the root cause of the alarm."

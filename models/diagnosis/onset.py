@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from connectors.simulator import DEMO_PLANT, PlantDef, PlantSimulator, ScheduledFault, render_inspection_image
+from connectors.simulator import DEMO_PLANT, PlantDef, PlantSimulator, ScheduledFault, default_sensor_for, render_inspection_image
 from models.diagnosis.simulate import BASELINE, EPOCH, SENSOR_FAULTS, WINDOW, drop_modalities
 from models.diagnosis.taxonomy import DEFAULT_TAXONOMY
 from models.diagnosis.types import NORMAL, Incident
@@ -128,7 +128,7 @@ def simulate_alarm_incidents(
     plant: PlantDef = DEMO_PLANT,
     detector: AlarmDetector | None = None,
     severity: tuple[float, float] = (0.3, 1.5),
-    duration_min: tuple[float, float] = (10.0, 480.0),
+    duration_min: tuple[float, float] = (5.0, 480.0),
     offsets_min: tuple[float, ...] = (0.0, 5.0, 15.0),
     late_offset_max_min: float = 60.0,
     onset_cuts: int = 2,
@@ -185,12 +185,13 @@ def simulate_onset_incident(
     detector: FittedDetector,
     image_size: int = 64,
     severity: tuple[float, float] = (0.3, 1.5),
-    duration_min: tuple[float, float] = (10.0, 480.0),
+    duration_min: tuple[float, float] = (5.0, 480.0),
     offsets_min: tuple[float, ...] = (0.0, 5.0, 15.0),
     late_offset_max_min: float = 60.0,
     onset_cuts: int = 2,
     onset_min: tuple[float, float] = (2.0, 90.0),
     search_min: float = 120.0,
+    default_sensor_share: float = 0.5,
     stats: OnsetStats | None = None,
 ) -> list[Incident]:
     """The incidents of one simulated fault (or healthy stretch): one per cut after the raise."""
@@ -205,7 +206,10 @@ def simulate_onset_incident(
         low, high = np.log(duration_min[0]), np.log(duration_min[1])
         duration = timedelta(minutes=float(np.exp(rng.uniform(low, high))))
         measures = [s.measure for s in unit.sensors if s.measure != "SPEED"]
-        sensor = str(rng.choice(measures)) if label in SENSOR_FAULTS else None
+        # Half the sensor faults hit the unit's usual suspect (the simulator's default sensor for
+        # the fault: the bearing thermocouple drifts, the flow meter sticks), half any sensor.
+        usual = default_sensor_for(label, unit) if label in SENSOR_FAULTS else None
+        sensor = (usual if usual is not None and rng.random() < default_sensor_share else str(rng.choice(measures))) if label in SENSOR_FAULTS else None
         # The fault lasts past every cut (the simulator repairs a fault at its end).
         end = fault_start + max(duration, timedelta(minutes=search_min + late_offset_max_min + 1))
         # The ramp follows the drawn duration, not the extended end.

@@ -247,6 +247,8 @@ class DiagnosisView:
 
     @property
     def fault_label(self) -> str:
+        if self.diagnosis.fault == "no_known_fault":  # models.diagnosis.NO_KNOWN_FAULT, without importing the model package
+            return "no known fault pattern: unknown fault or false alarm"
         return self.diagnosis.fault.replace("_", " ")
 
 

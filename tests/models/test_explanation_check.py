@@ -105,3 +105,41 @@ def test_a_comparison_with_normal_is_not_a_claim_of_normal():
 def test_a_comparison_with_its_normal_behaviour_is_not_a_claim_of_normal():
     sentence = "Sensor PRESS_SUC deviates from its normal behaviour the most."
     assert check(sentence, cavitation()) == sentence and read_claims(sentence, cavitation()).faithful
+
+
+def test_a_fault_explanation_that_restates_no_evidence_is_not_faithful_for_the_slot_reader():
+    reading = read_claims("The valve was worn out.", cavitation())
+    assert [c.slot for c in reading.problems()] == ["evidence"]
+
+
+def test_a_log_template_cut_at_its_commas_still_matches():
+    result = cavitation()
+    result.evidence.log_templates.append(LogEvidence("PLC heartbeat OK, scan time <NUM> ms", 2, 8.0, 4.0, "INFO"))
+    text = template_explanation("cavitation", 0.84, "P-201", result.evidence)
+    assert read_claims(text, result).faithful, read_claims(text, result).problems()
+
+
+@pytest.mark.parametrize("fault", ["cavitation", NO_KNOWN_FAULT])
+def test_the_lora_reference_summaries_pass_the_check_and_the_slot_reader(fault):
+    from models.diagnosis.explainer_tuning import make_pairs, reference_summary
+
+    result = cavitation(fault)
+    summary = reference_summary(result)
+    assert "PRESS_SUC is low" in summary and "NPSH margin" in summary
+    assert check(summary, result) == summary
+    assert read_claims(summary, result).faithful, read_claims(summary, result).problems()
+    pairs = make_pairs([(result, "P-201")], other_faults=ALL_FAULTS, all_sensors=PUMP_SENSORS)
+    assert [p.target for p in pairs] == [summary] and pairs[0].prefill.endswith('"summary": "')
+
+
+def test_a_lora_adapter_is_tuned_and_saved_in_the_diagnoser_folder(tmp_path):
+    """peft on a tiny real Llama (SmolLM2's tokenizer and chat template): the loss falls on the
+    pairs it learns, and the adapter lands where FaultDiagnoser.load looks for it."""
+    from models.diagnosis.explainer_tuning import ADAPTER_DIR, make_pairs, tune_explainer
+    from tests.phm.assistant.helpers import tiny_language_model
+
+    pairs = make_pairs([(cavitation(), "P-201"), (cavitation(NO_KNOWN_FAULT), "P-201")], other_faults=ALL_FAULTS, all_sensors=PUMP_SENSORS)
+    report = tune_explainer(pairs, tmp_path, epochs=12, grad_accumulation=1, learning_rate=5e-3, lm=tiny_language_model())
+    assert report["pairs"] == 2 and report["last_loss"] < report["first_loss"]
+    assert (tmp_path / ADAPTER_DIR / "adapter_config.json").exists()
+    assert json.loads((tmp_path / ADAPTER_DIR / "tuning.json").read_text())["steps"] == 24
