@@ -315,9 +315,26 @@ def main(argv: list[str]) -> int:
     out = ROOT / "bench" / "results" / "storage.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"when": datetime.now(UTC).isoformat(), "tags": args.tags, "days": days, "batch_seconds": args.batch_seconds,
-                               "load_average": os.getloadavg(), "results": results}, indent=2))
+                               "load_average": os.getloadavg(), "results": results,
+                               "sizing": [{"tags": t, "rate_hz": r, "readings_per_day": n, "per_backend": c} for t, r, n, c in sizing(results)]},
+                              indent=2))
     print(f"wrote {out}")
     return 0
+
+
+SIZING = [(1_000, 1.0), (10_000, 1.0), (100_000, 1.0), (100_000, 0.1)]
+
+
+def sizing(results: list[dict]) -> list[tuple[int, float, int, list[dict]]]:
+    """Disk per day and writer processes (one core each, at the sustained ingest rate measured
+    here, roll-ups maintained) for plant sizes, per backend."""
+    table = []
+    for tags_n, rate in SIZING:
+        readings_day = int(tags_n * rate * DAY_S)
+        cells = [{"backend": r["backend"], "gb_per_day": readings_day * r["bytes_per_reading"] / 1e9,
+                  "writers": max(1, -(-int(tags_n * rate) // r["ingest_rows_per_s"]))} for r in results]
+        table.append((tags_n, rate, readings_day, cells))
+    return table
 
 
 def summarize(results: list[dict], *, days: int, tags: int) -> None:
@@ -333,6 +350,10 @@ def summarize(results: list[dict], *, days: int, tags: int) -> None:
     ch = next((r for r in results if r["backend"] == "clickhouse"), None)
     if plain and ch:
         print(f"plain PostgreSQL / ClickHouse bytes per reading: {plain['bytes_per_reading'] / ch['bytes_per_reading']:.1f}x")
+    print("\nsizing (from these measurements): disk per day incl. indexes and roll-ups; writer processes at the measured rows/s each")
+    print(f"{'tags':>8}{'rate Hz':>8}{'readings/day':>15}" + "".join(f"{r['backend'] + ' GB/day':>30}{'writers':>8}" for r in results))
+    for tags_n, rate, readings_day, cells in sizing(results):
+        print(f"{tags_n:>8,}{rate:>8g}{readings_day:>15,}" + "".join(f"{c['gb_per_day']:>30,.1f}{c['writers']:>8}" for c in cells))
     if ch:
         print("ClickHouse value codecs, compressed bytes per value:")
         for kind, codecs in ch["value_codec_bytes_per_value"].items():
