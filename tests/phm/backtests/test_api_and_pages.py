@@ -80,7 +80,8 @@ def test_a_user_in_no_role_group_reads_nothing(finished_run):
     for url in ("/api/v1/backtests/", f"/api/v1/backtests/{finished_run.pk}/", f"/api/v1/backtests/{finished_run.pk}/report/"):
         response = api.get(url)
         assert response.status_code == 403 and "no role group" in response.json()["error"], url
-    pages = page_client_for("nogroup")
+    pages = Client()
+    pages.force_login(User.objects.get(username="nogroup1"))
     for url in ("/backtests/", f"/backtests/{finished_run.pk}/"):
         assert pages.get(url).status_code == 403, url
 

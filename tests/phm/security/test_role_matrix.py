@@ -62,6 +62,8 @@ MATRIX: dict[str, dict[str, str]] = {
     "alarms:action": PAGE("operator", "operator"),
     "analytics:diagnosis": PAGE("operator", "operator"),
     "analytics:passage": PAGE("operator", "operator"),
+    "backtests:list": PAGE("operator", "operator"),
+    "backtests:detail": PAGE("operator", "operator"),
     # --- engineer pages ----------------------------------------------------------------------
     "dashboard:models": PAGE("engineer", "engineer"),
     "dashboard:jobs-rows": PAGE("engineer", "engineer"),
@@ -70,6 +72,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "analytics:diagnosis-feedback": PAGE("engineer", "engineer"),
     "assistant:documents": PAGE("engineer", "engineer"),
     "assistant:delete-document": PAGE("engineer", "engineer"),
+    "backtests:start": PAGE("engineer", "engineer"),
     # --- API: read operator, write engineer, except the operator's own actions ---------------
     "api-schema": rule("operator"),
     "api-docs": rule("operator"),
@@ -96,6 +99,8 @@ MATRIX: dict[str, dict[str, str]] = {
             "webhook": ("list", "detail", "test"),
             "assistant-document": ("list", "detail"),
             "assistant-conversation": ("list",),
+            "assistant-document-job": ("list", "detail"),
+            "backtest": ("list", "detail", "report", "alarms"),  # POST (start a replay): engineer
         }.items()
         for suffix in suffixes
     },
@@ -113,6 +118,8 @@ ADMIN_PUBLIC = {"admin:login", "admin:logout"}
 #: Django's admin answers 403 to every autocomplete request when no ModelAdmin configures
 #: ``autocomplete_fields`` (none does), even for a superuser; others go to the admin login first.
 ADMIN_NOBODY = {"admin:autocomplete"}
+#: django-axes' admin (login lockouts) is a read-only record: nobody adds attempts by hand.
+ADMIN_NO_ADD = {f"admin:axes_{model}_add" for model in ("accessattempt", "accesslog", "accessfailurelog")}
 
 
 def walk(resolver: URLResolver, prefix: str = "", namespaces: tuple[str, ...] = ()):
@@ -129,6 +136,8 @@ def expected_rule(name: str | None, namespaces: tuple[str, ...]) -> dict[str, st
     if "admin" in namespaces:
         if name in ADMIN_PUBLIC:
             return rule("public", "public")
+        if name in ADMIN_NO_ADD:
+            return rule("nobody", "nobody")
         return rule("nobody", "admin") if name in ADMIN_NOBODY else rule("admin", "admin")
     return MATRIX.get(name) if name else None
 
@@ -139,7 +148,8 @@ def data(db, tmp_path, settings):
     from phm.alarms import services as alarm_services
     from phm.alarms.models import AlarmPoint, WebhookEndpoint
     from phm.analytics.models import DetectorConfig, DiagnoserTrainingJob, DiagnoserVersion, Diagnosis, TrainingJob
-    from phm.assistant.models import Chunk, Conversation, Document
+    from phm.assistant.models import Chunk, Conversation, Document, DocumentJob
+    from phm.backtests.models import BacktestRun
     from phm.sources.models import ConnectorDefinition
     from phm.telemetry.models import FileIngestJob
 
@@ -177,6 +187,8 @@ def data(db, tmp_path, settings):
         "webhook": WebhookEndpoint.objects.create(url="https://93.184.216.34/hook").pk,
         "assistant-document": document.pk,
         "assistant-conversation": Conversation.objects.create(user=engineer, title="seal").pk,
+        "assistant-document-job": DocumentJob.objects.create(file="kb_uploads/2026/03/m.md", name="m.md").pk,
+        "backtest": BacktestRun.objects.create(start=now - timedelta(hours=2), end=now - timedelta(hours=1), status="succeeded", report={"detection": {}}).pk,
         "passage": Chunk.objects.create(document=document, ordinal=0, text="check the seal", location="section 1", embedding=b"\0" * 16, batch="b").pk,
     }
     return objects
@@ -206,6 +218,8 @@ def fill(route: str, name: str | None, objects: dict) -> str:
         values["pk"] = objects["diagnosis"]
     elif name == "assistant:delete-document":
         values["pk"] = objects["assistant-document"]
+    elif name == "backtests:detail":
+        values["pk"] = objects["backtest"]
     elif name == "dashboard:detector-action":
         values["pk"] = objects["detector"]
     path = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m: str(values.get(m.group(1), 1)), route)
