@@ -55,7 +55,9 @@ def api_user(db):
     from django.contrib.auth.models import Group, User
 
     user = User.objects.create_user("operator", password="pw-operator-1")
-    user.groups.add(Group.objects.get(name="engineer"))
+    # get_or_create: a transactional test (live server, workers) flushes the groups that the
+    # dashboard's data migration made.
+    user.groups.add(Group.objects.get_or_create(name="engineer")[0])
     return user
 
 
@@ -79,7 +81,7 @@ def user_in_role(username: str, role: str | None):
         return User.objects.create_superuser(username, password=f"pw-{username}-1")
     user = User.objects.create_user(username, password=f"pw-{username}-1")
     if role:
-        user.groups.add(Group.objects.get(name=role))
+        user.groups.add(Group.objects.get_or_create(name=role)[0])  # flushed by transactional tests
     return user
 
 
