@@ -259,9 +259,9 @@ def plotly_js(request: HttpRequest) -> HttpResponse:
 def media_file(request: HttpRequest, path: str) -> FileResponse:
     """Uploaded files (inspection images and their thumbnails) for signed-in users only: they are
     plant data, so they are not left to a public static route, and this works with DEBUG off."""
+    root = Path(settings.MEDIA_ROOT).resolve()
     if "\x00" in path:  # the OS cannot name such a file; resolve() would raise ValueError (500)
         raise Http404("no such file")
-    root = Path(settings.MEDIA_ROOT).resolve()
     target = (root / path).resolve()
     if not target.is_relative_to(root) or not target.is_file():
         raise Http404("no such file")

@@ -13,7 +13,6 @@ from django.utils import timezone
 
 from phm.telemetry import services
 from phm.telemetry.models import FileIngestJob, JobStatus, QuarantinedRecord, RecordKind
-from phm.uploads import UploadTooLarge, check_upload_size
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +21,7 @@ def create_file_job(*, uploaded_file, spec: dict, user=None, job: FileIngestJob 
     """Store the upload and a queued job (``job``: an unsaved instance to fill, as the admin
     passes); the caller enqueues ``ingest_file_job``."""
     from connectors.files import FileFormatError, FileTooLarge, check_decoded_size
+    from phm.uploads import UploadTooLarge, check_upload_size
 
     file_spec(spec)  # fail now, on the request, if the spec is invalid
     name = Path(uploaded_file.name).name
@@ -78,8 +78,7 @@ def run_file_job(*, job_id: int, using: str = "default") -> FileIngestJob:
             )
     except Exception as exc:  # the job row is the record of what went wrong; re-raise for the worker log
         FileIngestJob.objects.using(using).filter(pk=job_id).update(
-            # The stored path says where the server keeps files; the user knows the file by its name.
-            status=JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}".replace(job.file.path, job.original_name), finished_at=timezone.now()
+            status=JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now()
         )
         raise
     FileIngestJob.objects.using(using).filter(pk=job_id).update(
