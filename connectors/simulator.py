@@ -156,6 +156,7 @@ class ScheduledFault:
     end: datetime
     severity: float = 1.0
     sensor: str | None = None
+    ramp_s: float | None = None  # time to reach full severity; None: 60 % of the fault's duration
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -164,12 +165,14 @@ class ScheduledFault:
             raise ValueError("fault end must be after its start")
         if not 0 < self.severity <= 3:
             raise ValueError("fault severity must be in (0, 3]")
+        if self.ramp_s is not None and self.ramp_s <= 0:
+            raise ValueError(f"fault ramp_s must be positive, got {self.ramp_s}")
 
     def profile(self, t_s: np.ndarray) -> np.ndarray:
-        """Severity over epoch-second times: ramps in over the first 60 % of the fault, holds,
-        and is zero outside it (repair at the end)."""
+        """Severity over epoch-second times: ramps in over ``ramp_s`` (default the first 60 % of
+        the fault), holds, and is zero outside it (repair at the end)."""
         start, end = self.start.timestamp(), self.end.timestamp()
-        ramp = max((end - start) * 0.6, 1.0)
+        ramp = max(self.ramp_s if self.ramp_s is not None else (end - start) * 0.6, 1.0)
         level = np.clip((t_s - start) / ramp, 0.0, 1.0) ** 1.5
         return np.where((t_s >= start) & (t_s < end), level * self.severity, 0.0)
 
@@ -411,6 +414,7 @@ class PlantSimulator:
 
     def _apply_sensor_faults(self, equipment: EquipmentDef, t_s: np.ndarray, signals: dict[str, np.ndarray]) -> None:
         state = self._states[equipment.tag]
+        stuck_now: set[str] = set()
         for fault in self.faults:
             if fault.equipment != equipment.tag or fault.kind not in {"sensor_drift", "stuck_sensor"}:
                 continue
@@ -419,7 +423,6 @@ class PlantSimulator:
                 continue
             active = (t_s >= fault.start.timestamp()) & (t_s < fault.end.timestamp())
             if not active.any():
-                state.frozen.pop(measure, None)
                 continue
             if fault.kind == "sensor_drift":
                 # Walks away linearly: ~3 units per hour at severity 1.
@@ -429,6 +432,12 @@ class PlantSimulator:
                 first = int(np.argmax(active))
                 frozen = state.frozen.setdefault(measure, float(signals[measure][max(first - 1, 0)]))
                 signals[measure] = np.where(active, frozen, signals[measure])
+                stuck_now.add(measure)
+        # A sensor unfreezes when no stuck fault holds it in this chunk. (Forgetting the value
+        # whenever *some* stuck fault of that sensor was inactive made a stuck sensor with another,
+        # later stuck fault scheduled jump to a new value every chunk.)
+        for measure in [m for m in state.frozen if m not in stuck_now]:
+            del state.frozen[measure]
 
     # --- controller logs -------------------------------------------------------------------
 

@@ -40,6 +40,22 @@ Threshold and alarms (all methods but ``zscore``): a trailing mean over ``smooth
 ``min_duration`` steps below ``release_ratio`` times it (hysteresis), so noise does not chatter.
 Everything is causal: a step's score and alarm use only that step and earlier ones.
 
+Constant channels (a setpoint, a stuck transmitter, a constant test signal): a column whose
+training values vary by less than ``flat_tolerance`` times its magnitude (at least 1) is left out of
+the model (``constant_columns`` names it, with its value) and scored as a deviation from its
+constant instead: ``|x - constant| / (flat_tolerance * max(|constant|, 1))`` after the same
+smoothing, so 1.0 (the threshold) means it left its training value by more than the tolerance. A
+step's score is the larger of the model's and the constant channels'. A frame of constant channels
+only needs no model at all. Step, sparse (mostly zero) and integer-valued channels go through the
+model like any other (their robust scales fall back to the standard deviation when the MAD is 0).
+
+Stuck channels: with ``stuck_s > 0`` a channel that varied in training but has held one value for
+longer than ``max(stuck_s, 2 x its longest hold in training)`` seconds scores that hold over the
+limit (1.0 = the threshold): a frozen transmitter whose last value is plausible is invisible to a
+model of values. Seconds, not steps, so a slowly sampled channel (or a grid with gaps) gets the same
+limit in time. Off by default (0); the score needs a frame reaching that far back (a scoring context
+of at least ``stuck_s``).
+
 Several recordings of the same equipment: ``fit([df1, df2, ...])`` trains one model on all of them
 (each standardised by its own statistics); ``recalibrate(train_df)`` then returns a detector that
 shares the trained model but takes standardisation and threshold from ``train_df`` alone.
@@ -109,6 +125,10 @@ class DetectorParams:
     pca_variance: float = 0.9
     n_estimators: int = 200
     z_threshold: float = 3.0
+    # constant channels: relative spread below which a channel counts as constant (see docstring)
+    flat_tolerance: float = 1e-6
+    # stuck channels: one value held longer than this many seconds (0 = off, see docstring)
+    stuck_s: float = 0.0
 
     @classmethod
     def for_method(cls, method: str, **overrides: object) -> "DetectorParams":
@@ -176,6 +196,8 @@ class AnomalyDetector:
         self.method = method
         self.params = DetectorParams.for_method(method, **params)
         self.columns: list[str] | None = None
+        self.constant_columns: dict[str, float] = {}  # flat in training: column -> its constant
+        self.stuck_limits: dict[str, float] = {}  # column -> longest hold of one value still normal (s)
         self.standardizer: Standardizer | None = None
         self.calibration: Calibration | None = None
         self.model: object | None = None
@@ -197,7 +219,14 @@ class AnomalyDetector:
             _check_frame(frame, self.columns, f"training frame {i}")
         seed_everything(self.params.seed)
         raw = [frame.to_numpy(dtype=np.float64) for frame in frames]
+        self.constant_columns = constant_channels(np.concatenate(raw), self.columns, self.params.flat_tolerance)
+        keep = self._model_column_indices()
+        raw = [values[:, keep] for values in raw]
+        self.stuck_limits = stuck_limits(raw, [_seconds(f.index) for f in frames], self.model_columns, self.params.stuck_s)
         self.standardizer = Standardizer.fit(np.concatenate(raw))
+        if not keep:  # only constant channels: their deviation is the whole score
+            self.model, self.calibration = None, Calibration(threshold=1.0)
+            return self
         standardized = [Standardizer.fit(values).transform(values) for values in raw]
         if self.method in FORECASTING_METHODS:
             self._fit_forecaster(standardized, on_epoch)
@@ -211,10 +240,24 @@ class AnomalyDetector:
         self._require_fitted()
         _check_frame(train_frame, self.columns, "recalibration frame")
         clone = copy.copy(self)
-        values = train_frame.to_numpy(dtype=np.float64)
+        everything = train_frame.to_numpy(dtype=np.float64)
+        clone.constant_columns = {
+            name: float(everything[:, self.columns.index(name)].mean()) for name in self.constant_columns
+        }
+        values = everything[:, self._model_column_indices()]
         clone.standardizer = Standardizer.fit(values)
-        clone.calibration = clone._calibrate([clone.standardizer.transform(values)])
+        clone.stuck_limits = stuck_limits([values], [_seconds(train_frame.index)], self.model_columns, self.params.stuck_s)
+        if self.model_columns:
+            clone.calibration = clone._calibrate([clone.standardizer.transform(values)])
         return clone
+
+    @property
+    def model_columns(self) -> list[str]:
+        """The columns the model sees: all but the constant ones."""
+        return [c for c in (self.columns or []) if c not in self.constant_columns]
+
+    def _model_column_indices(self) -> list[int]:
+        return [i for i, c in enumerate(self.columns) if c not in self.constant_columns]
 
     def _fit_forecaster(self, frames: list[np.ndarray], on_epoch: Callable[[EpochProgress], None] | None) -> None:
         p = self.params
@@ -230,7 +273,7 @@ class AnomalyDetector:
                 f"training frames too short: each needs more than seq_len + horizon = {p.seq_len + p.horizon} rows "
                 f"in its first {1 - p.calibration_fraction:.0%}"
             )
-        self.model = self._build_forecaster(len(self.columns))
+        self.model = self._build_forecaster(len(self.model_columns))
         config = TrainConfig(
             epochs=p.epochs, batch_size=p.batch_size, learning_rate=p.learning_rate,
             max_steps_per_epoch=p.max_steps_per_epoch, seed=p.seed,
@@ -332,10 +375,13 @@ class AnomalyDetector:
         return residuals
 
     def raw_scores(self, df: pd.DataFrame) -> np.ndarray:
-        """Smoothed scores before division by the threshold."""
+        """Smoothed scores of the model's columns before division by the threshold (zeros when
+        every column is constant)."""
         self._require_fitted()
         _check_frame(df, self.columns, "frame to score")
-        z = self.standardizer.transform(df.to_numpy(dtype=np.float64))
+        if not self.model_columns:
+            return np.zeros(len(df))
+        z = self.standardizer.transform(df.to_numpy(dtype=np.float64)[:, self._model_column_indices()])
         if self.method == "zscore":
             raw = np.abs(z).max(axis=1)
         elif self.method in FORECASTING_METHODS:
@@ -346,8 +392,30 @@ class AnomalyDetector:
             raw = self.model.raw_score(z)
         return _smooth(raw, self.params.smooth)
 
+    def constant_scores(self, df: pd.DataFrame) -> np.ndarray:
+        """Smoothed largest deviation of a constant channel from its constant, in tolerances (1.0 =
+        the threshold); zeros when no channel was constant in training."""
+        if not self.constant_columns:
+            return np.zeros(len(df))
+        names = list(self.constant_columns)
+        values = df[names].to_numpy(dtype=np.float64)
+        constants = np.array([self.constant_columns[n] for n in names])
+        tolerance = self.params.flat_tolerance * np.maximum(np.abs(constants), 1.0)
+        return _smooth(np.max(np.abs(values - constants) / tolerance, axis=1), self.params.smooth)
+
+    def stuck_scores(self, df: pd.DataFrame) -> np.ndarray:
+        """Largest time a channel has held one value at each step, over its channel's limit (1.0 =
+        the threshold); zeros when the check is off."""
+        if not self.stuck_limits:
+            return np.zeros(len(df))
+        names = list(self.stuck_limits)
+        held = hold_seconds(df[names].to_numpy(dtype=np.float64), _seconds(df.index))
+        return np.max(held / np.array([self.stuck_limits[n] for n in names], dtype=np.float64), axis=1)
+
     def score(self, df: pd.DataFrame) -> pd.Series:
-        return pd.Series(self.raw_scores(df) / self.calibration.threshold, index=df.index, name="score")
+        scores = self.raw_scores(df) / self.calibration.threshold
+        scores = np.maximum(scores, np.maximum(self.constant_scores(df), self.stuck_scores(df)))
+        return pd.Series(scores, index=df.index, name="score")
 
     def predict(self, df: pd.DataFrame) -> pd.Series:
         scores = self.score(df).to_numpy()
@@ -388,7 +456,8 @@ class AnomalyDetector:
         save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(folder / "weights.safetensors"))
         meta = {
             "method": self.method, "params": asdict(self.params), "columns": self.columns,
-            "threshold": self.calibration.threshold, "format": 1,
+            "threshold": self.calibration.threshold, "constant_columns": self.constant_columns,
+            "stuck_limits": self.stuck_limits, "format": 1,
         }
         (folder / "detector.json").write_text(json.dumps(meta, indent=2))
         return folder
@@ -405,14 +474,18 @@ class AnomalyDetector:
         arrays = load_file(str(folder / "weights.safetensors"))
         detector = cls(meta["method"], backbone=backbone, **meta["params"])
         detector.columns = list(meta["columns"])
+        detector.constant_columns = {str(k): float(v) for k, v in meta.get("constant_columns", {}).items()}
+        detector.stuck_limits = {str(k): float(v) for k, v in meta.get("stuck_limits", {}).items()}
         detector.standardizer = Standardizer(arrays["standardizer.mean"], arrays["standardizer.std"])
         residual = None
         if "residual.scale" in arrays:
             residual = ResidualModel(arrays["residual.scale"], arrays["residual.precision"])
         detector.calibration = Calibration(threshold=float(meta["threshold"]), residual_model=residual)
         model_arrays = {k.removeprefix("model."): v for k, v in arrays.items() if k.startswith("model.")}
-        if detector.method in FORECASTING_METHODS:
-            detector.model = detector._build_forecaster(len(detector.columns))
+        if not detector.model_columns:
+            detector.model = None
+        elif detector.method in FORECASTING_METHODS:
+            detector.model = detector._build_forecaster(len(detector.model_columns))
             tensors = {k: torch.from_numpy(v.copy()) for k, v in model_arrays.items()}
             if detector.method == "reprogram":
                 detector.model.trunk.load_trainable_state_dict(
@@ -534,6 +607,38 @@ def hysteresis_alarms(scores: np.ndarray, *, release_ratio: float, min_duration:
                 active, above = False, 0
         alarms[t] = active
     return alarms
+
+
+def constant_channels(values: np.ndarray, columns: Sequence[str], tolerance: float) -> dict[str, float]:
+    """Columns whose spread (max - min) is within ``tolerance * max(|mean|, 1)``: name -> mean."""
+    means = values.mean(axis=0)
+    spread = values.max(axis=0) - values.min(axis=0)
+    flat = spread <= tolerance * np.maximum(np.abs(means), 1.0)
+    return {str(columns[i]): float(means[i]) for i in np.flatnonzero(flat)}
+
+
+def hold_seconds(values: np.ndarray, times_s: np.ndarray) -> np.ndarray:
+    """``[T, C]``: seconds since each channel's value last changed (0 at a change and at the frame's
+    first row, which knows no earlier value)."""
+    if len(values) == 0:
+        return np.zeros(values.shape, dtype=np.float64)
+    steps = np.arange(len(values))[:, None]
+    changed = np.vstack([np.ones((1, values.shape[1]), dtype=bool), values[1:] != values[:-1]])
+    last_change = np.maximum.accumulate(np.where(changed, steps, 0), axis=0)
+    return times_s[:, None] - times_s[last_change]
+
+
+def stuck_limits(frames: Sequence[np.ndarray], times: Sequence[np.ndarray], columns: Sequence[str], stuck_s: float) -> dict[str, float]:
+    """Per channel: ``max(stuck_s, 2 x its longest hold of one value in training)`` seconds."""
+    if stuck_s <= 0 or not columns:
+        return {}
+    longest = np.max([hold_seconds(v, t).max(axis=0) for v, t in zip(frames, times, strict=True) if len(v)], axis=0)
+    return {str(c): float(max(stuck_s, 2 * held)) for c, held in zip(columns, longest, strict=True)}
+
+
+def _seconds(index: pd.DatetimeIndex) -> np.ndarray:
+    """Epoch seconds of a DatetimeIndex, whatever its resolution."""
+    return index.as_unit("ns").asi8.astype(np.float64) / 1e9
 
 
 def _smooth(values: np.ndarray, window: int) -> np.ndarray:

@@ -7,6 +7,8 @@ with safe defaults (all documented in README.md):
 - ``PHM_BROKER_URL``: default kombu's filesystem transport (no server); ``redis://...`` for Redis.
 - ``PHM_SECRET_KEY``, ``PHM_DEBUG``, ``PHM_ALLOWED_HOSTS``, ``PHM_DATA_ROOT``, ``PHM_MEDIA_ROOT``,
   ``PHM_API_MAX_BATCH``, ``PHM_CSRF_TRUSTED_ORIGINS``, ``PHM_LOG_LEVEL``.
+- ``PHM_READINGS_STORE`` (sql|clickhouse), ``PHM_CLICKHOUSE_URL``, ``PHM_RETENTION_RAW_DAYS``,
+  ``PHM_RETENTION_ROLLUP_DAYS``, ``PHM_PARTITION_AHEAD_DAYS``: the readings store.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ INSTALLED_APPS = [
     "phm.telemetry",
     "phm.sources",
     "phm.analytics",
+    "phm.backtests",
     "phm.alarms",
     "phm.assistant",
     "phm.dashboard",
@@ -270,6 +273,17 @@ PHM_ALARM_MAX_SHELVE_S = float(os.environ.get("PHM_ALARM_MAX_SHELVE_S", 24 * 360
 #: Most rows one page of a list endpoint returns (``?limit=`` above it is a 400).
 PHM_API_MAX_PAGE = int(os.environ.get("PHM_API_MAX_PAGE", 1000))
 
+# --- readings store (phm.telemetry.store) -------------------------------------------------------
+# sql: readings in DATABASES["default"] (partitioned by day on PostgreSQL after
+# `phm_readings partition`); clickhouse: readings in PHM_CLICKHOUSE_URL, metadata stays here.
+PHM_READINGS_STORE = os.environ.get("PHM_READINGS_STORE", "sql")
+PHM_CLICKHOUSE_URL = os.environ.get("PHM_CLICKHOUSE_URL", "")
+# Days of raw readings and of minute roll-ups to keep (0: forever); the hour tier is kept.
+PHM_RETENTION_RAW_DAYS = int(os.environ.get("PHM_RETENTION_RAW_DAYS", 0))
+PHM_RETENTION_ROLLUP_DAYS = int(os.environ.get("PHM_RETENTION_ROLLUP_DAYS", 0))
+# Daily PostgreSQL partitions created ahead of today by `phm_readings maintain`.
+PHM_PARTITION_AHEAD_DAYS = int(os.environ.get("PHM_PARTITION_AHEAD_DAYS", 7))
+
 # --- Celery -----------------------------------------------------------------------------------
 BROKER_DIR = DATA_ROOT / "broker"
 CELERY_BROKER_URL = os.environ.get("PHM_BROKER_URL", "filesystem://")
@@ -309,3 +323,21 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("PHM_LOG_LEVEL", "INFO")},
 }
+
+# --- least privilege (connector files, outbound webhooks) ------------------------------------
+import ipaddress  # noqa: E402
+# Folders connector definitions may read from (log files, image and historian inboxes); a path
+# outside them, after resolving symlinks, is refused on save and again when the connector runs.
+PHM_CONNECTOR_ROOTS = [Path(p) for p in env_list("PHM_CONNECTOR_ROOTS", str(DATA_ROOT / "connectors"))]
+if "PHM_CONNECTOR_ROOTS" not in os.environ:
+    (DATA_ROOT / "connectors").mkdir(exist_ok=True)  # the default root exists, ready for inboxes and logs
+# Networks webhook endpoints may reach although they are loopback / private / link-local
+# (comma-separated CIDRs, e.g. the SCADA subnet "10.20.0.0/16"); see phm/alarms/egress.py.
+PHM_WEBHOOK_ALLOWED_NETWORKS = env_list("PHM_WEBHOOK_ALLOWED_NETWORKS", "")
+for _network in PHM_WEBHOOK_ALLOWED_NETWORKS:  # a typo fails at start-up, not on the first alarm
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as _exc:
+        raise ValueError(f"PHM_WEBHOOK_ALLOWED_NETWORKS: {_network!r} is not a network in CIDR form (e.g. 10.20.0.0/16): {_exc}") from None
+# The schema and its docs page are for signed-in users with a role, like the rest of the API.
+SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"] = ["phm.api.permissions.RolePermission"]

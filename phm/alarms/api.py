@@ -173,8 +173,8 @@ class AlarmPointViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class WebhookEndpointViewSet(viewsets.ModelViewSet):
-    """SCADA webhook endpoints. ``POST {"url", "secret", "events"}``; the secret is shown only in
-    the create response."""
+    """SCADA webhook endpoints. ``POST {"url", "secret", "events"}``; the secret is write-only:
+    shown once in the create response only when the server generated it."""
 
     queryset = WebhookEndpoint.objects.all()
     serializer_class = s.WebhookEndpointSerializer
@@ -184,7 +184,9 @@ class WebhookEndpointViewSet(viewsets.ModelViewSet):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         endpoint = serializer.save()
-        return Response(s.WebhookEndpointCreatedSerializer(endpoint).data, status=status.HTTP_201_CREATED)
+        generated = "secret" not in serializer.validated_data
+        answer = s.WebhookEndpointCreatedSerializer if generated else s.WebhookEndpointSerializer
+        return Response(answer(endpoint).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={202: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["post"])

@@ -120,25 +120,48 @@ def _locked_point(*, equipment: Equipment, source: str, using: str) -> AlarmPoin
     return AlarmPoint.objects.using(using).select_for_update().select_related("equipment__line__area__site").get(pk=point.pk)
 
 
-def _evaluate_sample(point: AlarmPoint, sample: Sample, policy: AlarmPolicy, *, label: str, using: str) -> list[AlarmTransition]:
+class ConditionStep:
+    """What one sample does to an alarm condition (see :func:`advance_condition`)."""
+
+    NONE = "none"  # nothing to record (normal, or a delay still running)
+    RAISE = "raise"  # the condition became active
+    HOLD = "hold"  # still active: the open alarm's score follows the sample
+    CLEAR = "clear"  # the condition returned to normal
+
+
+def advance_condition(point, sample: Sample, policy: AlarmPolicy) -> str:
+    """The chattering filters on one sample: on-delay, deadband and off-delay. ``point`` carries
+    ``condition_active``, ``on_pending_since`` and ``off_pending_since`` (an :class:`AlarmPoint`, or
+    any object with those attributes: a backtest replays history through this same function in
+    memory) and is updated in place; the return value says what the alarm side must do."""
     if not point.condition_active:
         if sample.score < policy.threshold:
             point.on_pending_since = None
-            return []
+            return ConditionStep.NONE
         point.on_pending_since = point.on_pending_since or sample.ts
         if (sample.ts - point.on_pending_since).total_seconds() < policy.on_delay_s:
-            return []
+            return ConditionStep.NONE
         point.condition_active, point.on_pending_since, point.off_pending_since = True, None, None
-        return _activate(point, sample, policy, label=label, using=using)
+        return ConditionStep.RAISE
     if sample.score >= policy.clear_level:
         point.off_pending_since = None
-        _update_open_alarm_score(point, sample, policy, using=using)
-        return []
+        return ConditionStep.HOLD
     point.off_pending_since = point.off_pending_since or sample.ts
     if (sample.ts - point.off_pending_since).total_seconds() < policy.off_delay_s:
-        return []
+        return ConditionStep.NONE
     point.condition_active, point.off_pending_since = False, None
-    return _return_to_normal(point, sample, using=using)
+    return ConditionStep.CLEAR
+
+
+def _evaluate_sample(point: AlarmPoint, sample: Sample, policy: AlarmPolicy, *, label: str, using: str) -> list[AlarmTransition]:
+    step = advance_condition(point, sample, policy)
+    if step == ConditionStep.RAISE:
+        return _activate(point, sample, policy, label=label, using=using)
+    if step == ConditionStep.HOLD:
+        _update_open_alarm_score(point, sample, policy, using=using)
+    elif step == ConditionStep.CLEAR:
+        return _return_to_normal(point, sample, using=using)
+    return []
 
 
 def open_alarm(*, point: AlarmPoint, using: str = "default") -> Alarm | None:

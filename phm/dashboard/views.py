@@ -12,6 +12,7 @@ from django.db.models import Prefetch
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -25,7 +26,7 @@ from phm.analytics import training
 from phm.analytics.models import DetectorConfig, ModelVersion, TrainingJob
 from phm.assets.models import Area, Equipment, Site
 from phm.dashboard import selectors
-from phm.dashboard.roles import ENGINEER, OPERATOR, role_required
+from phm.dashboard.roles import ENGINEER, OPERATOR, has_role, role_required
 from phm.sources.models import ConnectorDefinition
 from phm.telemetry.selectors import sensor_series
 
@@ -254,14 +255,22 @@ def plotly_js(request: HttpRequest) -> HttpResponse:
     return HttpResponse(get_plotlyjs(), content_type="application/javascript")
 
 
+#: Media sub-folder of raw historian uploads (``FileIngestJob.file`` upload_to).
+RAW_UPLOADS = "uploads/"
+
+
 @require_GET
 @role_required(OPERATOR)
 def media_file(request: HttpRequest, path: str) -> FileResponse:
     """Uploaded files (inspection images and their thumbnails) for signed-in users only: they are
     plant data, so they are not left to a public static route, and this works with DEBUG off."""
-    root = Path(settings.MEDIA_ROOT).resolve()
     if "\x00" in path:  # the OS cannot name such a file; resolve() would raise ValueError (500)
         raise Http404("no such file")
+    if path.startswith(RAW_UPLOADS) and not has_role(request.user, ENGINEER):
+        # Raw historian exports (telemetry.FileIngestJob.file) are the plant's full history, not
+        # something an operator needs; the ingested readings are on the equipment pages.
+        raise PermissionDenied("raw historian uploads need the engineer role")
+    root = Path(settings.MEDIA_ROOT).resolve()
     target = (root / path).resolve()
     if not target.is_relative_to(root) or not target.is_file():
         raise Http404("no such file")

@@ -13,6 +13,8 @@ from django.utils import timezone
 
 from phm.telemetry import services
 from phm.telemetry.models import FileIngestJob, JobStatus, QuarantinedRecord, RecordKind
+from phm.redaction import job_error
+from phm.uploads import UploadTooLarge, check_upload_size
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +23,6 @@ def create_file_job(*, uploaded_file, spec: dict, user=None, job: FileIngestJob 
     """Store the upload and a queued job (``job``: an unsaved instance to fill, as the admin
     passes); the caller enqueues ``ingest_file_job``."""
     from connectors.files import FileFormatError, FileTooLarge, check_decoded_size
-    from phm.uploads import UploadTooLarge, check_upload_size
 
     file_spec(spec)  # fail now, on the request, if the spec is invalid
     name = Path(uploaded_file.name).name
@@ -78,7 +79,7 @@ def run_file_job(*, job_id: int, using: str = "default") -> FileIngestJob:
             )
     except Exception as exc:  # the job row is the record of what went wrong; re-raise for the worker log
         FileIngestJob.objects.using(using).filter(pk=job_id).update(
-            status=JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now()
+            status=JobStatus.FAILED, error=job_error(exc), finished_at=timezone.now()
         )
         raise
     FileIngestJob.objects.using(using).filter(pk=job_id).update(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -19,12 +19,10 @@ from numbers import Real
 import numpy as np
 
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, transaction
 
 from connectors.records import ImageRecord, IngestResult, LogRecord, Reading, Rejection
 from phm.assets.models import Equipment, Sensor
-from phm.telemetry.bulk import upsert_rows
-from phm.telemetry.rollups import READING_TABLE, refresh_rollups
 from phm.telemetry.models import (
     InspectionImage,
     LogEvent,
@@ -33,8 +31,8 @@ from phm.telemetry.models import (
     Quality,
     RecordKind,
 )
+from phm.telemetry.store import get_store
 
-LATEST_TABLE = "telemetry_latestreading"
 VALID_QUALITIES = frozenset(int(q) for q in Quality)
 GOOD, UNCERTAIN = int(Quality.GOOD), int(Quality.UNCERTAIN)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -84,16 +82,15 @@ def _ingest_readings(readings: Sequence[Reading | Mapping], *, channel: str, usi
                 result.rejections.append(Rejection(index, str(exc)))
                 quarantined.append(_quarantine_reading(record, index, str(exc), channel))
     with transaction.atomic(using=using):
-        # Repeats inside the batch and rows stored earlier are both left out by the insert
-        # (ON CONFLICT / OR IGNORE), so every valid row that was not inserted is a duplicate.
-        inserted = _insert_rows(rows, using=using)
+        # Repeats inside the batch and rows stored earlier are both left out by the store, so
+        # every valid row that was not inserted is a duplicate. The SQL store writes readings,
+        # roll-ups and latest values in this transaction; the ClickHouse store writes its own
+        # tables (idempotently: a retry after a failure here stores nothing twice).
+        inserted = get_store(using).write(rows)
         result.accepted = inserted
         result.duplicate = len(rows) - inserted
         if quarantined:
             QuarantinedRecord.objects.using(using).bulk_create(quarantined)
-        if inserted:
-            _advance_latest(rows, using=using)
-            refresh_rollups(rows, all_new=inserted == len(rows), using=using)
     return result
 
 
@@ -229,63 +226,6 @@ def _timestamp_us(ts: object) -> int:
 def _describe(value: object) -> str:
     text = repr(value)
     return f"{type(value).__name__} {text[:40]}"
-
-
-def _insert_rows(rows: list[tuple[int, int, float, int]], *, using: str) -> int:
-    """Insert rows that are not stored yet; return how many were new."""
-    if not rows:
-        return 0
-    connection = connections[using]
-    if connection.vendor == "postgresql":
-        return _insert_rows_postgresql(rows, connection)
-    if connection.vendor == "sqlite":
-        with connection.cursor() as cursor:
-            cursor.executemany(f"INSERT OR IGNORE INTO {READING_TABLE} (sensor_id, ts, value, quality) VALUES (%s, %s, %s, %s)", rows)
-            return cursor.rowcount
-    raise NotImplementedError(f"bulk reading ingestion supports SQLite and PostgreSQL, not {connection.vendor}")
-
-
-def _insert_rows_postgresql(rows: list[tuple[int, int, float, int]], connection) -> int:
-    """Binary COPY straight into the table when the batch is all new (the streaming case, at the
-    driver's own speed); if any row exists already, the savepoint rolls the COPY back and the
-    batch goes through a temporary staging table with ON CONFLICT DO NOTHING, which counts them."""
-    import psycopg
-
-    try:
-        with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-            _copy_rows(cursor.cursor, READING_TABLE, rows)
-        return len(rows)
-    except psycopg.errors.UniqueViolation:
-        pass
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS reading_stage (sensor_id bigint, ts bigint, value float8, quality int2) ON COMMIT DELETE ROWS"
-        )
-        cursor.execute("TRUNCATE reading_stage")
-        _copy_rows(cursor.cursor, "reading_stage", rows)
-        cursor.execute(f"INSERT INTO {READING_TABLE} (sensor_id, ts, value, quality) SELECT sensor_id, ts, value, quality FROM reading_stage ON CONFLICT DO NOTHING")
-        return cursor.rowcount
-
-
-def _copy_rows(raw_cursor, table: str, rows: list[tuple[int, int, float, int]]) -> None:
-    with raw_cursor.copy(f"COPY {table} (sensor_id, ts, value, quality) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(["int8", "int8", "float8", "int2"])
-        for row in rows:
-            copy.write_row(row)
-
-
-def _advance_latest(rows: Iterable[tuple[int, int, float, int]], *, using: str) -> None:
-    newest: dict[int, tuple[int, int, float, int]] = {}
-    for row in rows:
-        current = newest.get(row[0])
-        if current is None or row[1] > current[1]:
-            newest[row[0]] = row
-    upsert_rows(
-        LATEST_TABLE, ["sensor_id", "ts", "value", "quality"], ["bigint", "bigint", "float8", "smallint"], list(newest.values()),
-        f"ON CONFLICT (sensor_id) DO UPDATE SET ts = excluded.ts, value = excluded.value, quality = excluded.quality, "
-        f"received_at = excluded.received_at WHERE excluded.ts > {LATEST_TABLE}.ts",
-        using=using, constants={"received_at": "CURRENT_TIMESTAMP"},
-    )
 
 
 def _quarantine_reading(record: object, index: int, error: str, channel: str) -> QuarantinedRecord:

@@ -10,27 +10,28 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from django.db.models import Max
+import numpy as np
+
 from django.utils import timezone
 
 from connectors.simulator import DEMO_PLANT, FAULT_KINDS, PlantDef, PlantSimulator, ScheduledFault, default_sensor_for
-from phm.assets.models import Equipment
-from phm.telemetry.models import FaultInjection, LatestReading
+from phm.assets.models import Equipment, Sensor
+from phm.telemetry import selectors
+from phm.telemetry.models import FaultInjection
 from phm.telemetry.sink import DatabaseSink, close_stale_connection
 
 log = logging.getLogger(__name__)
 
-
 def inject_fault(
     *, equipment_tag: str, fault: str, start: datetime, duration: timedelta, severity: float = 1.0,
-    sensor_measure: str | None = None, source: str = "manual", plant: PlantDef = DEMO_PLANT,
+    sensor_measure: str | None = None, source: str = "manual", plant: PlantDef = DEMO_PLANT, ramp_s: float | None = None,
 ) -> FaultInjection:
     """Record a fault for the simulator to play (and for detectors to be scored against)."""
     definition = plant.get(equipment_tag)
     if fault not in definition.faults:
         raise ValueError(f"{equipment_tag} ({definition.equipment_type}) cannot have {fault!r}; it supports: {', '.join(definition.faults)}")
     measure = sensor_measure or default_sensor_for(fault, definition)
-    ScheduledFault(equipment_tag, fault, start, start + duration, severity, measure)  # validates
+    ScheduledFault(equipment_tag, fault, start, start + duration, severity, measure, ramp_s)  # validates
     return FaultInjection.objects.create(
         equipment=Equipment.objects.get(tag=equipment_tag),
         fault=fault,
@@ -39,21 +40,60 @@ def inject_fault(
         severity=severity,
         sensor=definition.sensor_tag(measure) if measure else "",
         source=source,
+        ramp_s=ramp_s,
     )
-
 
 def scheduled_faults(*, plant: PlantDef = DEMO_PLANT) -> list[ScheduledFault]:
     tags = {e.tag for e in plant.equipment}
     faults = []
     for row in FaultInjection.objects.select_related("equipment").filter(equipment__tag__in=tags, fault__in=FAULT_KINDS):
         measure = row.sensor.split(".", 1)[1] if "." in row.sensor else None
-        faults.append(ScheduledFault(row.equipment.tag, row.fault, row.start, row.end, row.severity, measure))
+        faults.append(ScheduledFault(row.equipment.tag, row.fault, row.start, row.end, row.severity, measure, row.ramp_s))
     return faults
-
 
 def backfill(*, start: datetime, end: datetime, seed: int = 7, plant: PlantDef = DEMO_PLANT) -> tuple[int, int]:
     simulator = PlantSimulator(plant, seed=seed, faults=scheduled_faults(plant=plant))
     return simulator.run(DatabaseSink(channel="simulator"), start, end, chunk_s=600)
+
+
+def backfill_bulk(
+    *, start: datetime, end: datetime, seed: int = 7, plant: PlantDef = DEMO_PLANT, equipment: list[str] | None = None,
+    chunk: timedelta = timedelta(hours=1), using: str = "default",
+) -> tuple[int, int]:
+    """Days of simulated history fast: the simulator's vectorised frames (no ``Reading`` object per
+    value) written chunk by chunk through the readings store (readings, roll-ups and latest values
+    in one transaction), log lines through the ingestion services. The same signals as :func:`backfill` in
+    distribution (each chunk draws its own noise), for trials and benchmarks over many days."""
+    from django.db import transaction
+
+    from phm.telemetry.services import ingest_logs
+    from phm.telemetry.store import get_store
+
+    ids = dict(Sensor.objects.using(using).filter(equipment__tag__in=[e.tag for e in plant.equipment]).values_list("tag", "pk"))
+    simulator = PlantSimulator(plant, seed=seed, faults=scheduled_faults(plant=plant))
+    store = get_store(using)
+    readings = logs = 0
+    cursor = start
+    while cursor < end:
+        chunk_end = min(end, cursor + chunk)
+        frames, chunk_logs = simulator.sample_frames(cursor, chunk_end, equipment=equipment)
+        parts = []
+        for tag, frame in frames.items():
+            times = frame.index.asi8 // 1000 if frame.index.unit == "ns" else frame.index.as_unit("us").asi8
+            for measure in frame.columns:
+                sensor_id = ids[plant.get(tag).sensor_tag(measure)]
+                values = frame[measure].to_numpy()
+                keep = np.isfinite(values)
+                block = np.empty((int(keep.sum()), 4), dtype=object)
+                block[:, 0], block[:, 1], block[:, 2], block[:, 3] = sensor_id, times[keep].astype(np.int64), values[keep], 192
+                parts.append(block)
+        rows = [tuple(row) for part in parts for row in part.tolist()]
+        with transaction.atomic(using=using):  # the store writes readings, roll-ups and latest values
+            readings += store.write(rows)
+        if chunk_logs:
+            logs += ingest_logs(records=chunk_logs, channel="simulator", using=using).accepted
+        cursor = chunk_end
+    return readings, logs
 
 
 def schedule_demo_history(*, now: datetime, hours: float, plant: PlantDef = DEMO_PLANT) -> list[FaultInjection]:
@@ -73,16 +113,14 @@ def schedule_demo_history(*, now: datetime, hours: float, plant: PlantDef = DEMO
         for tag, kind, at, length in plan
     ]
 
-
 def _resume_point(*, plant: PlantDef, now: datetime, max_gap: timedelta = timedelta(hours=1)) -> datetime:
     """Continue right after the newest simulated value (no gap after a backfill or a restart),
     unless that is older than ``max_gap``: then start now rather than replaying a long outage."""
     tags = [e.sensor_tag(s.measure) for e in plant.equipment for s in e.sensors]
-    newest = LatestReading.objects.filter(sensor__tag__in=tags).aggregate(newest=Max("ts"))["newest"]
+    newest = selectors.newest_ts(sensors=list(Sensor.objects.filter(tag__in=tags)))
     if newest is None or now - newest > max_gap:
         return now
     return newest + timedelta(seconds=1)
-
 
 def stream(
     *, seed: int = 7, push_every_s: float = 5.0, auto_fault_every_s: float | None = None,

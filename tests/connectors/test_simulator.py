@@ -98,3 +98,34 @@ def test_invalid_faults_are_refused():
         ScheduledFault("P-101", "cavitation", START, START)
     with pytest.raises(KeyError, match="no equipment"):
         PlantSimulator(faults=[ScheduledFault("X-1", "cavitation", START, START + HOUR)])
+
+
+def test_a_fault_ramp_sets_how_fast_it_reaches_full_severity():
+    from datetime import UTC, datetime, timedelta
+
+    import numpy as np
+
+    from connectors.simulator import ScheduledFault
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    fast = ScheduledFault("P-101", "cavitation", start, start + timedelta(hours=2), 1.2, ramp_s=600)
+    slow = ScheduledFault("P-101", "cavitation", start, start + timedelta(hours=2), 1.2)
+    at = np.array([start.timestamp() + 600, start.timestamp() + 7199, start.timestamp() + 7200])
+    assert fast.profile(at).tolist() == [1.2, 1.2, 0.0]
+    assert 0 < slow.profile(at)[0] < 0.2 and slow.profile(at)[1] == 1.2
+    with pytest.raises(ValueError, match="ramp_s"):
+        ScheduledFault("P-101", "cavitation", start, start + timedelta(hours=2), ramp_s=0)
+
+
+def test_a_stuck_sensor_stays_frozen_when_another_stuck_fault_of_it_is_scheduled_later():
+    from datetime import UTC, datetime, timedelta
+
+    from connectors.simulator import DEMO_PLANT, PlantSimulator, ScheduledFault
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    now = ScheduledFault("P-101", "stuck_sensor", start + timedelta(minutes=5), start + timedelta(minutes=40), sensor="FLOW")
+    later = ScheduledFault("P-101", "stuck_sensor", start + timedelta(hours=5), start + timedelta(hours=6), sensor="FLOW")
+    frames, _ = PlantSimulator(DEMO_PLANT, seed=1, faults=[now, later]).sample_frames(start, start + timedelta(hours=1), equipment=["P-101"])
+    flow = frames["P-101"]["FLOW"]
+    stuck = flow[(flow.index >= now.start) & (flow.index < now.end)]
+    assert stuck.nunique() == 1 and flow[flow.index >= now.end].nunique() > 100

@@ -83,11 +83,12 @@ def test_conversation_history_is_kept_per_user(api_client, knowledge, tiny_model
     conversations = api_client.get("/api/v1/assistant/conversations").json()["results"]
     assert len(conversations) == 1 and [m["role"] for m in conversations[0]["messages"]] == ["user", "assistant", "user", "assistant"]
 
-    from django.contrib.auth.models import User
     from rest_framework.test import APIClient
 
+    from tests.conftest import user_in_role
+
     other = APIClient()
-    other.force_authenticate(User.objects.create_user("someone-else"))
+    other.force_authenticate(user_in_role("someone-else", "operator"))
     assert other.get("/api/v1/assistant/conversations").json()["results"] == []
     response = other.post(ASK, {"question": "Which oil?", "conversation": first["conversation"]}, format="json")
     assert response.status_code == 400 and "not found for this user" in response.json()["error"]
