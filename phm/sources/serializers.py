@@ -14,7 +14,7 @@ class ConnectorStatusSerializer(serializers.ModelSerializer):
 
 
 class ConnectorDefinitionSerializer(serializers.ModelSerializer):
-    status = ConnectorStatusSerializer(read_only=True)
+    status = ConnectorStatusSerializer(read_only=True, allow_null=True)  # null until the supervisor first runs it
 
     class Meta:
         model = ConnectorDefinition

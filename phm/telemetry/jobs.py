@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from phm.telemetry import services
 from phm.telemetry.models import FileIngestJob, JobStatus, QuarantinedRecord, RecordKind
-from phm.uploads import UploadTooLarge, check_upload_size
 from phm.redaction import job_error
+from phm.uploads import UploadTooLarge, check_upload_size
 
 log = logging.getLogger(__name__)
 

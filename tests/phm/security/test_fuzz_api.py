@@ -3,8 +3,10 @@
 Schemathesis generates requests for every operation of ``/api/schema/`` (path, query and body
 values that fit the schema) and sends them through the WSGI application as an admin, so every
 write path runs too. Each response must not be a 5xx, and a documented response must match the
-schema (body and content type). Bounded: ``PHM_FUZZ_EXAMPLES`` examples per operation (default
-6) with a fixed seed (``derandomize``), so the run is the same every time and stays well under
+schema (body and content type). Then ``PHM_FUZZ_NEGATIVE_EXAMPLES`` requests per operation that
+break the schema on purpose (wrong types, missing or extra fields) must get a 4xx, not a 5xx.
+Bounded: ``PHM_FUZZ_EXAMPLES`` (default 6) and ``PHM_FUZZ_NEGATIVE_EXAMPLES`` (default 2) per
+operation with a fixed seed (``derandomize``), so the run is the same every time and stays under
 two minutes; outbound calls are disabled (no Celery task is sent, no HTTP leaves the process).
 The summary (operations, cases, server errors) is printed and written to ``$PHM_FUZZ_REPORT``
 when set.
@@ -23,9 +25,12 @@ import pytest
 schemathesis = pytest.importorskip("schemathesis")
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis.errors import Unsatisfiable  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 EXAMPLES = int(os.environ.get("PHM_FUZZ_EXAMPLES", 6))
+#: Requests that break the schema on purpose (wrong types, missing fields): they must get a 4xx.
+NEGATIVE_EXAMPLES = int(os.environ.get("PHM_FUZZ_NEGATIVE_EXAMPLES", 2))
 NOTE = b"---\nequipment: P-101\n---\n# P-101 pump\n\n## Bearings\nDrive-end bearing 6309-2Z/C3, oil ISO VG 68 every 4000 hours.\n"
 
 
@@ -96,43 +101,61 @@ def test_every_operation_survives_generated_requests(wsgi_app, fuzz_data, no_out
     from schemathesis.checks import not_a_server_error
     from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
-    schema = schemathesis.openapi.from_wsgi("/api/schema/", wsgi_app)
     headers = {"Authorization": f"Token {Token.objects.create(user=fuzz_data).key}"}
+    schema = schemathesis.openapi.from_wsgi("/api/schema/", wsgi_app, headers=headers)  # the schema may need a signed-in role
     checks = [not_a_server_error, response_schema_conformance, content_type_conformance]
     statuses: Counter[int] = Counter()
     per_operation: dict[str, int] = {}
     failures: list[str] = []
     started = time.monotonic()
 
-    for result in schema.get_all_operations():
-        operation = result.ok()
-        label = f"{operation.method.upper()} {operation.path}"
-        per_operation[label] = 0
+    from schemathesis import GenerationMode
 
-        @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
-        @given(case=operation.as_strategy(), aim_at_existing=st.booleans())
+    def fuzz(operation, label: str, mode: GenerationMode, examples: int):
+        @settings(max_examples=examples, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+        @given(case=operation.as_strategy(generation_mode=mode), aim_at_existing=st.booleans())
         def run(case, aim_at_existing: bool) -> None:
-            # Half the cases address rows that exist, so detail and action views run past the
+            # Half the valid cases address rows that exist, so detail and action views run past the
             # lookup; never for DELETE, which would cascade the plant away for later operations.
-            if aim_at_existing and case.path_parameters and case.method.upper() != "DELETE":
+            if aim_at_existing and case.path_parameters and case.method.upper() != "DELETE" and mode == GenerationMode.POSITIVE:
                 case.path_parameters = {name: existing_row(case.path, name) for name in case.path_parameters}
             response = case.call(headers=headers)
             per_operation[label] += 1
             statuses[response.status_code] += 1
             try:
-                case.validate_response(response, checks=checks, headers=headers)
+                if mode == GenerationMode.POSITIVE:
+                    case.validate_response(response, checks=checks, headers=headers)
+                else:  # the schema promises nothing for invalid input, except: no server error
+                    case.validate_response(response, checks=[not_a_server_error], headers=headers)
             except (Exception, BaseExceptionGroup) as exc:  # a schemathesis FailureGroup; keep going, report all
                 lines = [line.strip() for line in str(exc).splitlines() if line.strip()][1:6]
-                failures.append(f"{label} -> {response.status_code}: {' | '.join(lines)[:400]}")
+                failures.append(f"{mode.value} {label} -> {response.status_code}: {' | '.join(lines)[:400]}")
                 raise
 
-        try:
-            run()
-        except (Exception, BaseExceptionGroup):  # recorded in failures (hypothesis re-raises the shrunk example)
-            pass
+        return run
+
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        label = f"{operation.method.upper()} {operation.path}"
+        per_operation[label] = 0
+        # An operation without parameters or body has nothing to make invalid (hypothesis would
+        # spend hundreds of attempts finding that out).
+        has_inputs = bool(len(operation.body) or len(operation.query) or len(operation.path_parameters))
+        for mode, examples in ((GenerationMode.POSITIVE, EXAMPLES), (GenerationMode.NEGATIVE, NEGATIVE_EXAMPLES)):
+            if examples <= 0 or (mode == GenerationMode.NEGATIVE and not has_inputs):
+                continue
+            recorded = len(failures)
+            try:
+                fuzz(operation, label, mode, examples)()
+            except Unsatisfiable:
+                continue  # nothing in this operation can be made invalid (no parameters, no body)
+            except (Exception, BaseExceptionGroup):
+                if len(failures) == recorded:
+                    raise  # not a check failure: a broken test setup must not pass as "no failures"
+                # else: recorded above (hypothesis re-raises the shrunk example); go on with the next
 
     summary = {
-        "operations": len(per_operation), "cases": sum(per_operation.values()), "examples_per_operation": EXAMPLES,
+        "operations": len(per_operation), "cases": sum(per_operation.values()), "examples_per_operation": EXAMPLES, "negative_examples_per_operation": NEGATIVE_EXAMPLES,
         "server_errors": sum(n for code, n in statuses.items() if code >= 500), "statuses": dict(sorted(statuses.items())),
         "failures": sorted(set(failures)), "seconds": round(time.monotonic() - started, 1), "celery_tasks_not_sent": len(no_outbound),
     }
