@@ -32,6 +32,8 @@ os.environ.setdefault("PHM_DATA_ROOT", tempfile.mkdtemp(prefix="phm-bench-alerts
 os.environ.pop("DATABASE_URL", None)  # the bench's own SQLite under PHM_DATA_ROOT
 os.environ["DJANGO_SETTINGS_MODULE"] = "phm.settings"
 os.environ.setdefault("PHM_LOG_LEVEL", "WARNING")
+# The bench's receiver listens on 127.0.0.1; loopback is no webhook destination unless allowed.
+os.environ["PHM_WEBHOOK_ALLOWED_NETWORKS"] = "127.0.0.0/8"
 
 import django  # noqa: E402
 

@@ -74,7 +74,7 @@ def main(argv: list[str]) -> int:
     from django.test import Client
 
     from phm.assets.models import Sensor
-    from phm.telemetry import selectors
+    from phm.telemetry.store import get_store
     from phm.telemetry.fields import datetime_to_us
     from phm.telemetry.selectors import sensor_series
 
@@ -94,7 +94,7 @@ def main(argv: list[str]) -> int:
         bucket_us = int(series.bucket_seconds * 1e6)
         origin_us = datetime_to_us(start) // 60_000_000 * 60_000_000
         rollup_s = best_of(args.repeat, lambda: sensor_series(sensor=sensor, start=start, end=end, max_points=BUCKETS, using=alias))
-        raw_s = best_of(args.repeat, lambda: selectors._raw_bucket_sums(sensor.id, datetime_to_us(start), datetime_to_us(end), bucket_us, origin_us, using=alias))
+        raw_s = best_of(args.repeat, lambda: get_store(alias).raw_bucket_sums(sensor.id, datetime_to_us(start), datetime_to_us(end), bucket_us, origin_us))
         row = {"engine": alias, "rows_per_sensor": seconds, "sensors": len(sensors), "buckets": len(series.points),
                "load_s": round(load_s, 1), "rollups_s": round(rollup_s, 4), "raw_s": round(raw_s, 4), "raw_over_rollups": round(raw_s / rollup_s, 1)}
         if alias == "default":

@@ -13,10 +13,12 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from connectors.base import Connector
 from connectors.files import CSV_SUFFIXES, NPZ_SUFFIXES, PARQUET_SUFFIXES, FileFormatError, FileSpec, iter_reading_batches
+from connectors.paths import FolderGuard, PathNotAllowed
 from connectors.sink import Sink
 
 SUFFIXES = CSV_SUFFIXES + PARQUET_SUFFIXES + NPZ_SUFFIXES
@@ -35,10 +37,14 @@ class HistorianFolderSource(Connector):
         batch_size: int = 50_000,
         poll_interval_s: float = 5.0,
         settle_s: float = 2.0,
+        roots: Sequence[str | Path] | None = None,
         **kwargs,
     ):
         super().__init__(name, sink, **kwargs)
         self.directory = Path(directory)
+        # The folder inside the roots; files read and moved only when they resolve inside the folder.
+        self.guard = FolderGuard(self.directory, roots)
+        self._refused: set[Path] = set()
         self.spec = spec
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
@@ -53,7 +59,7 @@ class HistorianFolderSource(Connector):
             while not stop.is_set():
                 try:
                     self.scan(stop)
-                except OSError as exc:
+                except (OSError, PathNotAllowed) as exc:
                     self.note_error(exc)
                 stop.wait(self.poll_interval_s)
         finally:
@@ -61,11 +67,17 @@ class HistorianFolderSource(Connector):
 
     def scan(self, stop: threading.Event | None = None) -> int:
         """Ingest every settled file once; returns how many files completed."""
+        self.guard.check_folder()
         self.directory.mkdir(parents=True, exist_ok=True)
         completed = 0
         for path in sorted(p for p in self.directory.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES):
             if stop is not None and stop.is_set():
                 break
+            if not self.guard.owns(path):
+                if path not in self._refused:  # a link out of the folder: reported once, never read or moved
+                    self._refused.add(path)
+                    self.note_error(f"{path.name}: links outside the folder {self.directory}; left alone")
+                continue
             if self._settled(path) and self._ingest(path):
                 completed += 1
         return completed
@@ -98,6 +110,7 @@ class HistorianFolderSource(Connector):
         return True
 
     def _move(self, path: Path, folder: Path, *, reason: str | None = None) -> None:
+        self.guard.target(folder / path.name)
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / path.name
         if target.exists():

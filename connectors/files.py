@@ -58,6 +58,62 @@ class FileFormatError(ValueError):
         super().__init__(f"{message} ({', '.join(where)})")
 
 
+class FileTooLarge(FileFormatError):
+    """The file's data, once decoded, is over the caller's limit (checked before loading it)."""
+
+
+def decoded_bytes(path: str | Path) -> int:
+    """How many bytes the file's data occupies once decoded, read from headers without loading
+    the data: for ``.npz`` the arrays' shapes x item sizes (and the zip members' stated sizes,
+    whichever is larger), for Parquet the row groups' uncompressed sizes, for text the file size.
+    A few hundred KB of compressed zeros can declare hundreds of MB of arrays."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in NPZ_SUFFIXES:
+        return _npz_decoded_bytes(path)
+    if suffix in PARQUET_SUFFIXES:
+        import pyarrow.parquet as pq
+
+        try:
+            metadata = pq.ParquetFile(path).metadata
+        except Exception as exc:  # pyarrow raises ArrowInvalid/OSError variants for non-Parquet bytes
+            raise FileFormatError(f"not a readable Parquet file: {exc}", file=path) from exc
+        return sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+    return path.stat().st_size
+
+
+def _npz_decoded_bytes(path: Path) -> int:
+    import zipfile
+
+    from numpy.lib import format as npy_format
+
+    total = 0
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                size = info.file_size
+                if info.filename.endswith(".npy"):
+                    with archive.open(info) as member:
+                        version = npy_format.read_magic(member)
+                        if version == (1, 0):
+                            shape, _, dtype = npy_format.read_array_header_1_0(member)
+                        else:
+                            shape, _, dtype = npy_format.read_array_header_2_0(member)
+                    size = max(size, math.prod(shape) * dtype.itemsize)
+                total += size
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise FileFormatError(f"not a readable .npz archive: {exc}", file=path) from exc
+    return total
+
+
+def check_decoded_size(path: str | Path, limit: int | None) -> int:
+    """:func:`decoded_bytes`, raising FileTooLarge above ``limit`` (None: no limit)."""
+    size = decoded_bytes(path)
+    if limit is not None and size > limit:
+        raise FileTooLarge(f"the data decodes to {size:,} bytes; the limit is {limit:,}", file=path)
+    return size
+
+
 @dataclass(frozen=True)
 class FileSpec:
     """How to read one historian file. Defaults fit a plain UTC wide CSV."""
@@ -131,16 +187,21 @@ class FileBatch:
     bytes_total: int
 
 
-def iter_reading_batches(path: str | Path, spec: FileSpec, *, batch_size: int = 50_000) -> Iterator[FileBatch]:
+def iter_reading_batches(
+    path: str | Path, spec: FileSpec, *, batch_size: int = 50_000, max_decoded_bytes: int | None = None
+) -> Iterator[FileBatch]:
     """Stream ``path`` as batches of at most about ``batch_size`` readings (wide rows are cut so
     that rows x columns stays near ``batch_size``). The format comes from the suffix
-    (.csv/.tsv/.txt, .parquet/.pq, .npz); ``spec.layout`` says how the table is shaped."""
+    (.csv/.tsv/.txt, .parquet/.pq, .npz); ``spec.layout`` says how the table is shaped.
+    ``max_decoded_bytes`` refuses (FileTooLarge) a file whose data decodes to more, before any of
+    it is loaded (see :func:`decoded_bytes`)."""
     path = Path(path)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if not path.is_file():
         raise FileFormatError("file does not exist", file=path)
     _validate_spec(spec, path)
+    check_decoded_size(path, max_decoded_bytes)
     suffix = path.suffix.lower()
     if suffix in NPZ_SUFFIXES or spec.layout == "npz":
         if suffix not in NPZ_SUFFIXES or spec.layout != "npz":

@@ -12,7 +12,7 @@ import io
 import shutil
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from connectors.base import Connector
+from connectors.paths import FolderGuard, PathNotAllowed
 from connectors.records import ImageRecord
 from connectors.sink import Sink
 
@@ -134,7 +135,8 @@ class WatchedFolderSource(Connector):
     or ``source`` for files at the top. A file is taken once its size has not changed for
     ``settle_s`` (so half-copied files wait). Stored files move to ``done/``, refused ones to
     ``rejected/`` next to a ``<name>.reason.txt``; when the sink is down the file stays and is
-    retried on the next scan.
+    retried on the next scan. With ``roots`` the folder must lie inside one of them; either way a
+    file that resolves outside the folder (a symlink) is neither read nor moved.
     """
 
     kind = "image_folder"
@@ -149,10 +151,13 @@ class WatchedFolderSource(Connector):
         limits: ImageLimits = ImageLimits(),
         poll_interval_s: float = 2.0,
         settle_s: float = 1.0,
+        roots: Sequence[str | Path] | None = None,
         **kwargs,
     ):
         super().__init__(name, sink, **kwargs)
         self.directory = Path(directory)
+        self.guard = FolderGuard(self.directory, roots)
+        self._refused: set[Path] = set()
         self.source = source
         self.limits = limits
         self.poll_interval_s = poll_interval_s
@@ -167,7 +172,7 @@ class WatchedFolderSource(Connector):
             while not stop.is_set():
                 try:
                     self.scan()
-                except OSError as exc:
+                except (OSError, PathNotAllowed) as exc:
                     self.note_error(exc)
                 stop.wait(self.poll_interval_s)
         finally:
@@ -175,9 +180,13 @@ class WatchedFolderSource(Connector):
 
     def scan(self) -> int:
         """Process every settled file once; returns how many were stored."""
+        self.guard.check_folder()
         self.directory.mkdir(parents=True, exist_ok=True)
         stored = 0
         for path in sorted(self._candidates()):
+            if not self.guard.owns(path):
+                self._refuse_foreign(path)
+                continue
             if not self._settled(path):
                 continue
             stored += self._process(path)
@@ -191,6 +200,13 @@ class WatchedFolderSource(Connector):
             if relative.parts[0] in ("done", "rejected") or len(relative.parts) > 2:
                 continue
             yield path
+
+    def _refuse_foreign(self, path: Path) -> None:
+        """A link out of the folder: report it once, leave it where it is (moving it could move
+        the file it points to, reading it would ingest a file from elsewhere)."""
+        if path not in self._refused:
+            self._refused.add(path)
+            self.note_error(f"{path.relative_to(self.directory)}: links outside the folder {self.directory}; left alone")
 
     def _settled(self, path: Path) -> bool:
         stat = path.stat()
@@ -238,6 +254,7 @@ class WatchedFolderSource(Connector):
         return result.accepted
 
     def _move(self, path: Path, target: Path, *, reason: str | None = None) -> None:
+        self.guard.target(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists():
             target = target.with_name(f"{target.stem}-{int(time.time() * 1000)}{target.suffix}")

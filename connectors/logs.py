@@ -1,5 +1,5 @@
-"""Log files: follow a file across rotation with a stored offset, parse timestamp and level,
-mine templates with Drain3.
+"""Log files: follow a file across rotation with a stored offset, find each record's timestamp
+and level, group multi-line records, mine templates.
 
 Offsets: after every delivered batch the follower stores ``(inode, offset, fingerprint)`` for
 the path in an :class:`OffsetStore` (a JSON file here; the database in the app). On restart it
@@ -10,8 +10,16 @@ the offset write (then that one batch repeats: at-least-once). The fingerprint (
 file's first bytes) tells a reused inode from the same file. Copy-truncate rotation is seen as
 the file getting shorter than the offset.
 
-Templates: Drain3 with masking of IPs, paths, UUIDs, hex ids, block ids and numbers; each
-:class:`LogRecord` gets the cluster id as ``template_id`` and the masked values as ``parameters``.
+Lines: without an explicit ``format`` the timestamp and level are found by
+:mod:`connectors.logheaders` (ISO 8601, log4j, syslog, Windows, Apache, epoch); a line without a
+header continues the record before it (stack traces, Windows event bodies). An explicit
+``format`` (a regex with ``ts``, ``level``, ``message`` groups) wins; then only indented lines
+continue a record and other non-matching lines are quarantined.
+
+Templates: :mod:`connectors.logtemplates` (one default configuration for every source); each
+:class:`LogRecord` gets the template id, the template text and the values at its variable
+positions. The miner's state is checkpointed per source in a :class:`MinerStateStore` after every
+delivered batch (before the offset), so ids keep their meaning across restarts.
 """
 
 from __future__ import annotations
@@ -21,23 +29,23 @@ import json
 import os
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from drain3 import TemplateMiner
-from drain3.file_persistence import FilePersistence
-from drain3.masking import MaskingInstruction
-from drain3.template_miner_config import TemplateMinerConfig
-
-from connectors.base import Connector
+from connectors.base import Connector, utcnow
+from connectors.logheaders import HeaderDetector, continues_record, is_block_start, is_trace_line, read_block
+from connectors.logtemplates import DEFAULT_MASKS, MinerSettings, TemplateMiner
+from connectors.paths import PathNotAllowed, confine
 from connectors.records import LogRecord
 from connectors.sink import Sink
 
 FINGERPRINT_BYTES = 256
+MAX_RECORD_CHARS = 65_536  # a multi-line record longer than this is cut (a runaway trace must not eat memory)
+__all__ = ["DEFAULT_MASKS", "MinerSettings", "TemplateMiner"]
 
 # ------------------------------------------------------------------------------------------------
 # Offsets
@@ -108,6 +116,8 @@ def fingerprint(path: Path, length: int = FINGERPRINT_BYTES) -> tuple[str, int]:
 # Parsing
 
 
+# The header the connector assumed before detection existed; pass it as an explicit pattern to keep
+# the old strictness (non-matching, non-indented lines quarantined).
 DEFAULT_PATTERN = (
     r"^(?P<ts>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)"
     r"\s+\[?(?P<level>[A-Za-z]+)\]?\s+(?P<message>.*)$"
@@ -136,37 +146,59 @@ class LineProblem(ValueError):
 
 @dataclass(frozen=True)
 class LogLineFormat:
-    """How to read one line: a regex with named groups ``ts``, ``level``, ``message`` (and
-    optionally ``source``); ``ts_format`` a strftime pattern (None = ISO 8601, comma decimals
-    allowed); ``timezone`` for timestamps without an offset; ``level_map`` extra level names."""
+    """How to read one line. ``pattern`` None (the default): find the header automatically
+    (:mod:`connectors.logheaders`). Else a regex with named groups ``ts``, ``level``,
+    ``message`` (and optionally ``source``), which wins over detection; ``ts_format`` a strftime
+    pattern (None = ISO 8601, comma decimals allowed); ``timezone`` for timestamps without an
+    offset; ``level_map`` extra level names."""
 
-    pattern: str = DEFAULT_PATTERN
+    pattern: str | None = None
     ts_format: str | None = None
     timezone: str = "UTC"
     level_map: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        compiled = re.compile(self.pattern)
-        missing = {"ts", "level", "message"} - set(compiled.groupindex)
-        if missing:
-            raise ValueError(f"log pattern lacks named groups {sorted(missing)}: {self.pattern}")
-        ZoneInfo(self.timezone)
+        if self.pattern is not None:
+            try:
+                compiled = re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"log pattern {self.pattern!r} is not a valid regex: {exc}") from exc
+            missing = {"ts", "level", "message"} - set(compiled.groupindex)
+            if missing:
+                raise ValueError(f"log pattern lacks named groups {sorted(missing)}: {self.pattern}")
+        try:
+            ZoneInfo(self.timezone)
+        except (ValueError, KeyError) as exc:
+            raise ValueError(f"log format timezone {self.timezone!r} is unknown") from exc
+
+    @property
+    def explicit(self) -> bool:
+        return self.pattern is not None
 
     @classmethod
     def from_dict(cls, config: Mapping) -> LogLineFormat:
+        unknown = sorted(set(config) - {"pattern", "ts_format", "timezone", "level_map"})
+        if unknown:
+            raise ValueError(f"unknown log format keys {unknown}")
         return cls(**config)
 
 
 class LogLineParser:
     def __init__(self, fmt: LogLineFormat, default_source: str):
         self.fmt = fmt
-        self.regex = re.compile(fmt.pattern)
+        self.regex = re.compile(fmt.pattern) if fmt.pattern is not None else None
         self.zone = ZoneInfo(fmt.timezone)
         self.default_source = default_source
         self.level_map = {k.upper(): v.upper() for k, v in fmt.level_map.items()}
+        self.detector = HeaderDetector(zone=self.zone, level_map=fmt.level_map)
 
     def parse(self, line: str) -> tuple[str, datetime, str, str]:
         """(source, ts, level, message) or LineProblem."""
+        if self.regex is None:
+            header = self.detector.detect(line)
+            if header is None:
+                raise LineProblem("no timestamp found at the start of the line (ISO 8601, syslog, Windows, log4j, Apache or epoch)")
+            return self.default_source, header.ts, header.level, header.message
         match = self.regex.match(line)
         if match is None:
             raise LineProblem("line does not match the log pattern")
@@ -194,60 +226,120 @@ class LogLineParser:
 # Templates
 
 
-# Order matters: the most specific patterns first, so an IP is not eaten as numbers.
-DEFAULT_MASKS: tuple[tuple[str, str], ...] = (
-    (r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b", "UUID"),
-    (r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?(?![\w.])", "IP"),
-    (r"\bblk_-?\d+\b", "BLOCK"),
-    (r"(?<![\w/])(?:/[\w.\-]+){2,}/?", "PATH"),
-    (r"\b0x[0-9a-fA-F]+\b", "HEX"),
-    (r"\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b", "ID"),
-    (r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?![\w.])", "NUM"),
-)
+class MinerStateStore(Protocol):
+    """Where a source's miner state lives between runs (a JSON file here; the database in the app)."""
+
+    def get(self, key: str) -> dict | None: ...
+
+    def set(self, key: str, state: dict) -> None: ...
 
 
-@dataclass(frozen=True)
-class MinerSettings:
-    sim_th: float = 0.4
-    depth: int = 4
-    max_clusters: int | None = None
-    masks: Sequence[tuple[str, str]] = DEFAULT_MASKS
-    extra_delimiters: Sequence[str] = ()
-    state_path: str | None = None  # keep clusters (and so template ids) across restarts
+class MemoryMinerStateStore:
+    def __init__(self) -> None:
+        self.states: dict[str, dict] = {}
 
-    @classmethod
-    def from_dict(cls, config: Mapping) -> MinerSettings:
-        values = dict(config)
-        if "masks" in values:
-            values["masks"] = tuple(tuple(item) for item in values["masks"])
-        return cls(**values)
+    def get(self, key: str) -> dict | None:
+        state = self.states.get(key)
+        return json.loads(json.dumps(state)) if state is not None else None  # a copy, as a real store gives
+
+    def set(self, key: str, state: dict) -> None:
+        self.states[key] = json.loads(json.dumps(state))
+
+
+class JsonMinerStateStore:
+    """One JSON file per store, replaced atomically on every write."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+
+    def _load(self) -> dict:
+        if not self.path.exists():
+            return {}
+        try:
+            return json.loads(self.path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"miner state file {self.path} is not valid JSON: {exc}") from exc
+
+    def get(self, key: str) -> dict | None:
+        with self._lock:
+            return self._load().get(key)
+
+    def set(self, key: str, state: dict) -> None:
+        with self._lock:
+            data = self._load()
+            data[key] = state
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+            tmp.write_text(json.dumps(data))
+            os.replace(tmp, self.path)
 
 
 def make_template_miner(settings: MinerSettings = MinerSettings()) -> TemplateMiner:
-    config = TemplateMinerConfig()
-    config.drain_sim_th = settings.sim_th
-    config.drain_depth = settings.depth
-    config.drain_max_clusters = settings.max_clusters
-    config.drain_extra_delimiters = list(settings.extra_delimiters)
-    config.masking_instructions = [MaskingInstruction(pattern, name) for pattern, name in settings.masks]
-    config.profiling_enabled = False
-    persistence = FilePersistence(settings.state_path) if settings.state_path else None
-    return TemplateMiner(persistence_handler=persistence, config=config)
+    """A miner with the one default configuration (``settings.state_path``: continue from, and
+    checkpoint to, that JSON file through a :class:`TemplateTagger`)."""
+    if settings.state_path:
+        return TemplateMiner.from_state(JsonMinerStateStore(settings.state_path).get("miner"), settings)
+    return TemplateMiner(settings)
 
 
 class TemplateTagger:
-    """Adds ``template_id`` and ``parameters`` to messages with one shared Drain3 miner."""
+    """Adds template id, text and parameters to messages with one miner; thread-safe.
 
-    def __init__(self, miner: TemplateMiner):
+    ``id_prefix`` keeps ids of different sources apart where they share one table (the app's
+    ``LogTemplate``); ``store``/``key``: where :meth:`checkpoint` writes the miner state."""
+
+    def __init__(self, miner: TemplateMiner, *, id_prefix: str = "", store: MinerStateStore | None = None, key: str = "miner"):
         self.miner = miner
+        self.id_prefix = id_prefix
+        if store is None and miner.settings.state_path:
+            store = JsonMinerStateStore(miner.settings.state_path)
+        self.store = store
+        self.key = key
+        self._saved_revision = miner.revision
         self._lock = threading.Lock()
 
+    @classmethod
+    def restore(cls, settings: MinerSettings, *, store: MinerStateStore, key: str, id_prefix: str = "") -> TemplateTagger:
+        """A tagger that continues the miner state stored under ``key``."""
+        try:
+            miner = TemplateMiner.from_state(store.get(key), settings)
+        except ValueError as exc:
+            raise ValueError(f"miner state {key!r}: {exc}") from exc
+        return cls(miner, id_prefix=id_prefix, store=store, key=key)
+
     def tag(self, message: str) -> tuple[str, list[str]]:
+        template_id, _, parameters = self.tag_record(message)
+        return template_id, parameters
+
+    def tag_record(self, message: str) -> tuple[str, str, list[str]]:
+        """(template id, template text, parameters) of ``message``."""
         with self._lock:
-            result = self.miner.add_log_message(message)
-            template = result["template_mined"]
-            params = self.miner.extract_parameters(template, message, exact_matching=False) or []
-        return str(result["cluster_id"]), [p.value for p in params]
+            match = self.miner.add(message)
+            return self.id_prefix + match.template_id, self.miner.template(match.template_id), match.parameters
+
+    def template(self, template_id: str) -> str:
+        """The current text of the template ``template_id`` belongs to."""
+        with self._lock:
+            return self.miner.template(template_id.removeprefix(self.id_prefix))
+
+    def summary(self) -> dict:
+        """Counters for the connector status: live templates, merged ids, dropped templates."""
+        with self._lock:
+            stats = self.miner.stats
+            return {"templates": len(self.miner.live_templates()), "merged_ids": stats.merged, "dropped_templates": stats.evicted}
+
+    def checkpoint(self) -> bool:
+        """Store the miner state if it changed since the last checkpoint; True if written."""
+        with self._lock:
+            if self.store is None or self.miner.revision == self._saved_revision:
+                return False
+            state, revision = self.miner.state(), self.miner.revision
+            # For readers of the stored state (the dashboard): merged id -> the id it belongs to now.
+            state["aliases"] = {self.id_prefix + old: self.id_prefix + new for old, new in self.miner.aliases().items()}
+        self.store.set(self.key, state)
+        self._saved_revision = revision
+        return True
 
 
 # ------------------------------------------------------------------------------------------------
@@ -258,6 +350,7 @@ class LogFileFollower(Connector):
     """Tail one log file into LogRecords, resuming from the offset store."""
 
     kind = "logfile"
+    max_line_bytes = 1 << 20  # memory per read stays bounded even for a line that never ends
 
     def __init__(
         self,
@@ -271,10 +364,14 @@ class LogFileFollower(Connector):
         tagger: TemplateTagger | None = None,
         poll_interval_s: float = 0.5,
         batch_lines: int = 5000,
+        roots: Sequence[str | Path] | None = None,
         **kwargs,
     ):
         super().__init__(name, sink, **kwargs)
         self.path = Path(path)
+        # Checked again on every open, not only when the definition was saved: the file may have
+        # been replaced by a symlink to somewhere else since.
+        self.roots = tuple(roots) if roots is not None else None
         self.key = str(self.path.resolve())
         self.offsets = offsets
         self.parser = LogLineParser(line_format, source or self.path.stem)
@@ -283,6 +380,10 @@ class LogFileFollower(Connector):
         self.batch_lines = batch_lines
         self._handle = None
         self._inode: int | None = None
+        self._last_header: tuple[str, datetime, str] | None = None  # (source, ts, level) of the record before
+        self._headers_seen = 0  # lines with a detected header, and other headerless lines (not traces):
+        self._headerless_seen = 0  # their ratio tells a wrapped message from a format we cannot read
+        self._in_block = False  # inside a Windows event block: every headerless line belongs to it
         self.lines_read = 0
 
     def run(self, stop: threading.Event) -> None:
@@ -291,7 +392,7 @@ class LogFileFollower(Connector):
             while not stop.is_set():
                 try:
                     self.read_available()
-                except OSError as exc:  # file briefly missing during rotation, permissions ...
+                except (OSError, PathNotAllowed) as exc:  # file briefly missing during rotation, permissions, confinement ...
                     self.note_error(exc)
                     self._close()
                 stop.wait(self.poll_interval_s)
@@ -341,6 +442,8 @@ class LogFileFollower(Connector):
         return True
 
     def _follow(self, path: Path, offset: int) -> None:
+        if self.roots is not None:
+            confine(path, self.roots, field="path")
         self._handle = path.open("rb")
         self._inode = os.fstat(self._handle.fileno()).st_ino
         self._handle.seek(offset)
@@ -372,41 +475,96 @@ class LogFileFollower(Connector):
             lines: list[tuple[int, bytes]] = []
             position = start
             while len(lines) < self.batch_lines:
-                line = handle.readline()
+                line = handle.readline(self.max_line_bytes)
                 if not line:
                     break
-                if not line.endswith(b"\n"):
+                if not line.endswith(b"\n") and len(line) < self.max_line_bytes:
                     handle.seek(position)  # a line still being written: take it next time
                     break
+                # (A line longer than max_line_bytes is taken in pieces; the pieces after the
+                # first have no header and join its record, which is cut at MAX_RECORD_CHARS.)
                 lines.append((position, line))
                 position = handle.tell()
             if not lines:
                 return total
             self._deliver(lines)
+            self.tagger.checkpoint()  # before the offset: a repeated batch then meets the same ids
+            self.set_extra(**self.tagger.summary())
             self._store_offset(position)
             total += len(lines)
             self.lines_read += len(lines)
 
     def _deliver(self, lines: list[tuple[int, bytes]]) -> None:
-        records: list[LogRecord] = []
+        """Lines -> records: a line with a header starts a record; a line without one is placed by
+        :meth:`_place_headerless`. Records are tagged with their template once complete."""
+        pending: list[list] = []  # [source, ts, level, message] per record (ts None: a Windows event block)
+        seen = 0
+        cut = False  # the previous piece was a line longer than max_line_bytes, cut short
         for offset, raw in lines:
             text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            if "\x00" in text:  # PostgreSQL text and JSON refuse NUL; a torn write leaves them
+                text = text.replace("\x00", "\ufffd")
+            if cut and pending:
+                pending[-1][3] = (pending[-1][3] + text)[:MAX_RECORD_CHARS]  # the rest of the same line
+                cut = not raw.endswith(b"\n")
+                continue
+            cut = not raw.endswith(b"\n")
             if not text.strip():
                 continue
-            self.note_messages()
+            seen += 1
             try:
                 source, ts, level, message = self.parser.parse(text)
             except LineProblem as exc:
-                if records and text[:1].isspace():
-                    # A continuation (stack trace, wrapped message) of the record before it.
-                    last = records.pop()
-                    records.append(LogRecord(last.source, last.ts, last.level, last.message + "\n" + text))
-                    continue
-                self.quarantine(f"{self.path}@{offset}", str(exc), text)
+                self._place_headerless(text, pending, origin=f"{self.path}@{offset}", problem=exc)
                 continue
-            template_id, parameters = self.tagger.tag(message)
-            records.append(LogRecord(source, ts, level, message, template_id, parameters))
-        self.deliver_logs(records, origin=str(self.path))
+            pending.append([source, ts, level, message])
+            self._headers_seen += 1
+            self._in_block = False
+            self._last_header = (source, ts, level)
+        if seen:
+            self.note_messages(seen)  # once per batch: the status lock is not taken per line
+        self.deliver_logs(self._records(pending), origin=str(self.path))
+
+    def _place_headerless(self, text: str, pending: list[list], *, origin: str, problem: LineProblem) -> None:
+        """A line without a header: the start of a Windows event block, a continuation of the
+        record before it, a record of its own (a header format we do not know), or quarantined
+        (an explicit pattern it does not match, not indented)."""
+        if self.parser.fmt.explicit:
+            continues = text[:1].isspace()
+        elif is_block_start(text):
+            self._in_block = True
+            self._headers_seen += 1
+            pending.append([self.parser.default_source, None, "INFO", text])  # time and level from its fields
+            return
+        elif self._in_block:
+            continues = True
+        else:
+            continues = continues_record(text, headers_seen=self._headers_seen, headerless_seen=self._headerless_seen)
+            if not is_trace_line(text):
+                self._headerless_seen += 1
+            if not continues:
+                pending.append([self.parser.default_source, utcnow(), self.parser.detector.level_of(text), text])
+                return
+        if continues and pending:
+            record = pending[-1]
+            if len(record[3]) < MAX_RECORD_CHARS:
+                record[3] = (record[3] + "\n" + text)[:MAX_RECORD_CHARS]
+        elif continues and self._last_header is not None:
+            # The record it belongs to went out with the previous batch: same source, time, level.
+            pending.append([*self._last_header, text])
+        else:
+            self.quarantine(origin, str(problem), text)
+
+    def _records(self, pending: list[list]) -> list[LogRecord]:
+        records = []
+        for source, ts, level, message in pending:
+            if ts is None:  # a Windows event block, complete now
+                block = read_block(message, self.parser.detector)
+                ts, level, message = block.ts or utcnow(), block.level, block.message
+                self._last_header = (source, ts, level)
+            template_id, template, parameters = self.tagger.tag_record(message)
+            records.append(LogRecord(source, ts, level, message, template_id, parameters, template))
+        return records
 
     def _store_offset(self, offset: int) -> None:
         source_path = Path(self._handle.name)

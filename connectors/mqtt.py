@@ -40,7 +40,7 @@ class BrokerConfig:
     port: int = 1883
     client_id: str | None = None  # default: "phm-<connector name>" (stable, for the persistent session)
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log line or status
     keepalive: int = 30
     clean_session: bool = False
     qos: int = 1

@@ -39,6 +39,7 @@ class LogRecord:
     message: str
     template_id: str | None = None
     parameters: list[str] | None = None
+    template: str | None = None  # the template text of template_id when the record was mined
 
 
 @dataclass(frozen=True, slots=True)

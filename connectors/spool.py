@@ -45,12 +45,19 @@ def _log_to_json(r: LogRecord) -> dict:
         "message": r.message,
         "template_id": r.template_id,
         "parameters": r.parameters,
+        "template": r.template,
     }
 
 
 def _log_from_json(item: dict) -> LogRecord:
     return LogRecord(
-        item["source"], datetime.fromisoformat(item["ts"]), item["level"], item["message"], item.get("template_id"), item.get("parameters")
+        item["source"],
+        datetime.fromisoformat(item["ts"]),
+        item["level"],
+        item["message"],
+        item.get("template_id"),
+        item.get("parameters"),
+        item.get("template"),
     )
 
 

@@ -3,8 +3,8 @@
 Three steps, used by root-cause diagnosis (the log tokens of the prompt prefix) and by the BGL
 harness (``python -m models.evaluate bgl``):
 
-* :func:`events_from_messages`: ``(ts, level, message)`` -> :class:`LogEvent` with the Drain3
-  template, mined with the log connector's own miner and masks (``connectors.logs``);
+* :func:`events_from_messages`: ``(ts, level, message)`` -> :class:`LogEvent` with its
+  template, mined with the log connector's own miner (``connectors.logtemplates``);
 * :func:`template_changes`: templates whose rate in the window differs from the baseline rate,
   ranked by how surprising the window count is under a Poisson model of the baseline rate;
 * :func:`log_prompt_text`: a compact line of text for the prompt prefix.
@@ -29,7 +29,8 @@ from datetime import datetime
 
 from scipy.stats import poisson
 
-from connectors.logs import LEVEL_ALIASES, make_template_miner
+from connectors.logs import LEVEL_ALIASES
+from connectors.logtemplates import TemplateMiner
 from models.diagnosis.types import LogEvent, LogEvidence
 
 PRIOR_COUNT = 0.5  # pseudo-count added to every template's baseline count (Jeffreys-style smoothing)
@@ -46,17 +47,18 @@ def normalise_level(level: str) -> str:
 
 
 def events_from_messages(records: Sequence[tuple[datetime, str, str]], *, miner=None) -> list[LogEvent]:
-    """Turn ``(ts, level, message)`` records into :class:`LogEvent`s with their Drain3 template.
+    """Turn ``(ts, level, message)`` records into :class:`LogEvent`s with their template.
 
-    ``miner``: a ``drain3.TemplateMiner`` (default: a fresh ``connectors.logs.make_template_miner()``,
-    the connector's settings and masks). All messages are added first, then every event gets its
-    cluster's final template: Drain generalises a cluster as lines arrive, so reading templates
-    after the whole batch keeps one string per cluster. Mine a window and its baseline in one call
-    (or in chronological order through one shared miner) so that their templates compare.
+    ``miner``: a ``connectors.logtemplates.TemplateMiner`` (default: a fresh one with the
+    connector's one default configuration). All messages are added first, then every event gets
+    its template's final text (following merges): templates generalise as lines arrive, so
+    reading them after the whole batch keeps one string per template. Mine a window and its
+    baseline in one call (or in chronological order through one shared miner) so that their
+    templates compare.
     """
-    miner = miner if miner is not None else make_template_miner()
-    cluster_ids = [miner.add_log_message(message)["cluster_id"] for _, _, message in records]
-    templates = {cid: miner.drain.id_to_cluster[cid].get_template() for cid in set(cluster_ids)}
+    miner = miner if miner is not None else TemplateMiner()
+    cluster_ids = [miner.add(message).template_id for _, _, message in records]
+    templates = {cid: miner.template(cid) for cid in set(cluster_ids)}
     return [
         LogEvent(ts=ts, level=normalise_level(level), template=templates[cid])
         for (ts, level, _), cid in zip(records, cluster_ids)

@@ -7,6 +7,8 @@ with safe defaults (all documented in README.md):
 - ``PHM_BROKER_URL``: default kombu's filesystem transport (no server); ``redis://...`` for Redis.
 - ``PHM_SECRET_KEY``, ``PHM_DEBUG``, ``PHM_ALLOWED_HOSTS``, ``PHM_DATA_ROOT``, ``PHM_MEDIA_ROOT``,
   ``PHM_API_MAX_BATCH``, ``PHM_CSRF_TRUSTED_ORIGINS``, ``PHM_LOG_LEVEL``.
+- ``PHM_READINGS_STORE`` (sql|clickhouse), ``PHM_CLICKHOUSE_URL``, ``PHM_RETENTION_RAW_DAYS``,
+  ``PHM_RETENTION_ROLLUP_DAYS``, ``PHM_PARTITION_AHEAD_DAYS``: the readings store.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE as CSP_NONCE
 
 from phm.env import env_bool, env_list
+from phm.files import private_folder
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-DATA_ROOT = Path(os.environ.get("PHM_DATA_ROOT", BASE_DIR / "var"))
-DATA_ROOT.mkdir(parents=True, exist_ok=True)
+# Owner-only (0700): secret key, database, uploads, queue. phm/files.py
+DATA_ROOT = private_folder(Path(os.environ.get("PHM_DATA_ROOT", BASE_DIR / "var")))
 
 
 def _secret_key() -> str:
@@ -51,6 +55,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI files from the installed package, not a CDN
+    "axes",  # login throttling: phm/login_lockout.py
     "phm.assets",
     "phm.telemetry",
     "phm.sources",
@@ -64,6 +70,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # 413 before a too-large body is read (phm/uploads.py)
+    "phm.uploads.RequestSizeMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -73,6 +81,14 @@ MIDDLEWARE = [
     "phm.dashboard.middleware.PageRoleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: refuses a locked-out login before the view runs.
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "phm.urls"
@@ -146,6 +162,65 @@ STORAGES = {
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("PHM_UPLOAD_MAX_MEMORY", 64 * 1024 * 1024))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 
+# Upload limits per kind (phm/uploads.py; README "Security and limits").
+MIB = 1024 * 1024
+PHM_UPLOAD_MAX_HISTORIAN_BYTES = int(os.environ.get("PHM_UPLOAD_MAX_HISTORIAN_BYTES", 256 * MIB))
+# The worker holds one decoded array at a time in memory: 256 MiB is 32 million float64 samples.
+PHM_UPLOAD_MAX_DECODED_BYTES = int(os.environ.get("PHM_UPLOAD_MAX_DECODED_BYTES", 256 * MIB))
+PHM_KB_MAX_UPLOAD_BYTES = int(os.environ.get("PHM_KB_MAX_UPLOAD_BYTES", 20 * MIB))
+PHM_KB_MAX_PAGES = int(os.environ.get("PHM_KB_MAX_PAGES", 2000))
+PHM_KB_MAX_TEXT_CHARS = int(os.environ.get("PHM_KB_MAX_TEXT_CHARS", 4_000_000))
+PHM_KB_MAX_CHUNKS = int(os.environ.get("PHM_KB_MAX_CHUNKS", 10_000))
+PHM_MAX_REQUEST_BYTES = int(
+    os.environ.get("PHM_MAX_REQUEST_BYTES", max(PHM_UPLOAD_MAX_HISTORIAN_BYTES, PHM_KB_MAX_UPLOAD_BYTES, DATA_UPLOAD_MAX_MEMORY_SIZE) + MIB)
+)
+
+# --- security -----------------------------------------------------------------------------------
+# README "Security and limits". PHM_HTTPS=1 when the site is served over HTTPS (directly or
+# behind a proxy that sets X-Forwarded-Proto): cookies only over HTTPS, HSTS.
+HTTPS = env_bool("PHM_HTTPS", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = int(os.environ.get("PHM_HSTS_SECONDS", 365 * 24 * 3600)) if HTTPS else 0
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
+SECURE_SSL_REDIRECT = HTTPS and env_bool("PHM_HTTPS_REDIRECT", False)
+SESSION_COOKIE_AGE = int(os.environ.get("PHM_SESSION_AGE", 12 * 3600))  # a shift, not Django's two weeks
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+
+# Login lockout (django-axes): per username and per address, back-off doubling past the limit.
+AXES_ENABLED = env_bool("PHM_LOGIN_LOCKOUT", True)
+AXES_FAILURE_LIMIT = int(os.environ.get("PHM_LOGIN_FAILURE_LIMIT", 5))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_COOLOFF_TIME = "phm.login_lockout.cooloff_for_request"
+AXES_RESET_ON_SUCCESS = True
+PHM_PROXY_COUNT = int(os.environ.get("PHM_PROXY_COUNT", 0))  # reverse proxies in front that append X-Forwarded-For
+AXES_CLIENT_IP_CALLABLE = "phm.login_lockout.client_address"
+AXES_LOCKOUT_PARAMETERS_HTTP_STATUS = 429
+PHM_LOGIN_LOCKOUT_BASE_S = int(os.environ.get("PHM_LOGIN_LOCKOUT_BASE_S", 60))
+PHM_LOGIN_LOCKOUT_MAX_S = int(os.environ.get("PHM_LOGIN_LOCKOUT_MAX_S", 3600))
+
+# Content-Security-Policy (django-csp): scripts only from this site or carrying the per-response
+# nonce (Plotly's inline chart scripts and the chat page get it); inline styles are allowed.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", CSP_NONCE],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+
+# Cache for throttle counters: per process by default; PHM_CACHE_URL=redis://... shares it.
+if (cache_url := os.environ.get("PHM_CACHE_URL", "")).startswith(("redis://", "rediss://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": cache_url}}
+
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
@@ -161,17 +236,53 @@ REST_FRAMEWORK = {
     # ask the assistant). See phm/api/permissions.py.
     "DEFAULT_PERMISSION_CLASSES": ["phm.api.permissions.RolePermission"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # JSON depth and Unicode checks (phm/api/parsers.py); forms and uploads as DRF's defaults.
+    "DEFAULT_PARSER_CLASSES": [
+        "phm.api.parsers.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    # limit 1..PHM_API_MAX_PAGE, offset bounded: phm/api/pagination.py
+    "DEFAULT_PAGINATION_CLASS": "phm.api.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "phm.api.errors.exception_handler",
+    # Rates from PHM_API_RATE / PHM_API_ANON_RATE (phm/api/throttling.py)
+    "DEFAULT_THROTTLE_CLASSES": ["phm.api.throttling.TokenRateThrottle", "phm.api.throttling.AnonymousRateThrottle"],
+    "NUM_PROXIES": int(os.environ.get("PHM_PROXY_COUNT", 0)) or None,  # the anonymous rate's address behind proxies
 }
+PHM_API_RATE = os.environ.get("PHM_API_RATE", "1200/min")
+PHM_API_ANON_RATE = os.environ.get("PHM_API_ANON_RATE", "60/min")
 SPECTACULAR_SETTINGS = {
     "TITLE": "PHM platform API",
     "DESCRIPTION": "Telemetry ingestion, asset hierarchy, analytics and alarms.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from drf-spectacular-sidecar (an offline plant has no CDN); the split view serves
+    # its script as a file, so the CSP needs no inline script for it.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 PHM_API_MAX_BATCH = int(os.environ.get("PHM_API_MAX_BATCH", 50_000))
+#: Longest log message stored (characters); longer ones are rejected by index, with the limit named.
+PHM_LOG_MAX_MESSAGE_CHARS = int(os.environ.get("PHM_LOG_MAX_MESSAGE_CHARS", 16_384))
+#: Deepest nesting accepted in a JSON body (no payload of this API needs more than a few levels).
+PHM_API_MAX_JSON_DEPTH = int(os.environ.get("PHM_API_MAX_JSON_DEPTH", 32))
+#: Longest alarm shelve (seconds).
+PHM_ALARM_MAX_SHELVE_S = float(os.environ.get("PHM_ALARM_MAX_SHELVE_S", 24 * 3600))
+#: Most rows one page of a list endpoint returns (``?limit=`` above it is a 400).
+PHM_API_MAX_PAGE = int(os.environ.get("PHM_API_MAX_PAGE", 1000))
+
+# --- readings store (phm.telemetry.store) -------------------------------------------------------
+# sql: readings in DATABASES["default"] (partitioned by day on PostgreSQL after
+# `phm_readings partition`); clickhouse: readings in PHM_CLICKHOUSE_URL, metadata stays here.
+PHM_READINGS_STORE = os.environ.get("PHM_READINGS_STORE", "sql")
+PHM_CLICKHOUSE_URL = os.environ.get("PHM_CLICKHOUSE_URL", "")
+# Days of raw readings and of minute roll-ups to keep (0: forever); the hour tier is kept.
+PHM_RETENTION_RAW_DAYS = int(os.environ.get("PHM_RETENTION_RAW_DAYS", 0))
+PHM_RETENTION_ROLLUP_DAYS = int(os.environ.get("PHM_RETENTION_ROLLUP_DAYS", 0))
+# Daily PostgreSQL partitions created ahead of today by `phm_readings maintain`.
+PHM_PARTITION_AHEAD_DAYS = int(os.environ.get("PHM_PARTITION_AHEAD_DAYS", 7))
 
 # --- Celery -----------------------------------------------------------------------------------
 BROKER_DIR = DATA_ROOT / "broker"
@@ -212,3 +323,21 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("PHM_LOG_LEVEL", "INFO")},
 }
+
+# --- least privilege (connector files, outbound webhooks) ------------------------------------
+import ipaddress  # noqa: E402
+# Folders connector definitions may read from (log files, image and historian inboxes); a path
+# outside them, after resolving symlinks, is refused on save and again when the connector runs.
+PHM_CONNECTOR_ROOTS = [Path(p) for p in env_list("PHM_CONNECTOR_ROOTS", str(DATA_ROOT / "connectors"))]
+if "PHM_CONNECTOR_ROOTS" not in os.environ:
+    (DATA_ROOT / "connectors").mkdir(exist_ok=True)  # the default root exists, ready for inboxes and logs
+# Networks webhook endpoints may reach although they are loopback / private / link-local
+# (comma-separated CIDRs, e.g. the SCADA subnet "10.20.0.0/16"); see phm/alarms/egress.py.
+PHM_WEBHOOK_ALLOWED_NETWORKS = env_list("PHM_WEBHOOK_ALLOWED_NETWORKS", "")
+for _network in PHM_WEBHOOK_ALLOWED_NETWORKS:  # a typo fails at start-up, not on the first alarm
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as _exc:
+        raise ValueError(f"PHM_WEBHOOK_ALLOWED_NETWORKS: {_network!r} is not a network in CIDR form (e.g. 10.20.0.0/16): {_exc}") from None
+# The schema and its docs page are for signed-in users with a role, like the rest of the API.
+SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"] = ["phm.api.permissions.RolePermission"]

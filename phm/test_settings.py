@@ -18,6 +18,10 @@ from phm.settings import *  # noqa: E402,F403
 from phm.settings import DATA_ROOT, DATABASES  # noqa: E402
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Lockout and rate limits have their own tests (tests/phm/security), which switch them on; the
+# rest of the suite logs in with client.login() (no request for axes) and makes many calls.
+AXES_ENABLED = False
+PHM_API_RATE = PHM_API_ANON_RATE = "off"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

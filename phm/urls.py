@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 API_APPS = ("api", "sources", "analytics", "backtests", "alarms", "assistant")
 PAGE_APPS = ("analytics", "backtests", "alarms", "assistant", "sources", "dashboard")
@@ -25,7 +25,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
 ]
 urlpatterns += [path("api/v1/", include(f"phm.{app}.api_urls")) for app in API_APPS if _has_module(f"phm.{app}.api_urls")]
 urlpatterns += [path("", include(f"phm.{app}.urls")) for app in PAGE_APPS if _has_module(f"phm.{app}.urls")]

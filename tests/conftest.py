@@ -50,9 +50,13 @@ def plant(db):
 
 @pytest.fixture
 def api_user(db):
-    from django.contrib.auth.models import User
+    """The API tests' user: an engineer (configures and ingests). Roles fail closed, so a user in
+    no role group could only read; the role matrix itself is tested in tests/phm/security."""
+    from django.contrib.auth.models import Group, User
 
-    return User.objects.create_user("operator", password="pw-operator-1")
+    user = User.objects.create_user("operator", password="pw-operator-1")
+    user.groups.add(Group.objects.get(name="engineer"))
+    return user
 
 
 @pytest.fixture
@@ -64,3 +68,43 @@ def api_client(api_user):
     token, _ = Token.objects.get_or_create(user=api_user)
     client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
     return client
+
+
+def user_in_role(username: str, role: str | None):
+    """A user in the role's group (the groups come from the dashboard's data migration); ``None``:
+    in no role group; ``"superuser"``: a superuser."""
+    from django.contrib.auth.models import Group, User
+
+    if role == "superuser":
+        return User.objects.create_superuser(username, password=f"pw-{username}-1")
+    user = User.objects.create_user(username, password=f"pw-{username}-1")
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+def token_client(user):
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def engineer_client(db):
+    return token_client(user_in_role("engineer-api", "engineer"))
+
+
+@pytest.fixture
+def operator_client(db):
+    return token_client(user_in_role("operator-api", "operator"))
+
+
+@pytest.fixture(scope="session")
+def chdb_dir(tmp_path_factory):
+    """The one folder of the embedded ClickHouse engine (chdb): it runs one engine per process on
+    one directory, so every test module that uses it must share this fixture (defined once, here)."""
+    return tmp_path_factory.mktemp("chdb")

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from models.diagnosis.taxonomy import display_name, failure_mode
-from models.diagnosis.types import NORMAL, Evidence
+from models.diagnosis.types import NO_KNOWN_FAULT, NORMAL, Evidence
 
 Generator = Callable[[list[dict[str, str]], str], str]
 MAX_SUMMARY_CHARS = 400
@@ -54,6 +54,73 @@ class EvidenceItem:
     text: str
     names: tuple[str, ...] = ()  # sensor names this item allows the summary to mention
     terms: tuple[str, ...] = ()  # words that show the summary refers to this item
+    direction: str = ""  # a sensor item's direction (high, low, flat, mixed)
+
+
+#: Words that state a direction, by the evidence direction they assert.
+DIRECTION_WORDS: dict[str, tuple[str, ...]] = {
+    "high": ("high", "higher", "rising", "rose", "rises", "risen", "increase", "increased", "increases", "increasing", "up",
+             "above", "elevated", "climbing", "climbed", "spike", "spiking"),
+    "low": ("low", "lower", "falling", "fell", "falls", "drop", "dropped", "drops", "dropping", "decrease", "decreased",
+            "decreases", "decreasing", "down", "below", "reduced"),
+    "flat": ("flat", "stuck", "frozen", "constant", "unchanging", "unchanged", "static"),
+}
+#: Directions a claim may not give a sensor whose evidence says the key.
+CONTRADICTS: dict[str, tuple[str, ...]] = {"high": ("low", "flat"), "low": ("high", "flat"), "flat": ("high", "low"), "mixed": ("flat",)}
+#: Words an operator reads as a measure, for claims that name a sensor without its code.
+SENSOR_WORDS: dict[str, tuple[str, ...]] = {
+    "VIB": ("vibration",), "TEMP_BRG": ("bearing temperature",), "TEMP_WDG": ("winding temperature",),
+    "CURRENT": ("motor current", "phase current"), "PRESS_DIS": ("discharge pressure",), "PRESS_SUC": ("suction pressure",),
+    "FLOW": ("flow",), "SPEED": ("speed",), "CHW_SUPPLY": ("supply temperature",), "CHW_RETURN": ("return temperature",),
+    "COND_PRESS": ("condenser pressure",), "EVAP_PRESS": ("evaporator pressure",), "COMP_CURRENT": ("compressor current",),
+    "POWER": ("compressor power", "power"),
+}
+#: Wording that calls the state healthy: a contradiction of any alarm with a fault diagnosis
+#: ("a normal deviation"); the evidence's own "normal 1.2/h" log rate is followed by a number.
+_NORMAL_CLAIM = re.compile(r"\b(normal(?:ly)?|healthy|as expected|nothing (?:abnormal|unusual|wrong)|no (?:fault|problem|issue|anomaly|abnormality))\b(?!\s*(?:rate|\d))")
+#: "deviates from normal", "higher than normal": a comparison with normal states an abnormality.
+_COMPARED_WITH = {"from", "than", "above", "below", "outside", "beyond", "off"}
+_DETERMINERS = {"its", "the", "their", "his", "her"}
+
+
+def claims_normal(lowered: str) -> bool:
+    """Does the (lower-case) text call the state normal or healthy, rather than compare with normal?"""
+    for match in _NORMAL_CLAIM.finditer(lowered):
+        before = re.findall(r"[a-z]+", lowered[: match.start()])
+        if before and before[-1] in _DETERMINERS:
+            before = before[:-1]  # "from its normal behaviour"
+        if match.group(1).startswith("normal") and before and before[-1] in _COMPARED_WITH:
+            continue
+        return True
+    return False
+
+
+_CLAUSE_SPLIT = re.compile(r"[.;:,()]|\b(?:and|while|whereas|but)\b")
+
+
+def sensor_words(sensor: str) -> tuple[str, ...]:
+    """How a claim may name ``sensor``: its code and its words (lower case)."""
+    return (sensor.lower(), *SENSOR_WORDS.get(sensor, ()))
+
+
+def direction_claims(clause: str) -> set[str]:
+    """The directions a clause asserts (lower-case text)."""
+    words = set(re.findall(r"[a-z]+", clause))
+    return {direction for direction, vocabulary in DIRECTION_WORDS.items() if words & set(vocabulary)}
+
+
+def wrong_direction(summary: str, items: Sequence[EvidenceItem]) -> str | None:
+    """The first sensor a clause of ``summary`` gives a direction its evidence contradicts, else None."""
+    for clause in _CLAUSE_SPLIT.split(summary.lower()):
+        if not clause or not clause.strip():
+            continue
+        for item in items:
+            if not item.direction or not item.names:
+                continue
+            if any(re.search(rf"\b{re.escape(word)}\b", clause) for name in item.names for word in sensor_words(name)):
+                if direction_claims(clause) & set(CONTRADICTS.get(item.direction, ())):
+                    return item.names[0]
+    return None
 
 
 def evidence_items(evidence: Evidence) -> list[EvidenceItem]:
@@ -61,7 +128,7 @@ def evidence_items(evidence: Evidence) -> list[EvidenceItem]:
     sensors = [s for s in evidence.sensors if s.share >= MIN_SHARE][:MAX_SENSORS] or evidence.sensors[:1]
     for number, sensor in enumerate(sensors, 1):
         items.append(EvidenceItem(f"S{number}", f"sensor {sensor.sensor} {sensor.direction}, {sensor.share:.0%} of the deviation",
-                                  (sensor.sensor,), (sensor.sensor.lower(),)))
+                                  (sensor.sensor,), sensor_words(sensor.sensor), sensor.direction))
     for number, log in enumerate(evidence.log_templates[:MAX_LOGS], 1):
         normal = "new" if log.baseline_per_hour == 0 else f"normal {log.baseline_per_hour:.1f}/h"
         items.append(EvidenceItem(f"L{number}", f"log '{log.template}' {log.count}x in the window ({normal})",
@@ -129,6 +196,13 @@ def validate(
     if "\ufffd" in summary or not summary.isprintable():  # U+FFFD: a token cut mid-character ("VIBGY\ufffd")
         return None
     lowered = summary.lower()
+    is_fault = fault not in (NORMAL, NO_KNOWN_FAULT)
+    # An alarm's fault called normal ("a normal deviation") is the opposite of the diagnosis.
+    if fault != NORMAL and claims_normal(lowered):
+        return None
+    # A sensor given a direction its evidence contradicts ("PRESS_SUC is high" when it is low).
+    if wrong_direction(summary, items) is not None:
+        return None
     for other in other_faults:
         if other == fault or other == NORMAL:
             continue
@@ -152,7 +226,7 @@ def validate(
     evidence_words = set(re.findall(r"[a-z']+", evidence_text.lower()))
     if any(word not in evidence_words for word in _NEGATION.findall(lowered)):
         return None
-    if fault != NORMAL:
+    if is_fault:
         # A fault's summary must refer to the evidence it cites, and to a sensor or log item when
         # there is one: "no visible anomaly" alone explains no fault.
         cited_items = [item for item in items if item.id in cited]

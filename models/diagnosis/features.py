@@ -179,8 +179,14 @@ def sensor_evidence(z: np.ndarray, present: np.ndarray, measures: Sequence[str],
     return evidence
 
 
-def window_summary(z: np.ndarray) -> np.ndarray:
+def window_summary(z: np.ndarray, tail_bins: int = 0) -> np.ndarray:
     """Per channel: mean of the first half, mean and standard deviation of the second half
-    (``[M * 3 * 3]``): where each measure started, where it went and how much it moved."""
+    (``[M * 3 * 3]``): where each measure started, where it went and how much it moved; with
+    ``tail_bins``, also the mean of the last ``tail_bins`` bins (``[M * 3 * 4]``): where it is now.
+    An alarm raised minutes into a fault has the fault in the last few bins of a 30-minute window
+    only, which the half-window means dilute."""
     half = z.shape[-1] // 2
-    return np.concatenate([z[..., :half].mean(-1), z[..., half:].mean(-1), z[..., half:].std(-1)], axis=-1).ravel()
+    parts = [z[..., :half].mean(-1), z[..., half:].mean(-1), z[..., half:].std(-1)]
+    if tail_bins > 0:
+        parts.append(z[..., -tail_bins:].mean(-1))
+    return np.concatenate(parts, axis=-1).ravel()

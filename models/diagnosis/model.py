@@ -45,7 +45,7 @@ from models.diagnosis.features import (
 from models.diagnosis.network import MASKED_LOGIT, FusionBatch, FusionNetwork, ImagePath, TextPrefix, text_prefix
 from models.diagnosis.taxonomy import DEFAULT_TAXONOMY, check_taxonomy
 from models.diagnosis.types import (
-    MODALITIES, NORMAL, DiagnosisResult, Evidence, ImageEvidence, Incident, LogEvidence,
+    MODALITIES, NO_KNOWN_FAULT, NORMAL, DiagnosisResult, Evidence, ImageEvidence, Incident, LogEvidence,
 )
 from models.logs import log_prompt_text, rank_template_changes
 from models.training import EpochProgress, TrainConfig, seed_everything, train_model
@@ -73,6 +73,7 @@ class DiagnoserConfig:
     modality_dropout: float = 0.3
     seq_len: int = 32  # time bins of the sensor window
     patch_len: int = 8  # bins per sensor patch token
+    tail_bins: int = 3  # window summary also holds the mean of the last bins (0: the summary of diagnosers saved before it)
     image_size: int = 64
     fusion_dim: int = 128
     n_prototypes: int = 64
@@ -137,6 +138,12 @@ class FaultDiagnoser:
         self.image_path: ImagePath | None = None
         self.model_version = ""
         self.history: list[EpochProgress] = []
+        #: Temperature scaling (Guo et al. 2017) fitted by :meth:`calibrate` on held-out incidents;
+        #: 1.0 until then. Probabilities are ``softmax(logits / temperature)``.
+        self.temperature = 1.0
+        #: A LoRA adapter of the explanation model (models.diagnosis.explainer_tuning), saved in the
+        #: diagnoser's folder: part of this diagnoser version. None: the plain default model.
+        self.explainer_adapter: Path | None = None
         self._prefix_cache: dict[str, TextPrefix] = {}
 
     # -- public API ------------------------------------------------------------------------------
@@ -187,18 +194,23 @@ class FaultDiagnoser:
         self._stamp_version()
         return self
 
-    def diagnose(self, incident: Incident, *, explain: bool = True) -> DiagnosisResult:
+    def diagnose(self, incident: Incident, *, explain: bool = True, alarm: bool = False) -> DiagnosisResult:
         """The fault of one incident with its evidence and a checked explanation.
 
         ``explain=False`` skips the language model: the explanation is then the template sentence
-        built from the evidence (``explanation_source="template"``).
+        built from the evidence (``explanation_source="template"``). ``alarm=True`` (the app: every
+        diagnosis is of a raised alarm) reports the ``normal`` class as ``no_known_fault`` ("no known
+        fault pattern: unknown fault or false alarm"): a detector tripped, so "normal" is never the
+        answer, while the probability that none of the known faults fits still is.
         """
         prepared, features = self._features([incident])
         classes = self.classes(incident.equipment_type)
         with torch.no_grad():
             logits = self.network.logits(features, self._class_mask([incident.equipment_type]))[0]
         rows = [self._class_row(incident.equipment_type, c) for c in classes]
-        probabilities = torch.softmax(logits[rows], dim=0).numpy()
+        probabilities = torch.softmax(logits[rows] / self.temperature, dim=0).numpy()
+        if alarm:
+            classes = [NO_KNOWN_FAULT if c == NORMAL else c for c in classes]
         best = int(np.argmax(probabilities))
         item = prepared[0]
         evidence = Evidence(
@@ -224,10 +236,14 @@ class FaultDiagnoser:
         """``(explanation, source)`` for a diagnosis (e.g. a stored one explained later, off the
         alarm's critical path): the language model's summary when it passes the evidence check
         (``"model"``), else the template sentence (``"template"``)."""
+        generator = self.explainer
+        if generator is None and self.explainer_adapter is not None:
+            from models.diagnosis.explainer_tuning import adapter_generator
+
+            generator = adapter_generator(self.explainer_adapter, self.config.max_new_tokens, self.config.explanation_budget_s)
         return explanation.explain(
             fault=result.fault, probability=result.probability, equipment=equipment, evidence=result.evidence,
-            generator=self.explainer or explanation.language_model_generator(
-                self.config.max_new_tokens, self.config.explanation_budget_s),
+            generator=generator or explanation.language_model_generator(self.config.max_new_tokens, self.config.explanation_budget_s),
             other_faults=sorted({c for cs in self.taxonomy.values() for c in cs}), all_sensors=self.measures,
         )
 
@@ -241,9 +257,44 @@ class FaultDiagnoser:
                 logits = self.network.logits(features, self._class_mask([i.equipment_type for i in chunk]))
             for incident, row in zip(chunk, logits, strict=True):
                 classes = self.classes(incident.equipment_type)
-                probs = torch.softmax(row[[self._class_row(incident.equipment_type, c) for c in classes]], dim=0)
+                probs = torch.softmax(row[[self._class_row(incident.equipment_type, c) for c in classes]] / self.temperature, dim=0)
                 results.append({c: float(p) for c, p in zip(classes, probs, strict=True)})
         return results
+
+    def calibrate(self, incidents: Sequence[Incident]) -> dict[str, float]:
+        """Fit the temperature on held-out labelled incidents (never the training ones: a network's
+        confidence on what it fitted says nothing about new alarms); returns the top-label expected
+        calibration error and the negative log-likelihood before and after."""
+        from models.classification import fit_temperature
+        from models.metrics.classification import expected_calibration_error
+
+        self._check_fitted()
+        incidents = list(incidents)
+        self._check_labels(incidents)
+        logits = []
+        for start in range(0, len(incidents), 32):
+            chunk = incidents[start : start + 32]
+            _, features = self._features(chunk)
+            with torch.no_grad():
+                logits.append(self.network.logits(features, self._class_mask([i.equipment_type for i in chunk])).numpy())
+        stacked = np.concatenate(logits).astype(np.float64)
+        targets = np.array([self._class_row(i.equipment_type, i.label) for i in incidents])
+
+        def scores(temperature: float) -> tuple[float, float]:
+            z = stacked / temperature
+            z = z - z.max(axis=1, keepdims=True)
+            probabilities = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+            nll = float(-np.log(np.clip(probabilities[np.arange(len(targets)), targets], 1e-12, None)).mean())
+            flat = [f"{t}:{c}" for t, c in self._flat_classes()]
+            truth = [flat[t] for t in targets]
+            return expected_calibration_error(truth, probabilities, flat), nll
+
+        ece_before, nll_before = scores(self.temperature)
+        self.temperature = float(fit_temperature(stacked, targets))
+        ece_after, nll_after = scores(self.temperature)
+        self._stamp_version()
+        return {"incidents": len(incidents), "temperature": round(self.temperature, 4), "ece_before": round(ece_before, 4),
+                "ece_after": round(ece_after, 4), "nll_before": round(nll_before, 4), "nll_after": round(nll_after, 4)}
 
     def predict(self, incidents: Sequence[Incident]) -> list[str]:
         return [max(p, key=p.get) for p in self.predict_proba(incidents)]
@@ -356,9 +407,17 @@ class FaultDiagnoser:
         document = {
             "format": FORMAT, "config": asdict(self.config), "taxonomy": self.taxonomy, "measures": self.measures,
             "stats": {t: s.to_dict() for t, s in self.stats.items()}, "findings": self.findings,
-            "model_version": self.model_version, "backbone": self.backbone.describe(),
+            "model_version": self.model_version, "backbone": self.backbone.describe(), "temperature": self.temperature,
         }
         (folder / CONFIG_FILE).write_text(json.dumps(document, indent=1))
+        if self.explainer_adapter is not None:
+            import shutil
+
+            from models.diagnosis.explainer_tuning import ADAPTER_DIR
+
+            target = folder / ADAPTER_DIR
+            if Path(self.explainer_adapter).resolve() != target.resolve():
+                shutil.copytree(self.explainer_adapter, target, dirs_exist_ok=True)
         return folder
 
     @classmethod
@@ -368,7 +427,8 @@ class FaultDiagnoser:
         document = json.loads((folder / CONFIG_FILE).read_text())
         if document.get("format") != FORMAT:
             raise ValueError(f"{folder} is not a saved FaultDiagnoser (format {document.get('format')!r})")
-        diagnoser = cls(document["taxonomy"], backbone=backbone, explainer=explainer, **document["config"])
+        # A diagnoser saved before tail_bins existed has the 3-statistic summary its weights expect.
+        diagnoser = cls(document["taxonomy"], backbone=backbone, explainer=explainer, **{"tail_bins": 0, **document["config"]})
         diagnoser.measures = list(document["measures"])
         diagnoser.stats = {t: NormalStats.from_dict(s) for t, s in document["stats"].items()}
         diagnoser.findings = list(document["findings"])
@@ -386,6 +446,11 @@ class FaultDiagnoser:
         diagnoser.network.load_state_dict({k.removeprefix("network."): v for k, v in state.items() if k.startswith("network.")})
         diagnoser.network.eval()
         diagnoser.model_version = document.get("model_version", "")
+        diagnoser.temperature = float(document.get("temperature", 1.0))
+        from models.diagnosis.explainer_tuning import ADAPTER_DIR
+
+        if (folder / ADAPTER_DIR / "adapter_config.json").exists():
+            diagnoser.explainer_adapter = folder / ADAPTER_DIR
         return diagnoser
 
     # -- preparation -----------------------------------------------------------------------------
@@ -461,7 +526,7 @@ class FaultDiagnoser:
                 item.z = standardise(window, stats)
                 item.present = window.present
                 item.sensors = item.z.reshape(-1, cfg.seq_len).astype(np.float32)
-                item.summary = window_summary(item.z).astype(np.float32)
+                item.summary = window_summary(item.z, cfg.tail_bins).astype(np.float32)
                 modalities.append("sensors")
         if has_logs:
             modalities.append("logs")
@@ -481,7 +546,7 @@ class FaultDiagnoser:
         return cached
 
     def _n_summary(self) -> int:
-        return CHANNELS_PER_MEASURE * len(self.measures) * 3
+        return CHANNELS_PER_MEASURE * len(self.measures) * (4 if self.config.tail_bins > 0 else 3)
 
     def _no_log_prompt(self, equipment_type: str) -> str:
         return f"Equipment: {equipment_type}. Task: find the root cause of the alarm."
@@ -578,6 +643,8 @@ class FaultDiagnoser:
             for name, tensor in sorted(module.state_dict().items()):
                 digest.update(name.encode())
                 digest.update(tensor.detach().cpu().numpy().tobytes())
+        if self.temperature != 1.0:  # a calibrated copy answers other probabilities: another version
+            digest.update(np.float64(self.temperature).tobytes())
         self.model_version = f"diagnoser-{digest.hexdigest()[:12]}"
 
 

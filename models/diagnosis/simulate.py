@@ -3,7 +3,7 @@
 Each incident is simulated on its own (one unit, its own seed): a normal ``baseline`` period, then
 the fault starts (none for ``normal``) and ramps in; the alarm is raised ``alarm_after`` into the
 fault and the incident holds the sensor window of the ``window`` before the alarm, the log events
-of that window and of the baseline (Drain3 templates mined over both in one pass, as the app does),
+of that window and of the baseline (log templates mined over both in one pass, as the app does),
 and a thermal inspection image of the unit at the alarm. Start time of day, severity, and for
 sensor faults the affected measure are random, so the set covers load, ambient and fault-size
 variation rather than one textbook case per class.

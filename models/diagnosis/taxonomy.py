@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models.diagnosis.types import NORMAL
+from models.diagnosis.types import NO_KNOWN_FAULT, NO_KNOWN_FAULT_TEXT, NORMAL
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class FailureMode:
 
 FAILURE_MODES: dict[str, FailureMode] = {
     NORMAL: FailureMode("", "No failure", ""),
+    NO_KNOWN_FAULT: FailureMode("", NO_KNOWN_FAULT_TEXT[0].upper() + NO_KNOWN_FAULT_TEXT[1:], ""),
     "bearing_wear": FailureMode("VIB", "Vibration / bearing wear", "2.4 Wear"),
     "cavitation": FailureMode("ERO", "Erratic output / cavitation", "2.1 Cavitation"),
     "misalignment": FailureMode("VIB", "Vibration / shaft misalignment", "1.3 Clearance/alignment failure"),
@@ -41,6 +42,11 @@ DEFAULT_TAXONOMY: dict[str, list[str]] = {
 
 def failure_mode(fault: str) -> FailureMode:
     return FAILURE_MODES.get(fault, FailureMode("", fault.replace("_", " "), ""))
+
+
+def training_label(fault: str) -> str:
+    """The class an alarm's diagnosis stands for: ``no_known_fault`` is the model's ``normal``."""
+    return NORMAL if fault == NO_KNOWN_FAULT else fault
 
 
 def display_name(fault: str) -> str:

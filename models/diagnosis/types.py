@@ -21,6 +21,10 @@ import pandas as pd
 Modality = Literal["sensors", "logs", "image"]
 MODALITIES: tuple[Modality, ...] = ("sensors", "logs", "image")
 NORMAL = "normal"  # the class every taxonomy has: no fault
+#: What the ``normal`` class is called in the diagnosis of an alarm: something tripped the detector,
+#: so "normal" would be a contradiction; the honest reading is that no known fault pattern fits.
+NO_KNOWN_FAULT = "no_known_fault"
+NO_KNOWN_FAULT_TEXT = "no known fault pattern: unknown fault or false alarm"
 
 
 @dataclass(frozen=True)

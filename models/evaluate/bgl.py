@@ -9,8 +9,8 @@ fitting part, the rest is scored. Nothing is tuned on the scored part: the thres
 (level set, change significance) or chosen by cross-validation inside the fitting part, grouped by
 template so that every held-out fold holds templates the head has never seen (the scored part's
 anomalies all come from templates absent from the fitting part, so that is the situation to select
-for). Templates are Drain3's own (``models.logs.events_from_messages`` on ``Content`` with the
-connector's default miner, all lines mined in time order without labels); rows on Loghub's
+for). Templates are the connector's miner's (``models.logs.events_from_messages`` on ``Content`` with
+the connector's default miner, ``connectors.logtemplates``, all lines mined in time order without labels); rows on Loghub's
 hand-corrected ``EventTemplate`` are given for comparison.
 
 Methods:
@@ -531,7 +531,7 @@ def main(argv: list[str]) -> int:
     for name, part in (("fit", split_info["fit"]), ("scored", split_info["scored"])):
         print(f"{name}: {part['lines']} lines {part['first'][:10]}..{part['last'][:10]}, "
               f"{part['anomalies']} anomalies ({100 * part['anomaly_ratio']:.1f} %)")
-    print(f"Drain templates {split_info['drain_templates']}; scored lines whose template the fitting part never saw "
+    print(f"mined templates {split_info['drain_templates']}; scored lines whose template the fitting part never saw "
           f"{split_info['scored_lines_with_template_unseen_in_fit']}; harness {elapsed:.0f} s "
           f"(load average at start {load:.1f}, end {os.getloadavg()[0]:.1f})")
     args.json.parent.mkdir(parents=True, exist_ok=True)

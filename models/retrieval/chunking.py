@@ -39,6 +39,23 @@ class UnsupportedFileType(DocumentError):
     pass
 
 
+class DocumentTooLarge(DocumentError):
+    """A limit of :class:`DocumentLimits` was exceeded (the app answers 413)."""
+
+
+@dataclass(frozen=True)
+class DocumentLimits:
+    """How much one document may expand to. A 23 KB PDF can hold megabytes of text (thousands of
+    chunks to embed), so the upload size alone bounds nothing: pages are counted before any text
+    is extracted, extraction stops at ``max_text_chars``, and the chunk count is checked before
+    the caller embeds anything."""
+
+    max_bytes: int = MAX_DOCUMENT_BYTES
+    max_pages: int = 2000
+    max_text_chars: int = 4_000_000
+    max_chunks: int = 10_000  # AssetOpsBench's work-order table is 4,248 rows (one chunk each)
+
+
 @dataclass(frozen=True)
 class Chunk:
     """One citable passage of a document."""
@@ -70,18 +87,22 @@ def file_type_of(name: str) -> str:
     return SUPPORTED_SUFFIXES[suffix]
 
 
-def parse_document(name: str, content: bytes) -> ParsedDocument:
+def parse_document(name: str, content: bytes, limits: DocumentLimits | None = None) -> ParsedDocument:
     """Chunk ``content`` according to the extension of ``name``. Raises DocumentError with the
-    file name and the reason when the file is empty, too big, undecodable, encrypted or has no text."""
+    file name and the reason when the file is empty, undecodable, encrypted or has no text, and
+    DocumentTooLarge when it is over one of ``limits``."""
+    limits = limits or DocumentLimits()
     file_type = file_type_of(name)
     if not content:
         raise DocumentError(f"{name}: the file is empty")
-    if len(content) > MAX_DOCUMENT_BYTES:
-        raise DocumentError(f"{name}: {len(content)} bytes is over the {MAX_DOCUMENT_BYTES} byte limit")
+    if len(content) > limits.max_bytes:
+        raise DocumentTooLarge(f"{name}: {len(content):,} bytes is over the {limits.max_bytes:,} byte limit")
     if file_type == "pdf":
-        title, chunks, metadata = PurePath(name).stem, _chunk_pdf(name, content), {}
+        title, chunks, metadata = PurePath(name).stem, _chunk_pdf(name, content, limits), {}
     else:
         text = _decode(name, content)
+        if len(text) > limits.max_text_chars:
+            raise DocumentTooLarge(f"{name}: {len(text):,} characters of text is over the {limits.max_text_chars:,} character limit")
         if file_type == "csv":
             title, chunks, metadata = PurePath(name).stem, _chunk_csv(name, text), {}
         else:
@@ -93,6 +114,8 @@ def parse_document(name: str, content: bytes) -> ParsedDocument:
     chunks = [c for c in chunks if c.text.strip()]
     if not chunks:
         raise DocumentError(f"{name}: no text found in the file")
+    if len(chunks) > limits.max_chunks:
+        raise DocumentTooLarge(f"{name}: {len(chunks):,} chunks is over the {limits.max_chunks:,} chunk limit per document; split the document")
     return ParsedDocument(name=name, file_type=file_type, title=title, chunks=chunks, metadata=metadata)
 
 
@@ -272,7 +295,7 @@ def html_to_markdown(html: str) -> str:
 # --- PDF ---------------------------------------------------------------------------------------------
 
 
-def _chunk_pdf(name: str, content: bytes) -> list[Chunk]:
+def _chunk_pdf(name: str, content: bytes, limits: DocumentLimits) -> list[Chunk]:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
@@ -280,7 +303,17 @@ def _chunk_pdf(name: str, content: bytes) -> list[Chunk]:
         reader = PdfReader(io.BytesIO(content))
         if reader.is_encrypted and not reader.decrypt(""):
             raise DocumentError(f"{name}: the PDF is encrypted (password protected); upload a decrypted copy")
-        pages = [page.extract_text() or "" for page in reader.pages]
+        if len(reader.pages) > limits.max_pages:
+            raise DocumentTooLarge(f"{name}: {len(reader.pages):,} pages is over the {limits.max_pages:,} page limit")
+        pages, extracted = [], 0
+        for page in reader.pages:  # page by page, so a text bomb stops at the limit, not at the end
+            pages.append(page.extract_text() or "")
+            extracted += len(pages[-1])
+            if extracted > limits.max_text_chars:
+                raise DocumentTooLarge(
+                    f"{name}: the PDF's text passes {limits.max_text_chars:,} characters "
+                    f"by page {len(pages)} of {len(reader.pages)}, over the {limits.max_text_chars:,} character limit"
+                )
     except DocumentError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError) as exc:

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.http import Http404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, ValidationError
@@ -81,10 +81,11 @@ class AlarmViewSet(viewsets.ReadOnlyModelViewSet):
     def shelve(self, request: Request, pk: str | None = None) -> Response:
         body = s.ShelveSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        alarm = _call(
-            services.shelve, alarm_id=_int_pk(pk), user=request.user,
-            duration=timedelta(seconds=body.validated_data["duration_s"]), comment=body.validated_data["comment"],
-        )
+        try:
+            duration = services.shelve_duration(body.validated_data["duration_s"])
+        except services.InvalidRequest as exc:
+            raise ValidationError({"duration_s": str(exc)}) from None
+        alarm = _call(services.shelve, alarm_id=_int_pk(pk), user=request.user, duration=duration, comment=body.validated_data["comment"])
         return self._respond(alarm)
 
     @extend_schema(request=s.AckSerializer, responses=s.AlarmDetailSerializer)
@@ -95,7 +96,18 @@ class AlarmViewSet(viewsets.ReadOnlyModelViewSet):
         alarm = _call(services.unshelve, alarm_id=_int_pk(pk), user=request.user, comment=body.validated_data["comment"])
         return self._respond(alarm)
 
-    @extend_schema(parameters=[OpenApiParameter("start", str), OpenApiParameter("end", str)])
+    @extend_schema(
+        parameters=[OpenApiParameter("start", OpenApiTypes.DATETIME), OpenApiParameter("end", OpenApiTypes.DATETIME)],
+        responses=inline_serializer("AlarmStatistics", {
+            "start": serializers.DateTimeField(), "end": serializers.DateTimeField(), "windows": serializers.IntegerField(),
+            "window_minutes": serializers.IntegerField(), "flood_limit": serializers.IntegerField(),
+            # per operator position ("site/area"): a map from position to number
+            "average_per_10min": serializers.DictField(child=serializers.FloatField()),
+            "peak_per_10min": serializers.DictField(child=serializers.IntegerField()),
+            "percent_time_in_flood": serializers.DictField(child=serializers.FloatField()),
+            "top_sources": serializers.ListField(child=serializers.DictField()),
+        }),
+    )
     @action(detail=False, methods=["get"])
     def statistics(self, request: Request) -> Response:
         """Alarm flood statistics: annunciations per operator position (site/area) per 10 minutes."""
@@ -161,8 +173,8 @@ class AlarmPointViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class WebhookEndpointViewSet(viewsets.ModelViewSet):
-    """SCADA webhook endpoints. ``POST {"url", "secret", "events"}``; the secret is shown only in
-    the create response."""
+    """SCADA webhook endpoints. ``POST {"url", "secret", "events"}``; the secret is write-only:
+    shown once in the create response only when the server generated it."""
 
     queryset = WebhookEndpoint.objects.all()
     serializer_class = s.WebhookEndpointSerializer
@@ -172,7 +184,9 @@ class WebhookEndpointViewSet(viewsets.ModelViewSet):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         endpoint = serializer.save()
-        return Response(s.WebhookEndpointCreatedSerializer(endpoint).data, status=status.HTTP_201_CREATED)
+        generated = "secret" not in serializer.validated_data
+        answer = s.WebhookEndpointCreatedSerializer if generated else s.WebhookEndpointSerializer
+        return Response(answer(endpoint).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={202: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["post"])

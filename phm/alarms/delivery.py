@@ -7,6 +7,7 @@ endpoint) go out strictly in order: a later one is not claimable while an earlie
 Retries grow (``PHM_WEBHOOK_RETRY_DELAYS``) with jitter; ``Retry-After`` is honoured; 410 Gone
 disables the endpoint; after the last retry the delivery is a dead letter. The message id is
 the ``webhook-id`` of every try, so a receiver that dedupes on it sees each event once.
+Connections go only to addresses the egress policy allows (``phm.alarms.egress``).
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
+from phm.alarms import egress
 from phm.alarms.models import DeliveryAttempt, DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from phm.alarms.signing import signed_headers
+from phm.redaction import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +231,7 @@ def _update_delivery(delivery: WebhookDelivery, outcome: AttemptOutcome, *, erro
         mine.update(status=DeliveryStatus.CANCELLED, **common)
     elif outcome.outcome == "dead":
         mine.update(status=DeliveryStatus.DEAD, **common)
-        log.warning("webhook %s to %s is a dead letter after %d attempts: %s", delivery.message.message_id, delivery.endpoint.url, delivery.attempts, error)
+        log.warning("webhook %s to %s is a dead letter after %d attempts: %s", delivery.message.message_id, redact_url(delivery.endpoint.url), delivery.attempts, error)
     else:
         mine.update(status=DeliveryStatus.PENDING, next_attempt_at=outcome.next_attempt_at, **common)
 
@@ -289,7 +292,7 @@ def deliver_due(*, worker: str | None = None, max_seconds: float = 30.0, policy:
     def post_in_thread(delivery: WebhookDelivery) -> HttpResult:
         session = getattr(local, "session", None)
         if session is None:
-            session = local.session = requests.Session()
+            session = local.session = egress.guarded_session()
             sessions.append(session)
         return post(delivery, session=session, policy=policy)
 

@@ -4,6 +4,7 @@ from urllib.parse import urlparse
 
 from rest_framework import serializers
 
+from phm.alarms import egress
 from phm.alarms.models import (
     Alarm,
     AlarmPoint,
@@ -15,6 +16,7 @@ from phm.alarms.models import (
     WebhookEndpoint,
 )
 from phm.alarms.signing import validate_secret
+from phm.redaction import redact_url, restore_url_password
 
 
 class AlarmTransitionSerializer(serializers.ModelSerializer):
@@ -26,7 +28,7 @@ class AlarmTransitionSerializer(serializers.ModelSerializer):
 class AlarmSerializer(serializers.ModelSerializer):
     equipment = serializers.SerializerMethodField()
     severity_band = serializers.CharField(source="band", read_only=True)
-    acknowledged_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    acknowledged_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = Alarm
@@ -87,17 +89,38 @@ class AlarmPointSerializer(serializers.ModelSerializer):
 
 
 class WebhookEndpointSerializer(serializers.ModelSerializer):
+    """The signing secret is write-only: never in a response (``has_secret`` says one is set),
+    except once, in the create response, when the server generated it. An update without
+    ``secret`` keeps the stored one."""
+
     secret = serializers.CharField(required=False, write_only=True, help_text="'whsec_' + base64; generated when left out.")
+    has_secret = serializers.SerializerMethodField()
     events = serializers.ListField(child=serializers.CharField(), required=False, allow_empty=True)
 
     class Meta:
         model = WebhookEndpoint
-        fields = ["id", "url", "secret", "events", "enabled", "disabled_reason", "description", "created_at", "updated_at"]
+        fields = ["id", "url", "secret", "has_secret", "events", "enabled", "disabled_reason", "description", "created_at", "updated_at"]
         read_only_fields = ["id", "disabled_reason", "created_at", "updated_at"]
+
+    def get_has_secret(self, endpoint: WebhookEndpoint) -> bool:
+        return bool(endpoint.secret)
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["url"] = redact_url(data["url"])  # a password in the URL is write-only too
+        return data
 
     def validate_url(self, value: str) -> str:
         if urlparse(value).scheme not in ("http", "https"):
             raise serializers.ValidationError("url must be http:// or https://")
+        try:
+            value = restore_url_password(value, getattr(self.instance, "url", None))
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        try:
+            egress.check_url(value)  # checked again on every connect (phm.alarms.egress)
+        except egress.EgressRefused as exc:
+            raise serializers.ValidationError(str(exc)) from None
         return value
 
     def validate_secret(self, value: str) -> str:
@@ -119,7 +142,8 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
 
 
 class WebhookEndpointCreatedSerializer(WebhookEndpointSerializer):
-    """The create response shows the secret once, so the receiver can be configured with it."""
+    """The create response of an endpoint whose secret the server generated shows it once, so the
+    receiver can be configured with it; a secret the caller sent is not echoed."""
 
     secret = serializers.CharField(read_only=True)
 

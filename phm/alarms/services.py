@@ -4,6 +4,8 @@ and, when SCADA should hear about it, an outbox message, all in one transaction.
 
 from __future__ import annotations
 
+import math
+
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -286,6 +288,25 @@ def acknowledge(*, alarm_id: int, user=None, comment: str = "", now: datetime | 
 
 def max_shelve() -> timedelta:
     return timedelta(seconds=float(getattr(settings, "PHM_ALARM_MAX_SHELVE_S", 24 * 3600)))
+
+
+def shelve_duration(amount: object, *, unit: str = "seconds") -> timedelta:
+    """A shelve duration from user input (API seconds, form minutes): a finite number within
+    (0, PHM_ALARM_MAX_SHELVE_S]. Checked before building the timedelta, which overflows (500)
+    on 1e308 and fails on inf / nan."""
+    try:
+        number = float(amount)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidRequest(f"shelve duration must be a number of {unit}, got {str(amount)[:40]!r}") from None
+    per_unit = {"seconds": 1.0, "minutes": 60.0}[unit]
+    limit_s = max_shelve().total_seconds()
+    if not math.isfinite(number):
+        raise InvalidRequest(f"shelve duration must be a finite number of {unit}, got {number}")
+    if number <= 0:
+        raise InvalidRequest(f"shelve duration must be positive, got {number:g} {unit} (the shelve would already have expired)")
+    if number * per_unit > limit_s:
+        raise InvalidRequest(f"shelve duration {number:g} {unit} exceeds the limit of {limit_s / per_unit:g} {unit} (PHM_ALARM_MAX_SHELVE_S)")
+    return timedelta(seconds=number * per_unit)
 
 
 def shelve(*, alarm_id: int, user=None, duration: timedelta, comment: str, now: datetime | None = None, using: str = "default") -> Alarm:

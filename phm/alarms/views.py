@@ -3,16 +3,16 @@ journal of each; the actions call the same services as the API."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from phm.alarms import selectors, services
 from phm.alarms.models import Alarm
+from phm.dashboard.navigation import safe_redirect
 
 SHELVE_CHOICES_MIN = (15, 60, 240, 480)
 
@@ -39,8 +39,8 @@ def alarm_action(request: HttpRequest, alarm_id: int, action: str) -> HttpRespon
         if action == "ack":
             services.acknowledge(alarm_id=alarm_id, user=request.user, comment=comment)
         elif action == "shelve":
-            minutes = float(request.POST.get("minutes", "0"))
-            services.shelve(alarm_id=alarm_id, user=request.user, duration=timedelta(minutes=minutes), comment=comment)
+            duration = services.shelve_duration(request.POST.get("minutes", "0"), unit="minutes")
+            services.shelve(alarm_id=alarm_id, user=request.user, duration=duration, comment=comment)
         elif action == "unshelve":
             services.unshelve(alarm_id=alarm_id, user=request.user, comment=comment)
         else:
@@ -50,4 +50,4 @@ def alarm_action(request: HttpRequest, alarm_id: int, action: str) -> HttpRespon
         raise Http404(f"alarm {alarm_id} does not exist") from None
     except (services.AlarmError, ValueError) as exc:
         messages.error(request, f"alarm {alarm_id}: {exc}")
-    return redirect(request.POST.get("next") or "alarms:list")
+    return safe_redirect(request, request.POST.get("next", ""), fallback=reverse("alarms:list"))

@@ -39,7 +39,7 @@ class DetectorConfigViewSet(viewsets.ModelViewSet):
         return Response(s.TrainingJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses=s.ModelVersionSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)  # a plain list, and the schema says so
     def versions(self, request: Request, pk=None) -> Response:
         config = self.get_object()
         return Response(s.ModelVersionSerializer(config.versions.order_by("-version"), many=True).data)
@@ -66,7 +66,7 @@ class DetectorConfigViewSet(viewsets.ModelViewSet):
 
     @extend_schema(parameters=[OpenApiParameter("start", str), OpenApiParameter("end", str), OpenApiParameter("limit", int)],
                    responses=s.AnomalyScoreSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)  # bounded by its own ?limit=
     def scores(self, request: Request, pk=None) -> Response:
         config = self.get_object()
         query = s.ScoreQuerySerializer(data=request.query_params)

@@ -36,6 +36,7 @@ from phm.analytics.models import (
     DiagnosisFeedback,
     JobStatus,
 )
+from phm.redaction import job_error
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ def run_job(*, job_id: int, options: TrainingOptions | None = None) -> Diagnoser
         version = _train_demo(job, progress, options) if job.kind == DiagnoserJobKind.DEMO else _retrain(job, progress, options, started)
     except Exception as exc:
         log.exception("diagnoser job %s failed", job_id)
-        DiagnoserTrainingJob.objects.filter(pk=job_id).update(status=JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now())
+        DiagnoserTrainingJob.objects.filter(pk=job_id).update(status=JobStatus.FAILED, error=job_error(exc), finished_at=timezone.now())
     else:
         DiagnoserTrainingJob.objects.filter(pk=job_id).update(status=JobStatus.SUCCEEDED, result=version, stage="done", percent=100.0, finished_at=timezone.now())
     job.refresh_from_db()
@@ -132,16 +133,63 @@ def run_job(*, job_id: int, options: TrainingOptions | None = None) -> Diagnoser
 # --- demo -----------------------------------------------------------------------------------------
 
 
+#: How the demo's training incidents are cut: ``onset`` where the configured detector raises on
+#: them and later (:mod:`models.diagnosis.onset`), ``fixed`` 45-90 min into the fault (the old way).
+ALARM_AT = ("onset", "fixed")
+
+
+def demo_alarm_detector():
+    """The demo plant's detector settings (``phm.analytics.demo.DEMO_DETECTOR``) as the model
+    library's :class:`~models.diagnosis.onset.AlarmDetector`: training incidents are cut where
+    this detector, the one the app runs, raises."""
+    from models.diagnosis.onset import AlarmDetector
+    from phm.analytics.demo import DEMO_DETECTOR
+
+    return AlarmDetector(method=DEMO_DETECTOR["method"], params=dict(DEMO_DETECTOR["params"]), stride_s=DEMO_DETECTOR["stride_s"],
+                         quantile=DEMO_DETECTOR["threshold_quantile"], margin=DEMO_DETECTOR["threshold_margin"],
+                         on_delay_s=DEMO_DETECTOR["on_delay_s"])
+
+
+def simulate_demo_incidents(demo: dict, *, stats=None) -> list:
+    """The demo's training incidents; ``demo`` holds ``simulate_alarm_incidents`` (or, with
+    ``"alarm_at": "fixed"``, ``simulate_incidents``) keyword arguments."""
+    from models.diagnosis import simulate_incidents
+    from models.diagnosis.onset import simulate_alarm_incidents
+
+    demo = dict(demo)
+    alarm_at = demo.pop("alarm_at", "onset")
+    if alarm_at not in ALARM_AT:
+        raise DiagnoserTrainingError(f"PHM_DIAGNOSIS_DEMO alarm_at must be one of {', '.join(ALARM_AT)}, got {alarm_at!r}")
+    if alarm_at == "fixed":
+        return simulate_incidents(**demo)
+    return simulate_alarm_incidents(detector=demo_alarm_detector(), stats=stats, **demo)
+
+
+def calibration_incidents(demo: dict) -> list:
+    """Held-out incidents for temperature scaling: the same kind of simulation as the training
+    set, another seed, a quarter of its size (at least 3 per class)."""
+    demo = dict(demo)
+    per_class = max(3, int(demo.get("per_class", 20)) // 4)
+    return simulate_demo_incidents({**demo, "per_class": per_class, "seed": int(demo.get("seed", 0)) + 10_007})
+
+
 def _train_demo(job: DiagnoserTrainingJob, progress: _Progress, options: TrainingOptions) -> DiagnoserVersion:
-    from models.diagnosis import FaultDiagnoser, simulate_incidents
+    from models.diagnosis import FaultDiagnoser
+    from models.diagnosis.onset import OnsetStats
 
     progress.report(stage="simulating incidents", percent=5)
-    incidents = simulate_incidents(**options.demo)
+    stats = OnsetStats()
+    incidents = simulate_demo_incidents(options.demo, stats=stats)
     progress.report(stage="fitting", percent=20)
     clock = time.perf_counter()
     diagnoser = FaultDiagnoser(**options.model, **diagnosis.MODEL_OVERRIDES).fit(incidents, on_epoch=progress.on_epoch)
     metrics = {"fit_seconds": round(time.perf_counter() - clock, 2), **_fit_metrics(diagnoser)}
-    trained_on = {"simulated": len(incidents), "classes": dict(Counter(i.label for i in incidents))}
+    progress.report(stage="calibrating", percent=92)
+    metrics["calibration"] = diagnoser.calibrate(calibration_incidents(options.demo))
+    trained_on = {"simulated": len(incidents), "classes": dict(Counter(i.label for i in incidents)),
+                  "alarm_at": options.demo.get("alarm_at", "onset")}
+    if stats.raised:
+        trained_on["onset"] = stats.summary()
     progress.report(stage="saving", percent=95)
     return register_version(diagnoser, source=DiagnoserSource.DEMO, parent=None, metrics=metrics, trained_on=trained_on, options=options)
 
@@ -229,8 +277,6 @@ def replay_set(*, options: TrainingOptions, taxonomy: dict[str, list[str]], seed
     """What the update rehearses: incidents of earlier feedback (already learnt) and a fresh sample
     of about ``replay_simulated`` simulated incidents spread evenly over every class, so a few
     corrections cannot erase the rest."""
-    from models.diagnosis import simulate_incidents
-
     earlier = list(
         DiagnosisFeedback.objects.filter(used_in_training_at__isnull=False)
         .select_related("diagnosis__alarm__equipment")
@@ -241,7 +287,7 @@ def replay_set(*, options: TrainingOptions, taxonomy: dict[str, list[str]], seed
         types = [t for t in (options.demo.get("equipment_types") or list(taxonomy)) if t in taxonomy]
         classes = sum(len(taxonomy[t]) for t in types) or 1
         per_class = max(1, round(options.replay_simulated / classes))
-        replay += simulate_incidents(**{**options.demo, "equipment_types": types, "per_class": per_class, "seed": seed})
+        replay += simulate_demo_incidents({**options.demo, "equipment_types": types, "per_class": per_class, "seed": seed})
     return replay
 
 

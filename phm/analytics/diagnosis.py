@@ -44,6 +44,7 @@ from phm.assets.models import Equipment
 from phm.env import env_bool
 from phm.telemetry.models import InspectionImage, LogEvent
 from phm.telemetry.selectors import readings_frame
+from phm.redaction import job_error
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class DiagnosisConfig:
     public_url: str  # PHM_PUBLIC_URL: base of the link in the webhook payload
     warm_up: bool  # PHM_DIAGNOSIS_WARM_UP: load the active diagnoser when a worker process starts
     explain: str  # PHM_DIAGNOSIS_EXPLAIN: after (default) | inline | template, see EXPLAIN_MODES
+    follow_up_s: tuple[float, ...] = (300.0, 900.0)  # PHM_REDIAGNOSE_AFTER_S: re-diagnose an open alarm this long after its raise
 
     @classmethod
     def from_env(cls) -> DiagnosisConfig:
@@ -89,7 +91,39 @@ class DiagnosisConfig:
             public_url=os.environ.get("PHM_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
             warm_up=env_bool("PHM_DIAGNOSIS_WARM_UP", True),
             explain=_explain_mode(os.environ.get("PHM_DIAGNOSIS_EXPLAIN", "after")),
+            follow_up_s=_offsets(os.environ.get("PHM_REDIAGNOSE_AFTER_S", "300,900")),
         )
+
+
+def _offsets(value: str) -> tuple[float, ...]:
+    try:
+        offsets = tuple(sorted(float(v) for v in value.replace(" ", "").split(",") if v))
+    except ValueError:
+        raise ValueError(f"PHM_REDIAGNOSE_AFTER_S must be comma-separated seconds (e.g. 300,900), got {value!r}") from None
+    if any(o <= 0 for o in offsets):
+        raise ValueError(f"PHM_REDIAGNOSE_AFTER_S offsets must be positive, got {value!r}")
+    return offsets
+
+
+#: Confidence bands of a diagnosis: a re-diagnosis is announced (webhook) when its top fault or
+#: its band differs from the last stored one, not on every wobble of the probability.
+CONFIDENCE_BANDS: tuple[tuple[float, str], ...] = ((0.5, "low"), (0.8, "medium"), (1.01, "high"))
+
+
+def confidence_band(probability: float | None) -> str:
+    if probability is None:
+        return ""
+    return next(name for upper, name in CONFIDENCE_BANDS if probability < upper)
+
+
+def follow_up_stage(offset_s: float) -> str:
+    return f"+{offset_s:g}s"
+
+
+def stage_offset_s(stage: str) -> float | None:
+    """``'+300s'`` -> 300.0; None for another kind of stage."""
+    match = re.fullmatch(r"\+(\d+(?:\.\d+)?)s", stage or "")
+    return float(match.group(1)) if match else None
 
 
 #: When the language model writes the explanation. ``after``: the diagnosis is stored and announced
@@ -240,7 +274,7 @@ def sensor_window(*, equipment: Equipment, start: datetime, end: datetime, using
 
 
 def log_events(*, equipment: Equipment, start: datetime, end: datetime, using: str = "default") -> list:
-    """Log events of the equipment in [start, end) as ``models.diagnosis.LogEvent``, their Drain3
+    """Log events of the equipment in [start, end) as ``models.diagnosis.LogEvent``, their
     templates mined in one pass over the whole span with the log connector's miner and masks
     (``models.logs.events_from_messages``), as the diagnoser's training incidents were: stored
     templates come from whichever miner each source used (or none, for lines sent over the API),
@@ -274,14 +308,15 @@ def decode_image(image: InspectionImage) -> np.ndarray:
         return np.asarray(picture, dtype=np.uint8)
 
 
-def build_incident(*, alarm: Alarm, config: DiagnosisConfig | None = None, using: str = "default"):
-    """The model's input for ``alarm``: the sensor window up to the raise, the log events of that
-    window and of a normal baseline before it, and the latest inspection image (within its age)."""
+def build_incident(*, alarm: Alarm, config: DiagnosisConfig | None = None, using: str = "default", end: datetime | None = None):
+    """The model's input for ``alarm``: the sensor window up to the raise (or up to ``end``, for a
+    re-diagnosis as evidence grows), the log events of that window and of a normal baseline before
+    it, and the latest inspection image (within its age)."""
     from models.diagnosis import Incident
 
     config = config or DiagnosisConfig.from_env()
     equipment = alarm.equipment
-    end = alarm.raised_at
+    end = end or alarm.raised_at
     start = end - timedelta(seconds=config.window_s)
     image_row = latest_image(equipment=equipment, at=end, max_age_s=config.image_max_age_s, using=using)
     image = None
@@ -539,16 +574,18 @@ def _ms_since_trigger(diagnosis: Diagnosis, alarm: Alarm, now: datetime, *, usin
     return max(0.0, (now - started).total_seconds() * 1000.0)
 
 
-def _claim(alarm: Alarm, *, trigger: str, now: datetime, lease_s: float, using: str) -> Diagnosis | None:
+def _claim(alarm: Alarm, *, trigger: str, now: datetime, lease_s: float, using: str, stage: str = "") -> Diagnosis | None:
     """This worker's diagnosis row, or None when another delivery of the task has it (running
-    within its lease, or finished). The partial unique index makes 'one per raise' hold."""
-    if trigger != DiagnosisTrigger.RAISE:
-        return Diagnosis.objects.using(using).create(alarm=alarm, equipment=alarm.equipment, trigger=trigger, claimed_at=now)
+    within its lease, or finished). The partial unique indexes make 'one per raise' and 'one per
+    re-diagnosis stage' hold; a manual request always adds a row."""
+    fields = {"alarm": alarm, "equipment": alarm.equipment, "trigger": trigger, "stage": stage, "claimed_at": now, "alarm_severity": alarm.severity}
+    if trigger != DiagnosisTrigger.RAISE and not stage:
+        return Diagnosis.objects.using(using).create(**fields)
     try:
         with transaction.atomic(using=using):
-            return Diagnosis.objects.using(using).create(alarm=alarm, equipment=alarm.equipment, trigger=trigger, claimed_at=now)
+            return Diagnosis.objects.using(using).create(**fields)
     except IntegrityError:
-        existing = Diagnosis.objects.using(using).get(alarm=alarm, trigger=trigger)
+        existing = Diagnosis.objects.using(using).get(alarm=alarm, **({"stage": stage} if stage else {"trigger": trigger}))
     if existing.status != DiagnosisStatus.RUNNING or existing.claimed_at > now - timedelta(seconds=lease_s):
         log.info("alarm %s: diagnosis %s is %s already; nothing to do", alarm.pk, existing.pk, existing.status)
         return None
@@ -559,12 +596,16 @@ def _claim(alarm: Alarm, *, trigger: str, now: datetime, lease_s: float, using: 
     return existing
 
 
-def run_diagnosis(*, alarm_id: int, trigger: str = DiagnosisTrigger.RAISE, using: str = "default") -> Diagnosis | None:
+def run_diagnosis(*, alarm_id: int, trigger: str = DiagnosisTrigger.RAISE, using: str = "default", stage: str = "") -> Diagnosis | None:
     """Claim, diagnose, complete the evidence, store and announce; returns the stored row, or None
-    when another delivery of the same task already has it."""
+    when another delivery of the same task already has it.
+
+    ``stage`` names a re-diagnosis (:mod:`phm.analytics.rediagnosis`): ``'+300s'`` diagnoses the
+    evidence up to 300 s after the raise, ``'escalation:<band>'`` the evidence up to the newest
+    reading; each is its own stored row, announced only when the fault or its band changed."""
     config = DiagnosisConfig.from_env()
     alarm = Alarm.objects.using(using).select_related("equipment__line__area__site").get(pk=alarm_id)
-    diagnosis = _claim(alarm, trigger=trigger, now=timezone.now(), lease_s=config.lease_s, using=using)
+    diagnosis = _claim(alarm, trigger=trigger, now=timezone.now(), lease_s=config.lease_s, using=using, stage=stage)
     if diagnosis is None:
         return None
     version = active_version(using=using)
@@ -575,16 +616,30 @@ def run_diagnosis(*, alarm_id: int, trigger: str = DiagnosisTrigger.RAISE, using
         fields = _diagnose(alarm, diagnosis, version, config, using=using)
     except Exception as exc:
         log.exception("diagnosis of alarm %s failed", alarm_id)
-        return _finish(diagnosis, alarm, status=DiagnosisStatus.FAILED, error=f"{type(exc).__name__}: {exc}", model_version=version, using=using)
+        return _finish(diagnosis, alarm, status=DiagnosisStatus.FAILED, error=job_error(exc), model_version=version, using=using)
     return _finish(diagnosis, alarm, status=DiagnosisStatus.DONE, model_version=version, using=using, **fields)
+
+
+def evidence_end(alarm: Alarm, diagnosis: Diagnosis, *, using: str = "default") -> datetime:
+    """Where the evidence of this diagnosis ends: the raise, ``raise + offset`` for a follow-up,
+    the equipment's newest reading for an escalation (never before the raise)."""
+    offset = stage_offset_s(diagnosis.stage)
+    if offset is not None:
+        return alarm.raised_at + timedelta(seconds=offset)
+    if diagnosis.trigger == DiagnosisTrigger.ESCALATION:
+        from phm.analytics.diagnosis_demo import newest_reading
+
+        newest = newest_reading(alarm.equipment, using=using)
+        return max(alarm.raised_at, newest) if newest is not None else alarm.raised_at
+    return alarm.raised_at
 
 
 def _diagnose(alarm: Alarm, diagnosis: Diagnosis, version: DiagnoserVersion, config: DiagnosisConfig, *, using: str) -> dict:
     diagnoser = loaded_diagnoser(version)
-    incident, window = build_incident(alarm=alarm, config=config, using=using)
+    incident, window = build_incident(alarm=alarm, config=config, using=using, end=evidence_end(alarm, diagnosis, using=using))
     if not incident.modalities():
         raise DiagnosisError(f"no sensor readings, log events or image of {alarm.equipment.tag} in {window.start:%Y-%m-%d %H:%M:%S}..{window.end:%H:%M:%S} UTC")
-    result = diagnoser.diagnose(incident, explain=config.explain == "inline")
+    result = diagnoser.diagnose(incident, explain=config.explain == "inline", alarm=True)
     embedding = np.asarray(diagnoser.embedding(incident), dtype=np.float32).ravel()
     top_sensors = [s.sensor for s in result.evidence.sensors[:3]]
     result.evidence.similar = similar_diagnoses(
@@ -615,7 +670,9 @@ def _finish(diagnosis: Diagnosis, alarm: Alarm, *, status: str, using: str, erro
             log.info("diagnosis %s was retaken by another worker; dropping this result", diagnosis.pk)
             return None
         diagnosis.refresh_from_db(using=using)
-        if status == DiagnosisStatus.DONE:
+        if status == DiagnosisStatus.DONE and should_announce(diagnosis, using=using):
+            Diagnosis.objects.using(using).filter(pk=diagnosis.pk).update(announced=True)
+            diagnosis.announced = True
             enqueue_event(event_type=EventType.DIAGNOSIS, payload=diagnosis_payload(diagnosis), alarm=alarm, using=using)
             if getattr(settings, "PHM_WEBHOOK_KICK_ON_COMMIT", True):
                 transaction.on_commit(kick_delivery, using=using)
@@ -623,6 +680,25 @@ def _finish(diagnosis: Diagnosis, alarm: Alarm, *, status: str, using: str, erro
                 diagnosis_id = diagnosis.pk
                 transaction.on_commit(lambda: enqueue_explanation(diagnosis_id=diagnosis_id), using=using)
     return diagnosis
+
+
+def previous_diagnosis(diagnosis: Diagnosis, *, using: str = "default") -> Diagnosis | None:
+    """The alarm's last finished diagnosis before this one (what SCADA was last told about)."""
+    return (
+        Diagnosis.objects.using(using).filter(alarm_id=diagnosis.alarm_id, status=DiagnosisStatus.DONE, pk__lt=diagnosis.pk)
+        .order_by("-pk").first()
+    )
+
+
+def should_announce(diagnosis: Diagnosis, *, using: str = "default") -> bool:
+    """The raise's diagnosis is always announced; a later one only when its top fault or its
+    confidence band differs from the alarm's previous diagnosis (or there was none)."""
+    if diagnosis.trigger == DiagnosisTrigger.RAISE:
+        return True
+    previous = previous_diagnosis(diagnosis, using=using)
+    if previous is None:
+        return True
+    return (previous.fault, confidence_band(previous.probability)) != (diagnosis.fault, confidence_band(diagnosis.probability))
 
 
 def enqueue_explanation(*, diagnosis_id: int) -> None:
@@ -682,6 +758,10 @@ def diagnosis_payload(diagnosis: Diagnosis) -> dict:
             },
             "fault": diagnosis.fault,
             "probability": diagnosis.probability,
+            "confidence_band": confidence_band(diagnosis.probability),
+            "trigger": diagnosis.trigger,
+            "stage": diagnosis.stage,
+            "evidence_until": _iso(diagnosis.window_end),
             "probabilities": result.get("probabilities", {}),
             "explanation": result.get("explanation", ""),
             "explanation_source": result.get("explanation_source", ""),
@@ -722,7 +802,9 @@ def submit_feedback(*, diagnosis: Diagnosis, verdict: str, user=None, fault: str
     if verdict == FeedbackVerdict.CONFIRM:
         if fault and fault != diagnosis.fault:
             raise FeedbackError(f"a confirmation keeps the diagnosed fault {diagnosis.fault!r}; use verdict 'correct' to name {fault!r}", field="fault")
-        label = diagnosis.fault
+        from models.diagnosis.taxonomy import training_label
+
+        label = training_label(diagnosis.fault)  # a confirmed "no known fault" alarm teaches the normal class
     else:
         equipment_type = diagnosis.equipment.equipment_type
         allowed = allowed_faults(equipment_type=equipment_type)

@@ -13,7 +13,7 @@ import io
 import time
 from datetime import datetime, timedelta
 
-from django.db.models import Max, Min
+from django.db.models import Max
 from django.utils import timezone
 
 from connectors.records import ImageRecord
@@ -22,7 +22,8 @@ from phm.alarms.models import Alarm
 from phm.alarms.services import AlarmPolicy, Sample, evaluate_scores
 from phm.analytics.models import Diagnosis, DiagnosisStatus, DiagnosisTrigger
 from phm.assets.models import Equipment
-from phm.telemetry.models import FaultInjection, LatestReading, Reading
+from phm.telemetry import selectors
+from phm.telemetry.models import FaultInjection
 from phm.telemetry.sink import DatabaseSink
 
 #: A stream whose newest reading is younger than this is live: faults go to the running simulator.
@@ -34,12 +35,11 @@ class DemoError(Exception):
 
 
 def newest_reading(equipment: Equipment, *, using: str = "default") -> datetime | None:
-    return LatestReading.objects.using(using).filter(sensor__equipment=equipment).aggregate(t=Max("ts"))["t"]
+    return selectors.newest_ts(sensors=list(equipment.sensors.using(using).all()), using=using)
 
 
 def first_reading_between(equipment: Equipment, *, start: datetime, end: datetime, using: str = "default") -> datetime | None:
-    sensors = list(equipment.sensors.using(using).values_list("pk", flat=True))
-    return Reading.objects.using(using).filter(sensor_id__in=sensors, ts__gte=start, ts__lte=end).aggregate(t=Min("ts"))["t"]
+    return selectors.first_reading_between(sensors=list(equipment.sensors.using(using).all()), start=start, end=end, using=using)
 
 
 def free_slot_end(equipment: Equipment, *, history: timedelta, latest: datetime, using: str = "default") -> datetime:

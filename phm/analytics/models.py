@@ -201,6 +201,8 @@ class DiagnosisStatus(models.TextChoices):
 class DiagnosisTrigger(models.TextChoices):
     RAISE = "raise", "Alarm raised"
     MANUAL = "manual", "Requested again (command or API)"
+    FOLLOW_UP = "follow_up", "Re-diagnosed as evidence grew (minutes after the raise)"
+    ESCALATION = "escalation", "Re-diagnosed on a severity escalation"
 
 
 class Diagnosis(models.Model):
@@ -226,6 +228,12 @@ class Diagnosis(models.Model):
     )
     explained_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
+    stage = models.CharField(
+        max_length=32, blank=True,
+        help_text="Which re-diagnosis of the alarm: '+300s' (evidence up to 5 min after the raise), 'escalation:high'; empty for raise/manual.",
+    )
+    alarm_severity = models.PositiveSmallIntegerField(null=True, blank=True, help_text="The alarm's severity when this diagnosis ran.")
+    announced = models.BooleanField(default=False, help_text="A 'diagnosis' webhook event was sent for it (the raise, or a change of fault or band).")
     claimed_at = models.DateTimeField(help_text="When a worker took it; a 'running' claim older than the lease is retaken.")
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -235,6 +243,7 @@ class Diagnosis(models.Model):
         verbose_name_plural = "diagnoses"
         constraints = [
             models.UniqueConstraint(fields=["alarm"], condition=models.Q(trigger="raise"), name="one_diagnosis_per_alarm_raise"),
+            models.UniqueConstraint(fields=["alarm", "stage"], condition=~models.Q(stage=""), name="one_diagnosis_per_alarm_stage"),
         ]
         indexes = [models.Index(fields=["equipment", "created_at"], name="diagnosis_equipment_created")]
 

@@ -10,36 +10,40 @@ transitions together. Detectors load once per worker process, on first use (afte
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Min, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from phm.alarms.services import AlarmPolicy, Sample, evaluate_scores
 from phm.analytics.models import AnomalyScore, DetectorConfig, ModelVersion
 from phm.analytics.training import active_version, artifacts_root, grid_frame
-from phm.telemetry.fields import EPOCH
-from phm.telemetry.models import LatestReading
+from phm.telemetry.fields import EPOCH, us_to_datetime
+from phm.telemetry.selectors import latest_values
 
 log = logging.getLogger(__name__)
 
-_LOADED: dict[int, object] = {}  # ModelVersion pk -> AnomalyDetector, per worker process
+_LOADED: dict[tuple[str, float], object] = {}  # (artifact folder, created_at) -> AnomalyDetector, per process
 _MAX_LOADED = 32
 
 
 def loaded_detector(version: ModelVersion):
-    """The version's detector, loaded from its artifact the first time this process needs it."""
-    detector = _LOADED.get(version.pk)
+    """The version's detector, loaded from its artifact the first time this process needs it.
+    Keyed by folder and creation time, not the row id alone: a recreated database (or a backtest
+    on another one) may reuse ids for other models."""
+    key = (str(artifacts_root() / version.artifact), version.created_at.timestamp())
+    detector = _LOADED.get(key)
     if detector is None:
         from models.detectors import AnomalyDetector
 
         if len(_LOADED) >= _MAX_LOADED:
             _LOADED.pop(next(iter(_LOADED)))
-        detector = AnomalyDetector.load(artifacts_root() / version.artifact)
-        _LOADED[version.pk] = detector
+        detector = AnomalyDetector.load(Path(key[0]))
+        _LOADED[key] = detector
     return detector
 
 
@@ -60,10 +64,10 @@ def complete_until(*, config: DetectorConfig, sensors) -> datetime | None:
     """The last grid step whose readings have all arrived: every sensor has a reading at or after
     the step's last expected sample (step start + stride - that sensor's sampling period)."""
     step = timedelta(seconds=config.stride_s)
-    latest = LatestReading.objects.filter(sensor__in=sensors)
-    if latest.count() < len(sensors):
+    latest = latest_values(sensors=sensors)
+    if len(latest) < len(sensors):
         return None  # some sensor never reported
-    newest_common = latest.aggregate(t=Min("ts"))["t"]
+    newest_common = us_to_datetime(min(value.ts_us for value in latest.values()))
     slack = timedelta(seconds=min(s.sampling_period_s for s in sensors))
     return _floor_to_grid(newest_common - step + min(slack, step), step)
 

@@ -132,7 +132,7 @@ class DiagnosisSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Diagnosis
-        fields = ["id", "alarm", "equipment", "trigger", "status", "fault", "probability", "result", "model_version", "window_start", "window_end",
+        fields = ["id", "alarm", "equipment", "trigger", "stage", "announced", "alarm_severity", "status", "fault", "probability", "result", "model_version", "window_start", "window_end",
                   "image", "latency_ms", "error", "created_at", "finished_at", "feedback"]
         read_only_fields = fields
 

@@ -68,18 +68,27 @@ def score_due() -> list[int]:
 
 
 @shared_task(name="phm.analytics.tasks.diagnose", ignore_result=True)
-def diagnose(alarm_id: int, trigger: str = "raise") -> dict:
-    """Root-cause diagnosis of a raised alarm; a second delivery of the same raise stores nothing."""
+def diagnose(alarm_id: int, trigger: str = "raise", stage: str = "") -> dict:
+    """Root-cause diagnosis of a raised alarm (or a re-diagnosis ``stage`` of it); a second
+    delivery of the same raise or stage stores nothing."""
     from phm.alarms.models import Alarm
 
     try:
-        stored = diagnosis.run_diagnosis(alarm_id=alarm_id, trigger=trigger)
+        stored = diagnosis.run_diagnosis(alarm_id=alarm_id, trigger=trigger, stage=stage)
     except Alarm.DoesNotExist:
         log.warning("alarm %s is gone; nothing to diagnose", alarm_id)
         return {"alarm": alarm_id, "status": "missing"}
     if stored is None:
         return {"alarm": alarm_id, "status": "already diagnosed"}
     return {"alarm": alarm_id, "diagnosis": stored.pk, "status": stored.status, "fault": stored.fault, "latency_ms": stored.latency_ms}
+
+
+@shared_task(name="phm.analytics.tasks.rediagnose_due", ignore_result=True)
+def rediagnose_due() -> list[str]:
+    """Beat: send the re-diagnoses the open alarms are owed (phm.analytics.rediagnosis)."""
+    from phm.analytics import rediagnosis
+
+    return [f"{d.alarm_id}:{d.stage}" for d in rediagnosis.send_due()]
 
 
 @shared_task(name="phm.analytics.tasks.explain_diagnosis", ignore_result=True)

@@ -20,6 +20,7 @@ from django.utils import timezone
 from phm.analytics.models import DetectorConfig, JobStatus, ModelVersion, ThresholdKind, TrainingJob, TrainingProgress
 from phm.telemetry.models import FaultInjection
 from phm.telemetry.selectors import readings_frame
+from phm.redaction import job_error
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ def run_training(*, job_id: int) -> TrainingJob:
         version = _train(job, progress)
     except Exception as exc:
         log.exception("training job %s failed", job_id)
-        TrainingJob.objects.filter(pk=job_id).update(status=JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now())
+        TrainingJob.objects.filter(pk=job_id).update(status=JobStatus.FAILED, error=job_error(exc), finished_at=timezone.now())
         TrainingProgress.objects.create(job=job, stage="failed", percent=job.percent)
     else:
         TrainingJob.objects.filter(pk=job_id).update(status=JobStatus.SUCCEEDED, result=version, finished_at=timezone.now())

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from phm.analytics import diagnosis as services
 from phm.analytics.models import Diagnosis
 from phm.dashboard import selectors
+from phm.dashboard.navigation import safe_redirect
 from phm.dashboard.roles import ENGINEER, OPERATOR, role_required
 
 
@@ -38,10 +39,8 @@ def diagnosis_feedback(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, f"diagnosis {pk}: {exc}")
     else:
         messages.success(request, f"diagnosis {pk}: {row.get_verdict_display().lower()} as {row.label}; it will be a label in the next retraining")
-    next_url = request.POST.get("next", "")
-    if next_url and url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
-        return redirect(next_url)  # back to the equipment page the form was on
-    return redirect("analytics:diagnosis", pk=pk)
+    # back to the equipment page the form was on, if ``next`` is a path on this site
+    return safe_redirect(request, request.POST.get("next", ""), fallback=reverse("analytics:diagnosis", kwargs={"pk": pk}))
 
 
 @role_required(OPERATOR)

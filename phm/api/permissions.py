@@ -2,13 +2,17 @@
 
 Put it in ``REST_FRAMEWORK["DEFAULT_PERMISSION_CLASSES"] = ["phm.api.permissions.RolePermission"]``.
 
+It fails closed:
+
 - Anonymous callers are refused (as with ``IsAuthenticated``).
-- Reading (GET, HEAD, OPTIONS) is open to every signed-in user.
+- A signed-in user (or token) in no role group is refused everything: put ingestion accounts in
+  the ``engineer`` group (writing readings and logs is configuration-level access).
+- Reading (GET, HEAD, OPTIONS) needs the operator role, except ``ENGINEER_READS``.
 - Writing needs the engineer role, except what an operator does on the job: acknowledge, shelve
-  and unshelve alarms, ask the assistant, delete their own conversations.
-- Superusers pass. A user in no role group keeps the access they had before roles existed (any
-  call), so ingestion tokens and scripts created earlier keep working; put such users in a group
-  to restrict them.
+  and unshelve alarms, ask the assistant, delete their own conversations. A new endpoint is
+  therefore engineer-only for writes until it is listed here.
+- Superusers count as admin. The README's "Pages and roles" matrix describes these rules and
+  ``tests/phm/security/test_role_matrix.py`` checks every route against it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ OPERATOR_ACTIONS: frozenset[tuple[str, str]] = frozenset({
     ("alarm", "unshelve"),
     ("assistant-conversation", "destroy"),
 })
+#: (viewset basename, action) pairs that even reading needs the engineer role for: webhook
+#: deliveries hold the first bytes of each receiver's answer.
+ENGINEER_READS: frozenset[tuple[str, str]] = frozenset({("webhook", "deliveries")})
 #: URL names of plain API views an operator may call with an unsafe method.
 OPERATOR_URL_NAMES: frozenset[str] = frozenset({"assistant-ask", "assistant-ask-stream"})
 
@@ -44,11 +51,12 @@ class RolePermission(BasePermission):
         user = request.user
         if not (user and user.is_authenticated):
             return False
-        if request.method in SAFE_METHODS:
-            return True
         role = roles.group_role(user)
-        if role is None:  # no role group: access as before roles existed
-            return True
+        if role is None:  # no role group: nothing (fail closed)
+            self.message = roles.NO_ROLE_MESSAGE
+            return False
         if role in (roles.ENGINEER, roles.ADMIN):
             return True
+        if request.method in SAFE_METHODS:
+            return (getattr(view, "basename", None), getattr(view, "action", None)) not in ENGINEER_READS
         return operator_may(request, view)

@@ -19,6 +19,7 @@ from phm.api import serializers as api_serializers
 from phm.assets.models import Area, Equipment, Line, Sensor, Site
 from phm.telemetry import jobs, selectors, services
 from phm.telemetry.models import FileIngestJob
+from phm.uploads import UploadTooLarge
 
 
 class PayloadTooLarge(APIException):
@@ -171,6 +172,8 @@ class FileIngestJobViewSet(viewsets.ReadOnlyModelViewSet):
             with transaction.atomic():
                 job = jobs.create_file_job(uploaded_file=upload, spec=spec, user=request.user)
                 jobs.enqueue_file_job(job)
+        except UploadTooLarge as exc:
+            raise PayloadTooLarge(str(exc)) from None
         except (TypeError, ValueError) as exc:
             raise ParseError(f"invalid spec: {exc}") from None
         return Response(self.get_serializer(job).data, status=status.HTTP_202_ACCEPTED)

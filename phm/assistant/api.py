@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import json
 
+from django.db import transaction
 from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.exceptions import ParseError, ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from models.answering import QuestionError
+from phm.api.parsers import SafeJSONParser
 from phm.assistant import services
-from phm.assistant.models import Conversation, Document
+from phm.assistant.models import Conversation, Document, DocumentJob
+from phm.uploads import UploadTooLarge, check_upload_size
 
 
 class AskSerializer(serializers.Serializer):
@@ -61,7 +65,7 @@ class AskView(APIView):
     """``POST {"question": "...", "equipment": "<optional tag or path>"}`` -> an answer written from
     the knowledge base (and live data of the named equipment) with numbered citations."""
 
-    parser_classes = [JSONParser]
+    parser_classes = [SafeJSONParser]
 
     @extend_schema(request=AskSerializer, responses=ANSWER_RESPONSE)
     def post(self, request: Request) -> Response:
@@ -77,9 +81,10 @@ class AskStreamView(APIView):
     """Same request as ``ask``; the response is a Server-Sent-Events stream: ``sources`` (passages),
     ``token`` pieces of the answer as they are generated, then ``done`` (the ``ask`` response)."""
 
-    parser_classes = [JSONParser]
+    parser_classes = [SafeJSONParser]
 
-    @extend_schema(request=AskSerializer, responses={(200, "text/event-stream"): str})
+    # Each SSE event is an object (event name + JSON data), not one string: that is what clients parse.
+    @extend_schema(request=AskSerializer, responses={(200, "text/event-stream"): OpenApiTypes.OBJECT})
     def post(self, request: Request) -> StreamingHttpResponse:
         context = _prepare(request)
 
@@ -104,6 +109,24 @@ class DocumentSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class DocumentJobSerializer(serializers.ModelSerializer):
+    percent = serializers.FloatField(read_only=True)
+    document = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = DocumentJob
+        fields = ["id", "name", "status", "stage", "percent", "chunks_total", "chunks_done", "document", "replaced", "error", "created_at",
+                  "started_at", "finished_at"]
+        read_only_fields = fields
+
+
+class DocumentJobViewSet(viewsets.ReadOnlyModelViewSet):
+    """Knowledge-base uploads being embedded by a worker: status, stage, chunks done of total."""
+
+    queryset = DocumentJob.objects.all()
+    serializer_class = DocumentJobSerializer
+
+
 class DocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
     """Knowledge-base documents. ``POST`` (multipart: ``file``, optional ``doc_type``, ``equipment``,
     ``equipment_type``) adds a file or replaces the one of the same name; ``DELETE`` removes it and its chunks."""
@@ -115,22 +138,25 @@ class DocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.D
     @extend_schema(
         request={"multipart/form-data": inline_serializer("KnowledgeUpload", {"file": serializers.FileField(), "doc_type": serializers.CharField(required=False),
                                                                                 "equipment": serializers.CharField(required=False), "equipment_type": serializers.CharField(required=False)})},
-        responses=DocumentSerializer,
+        responses={202: DocumentJobSerializer},
     )
     def create(self, request: Request) -> Response:
+        """Check the file now (409 duplicate, 413 over a limit, 400 unreadable) and queue a job
+        that embeds it; poll ``/assistant/document-jobs/<id>`` for progress and the document."""
         upload = request.FILES.get("file")
         if upload is None:
             raise ParseError("multipart field 'file' is missing")
         try:
-            outcome = services.ingest_document(
-                name=upload.name, content=upload.read(), doc_type=request.data.get("doc_type", ""), equipment=request.data.get("equipment", ""),
-                equipment_type=request.data.get("equipment_type", ""), uploaded_by=request.user,
-            )
+            with transaction.atomic():
+                job = services.queue_document(upload=upload, doc_type=request.data.get("doc_type", ""), equipment=request.data.get("equipment", ""),
+                                              equipment_type=request.data.get("equipment_type", ""), user=request.user)
         except services.DuplicateDocument as exc:
             return Response({"error": str(exc), "document": exc.existing.pk}, status=status.HTTP_409_CONFLICT)
+        except (UploadTooLarge, services.DocumentTooBig) as exc:
+            return Response({"error": str(exc)}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         except services.KnowledgeBaseError as exc:
             raise ParseError(str(exc)) from None
-        return Response(self.get_serializer(outcome.document).data, status=status.HTTP_200_OK if outcome.replaced else status.HTTP_201_CREATED)
+        return Response(DocumentJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     def perform_destroy(self, instance: Document) -> None:
         services.delete_document(document=instance)

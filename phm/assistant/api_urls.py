@@ -6,6 +6,7 @@ from phm.assistant import api
 router = SimpleRouter()
 router.trailing_slash = "/?"  # like the core API: with or without the trailing slash
 router.register("assistant/documents", api.DocumentViewSet, basename="assistant-document")
+router.register("assistant/document-jobs", api.DocumentJobViewSet, basename="assistant-document-job")
 router.register("assistant/conversations", api.ConversationViewSet, basename="assistant-conversation")
 
 urlpatterns = [

@@ -21,7 +21,8 @@ from django.utils import timezone
 
 from phm.assets.models import Equipment, Sensor
 from phm.telemetry import selectors
-from phm.telemetry.models import LatestReading, LogEvent
+from phm.telemetry.fields import us_to_datetime
+from phm.telemetry.models import LogEvent
 
 #: Words that make a question about the present state rather than about documentation.
 LIVE_INTENT = re.compile(
@@ -112,7 +113,7 @@ def question_window(question: str, *, now: datetime, time_zone: str = "UTC") -> 
 def reference_time(equipment: Equipment, *, using: str = "default") -> datetime:
     """'Now' for live data: the newest reading of the equipment when it lags the wall clock (a
     replayed or simulated plant), otherwise the wall clock."""
-    latest = LatestReading.objects.using(using).filter(sensor__equipment=equipment).aggregate(models.Max("ts"))["ts__max"]
+    latest = selectors.newest_ts(sensors=list(equipment.sensors.using(using).all()), using=using)
     wall = timezone.now()
     return min(latest, wall) if latest else wall
 
@@ -230,11 +231,13 @@ def _describe(row: models.Model, *, skip: set[str]) -> str:
 
 def _sensor_statistics(equipment: Equipment, *, start: datetime, end: datetime, using: str) -> list[str]:
     lines = []
-    for sensor in Sensor.objects.using(using).filter(equipment=equipment, enabled=True).select_related("latest"):
+    sensors = list(Sensor.objects.using(using).filter(equipment=equipment, enabled=True))
+    latest_by_sensor = selectors.latest_values(sensors=sensors, using=using)
+    for sensor in sensors:
         # end + 1 µs: the window includes the reading taken at its end ("now" is the newest reading)
         series = selectors.sensor_series(sensor=sensor, start=start, end=end + timedelta(microseconds=1), max_points=200, using=using)
-        latest = getattr(sensor, "latest", None)
-        latest_text = f"latest {latest.value:.3g} at {latest.ts:%Y-%m-%d %H:%M}" if latest else "no reading yet"
+        latest = latest_by_sensor.get(sensor.id)
+        latest_text = f"latest {latest.value:.3g} at {us_to_datetime(latest.ts_us):%Y-%m-%d %H:%M}" if latest else "no reading yet"
         if not series.points:
             lines.append(f"- {sensor.tag} ({sensor.name}, {sensor.unit}): no readings in the window; {latest_text}")
             continue

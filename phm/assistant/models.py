@@ -107,3 +107,44 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+
+
+class DocumentJob(models.Model):
+    """A knowledge-base upload being parsed and embedded by a worker (never in the web request:
+    a large manual is thousands of chunks). The request checks the file and stores it; the job
+    row shows progress (stage, chunks embedded) and, at the end, the document or the error."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    file = models.FileField(upload_to="kb_uploads/%Y/%m/", help_text="The upload until the job has run (deleted afterwards).")
+    name = models.CharField(max_length=255)
+    doc_type = models.CharField(max_length=32, blank=True)
+    equipment = models.CharField(max_length=128, blank=True)
+    equipment_type = models.CharField(max_length=32, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    stage = models.CharField(max_length=16, default="queued", help_text="queued | parsing | embedding | writing | done")
+    chunks_total = models.PositiveIntegerField(default=0)
+    chunks_done = models.PositiveIntegerField(default=0)
+    document = models.ForeignKey(Document, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
+    replaced = models.BooleanField(default=False, help_text="The upload replaced a document of the same name.")
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    @property
+    def percent(self) -> float:
+        if self.status == self.Status.SUCCEEDED:
+            return 100.0
+        return round(100.0 * self.chunks_done / self.chunks_total, 1) if self.chunks_total else 0.0
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.status})"

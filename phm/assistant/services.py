@@ -2,7 +2,8 @@
 
 Writes follow one rule: everything slow or fallible (parsing, chunking, embedding) happens before
 the transaction, and the transaction only swaps rows; so a failed upload leaves the knowledge
-base exactly as it was, and a re-upload replaces a document's chunks atomically.
+base exactly as it was, and a re-upload replaces a document's chunks atomically. Uploads from
+the API and the page are checked in the request and embedded by a worker (DocumentJob).
 """
 
 from __future__ import annotations
@@ -14,18 +15,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
+from django.conf import settings
+from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
 from models import answering
 from models.answering import Answer, Passage, QuestionError
 from models.retrieval import assetopsbench
-from models.retrieval.chunking import SUPPORTED_SUFFIXES, DocumentError, ParsedDocument, parse_document
+from models.retrieval.chunking import SUPPORTED_SUFFIXES, DocumentError, DocumentLimits, DocumentTooLarge, ParsedDocument, parse_document
 from models.retrieval.embedding import embed_texts
 from models.retrieval.index import ChunkFilter
 from phm.assets.models import Equipment, EquipmentType
 from phm.assistant import live, retrieval, vectorstore
-from phm.assistant.models import Chunk, Conversation, Document, DocumentType, KnowledgeBaseState, Message, MessageRole
+from phm.assistant.models import Chunk, Conversation, Document, DocumentJob, DocumentType, KnowledgeBaseState, Message, MessageRole
 
 logger = logging.getLogger(__name__)
 DEFAULT_TOP_K = 5
@@ -34,6 +38,28 @@ MAX_NAME_CHARS = 255
 
 class KnowledgeBaseError(ValueError):
     """An upload or deletion was refused; the message says which file and why."""
+
+
+class DocumentTooBig(KnowledgeBaseError):
+    """Over an upload, page, text or chunk limit (the API answers 413); the message names it."""
+
+
+def document_limits() -> DocumentLimits:
+    """The knowledge base's limits from settings (README "Security and limits")."""
+    return DocumentLimits(
+        max_bytes=settings.PHM_KB_MAX_UPLOAD_BYTES, max_pages=settings.PHM_KB_MAX_PAGES,
+        max_text_chars=settings.PHM_KB_MAX_TEXT_CHARS, max_chunks=settings.PHM_KB_MAX_CHUNKS,
+    )
+
+
+_LIMIT_SETTINGS = {"byte limit": "PHM_KB_MAX_UPLOAD_BYTES", "page limit": "PHM_KB_MAX_PAGES", "character limit": "PHM_KB_MAX_TEXT_CHARS",
+                   "chunk limit": "PHM_KB_MAX_CHUNKS"}
+
+
+def _too_big(exc: DocumentTooLarge) -> DocumentTooBig:
+    message = str(exc)
+    setting = next((name for phrase, name in _LIMIT_SETTINGS.items() if phrase in message), None)
+    return DocumentTooBig(f"{message} ({setting})" if setting else message)
 
 
 class DuplicateDocument(KnowledgeBaseError):
@@ -85,21 +111,26 @@ def _resolve_scope(equipment: str, equipment_type: str, *, using: str) -> tuple[
     return equipment, equipment_type
 
 
-def ingest_document(
-    *,
-    name: str,
-    content: bytes,
-    doc_type: str = "",
-    equipment: str = "",
-    equipment_type: str = "",
-    source: str = "upload",
-    uploaded_by=None,
-    using: str = "default",
-) -> IngestOutcome:
-    """Add a document, or replace the document of the same name when its content changed.
+@dataclass(frozen=True)
+class PreparedDocument:
+    """A checked and chunked upload, ready to embed and store."""
 
-    Raises DuplicateDocument when the same content is already in the knowledge base (under this or
-    another name) and KnowledgeBaseError (with the file name and reason) when the file is refused."""
+    name: str
+    content: bytes
+    sha256: str
+    existing: Document | None  # the document of the same name this upload replaces
+    parsed: ParsedDocument
+    doc_type: str
+    rows: list[tuple[int, object, str, str]]  # (ordinal, chunk, equipment, equipment type)
+    scope_equipment: str
+    scope_type: str
+
+
+def prepare_document(
+    *, name: str, content: bytes, doc_type: str = "", equipment: str = "", equipment_type: str = "", using: str = "default"
+) -> PreparedDocument:
+    """Check and chunk an upload (no embedding, nothing written). Raises DuplicateDocument,
+    DocumentTooBig (a limit of README "Security and limits") or KnowledgeBaseError with the reason."""
     name = PurePath(name or "").name.strip()
     if not name:
         raise KnowledgeBaseError("the file has no name")
@@ -113,7 +144,9 @@ def ingest_document(
     if same_content is not None:
         raise DuplicateDocument(f"{name}: identical to {same_content.name!r}, already in the knowledge base", same_content)
     try:
-        parsed = parse_document(name, content)
+        parsed = parse_document(name, content, document_limits())
+    except DocumentTooLarge as exc:
+        raise _too_big(exc) from None
     except DocumentError as exc:
         raise KnowledgeBaseError(str(exc)) from None
     if doc_type and doc_type not in DocumentType.values:
@@ -121,27 +154,48 @@ def ingest_document(
     scope_equipment, scope_type = _resolve_scope(
         equipment or parsed.metadata.get("equipment", ""), equipment_type or parsed.metadata.get("equipment_type", ""), using=using
     )
-    rows = []
-    for ordinal, piece in enumerate(parsed.chunks):
-        chunk_equipment = piece.equipment or scope_equipment
-        rows.append((ordinal, piece, chunk_equipment, piece.equipment_type or scope_type))
-    vectors = embed_texts([retrieval.index_text(piece.text, eq) for _, piece, eq, _ in rows])
+    rows = [(ordinal, piece, piece.equipment or scope_equipment, piece.equipment_type or scope_type) for ordinal, piece in enumerate(parsed.chunks)]
+    return PreparedDocument(name, content, sha256, existing, parsed, doc_type, rows, scope_equipment, scope_type)
+
+
+#: Chunks embedded per step of a document job (each step updates the job's progress).
+EMBED_BATCH = 64
+
+
+def embed_prepared(prepared: PreparedDocument, *, progress=None):
+    """Embeddings of the chunks, in steps of EMBED_BATCH; ``progress(done, total)`` after each."""
+    import numpy as np
+
+    texts = [retrieval.index_text(piece.text, eq) for _, piece, eq, _ in prepared.rows]
+    parts = []
+    for start in range(0, len(texts), EMBED_BATCH):
+        parts.append(embed_texts(texts[start : start + EMBED_BATCH]))
+        if progress is not None:
+            progress(min(start + EMBED_BATCH, len(texts)), len(texts))
+    return np.concatenate(parts) if parts else embed_texts([])
+
+
+def store_prepared(prepared: PreparedDocument, vectors, *, source: str = "upload", uploaded_by=None, using: str = "default") -> IngestOutcome:
+    """Swap the document's rows in one transaction (a failure leaves the knowledge base as it was)."""
     batch = uuid.uuid4().hex
+    rows, parsed = prepared.rows, prepared.parsed
     with transaction.atomic(using=using):
+        # Looked up again: another upload of the same name may have been stored since prepare_document.
+        existing = Document.objects.using(using).select_for_update().filter(name=prepared.name).first()
         replaced = existing is not None
         if existing is not None:
             existing.chunks.all().delete()
             document = existing
         else:
-            document = Document(name=name)
+            document = Document(name=prepared.name)
         document.title = parsed.title[:300]
         document.file_type = parsed.file_type
-        document.doc_type = doc_type or _guess_doc_type(parsed)
-        document.equipment = scope_equipment
-        document.equipment_type = scope_type
+        document.doc_type = prepared.doc_type or _guess_doc_type(parsed)
+        document.equipment = prepared.scope_equipment
+        document.equipment_type = prepared.scope_type
         document.source = source[:500]
-        document.sha256 = sha256
-        document.size_bytes = len(content)
+        document.sha256 = prepared.sha256
+        document.size_bytes = len(prepared.content)
         document.chunk_count = len(rows)
         document.uploaded_by = uploaded_by
         document.save(using=using)
@@ -157,8 +211,80 @@ def ingest_document(
             ids = list(Chunk.objects.using(using).filter(document=document).order_by("ordinal").values_list("id", flat=True))
             vectorstore.store_vectors(ids, vectors, using=using)
         _bump_revision(using)
-    logger.info("%s %s: %d chunks", "replaced" if replaced else "added", name, len(created))
+    logger.info("%s %s: %d chunks", "replaced" if replaced else "added", prepared.name, len(created))
     return IngestOutcome(document=document, replaced=replaced)
+
+
+def ingest_document(
+    *,
+    name: str,
+    content: bytes,
+    doc_type: str = "",
+    equipment: str = "",
+    equipment_type: str = "",
+    source: str = "upload",
+    uploaded_by=None,
+    using: str = "default",
+) -> IngestOutcome:
+    """Add a document, or replace the document of the same name when its content changed, in
+    this process (the command line and the demo loader; uploads go through :func:`queue_document`).
+
+    Raises DuplicateDocument when the same content is already in the knowledge base (under this or
+    another name) and KnowledgeBaseError (with the file name and reason) when the file is refused."""
+    prepared = prepare_document(name=name, content=content, doc_type=doc_type, equipment=equipment, equipment_type=equipment_type, using=using)
+    return store_prepared(prepared, embed_prepared(prepared), source=source, uploaded_by=uploaded_by, using=using)
+
+
+# --- uploads: checked in the request, embedded by a worker --------------------------------------------
+
+
+def queue_document(*, upload, doc_type: str = "", equipment: str = "", equipment_type: str = "", user=None) -> DocumentJob:
+    """Check an upload now (size, type, duplicates, limits: errors reach the uploader at once),
+    store it and queue the job that embeds it. The caller's transaction commits before the task
+    is sent."""
+    from phm.uploads import check_upload_size
+
+    check_upload_size(kind="document", name=upload.name, size=upload.size)
+    content = upload.read()
+    prepared = prepare_document(name=upload.name, content=content, doc_type=doc_type, equipment=equipment, equipment_type=equipment_type)
+    job = DocumentJob(name=prepared.name, doc_type=doc_type, equipment=equipment, equipment_type=equipment_type, created_by=user,
+                      chunks_total=len(prepared.rows))
+    job.file.save(prepared.name, ContentFile(content), save=False)
+    job.save()
+    from phm.assistant.tasks import ingest_document_job
+
+    transaction.on_commit(lambda: ingest_document_job.delay(job.pk))
+    return job
+
+
+def run_document_job(*, job_id: int, using: str = "default") -> DocumentJob:
+    """What the worker does: claim the job (a conditional update, so two workers never run it
+    twice), parse again, embed with progress, store, and delete the uploaded file."""
+    jobs = DocumentJob.objects.using(using)
+    if not jobs.filter(pk=job_id, status=DocumentJob.Status.QUEUED).update(status=DocumentJob.Status.RUNNING, stage="parsing",
+                                                                           started_at=timezone.now()):
+        return jobs.get(pk=job_id)
+    job = jobs.get(pk=job_id)
+    try:
+        with job.file.open("rb") as stored:
+            content = stored.read()
+        prepared = prepare_document(name=job.name, content=content, doc_type=job.doc_type, equipment=job.equipment,
+                                    equipment_type=job.equipment_type, using=using)
+        jobs.filter(pk=job_id).update(stage="embedding", chunks_total=len(prepared.rows))
+        vectors = embed_prepared(prepared, progress=lambda done, total: jobs.filter(pk=job_id).update(chunks_done=done))
+        jobs.filter(pk=job_id).update(stage="writing")
+        outcome = store_prepared(prepared, vectors, uploaded_by=job.created_by, using=using)
+    except Exception as exc:  # the job row is the record of what went wrong
+        jobs.filter(pk=job_id).update(status=DocumentJob.Status.FAILED, error=str(exc)[:2000] or type(exc).__name__, finished_at=timezone.now())
+        if not isinstance(exc, KnowledgeBaseError):
+            raise
+    else:
+        jobs.filter(pk=job_id).update(status=DocumentJob.Status.SUCCEEDED, stage="done", document=outcome.document, replaced=outcome.replaced,
+                                      chunks_done=len(prepared.rows), finished_at=timezone.now())
+    finally:
+        job.file.delete(save=False)
+        jobs.filter(pk=job_id).update(file="")
+    return jobs.get(pk=job_id)
 
 
 @transaction.atomic

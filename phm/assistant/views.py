@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from phm.assistant import services
-from phm.assistant.models import Document, DocumentType
+from phm.assistant.models import Document, DocumentJob, DocumentType
+from phm.uploads import UploadTooLarge
 
 
 @login_required
@@ -20,17 +22,15 @@ def documents(request: HttpRequest) -> HttpResponse:
             messages.error(request, "Choose a file to upload.")
         else:
             try:
-                outcome = services.ingest_document(
-                    name=upload.name, content=upload.read(), doc_type=request.POST.get("doc_type", ""),
-                    equipment=request.POST.get("equipment", ""), equipment_type=request.POST.get("equipment_type", ""), uploaded_by=request.user,
-                )
-            except services.KnowledgeBaseError as exc:
+                with transaction.atomic():
+                    job = services.queue_document(upload=upload, doc_type=request.POST.get("doc_type", ""), equipment=request.POST.get("equipment", ""),
+                                                  equipment_type=request.POST.get("equipment_type", ""), user=request.user)
+            except (services.KnowledgeBaseError, UploadTooLarge) as exc:
                 messages.error(request, str(exc))
             else:
-                verb = "Replaced" if outcome.replaced else "Added"
-                messages.success(request, f"{verb} {outcome.document.name}: {outcome.document.chunk_count} passages indexed.")
+                messages.success(request, f"{job.name}: checked, {job.chunks_total} passages queued for indexing; the table below shows progress.")
         return redirect("assistant:documents")
-    context = {"documents": Document.objects.all(), "doc_types": DocumentType.choices}
+    context = {"documents": Document.objects.all(), "doc_types": DocumentType.choices, "jobs": DocumentJob.objects.all()[:10]}
     return render(request, "assistant/documents.html", context)
 
 

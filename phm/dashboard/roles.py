@@ -4,9 +4,9 @@
 detectors, starts training and manages connectors and documents; ``admin`` may do everything.
 Superusers count as admin. A user in several groups has the highest of their roles.
 
-A signed-in user in none of the groups is treated as an operator on the pages (they can look
-and acknowledge, not configure); the API keeps its older rule for them (see
-``phm.api.permissions``), so tokens issued before roles existed keep working.
+Roles fail closed: a signed-in user in none of the groups may do nothing, neither on the pages
+(``phm.dashboard.middleware``) nor in the API (``phm.api.permissions``), until an administrator
+puts them in a group. The 403 answer says so.
 """
 
 from __future__ import annotations
@@ -41,11 +41,20 @@ def group_role(user) -> str | None:
     return role
 
 
+#: Why a signed-in user without a role group is refused (pages and API say the same).
+NO_ROLE_MESSAGE = "your account is in no role group (operator, engineer, admin): ask an administrator to add you to one"
+
+
 def page_role(user) -> str | None:
-    """Role for the web pages: a signed-in user without a role group is an operator."""
-    if not getattr(user, "is_authenticated", False):
-        return None
-    return group_role(user) or OPERATOR
+    """Role for the web pages: the group role; None (no access) for anonymous users and for
+    signed-in users in no role group."""
+    return group_role(user)
+
+
+def rank(role: str) -> int:
+    if role not in _RANK:
+        raise ValueError(f"unknown role {role!r}: expected one of {', '.join(ROLES)}")
+    return _RANK[role]
 
 
 def has_role(user, role: str) -> bool:
@@ -65,7 +74,7 @@ def role_required(role: str) -> Callable:
         @wraps(view)
         def wrapped(request, *args, **kwargs):
             if not has_role(request.user, role):
-                raise PermissionDenied(f"this page needs the {role} role")
+                raise PermissionDenied(NO_ROLE_MESSAGE if page_role(request.user) is None else f"this page needs the {role} role")
             return view(request, *args, **kwargs)
 
         return login_required(wrapped)

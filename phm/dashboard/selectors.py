@@ -165,11 +165,42 @@ def log_template_counts(*, equipment: Equipment, start: datetime, end: datetime)
         entry.count += 1
         entry.last = max(entry.last, ts)
         levels[key][level] += 1
+    counts, levels = _merge_template_aliases(counts, levels)
     texts = dict(LogTemplate.objects.filter(template_id__in=[c.template_id for c in counts.values() if c.template_id]).values_list("template_id", "template"))
     for key, entry in counts.items():
         entry.template = texts.get(entry.template_id, entry.template)
         entry.levels = sorted(levels[key].items())
     return sorted(counts.values(), key=lambda c: (-c.count, c.template))
+
+
+def template_aliases() -> dict[str, str]:
+    """Template ids merged into another by a log connector's miner -> the id they belong to now
+    (stored with each connector's miner state; an id keeps meaning its lines, which now count
+    with the merged template)."""
+    from phm.sources.models import LogMinerState
+
+    aliases: dict[str, str] = {}
+    for state in LogMinerState.objects.values_list("state", flat=True):
+        aliases.update((state or {}).get("aliases") or {})
+    return aliases
+
+
+def _merge_template_aliases(counts: dict[str, TemplateCount], levels: dict[str, Counter]) -> tuple[dict[str, TemplateCount], dict[str, Counter]]:
+    aliases = template_aliases() if any(entry.template_id for entry in counts.values()) else {}
+    if not aliases:
+        return counts, levels
+    merged: dict[str, TemplateCount] = {}
+    merged_levels: dict[str, Counter] = defaultdict(Counter)
+    for key, entry in counts.items():
+        target = aliases.get(entry.template_id, entry.template_id) if entry.template_id else key
+        into = merged.get(target)
+        if into is None:
+            merged[target] = TemplateCount(target, entry.template, entry.count, entry.last)
+        else:
+            into.count += entry.count
+            into.last = max(into.last, entry.last)
+        merged_levels[target].update(levels[key])
+    return merged, merged_levels
 
 
 def recent_logs(*, equipment: Equipment, limit: int = 50) -> list[LogEvent]:
@@ -216,6 +247,8 @@ class DiagnosisView:
 
     @property
     def fault_label(self) -> str:
+        if self.diagnosis.fault == "no_known_fault":  # models.diagnosis.NO_KNOWN_FAULT, without importing the model package
+            return "no known fault pattern: unknown fault or false alarm"
         return self.diagnosis.fault.replace("_", " ")
 
 

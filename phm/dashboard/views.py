@@ -3,6 +3,7 @@ charts), alarm console, assistant chat, models, connectors. Every view checks th
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import plotly.graph_objects as go
@@ -11,6 +12,7 @@ from django.db.models import Prefetch
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -24,7 +26,7 @@ from phm.analytics import training
 from phm.analytics.models import DetectorConfig, ModelVersion, TrainingJob
 from phm.assets.models import Area, Equipment, Site
 from phm.dashboard import selectors
-from phm.dashboard.roles import ENGINEER, OPERATOR, role_required
+from phm.dashboard.roles import ENGINEER, OPERATOR, has_role, role_required
 from phm.sources.models import ConnectorDefinition
 from phm.telemetry.selectors import sensor_series
 
@@ -57,17 +59,26 @@ def equipment_detail(request: HttpRequest, tag: str) -> HttpResponse:
     charts = []
     for sensor in equipment.sensors.filter(enabled=True):
         series = sensor_series(sensor=sensor, start=start, end=end, max_points=CHART_POINTS)
-        charts.append({"sensor": sensor, "html": _sensor_chart(series, alarms, start, end), "points": len(series.points)})
+        charts.append({"sensor": sensor, "html": with_csp_nonce(_sensor_chart(series, alarms, start, end), request), "points": len(series.points)})
     bands = selectors.score_bands(equipment=equipment, start=start, end=end, max_points=CHART_POINTS)
     context = {
         "equipment": equipment, "charts": charts, "range_key": range_key, "ranges": list(RANGES),
-        "score_chart": _score_chart(bands, alarms, start, end) if bands else "", "alarms": alarms,
+        "score_chart": with_csp_nonce(_score_chart(bands, alarms, start, end), request) if bands else "", "alarms": alarms,
         "templates": selectors.log_template_counts(equipment=equipment, start=start, end=end)[:30],
         "logs": selectors.recent_logs(equipment=equipment, limit=30),
         "images": selectors.latest_images(equipment=equipment),
         "dv": selectors.diagnosis_view(selectors.latest_diagnosis(equipment=equipment)),
     }
     return render(request, "dashboard/equipment.html", context)
+
+
+_INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)")
+
+
+def with_csp_nonce(html: str, request: HttpRequest) -> str:
+    """Plotly writes each chart's inline ``<script>``; give it this response's CSP nonce so the
+    policy can forbid every other inline script."""
+    return _INLINE_SCRIPT.sub(f'<script nonce="{request.csp_nonce}"', html)
 
 
 def _alarm_markers(figure: go.Figure, alarms: list[Alarm]) -> None:
@@ -244,11 +255,21 @@ def plotly_js(request: HttpRequest) -> HttpResponse:
     return HttpResponse(get_plotlyjs(), content_type="application/javascript")
 
 
+#: Media sub-folder of raw historian uploads (``FileIngestJob.file`` upload_to).
+RAW_UPLOADS = "uploads/"
+
+
 @require_GET
 @role_required(OPERATOR)
 def media_file(request: HttpRequest, path: str) -> FileResponse:
     """Uploaded files (inspection images and their thumbnails) for signed-in users only: they are
     plant data, so they are not left to a public static route, and this works with DEBUG off."""
+    if "\x00" in path:  # the OS cannot name such a file; resolve() would raise ValueError (500)
+        raise Http404("no such file")
+    if path.startswith(RAW_UPLOADS) and not has_role(request.user, ENGINEER):
+        # Raw historian exports (telemetry.FileIngestJob.file) are the plant's full history, not
+        # something an operator needs; the ingested readings are on the equipment pages.
+        raise PermissionDenied("raw historian uploads need the engineer role")
     root = Path(settings.MEDIA_ROOT).resolve()
     target = (root / path).resolve()
     if not target.is_relative_to(root) or not target.is_file():

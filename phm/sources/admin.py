@@ -1,6 +1,30 @@
+from django import forms
 from django.contrib import admin
 
 from phm.sources.models import ConnectorDefinition, ConnectorStatus, LogFileOffset
+from phm.sources.secrets import SecretError, keep_secrets, masked
+
+
+class ConnectorDefinitionForm(forms.ModelForm):
+    """The config with its secrets masked (write-only, as in the API): a masked or left-out
+    secret keeps the stored value when the form is saved."""
+
+    class Meta:
+        model = ConnectorDefinition
+        fields = "__all__"
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["config"] = masked(self.instance.config)
+
+    def clean_config(self):
+        config = self.cleaned_data["config"]
+        stored = ConnectorDefinition.objects.filter(pk=self.instance.pk).values_list("config", flat=True).first() if self.instance.pk else None
+        try:
+            return keep_secrets(config, stored)
+        except SecretError as exc:
+            raise forms.ValidationError(str(exc)) from None
 
 
 class ConnectorStatusInline(admin.StackedInline):
@@ -12,6 +36,7 @@ class ConnectorStatusInline(admin.StackedInline):
 
 @admin.register(ConnectorDefinition)
 class ConnectorDefinitionAdmin(admin.ModelAdmin):
+    form = ConnectorDefinitionForm
     list_display = ["name", "kind", "enabled", "state", "last_message_at", "accepted", "rejected", "updated_at"]
     list_filter = ["kind", "enabled"]
     search_fields = ["name", "description"]

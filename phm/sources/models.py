@@ -83,3 +83,15 @@ class LogFileOffset(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} @ {self.offset}"
+
+
+class LogMinerState(models.Model):
+    """A log connector's template-miner state (``connectors.logtemplates.TemplateMiner.state``):
+    kept so template ids keep their meaning across restarts. One row per connector."""
+
+    key = models.CharField(max_length=200, unique=True, help_text="logfile:<connector name>")
+    state = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.key

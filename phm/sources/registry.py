@@ -6,26 +6,43 @@ Config per kind (keys not listed are refused, so typos fail on save, not at 3 a.
 - ``sparkplug_b``: ``{"broker": BrokerConfig, "group_id": "+", "host_id": null, "metric_map": {path: tag}}``
 - ``opcua``: ``{"url": "opc.tcp://...", "nodes": [NodeSpec, ...], "publishing_interval_ms": 250, "sampling_interval_ms": 100}``
 - ``modbus``: ``{"host": ..., "port": 502, "period_s": 1.0, "timeout_s": 2.0, "registers": [RegisterSpec, ...]}``
-- ``logfile``: ``{"path": ..., "source": ..., "format": LogLineFormat, "miner": MinerSettings, "poll_interval_s": 0.5}``
+- ``logfile``: ``{"path": ..., "source": ..., "format": LogLineFormat (omit: headers detected), "miner": MinerSettings (omit: the
+  one default), "poll_interval_s": 0.5}``; template ids are ``<connector name>:<n>``, the miner state is kept per connector
 - ``image_folder``: ``{"directory": ..., "source": ..., "limits": ImageLimits, "poll_interval_s": 2, "settle_s": 1}``
 - ``file_folder``: ``{"directory": ..., "spec": FileSpec, "batch_size": 50000, "poll_interval_s": 5, "settle_s": 2}``
 
 (The names are the dataclasses in ``connectors``; their fields are the JSON keys.)
+
+Every path (``PATH_FIELDS``) must lie inside ``settings.PHM_CONNECTOR_ROOTS`` after symlinks are
+resolved: checked when a definition is saved (``validate_config``) and again when it is built to
+run, and the built connector checks each file it opens (``connectors.paths``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from connectors.base import Connector, QuarantinedPayload
 from connectors.file_folder import HistorianFolderSource
 from connectors.files import FileSpec
 from connectors.images import ImageLimits, WatchedFolderSource
-from connectors.logs import LogFileFollower, LogLineFormat, MemoryOffsetStore, MinerSettings, OffsetStore, TemplateTagger, make_template_miner
+from connectors.logs import (
+    LogFileFollower,
+    LogLineFormat,
+    MemoryMinerStateStore,
+    MemoryOffsetStore,
+    MinerSettings,
+    MinerStateStore,
+    OffsetStore,
+    TemplateTagger,
+)
 from connectors.modbus import ModbusConnector, RegisterSpec
 from connectors.mqtt import BrokerConfig, MqttJsonConnector, SparkplugHostConnector, TopicMapping
 from connectors.opcua import NodeSpec, OpcUaConnector
+from connectors.paths import PathNotAllowed, confine
 from connectors.sink import MemorySink, Sink
 
 
@@ -43,6 +60,31 @@ ALLOWED_KEYS: dict[str, set[str]] = {
     "file_folder": {"directory", "spec", "batch_size", "poll_interval_s", "settle_s"},
 }
 
+#: Config keys that name a file or folder on the server, per kind.
+PATH_FIELDS: dict[str, tuple[str, ...]] = {"logfile": ("path",), "image_folder": ("directory",), "file_folder": ("directory",)}
+
+
+def connector_roots() -> tuple[Path, ...]:
+    """The folders connectors may read (``PHM_CONNECTOR_ROOTS``), read at each call so a test or
+    a reloaded setting takes effect."""
+    from django.conf import settings
+
+    return tuple(Path(root) for root in settings.PHM_CONNECTOR_ROOTS)
+
+
+def check_paths(kind: str, config: Mapping[str, Any], roots: Sequence[Path]) -> None:
+    """ConfigError naming the field and the roots when a path of ``config`` lies outside ``roots``."""
+    for key in PATH_FIELDS.get(kind, ()):
+        if key not in config:
+            continue  # the builder reports the missing key
+        value = config[key]
+        if not isinstance(value, str):
+            raise ConfigError(f"{kind}: {key!r} must be a string path, got {type(value).__name__}")
+        try:
+            confine(value, roots, field=key)
+        except PathNotAllowed as exc:
+            raise ConfigError(f"{kind}: {exc}") from None
+
 
 def build_connector(
     *,
@@ -52,7 +94,10 @@ def build_connector(
     sink: Sink,
     offsets: OffsetStore | None = None,
     on_quarantine: Callable[[QuarantinedPayload], None] | None = None,
+    miner_states: MinerStateStore | None = None,
+    roots: Sequence[Path] | None = None,
 ) -> Connector:
+    """The connector for a definition; ``roots`` (default ``PHM_CONNECTOR_ROOTS``) confine its paths."""
     if kind not in ALLOWED_KEYS:
         raise ConfigError(f"unknown connector kind {kind!r}; known: {sorted(ALLOWED_KEYS)}")
     if not isinstance(config, Mapping):
@@ -60,8 +105,12 @@ def build_connector(
     unknown = set(config) - ALLOWED_KEYS[kind]
     if unknown:
         raise ConfigError(f"unknown keys for {kind}: {sorted(unknown)}; allowed: {sorted(ALLOWED_KEYS[kind])}")
+    roots = tuple(roots) if roots is not None else connector_roots()
+    check_paths(kind, config, roots)
     try:
-        return _BUILDERS[kind](name, dict(config), sink, offsets, on_quarantine)
+        if kind == "logfile":
+            return _logfile(name, dict(config), sink, offsets, on_quarantine, roots, miner_states=miner_states)
+        return _BUILDERS[kind](name, dict(config), sink, offsets, on_quarantine, roots)
     except ConfigError:
         raise
     except KeyError as exc:
@@ -70,9 +119,10 @@ def build_connector(
         raise ConfigError(f"{kind}: {exc}") from exc
 
 
-def validate_config(kind: str, config: Mapping[str, Any]) -> None:
-    """Raise ConfigError if the definition cannot be built (nothing connects)."""
-    build_connector(name="validation", kind=kind, config=config, sink=MemorySink(), offsets=MemoryOffsetStore())
+def validate_config(kind: str, config: Mapping[str, Any], *, roots: Sequence[Path] | None = None) -> None:
+    """Raise ConfigError if the definition cannot be built or names a path outside the roots
+    (nothing connects, nothing is opened)."""
+    build_connector(name="validation", kind=kind, config=config, sink=MemorySink(), offsets=MemoryOffsetStore(), roots=roots)
 
 
 def _items(config: Mapping, key: str, factory) -> list:
@@ -98,12 +148,12 @@ def _broker(config: Mapping) -> BrokerConfig:
     return BrokerConfig(**broker)
 
 
-def _mqtt_json(name, config, sink, offsets, on_quarantine) -> Connector:
+def _mqtt_json(name, config, sink, offsets, on_quarantine, roots) -> Connector:
     mappings = _items(config, "mappings", TopicMapping.from_dict)
     return MqttJsonConnector(name, sink, _broker(config), mappings, on_quarantine=on_quarantine)
 
 
-def _sparkplug(name, config, sink, offsets, on_quarantine) -> Connector:
+def _sparkplug(name, config, sink, offsets, on_quarantine, roots) -> Connector:
     return SparkplugHostConnector(
         name,
         sink,
@@ -115,14 +165,14 @@ def _sparkplug(name, config, sink, offsets, on_quarantine) -> Connector:
     )
 
 
-def _opcua(name, config, sink, offsets, on_quarantine) -> Connector:
+def _opcua(name, config, sink, offsets, on_quarantine, roots) -> Connector:
     options = {k: config[k] for k in ("publishing_interval_ms", "sampling_interval_ms", "timeout_s") if k in config}
     return OpcUaConnector(
         name, sink, url=config["url"], nodes=_items(config, "nodes", NodeSpec.from_dict), on_quarantine=on_quarantine, **options
     )
 
 
-def _modbus(name, config, sink, offsets, on_quarantine) -> Connector:
+def _modbus(name, config, sink, offsets, on_quarantine, roots) -> Connector:
     options = {k: config[k] for k in ("port", "period_s", "timeout_s") if k in config}
     return ModbusConnector(
         name,
@@ -134,10 +184,23 @@ def _modbus(name, config, sink, offsets, on_quarantine) -> Connector:
     )
 
 
-def _logfile(name, config, sink, offsets, on_quarantine) -> Connector:
+def template_id_prefix(name: str) -> str:
+    """``<name>:``: template ids of different log connectors stay apart in the one LogTemplate
+    table (64 characters: a long name is replaced by a hash of it)."""
+    return (name if len(name) <= 40 else hashlib.sha1(name.encode()).hexdigest()[:16]) + ":"
+
+
+def _logfile(name, config, sink, offsets, on_quarantine, roots, *, miner_states: MinerStateStore | None = None) -> Connector:
     if offsets is None:
         raise ConfigError("logfile connectors need an offset store")
     miner = MinerSettings.from_dict(config.get("miner", {}))
+    if miner.state_path:
+        # The app keeps miner state in its database (stable ids across restarts); a file named in
+        # the definition would be a write anywhere the server may, outside the connector roots.
+        raise ConfigError("logfile: 'miner.state_path' is not allowed here: the app keeps template state in its database")
+    if miner_states is None:
+        miner_states = MemoryMinerStateStore()
+    tagger = TemplateTagger.restore(miner, store=miner_states, key=f"logfile:{name}", id_prefix=template_id_prefix(name))
     options = {k: config[k] for k in ("poll_interval_s", "batch_lines") if k in config}
     return LogFileFollower(
         name,
@@ -146,13 +209,14 @@ def _logfile(name, config, sink, offsets, on_quarantine) -> Connector:
         offsets=offsets,
         source=config.get("source"),
         line_format=LogLineFormat.from_dict(config.get("format", {})),
-        tagger=TemplateTagger(make_template_miner(miner)),
+        tagger=tagger,
         on_quarantine=on_quarantine,
+        roots=roots,
         **options,
     )
 
 
-def _image_folder(name, config, sink, offsets, on_quarantine) -> Connector:
+def _image_folder(name, config, sink, offsets, on_quarantine, roots) -> Connector:
     options = {k: config[k] for k in ("poll_interval_s", "settle_s") if k in config}
     return WatchedFolderSource(
         name,
@@ -161,14 +225,16 @@ def _image_folder(name, config, sink, offsets, on_quarantine) -> Connector:
         source=config.get("source"),
         limits=ImageLimits.from_dict(config.get("limits", {})),
         on_quarantine=on_quarantine,
+        roots=roots,
         **options,
     )
 
 
-def _file_folder(name, config, sink, offsets, on_quarantine) -> Connector:
+def _file_folder(name, config, sink, offsets, on_quarantine, roots) -> Connector:
     options = {k: config[k] for k in ("batch_size", "poll_interval_s", "settle_s") if k in config}
     return HistorianFolderSource(
-        name, sink, directory=config["directory"], spec=FileSpec.from_dict(config.get("spec", {})), on_quarantine=on_quarantine, **options
+        name, sink, directory=config["directory"], spec=FileSpec.from_dict(config.get("spec", {})), on_quarantine=on_quarantine,
+        roots=roots, **options
     )
 
 

@@ -10,14 +10,15 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from connectors.base import ConnectorStatus as LiveStatus
 from connectors.base import QuarantinedPayload
 from connectors.logs import LogOffset
 from connectors.spool import SpoolingSink
 from connectors.supervisor import Supervisor
-from phm.sources.models import ConnectorDefinition, ConnectorStatus, LogFileOffset
-from phm.sources.registry import build_connector
+from phm.sources.models import ConnectorDefinition, ConnectorStatus, LogFileOffset, LogMinerState
+from phm.sources.registry import ConfigError, build_connector
 from phm.telemetry.models import QuarantinedRecord, RecordKind
 from phm.telemetry.sink import DatabaseSink, close_stale_connection
 
@@ -49,6 +50,19 @@ class DatabaseOffsetStore:
         )
 
 
+class DatabaseMinerStateStore:
+    """``connectors.logs.MinerStateStore`` over the LogMinerState table."""
+
+    def get(self, key: str) -> dict | None:
+        close_stale_connection()
+        row = LogMinerState.objects.filter(key=key).only("state").first()
+        return row.state if row is not None else None
+
+    def set(self, key: str, state: dict) -> None:
+        close_stale_connection()
+        LogMinerState.objects.update_or_create(key=key, defaults={"state": state})
+
+
 def spool_root() -> Path:
     return Path(os.environ.get("PHM_SPOOL_DIR", Path(settings.DATA_ROOT) / "spool"))
 
@@ -77,20 +91,27 @@ def build_supervisor(definitions: Iterable[ConnectorDefinition], *, tick_seconds
     spools: dict[str, SpoolingSink] = {}
     by_name: dict[str, ConnectorDefinition] = {}
     offsets = DatabaseOffsetStore()
+    miner_states = DatabaseMinerStateStore()
     for definition in definitions:
         spool = SpoolingSink(DatabaseSink(channel=f"{definition.kind}:{definition.name}"), spool_root() / definition.name)
-        spools[definition.name] = spool
-        by_name[definition.name] = definition
-        connectors.append(
-            build_connector(
+        try:
+            # Checked again here, not only on save: the roots may have shrunk, or the definition
+            # may predate them (or have been written to the database directly).
+            connector = build_connector(
                 name=definition.name,
                 kind=definition.kind,
                 config=definition.config,
                 sink=spool,
                 offsets=offsets,
                 on_quarantine=quarantine_writer(definition),
+                miner_states=miner_states,
             )
-        )
+        except ConfigError as exc:
+            record_refused(definition, str(exc))
+            continue
+        spools[definition.name] = spool
+        by_name[definition.name] = definition
+        connectors.append(connector)
 
     def on_tick(statuses: list[LiveStatus]) -> None:
         for spool in spools.values():
@@ -99,6 +120,16 @@ def build_supervisor(definitions: Iterable[ConnectorDefinition], *, tick_seconds
         record_statuses(statuses, by_name, spools)
 
     return Supervisor(connectors, tick_seconds=tick_seconds, on_tick=on_tick), spools
+
+
+def record_refused(definition: ConnectorDefinition, reason: str) -> None:
+    """A definition the supervisor will not run: its status says why."""
+    logger.warning("connector %s not started: %s", definition.name, reason)
+    close_stale_connection()
+    ConnectorStatus.objects.update_or_create(
+        connector=definition,
+        defaults={"state": "refused", "connected": False, "last_error": reason, "last_error_at": timezone.now(), "supervisor_pid": os.getpid()},
+    )
 
 
 def record_statuses(statuses: Iterable[LiveStatus], definitions: dict[str, ConnectorDefinition], spools: dict[str, SpoolingSink]) -> None:

@@ -2,7 +2,6 @@ from django import forms
 from django.contrib import admin
 
 from phm.telemetry import jobs
-
 from phm.telemetry.models import (
     FaultInjection,
     FileIngestJob,
@@ -12,6 +11,7 @@ from phm.telemetry.models import (
     LogTemplate,
     QuarantinedRecord,
 )
+from phm.uploads import UploadTooLarge, check_upload_size
 
 
 @admin.register(LatestReading)
@@ -61,6 +61,14 @@ class FileIngestJobUploadForm(forms.ModelForm):
     class Meta:
         model = FileIngestJob
         fields = ["file", "spec"]
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        try:
+            check_upload_size(kind="historian", name=upload.name, size=upload.size)
+        except UploadTooLarge as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        return upload
 
     def clean_spec(self) -> dict:
         spec = self.cleaned_data["spec"]

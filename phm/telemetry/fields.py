@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.functional import cached_property
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_MICROSECOND = timedelta(microseconds=1)
@@ -31,6 +32,14 @@ def us_to_datetime(value: int) -> datetime:
 
 class EpochMicrosecondsField(models.BigIntegerField):
     description = "Aware datetime stored as microseconds since 1970-01-01 UTC"
+
+    @cached_property
+    def validators(self):
+        # IntegerField adds the database's integer range validators, which would compare an
+        # aware datetime with an int (TypeError in full_clean, and DRF turns them into
+        # min_value/max_value arguments a DateTimeField does not take). The range of a
+        # datetime (years 1..9999) fits int64 microseconds, so they add nothing.
+        return [*self.default_validators, *self._validators]
 
     def from_db_value(self, value, expression, connection):
         return None if value is None else us_to_datetime(value)

@@ -6,12 +6,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from phm.telemetry import services
 from phm.telemetry.models import FileIngestJob, JobStatus, QuarantinedRecord, RecordKind
+from phm.uploads import UploadTooLarge, check_upload_size
+from phm.redaction import job_error
 
 log = logging.getLogger(__name__)
 
@@ -19,10 +22,22 @@ log = logging.getLogger(__name__)
 def create_file_job(*, uploaded_file, spec: dict, user=None, job: FileIngestJob | None = None) -> FileIngestJob:
     """Store the upload and a queued job (``job``: an unsaved instance to fill, as the admin
     passes); the caller enqueues ``ingest_file_job``."""
+    from connectors.files import FileFormatError, FileTooLarge, check_decoded_size
+
     file_spec(spec)  # fail now, on the request, if the spec is invalid
+    name = Path(uploaded_file.name).name
+    check_upload_size(kind="historian", name=name, size=uploaded_file.size)
     job = job or FileIngestJob()
-    job.original_name, job.spec, job.created_by = Path(uploaded_file.name).name[:255], spec, user
-    job.file.save(Path(uploaded_file.name).name, uploaded_file, save=False)
+    job.original_name, job.spec, job.created_by = name[:255], spec, user
+    job.file.save(name, uploaded_file, save=False)
+    try:
+        # From the headers only: a small .npz can declare gigabytes of arrays.
+        check_decoded_size(job.file.path, settings.PHM_UPLOAD_MAX_DECODED_BYTES)
+    except FileTooLarge as exc:
+        job.file.delete(save=False)
+        raise UploadTooLarge(f"{name}: {exc.args[0].split(' (file ')[0]} (PHM_UPLOAD_MAX_DECODED_BYTES)") from None
+    except FileFormatError:
+        pass  # unreadable: the worker reports it on the job row, as for any other format error
     job.bytes_total = job.file.size
     job.save()
     return job
@@ -48,7 +63,7 @@ def run_file_job(*, job_id: int, using: str = "default") -> FileIngestJob:
     channel = f"file:{job.original_name}"[:200]
     try:
         spec = file_spec(job.spec)
-        for batch in iter_reading_batches(Path(job.file.path), spec):
+        for batch in iter_reading_batches(Path(job.file.path), spec, max_decoded_bytes=settings.PHM_UPLOAD_MAX_DECODED_BYTES):
             result = services.ingest_readings(readings=batch.readings, channel=channel, using=using)
             if batch.rejections:
                 QuarantinedRecord.objects.using(using).bulk_create(
@@ -64,7 +79,7 @@ def run_file_job(*, job_id: int, using: str = "default") -> FileIngestJob:
             )
     except Exception as exc:  # the job row is the record of what went wrong; re-raise for the worker log
         FileIngestJob.objects.using(using).filter(pk=job_id).update(
-            status=JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now()
+            status=JobStatus.FAILED, error=job_error(exc), finished_at=timezone.now()
         )
         raise
     FileIngestJob.objects.using(using).filter(pk=job_id).update(

@@ -54,6 +54,23 @@ class ReadingRollup(models.Model):
         return f"{self.sensor_id}@minute {self.minute}: n={self.samples}"
 
 
+class ReadingRollupHour(models.Model):
+    """Per-hour aggregates, summed from the minute roll-ups by ingestion: charts over months and
+    years read 8,760 rows per sensor-year. Kept after the raw rows and the minute tier are dropped
+    by retention (``PHM_RETENTION_RAW_DAYS`` and ``PHM_RETENTION_ROLLUP_DAYS`` apply to the finer tiers)."""
+
+    pk = models.CompositePrimaryKey("sensor", "hour")
+    sensor = models.ForeignKey(Sensor, on_delete=models.CASCADE, db_constraint=False, db_index=False, related_name="hour_rollups")
+    hour = models.BigIntegerField(help_text="floor(ts / 1 h): hours since the Unix epoch.")
+    samples = models.IntegerField()
+    total = models.FloatField(help_text="Sum of the values; mean = total / samples.")
+    minimum = models.FloatField()
+    maximum = models.FloatField()
+
+    def __str__(self) -> str:
+        return f"{self.sensor_id}@hour {self.hour}: n={self.samples}"
+
+
 class LatestReading(models.Model):
     """Last value per sensor, kept by ingestion: the dashboard and staleness checks read this
     instead of scanning the readings table."""
@@ -66,7 +83,8 @@ class LatestReading(models.Model):
 
 
 class LogTemplate(models.Model):
-    """A log template mined by Drain (e.g. 'Bearing temp <*> C above limit <*>')."""
+    """A log template mined by the log connector (e.g. 'Bearing temp <NUM> C above limit <NUM>');
+    ``template_id`` is ``<connector name>:<n>`` for log-file connectors."""
 
     template_id = models.CharField(max_length=64, unique=True)
     template = models.TextField()

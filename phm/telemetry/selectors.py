@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import connections
+from django.conf import settings
 
 from phm.assets.models import Sensor
 from phm.telemetry.fields import datetime_to_us, us_to_datetime
-from phm.telemetry.rollups import MINUTE_US, READING_TABLE, ROLLUP_TABLE
+from phm.telemetry.store import DAY_US, HOUR_US, MINUTE_US, LatestValue, get_store
 
 MAX_POINTS_LIMIT = 20_000
 
@@ -39,28 +40,21 @@ def sensor_series(
     *, sensor: Sensor, start: datetime, end: datetime, max_points: int = 1000, using: str = "default"
 ) -> Series:
     """Readings of ``sensor`` in [start, end): raw when they fit in ``max_points``, otherwise
-    aggregated in the database into at most ``max_points`` equal buckets (min / max / mean / count),
+    aggregated by the store into at most ``max_points`` equal buckets (min / max / mean / count),
     so a month of 1 Hz data leaves the server as a thousand rows, not 2.6 million."""
     if not 1 <= max_points <= MAX_POINTS_LIMIT:
         raise ValueError(f"max_points must be between 1 and {MAX_POINTS_LIMIT}")
     if end <= start:
         raise ValueError("end must be after start")
+    store = get_store(using)
     start_us, end_us = datetime_to_us(start), datetime_to_us(end)
     # Reading at most max_points + 1 rows tells cheaply whether the raw data fits.
-    raw = _raw_points(sensor.id, start_us, end_us, limit=max_points + 1, using=using)
-    if len(raw) <= max_points:
-        return Series(sensor.tag, sensor.unit, start, end, False, None, raw)
-    bucket_us = max(1, math.ceil((end_us - start_us) / max_points))
-    origin_us = start_us
-    if bucket_us >= MINUTE_US:
-        # Buckets of whole minutes, starting on a minute, are sums of the per-minute roll-ups (a
-        # month: 43,200 rows instead of 2.6 million). The first bucket may begin up to a minute
-        # before ``start``; it holds only data from ``start`` on.
-        origin_us = start_us // MINUTE_US * MINUTE_US
-        bucket_us = math.ceil((end_us - origin_us) / max_points / MINUTE_US) * MINUTE_US
-        sums = _rollup_bucket_sums(sensor.id, start_us, end_us, bucket_us, origin_us, using=using)
-    else:
-        sums = _raw_bucket_sums(sensor.id, start_us, end_us, bucket_us, origin_us, using=using)
+    raw = store.raw_points(sensor.id, start_us, end_us, limit=max_points + 1)
+    if len(raw) <= max_points and start_us >= raw_retention_cutoff_us():
+        points = [SeriesPoint(us_to_datetime(ts), value, value, value, 1) for ts, value in raw]
+        return Series(sensor.tag, sensor.unit, start, end, False, None, points)
+    origin_us, bucket_us = bucket_grid(start_us, end_us, max_points)
+    sums = store.bucket_sums(sensor.id, start_us, end_us, bucket_us, origin_us)
     points = [
         SeriesPoint(us_to_datetime(max(start_us, origin_us + bucket * bucket_us)), total / count, low, high, count)
         for bucket, (total, low, high, count) in sorted(sums.items())
@@ -68,58 +62,31 @@ def sensor_series(
     return Series(sensor.tag, sensor.unit, start, end, True, bucket_us / 1e6, points)
 
 
-_BucketSums = dict[int, tuple[float, float, float, int]]  # bucket -> (sum, min, max, count)
+def raw_retention_cutoff_us(now_us: int | None = None) -> int:
+    """Raw readings before this were dropped by retention (``PHM_RETENTION_RAW_DAYS``; the
+    earliest int64 when raw rows are kept forever): a chart reaching before it is drawn from the
+    roll-ups, which are kept longer, even when the few raw rows left would fit."""
+    days = settings.PHM_RETENTION_RAW_DAYS
+    if days <= 0:
+        return -(2**63)
+    now_us = time.time_ns() // 1000 if now_us is None else now_us
+    return (now_us // DAY_US - days) * DAY_US
 
 
-def _raw_points(sensor_id: int, start_us: int, end_us: int, *, limit: int, using: str) -> list[SeriesPoint]:
-    with connections[using].cursor() as cursor:
-        cursor.execute(
-            f"SELECT ts, value FROM {READING_TABLE} WHERE sensor_id = %s AND ts >= %s AND ts < %s ORDER BY ts LIMIT %s",
-            [sensor_id, start_us, end_us, limit],
-        )
-        return [SeriesPoint(us_to_datetime(ts), value, value, value, 1) for ts, value in cursor.fetchall()]
-
-
-def _raw_bucket_sums(sensor_id: int, start_us: int, end_us: int, bucket_us: int, origin_us: int, *, using: str) -> _BucketSums:
-    """Raw readings in [start, end) summed per bucket; buckets are counted from ``origin_us``."""
-    # Integer division of int64 microseconds is the same on SQLite and PostgreSQL.
-    with connections[using].cursor() as cursor:
-        cursor.execute(
-            f"SELECT (ts - %s) / %s AS bucket, SUM(value), MIN(value), MAX(value), COUNT(*) FROM {READING_TABLE} "
-            "WHERE sensor_id = %s AND ts >= %s AND ts < %s GROUP BY bucket",
-            [origin_us, bucket_us, sensor_id, start_us, end_us],
-        )
-        return {int(bucket): (float(total), low, high, count) for bucket, total, low, high, count in cursor.fetchall()}
-
-
-def _rollup_bucket_sums(sensor_id: int, start_us: int, end_us: int, bucket_us: int, origin_us: int, *, using: str) -> _BucketSums:
-    """Whole minutes inside [start, end) come from the roll-ups; the partial minutes at either
-    edge (under a minute each) from the raw readings, so the result equals the raw aggregate.
-    ``origin_us`` and ``bucket_us`` must be whole minutes, so no minute straddles two buckets."""
-    first_minute = -(-start_us // MINUTE_US)  # ceil
-    end_minute = end_us // MINUTE_US
-    if first_minute >= end_minute:
-        return _raw_bucket_sums(sensor_id, start_us, end_us, bucket_us, origin_us, using=using)
-    with connections[using].cursor() as cursor:
-        cursor.execute(
-            f"SELECT (minute * {MINUTE_US} - %s) / %s AS bucket, SUM(total), MIN(minimum), MAX(maximum), SUM(samples) "
-            f"FROM {ROLLUP_TABLE} WHERE sensor_id = %s AND minute >= %s AND minute < %s GROUP BY bucket",
-            [origin_us, bucket_us, sensor_id, first_minute, end_minute],
-        )
-        sums: _BucketSums = {int(b): (float(t), lo, hi, int(n)) for b, t, lo, hi, n in cursor.fetchall()}
-    for edge_start, edge_end in ((start_us, first_minute * MINUTE_US), (end_minute * MINUTE_US, end_us)):
-        if edge_start < edge_end:
-            _merge_into(sums, _raw_bucket_sums(sensor_id, edge_start, edge_end, bucket_us, origin_us, using=using))
-    return sums
-
-
-def _merge_into(sums: _BucketSums, extra: _BucketSums) -> None:
-    for bucket, (total, low, high, count) in extra.items():
-        if bucket in sums:
-            t, lo, hi, n = sums[bucket]
-            sums[bucket] = (t + total, min(lo, low), max(hi, high), n + count)
-        else:
-            sums[bucket] = (total, low, high, count)
+def bucket_grid(start_us: int, end_us: int, max_points: int) -> tuple[int, int]:
+    """(origin, bucket width) of at most ``max_points`` buckets over [start, end). Buckets of a
+    minute or more are whole minutes starting on a minute, and of an hour or more whole hours
+    starting on an hour, so the store sums them from its roll-up tiers (a month: 43,200 minute
+    rows instead of 2.6 million readings). The first bucket may then begin before ``start``; it
+    holds only data from ``start`` on."""
+    bucket_us = max(1, math.ceil((end_us - start_us) / max_points))
+    origin_us = start_us
+    for unit in (HOUR_US, MINUTE_US):
+        if bucket_us >= unit:
+            origin_us = start_us // unit * unit
+            bucket_us = math.ceil((end_us - origin_us) / max_points / unit) * unit
+            break
+    return origin_us, bucket_us
 
 
 def readings_frame(*, sensors: list[Sensor], start: datetime, end: datetime, using: str = "default"):
@@ -130,13 +97,7 @@ def readings_frame(*, sensors: list[Sensor], start: datetime, end: datetime, usi
     if not sensors:
         return pd.DataFrame()
     by_id = {s.id: s.tag for s in sensors}
-    placeholders = ", ".join(["%s"] * len(by_id))
-    with connections[using].cursor() as cursor:
-        cursor.execute(
-            f"SELECT sensor_id, ts, value FROM {READING_TABLE} WHERE sensor_id IN ({placeholders}) AND ts >= %s AND ts < %s",
-            [*by_id, datetime_to_us(start), datetime_to_us(end)],
-        )
-        rows = cursor.fetchall()
+    rows = get_store(using).raw_rows(list(by_id), datetime_to_us(start), datetime_to_us(end))
     if not rows:
         return pd.DataFrame(columns=[s.tag for s in sensors], index=pd.DatetimeIndex([], tz="UTC"))
     frame = pd.DataFrame(rows, columns=["sensor_id", "ts", "value"])
@@ -144,6 +105,23 @@ def readings_frame(*, sensors: list[Sensor], start: datetime, end: datetime, usi
     wide = frame.pivot_table(index="ts", columns="sensor_id", values="value", aggfunc="mean").sort_index()
     wide.columns = [by_id[c] for c in wide.columns]
     return wide.reindex(columns=[s.tag for s in sensors])
+
+
+def latest_values(*, sensors: list[Sensor], using: str = "default") -> dict[int, LatestValue]:
+    """The latest value of each sensor that has one, by sensor id."""
+    return get_store(using).latest([s.id for s in sensors])
+
+
+def newest_ts(*, sensors: list[Sensor], using: str = "default") -> datetime | None:
+    """The newest latest-value timestamp over ``sensors`` (None when none has a value)."""
+    latest = latest_values(sensors=sensors, using=using)
+    return us_to_datetime(max(v.ts_us for v in latest.values())) if latest else None
+
+
+def first_reading_between(*, sensors: list[Sensor], start: datetime, end: datetime, using: str = "default") -> datetime | None:
+    """The oldest reading of any of ``sensors`` in [start, end], or None."""
+    first = get_store(using).first_ts([s.id for s in sensors], datetime_to_us(start), datetime_to_us(end))
+    return None if first is None else us_to_datetime(first)
 
 
 def is_stale(*, sensor: Sensor, latest, now: datetime, factor: float = 5.0) -> bool:

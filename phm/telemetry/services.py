@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -19,12 +19,10 @@ from numbers import Real
 import numpy as np
 
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, transaction
 
 from connectors.records import ImageRecord, IngestResult, LogRecord, Reading, Rejection
 from phm.assets.models import Equipment, Sensor
-from phm.telemetry.bulk import upsert_rows
-from phm.telemetry.rollups import READING_TABLE, refresh_rollups
 from phm.telemetry.models import (
     InspectionImage,
     LogEvent,
@@ -33,8 +31,8 @@ from phm.telemetry.models import (
     Quality,
     RecordKind,
 )
+from phm.telemetry.store import get_store
 
-LATEST_TABLE = "telemetry_latestreading"
 VALID_QUALITIES = frozenset(int(q) for q in Quality)
 GOOD, UNCERTAIN = int(Quality.GOOD), int(Quality.UNCERTAIN)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -84,16 +82,15 @@ def _ingest_readings(readings: Sequence[Reading | Mapping], *, channel: str, usi
                 result.rejections.append(Rejection(index, str(exc)))
                 quarantined.append(_quarantine_reading(record, index, str(exc), channel))
     with transaction.atomic(using=using):
-        # Repeats inside the batch and rows stored earlier are both left out by the insert
-        # (ON CONFLICT / OR IGNORE), so every valid row that was not inserted is a duplicate.
-        inserted = _insert_rows(rows, using=using)
+        # Repeats inside the batch and rows stored earlier are both left out by the store, so
+        # every valid row that was not inserted is a duplicate. The SQL store writes readings,
+        # roll-ups and latest values in this transaction; the ClickHouse store writes its own
+        # tables (idempotently: a retry after a failure here stores nothing twice).
+        inserted = get_store(using).write(rows)
         result.accepted = inserted
         result.duplicate = len(rows) - inserted
         if quarantined:
             QuarantinedRecord.objects.using(using).bulk_create(quarantined)
-        if inserted:
-            _advance_latest(rows, using=using)
-            refresh_rollups(rows, all_new=inserted == len(rows), using=using)
     return result
 
 
@@ -112,7 +109,7 @@ def _tags_of(readings: Sequence[Reading | Mapping]) -> set[str]:
 
 def _load_sensors(tags: set[str], *, using: str) -> dict[str, _SensorInfo]:
     found: dict[str, _SensorInfo] = {}
-    tag_list = list(tags)
+    tag_list = [tag for tag in tags if _encodable(tag)]  # such a tag is unknown; the query would fail
     for start in range(0, len(tag_list), 500):  # stay under SQLite's bound-parameter limit
         for tag, sensor_id, low, high, enabled in Sensor.objects.using(using).filter(tag__in=tag_list[start : start + 500]).values_list("tag", "id", "range_low", "range_high", "enabled"):
             found[tag] = _SensorInfo(sensor_id, low, high, enabled)
@@ -195,7 +192,10 @@ def _validated_row(record: Reading | Mapping, sensors: Mapping[str, _SensorInfo]
     if type(value) is not float:
         if isinstance(value, bool) or not isinstance(value, Real):
             raise RecordError(f"'value' must be a number, got {_describe(value)}")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an int of hundreds of digits
+            raise RecordError(f"'value' is too large for a 64-bit float ({len(str(abs(value)))} digits)") from None
     if value - value != 0.0:  # true for inf and nan, without a function call
         raise RecordError(f"'value' {value} is not finite")
     if quality not in VALID_QUALITIES or type(quality) is bool:
@@ -228,65 +228,31 @@ def _describe(value: object) -> str:
     return f"{type(value).__name__} {text[:40]}"
 
 
-def _insert_rows(rows: list[tuple[int, int, float, int]], *, using: str) -> int:
-    """Insert rows that are not stored yet; return how many were new."""
-    if not rows:
-        return 0
-    connection = connections[using]
-    if connection.vendor == "postgresql":
-        return _insert_rows_postgresql(rows, connection)
-    if connection.vendor == "sqlite":
-        with connection.cursor() as cursor:
-            cursor.executemany(f"INSERT OR IGNORE INTO {READING_TABLE} (sensor_id, ts, value, quality) VALUES (%s, %s, %s, %s)", rows)
-            return cursor.rowcount
-    raise NotImplementedError(f"bulk reading ingestion supports SQLite and PostgreSQL, not {connection.vendor}")
-
-
-def _insert_rows_postgresql(rows: list[tuple[int, int, float, int]], connection) -> int:
-    """Binary COPY straight into the table when the batch is all new (the streaming case, at the
-    driver's own speed); if any row exists already, the savepoint rolls the COPY back and the
-    batch goes through a temporary staging table with ON CONFLICT DO NOTHING, which counts them."""
-    import psycopg
-
-    try:
-        with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-            _copy_rows(cursor.cursor, READING_TABLE, rows)
-        return len(rows)
-    except psycopg.errors.UniqueViolation:
-        pass
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS reading_stage (sensor_id bigint, ts bigint, value float8, quality int2) ON COMMIT DELETE ROWS"
-        )
-        cursor.execute("TRUNCATE reading_stage")
-        _copy_rows(cursor.cursor, "reading_stage", rows)
-        cursor.execute(f"INSERT INTO {READING_TABLE} (sensor_id, ts, value, quality) SELECT sensor_id, ts, value, quality FROM reading_stage ON CONFLICT DO NOTHING")
-        return cursor.rowcount
-
-
-def _copy_rows(raw_cursor, table: str, rows: list[tuple[int, int, float, int]]) -> None:
-    with raw_cursor.copy(f"COPY {table} (sensor_id, ts, value, quality) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(["int8", "int8", "float8", "int2"])
-        for row in rows:
-            copy.write_row(row)
-
-
-def _advance_latest(rows: Iterable[tuple[int, int, float, int]], *, using: str) -> None:
-    newest: dict[int, tuple[int, int, float, int]] = {}
-    for row in rows:
-        current = newest.get(row[0])
-        if current is None or row[1] > current[1]:
-            newest[row[0]] = row
-    upsert_rows(
-        LATEST_TABLE, ["sensor_id", "ts", "value", "quality"], ["bigint", "bigint", "float8", "smallint"], list(newest.values()),
-        f"ON CONFLICT (sensor_id) DO UPDATE SET ts = excluded.ts, value = excluded.value, quality = excluded.quality, "
-        f"received_at = excluded.received_at WHERE excluded.ts > {LATEST_TABLE}.ts",
-        using=using, constants={"received_at": "CURRENT_TIMESTAMP"},
-    )
-
-
 def _quarantine_reading(record: object, index: int, error: str, channel: str) -> QuarantinedRecord:
-    return QuarantinedRecord(kind=RecordKind.READING, channel=channel[:200], batch_index=index, payload=_jsonable(record), error=error)
+    return QuarantinedRecord(kind=RecordKind.READING, channel=channel[:200], batch_index=index, payload=_quarantine_payload(record), error=error)
+
+
+def _quarantine_payload(record: object) -> object:
+    """The payload column is NOT NULL: a ``null`` record is kept as ``{"record": null}``."""
+    payload = _jsonable(record)
+    return {"record": None} if payload is None else payload
+
+
+def _encodable(text: str) -> bool:
+    """False for strings holding a lone surrogate (``"\\ud800"``), which no database can store."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _storable_text(text: str) -> str:
+    """``text`` with lone surrogates written as ``\\udXXX`` escapes, so a quarantined payload shows
+    what was sent and still fits the database."""
+    return text if _encodable(text) else text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _jsonable(record: object) -> object:
@@ -294,7 +260,9 @@ def _jsonable(record: object) -> object:
     if isinstance(record, Reading | LogRecord):
         record = asdict(record)
     if isinstance(record, Mapping):
-        return {str(k): _jsonable(v) for k, v in record.items()}
+        return {_storable_text(str(k)): _jsonable(v) for k, v in record.items()}
+    if isinstance(record, str):
+        return _storable_text(record)
     if isinstance(record, list | tuple):
         return [_jsonable(v) for v in record]
     if isinstance(record, datetime):
@@ -324,7 +292,7 @@ def ingest_logs(*, records: Sequence[LogRecord | Mapping], channel: str = "api",
         except RecordError as exc:
             result.rejected += 1
             result.rejections.append(Rejection(index, str(exc)))
-            quarantined.append(QuarantinedRecord(kind=RecordKind.LOG, channel=channel[:200], batch_index=index, payload=_jsonable(record), error=str(exc)))
+            quarantined.append(QuarantinedRecord(kind=RecordKind.LOG, channel=channel[:200], batch_index=index, payload=_quarantine_payload(record), error=str(exc)))
             continue
         if event.fingerprint in events:
             result.duplicate += 1
@@ -353,6 +321,17 @@ def ingest_logs(*, records: Sequence[LogRecord | Mapping], channel: str = "api",
     return result
 
 
+#: Column sizes of LogEvent.source / level; the message limit is a setting.
+LOG_SOURCE_MAX, LOG_LEVEL_MAX = 128, 16
+LOG_LIMIT_SETTINGS = {"message": " (PHM_LOG_MAX_MESSAGE_CHARS)"}
+
+
+def log_field_limits() -> dict[str, int]:
+    from django.conf import settings
+
+    return {"source": LOG_SOURCE_MAX, "level": LOG_LEVEL_MAX, "message": settings.PHM_LOG_MAX_MESSAGE_CHARS}
+
+
 def _log_event(record: LogRecord | Mapping, equipment_ids: Mapping[str, int]) -> tuple[LogEvent, str | None]:
     if isinstance(record, LogRecord):
         fields = asdict(record)
@@ -367,19 +346,28 @@ def _log_event(record: LogRecord | Mapping, equipment_ids: Mapping[str, int]) ->
         raise RecordError("'message' is missing or empty")
     if not isinstance(level, str):
         raise RecordError("'level' must be a string")
+    limits = log_field_limits()
+    for name, text in (("source", source), ("level", level), ("message", message)):
+        if len(text) > limits[name]:
+            raise RecordError(f"'{name}' has {len(text):,} characters; the limit is {limits[name]:,}{LOG_LIMIT_SETTINGS.get(name, '')}")
+        if not _encodable(text):
+            raise RecordError(f"'{name}' holds a lone surrogate (invalid Unicode)")
     ts_us = _timestamp_us(fields.get("ts"))
     parameters = fields.get("parameters") or []
     if not isinstance(parameters, list):
         raise RecordError("'parameters' must be a list")
+    parameters = [str(p) for p in parameters]
+    if not all(_encodable(p) for p in parameters):
+        raise RecordError("'parameters' holds a lone surrogate (invalid Unicode)")
     fingerprint = hashlib.sha1(f"{source}\x1f{ts_us}\x1f{message}".encode()).hexdigest()
     event = LogEvent(
-        source=source[:128],
+        source=source,
         equipment_id=equipment_ids.get(source),
         ts=ts_us,
-        level=level.upper()[:16],
+        level=level.upper(),
         message=message,
         template_id=(fields.get("template_id") or "")[:64],
-        parameters=[str(p) for p in parameters],
+        parameters=parameters,
         fingerprint=fingerprint,
     )
     return event, fields.get("template")

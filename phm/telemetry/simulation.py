@@ -12,16 +12,15 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from django.db.models import Max
 from django.utils import timezone
 
 from connectors.simulator import DEMO_PLANT, FAULT_KINDS, PlantDef, PlantSimulator, ScheduledFault, default_sensor_for
-from phm.assets.models import Equipment
-from phm.telemetry.models import FaultInjection, LatestReading
+from phm.assets.models import Equipment, Sensor
+from phm.telemetry import selectors
+from phm.telemetry.models import FaultInjection
 from phm.telemetry.sink import DatabaseSink, close_stale_connection
 
 log = logging.getLogger(__name__)
-
 
 def inject_fault(
     *, equipment_tag: str, fault: str, start: datetime, duration: timedelta, severity: float = 1.0,
@@ -44,7 +43,6 @@ def inject_fault(
         ramp_s=ramp_s,
     )
 
-
 def scheduled_faults(*, plant: PlantDef = DEMO_PLANT) -> list[ScheduledFault]:
     tags = {e.tag for e in plant.equipment}
     faults = []
@@ -52,7 +50,6 @@ def scheduled_faults(*, plant: PlantDef = DEMO_PLANT) -> list[ScheduledFault]:
         measure = row.sensor.split(".", 1)[1] if "." in row.sensor else None
         faults.append(ScheduledFault(row.equipment.tag, row.fault, row.start, row.end, row.severity, measure, row.ramp_s))
     return faults
-
 
 def backfill(*, start: datetime, end: datetime, seed: int = 7, plant: PlantDef = DEMO_PLANT) -> tuple[int, int]:
     simulator = PlantSimulator(plant, seed=seed, faults=scheduled_faults(plant=plant))
@@ -64,16 +61,18 @@ def backfill_bulk(
     chunk: timedelta = timedelta(hours=1), using: str = "default",
 ) -> tuple[int, int]:
     """Days of simulated history fast: the simulator's vectorised frames (no ``Reading`` object per
-    value) bulk-inserted chunk by chunk, each chunk with its roll-ups in one transaction, the latest
-    values and log lines through the ingestion services. The same signals as :func:`backfill` in
+    value) written chunk by chunk through the readings store (readings, roll-ups and latest values
+    in one transaction), log lines through the ingestion services. The same signals as :func:`backfill` in
     distribution (each chunk draws its own noise), for trials and benchmarks over many days."""
-    from phm.assets.models import Sensor
+    from django.db import transaction
+
     from phm.telemetry.services import ingest_logs
+    from phm.telemetry.store import get_store
 
     ids = dict(Sensor.objects.using(using).filter(equipment__tag__in=[e.tag for e in plant.equipment]).values_list("tag", "pk"))
     simulator = PlantSimulator(plant, seed=seed, faults=scheduled_faults(plant=plant))
+    store = get_store(using)
     readings = logs = 0
-    newest: dict[int, list] = {}
     cursor = start
     while cursor < end:
         chunk_end = min(end, cursor + chunk)
@@ -88,34 +87,13 @@ def backfill_bulk(
                 block = np.empty((int(keep.sum()), 4), dtype=object)
                 block[:, 0], block[:, 1], block[:, 2], block[:, 3] = sensor_id, times[keep].astype(np.int64), values[keep], 192
                 parts.append(block)
-                if len(block):
-                    newest[sensor_id] = tuple(block[-1])  # frames are in time order
-        readings += _write_rows([tuple(row) for part in parts for row in part.tolist()], using=using)
+        rows = [tuple(row) for part in parts for row in part.tolist()]
+        with transaction.atomic(using=using):  # the store writes readings, roll-ups and latest values
+            readings += store.write(rows)
         if chunk_logs:
             logs += ingest_logs(records=chunk_logs, channel="simulator", using=using).accepted
         cursor = chunk_end
-    _write_latest(list(newest.values()), using=using)
     return readings, logs
-
-
-def _write_rows(rows: list[tuple[int, int, float, int]], *, using: str) -> int:
-    """Readings and their roll-ups in one transaction, as ingestion writes them (the one place
-    :func:`backfill_bulk` touches the readings storage)."""
-    from django.db import transaction
-
-    from phm.telemetry.rollups import refresh_rollups
-    from phm.telemetry.services import _insert_rows
-
-    with transaction.atomic(using=using):
-        inserted = _insert_rows(rows, using=using)
-        refresh_rollups(rows, all_new=True, using=using)
-    return inserted
-
-
-def _write_latest(rows: list[tuple[int, int, float, int]], *, using: str) -> None:
-    from phm.telemetry.services import _advance_latest
-
-    _advance_latest(rows, using=using)
 
 
 def schedule_demo_history(*, now: datetime, hours: float, plant: PlantDef = DEMO_PLANT) -> list[FaultInjection]:
@@ -135,16 +113,14 @@ def schedule_demo_history(*, now: datetime, hours: float, plant: PlantDef = DEMO
         for tag, kind, at, length in plan
     ]
 
-
 def _resume_point(*, plant: PlantDef, now: datetime, max_gap: timedelta = timedelta(hours=1)) -> datetime:
     """Continue right after the newest simulated value (no gap after a backfill or a restart),
     unless that is older than ``max_gap``: then start now rather than replaying a long outage."""
     tags = [e.sensor_tag(s.measure) for e in plant.equipment for s in e.sensors]
-    newest = LatestReading.objects.filter(sensor__tag__in=tags).aggregate(newest=Max("ts"))["newest"]
+    newest = selectors.newest_ts(sensors=list(Sensor.objects.filter(tag__in=tags)))
     if newest is None or now - newest > max_gap:
         return now
     return newest + timedelta(seconds=1)
-
 
 def stream(
     *, seed: int = 7, push_every_s: float = 5.0, auto_fault_every_s: float | None = None,

@@ -11,3 +11,16 @@ from phm.telemetry.jobs import run_file_job
 def ingest_file(job_id: int) -> dict:
     job = run_file_job(job_id=job_id)
     return {"job": job.pk, "status": job.status, "accepted": job.accepted}
+
+
+@shared_task(name="phm.telemetry.tasks.maintain_readings")
+def maintain_readings() -> str:
+    """Partitions ahead and retention for the configured readings store (beat, hourly)."""
+    import time
+
+    from django.conf import settings
+
+    from phm.telemetry.store import get_store
+    from phm.telemetry.store.retention import maintain_store
+
+    return maintain_store(get_store(), now_us=time.time_ns() // 1000, ahead_days=settings.PHM_PARTITION_AHEAD_DAYS)

@@ -58,11 +58,12 @@ def test_outage_spools_to_disk_and_replays_in_order(tmp_path):
 def test_spool_survives_a_restart_of_the_process(tmp_path):
     wrapped = FlakySink()
     wrapped.down = True
-    SpoolingSink(wrapped, tmp_path / "spool").write_logs([LogRecord("plc", T0, "ERROR", "trip")])
+    record = LogRecord("plc", T0, "ERROR", "trip 3", "plc:4", ["3"], "trip <NUM>")
+    SpoolingSink(wrapped, tmp_path / "spool").write_logs([record])
     wrapped.down = False
     fresh = SpoolingSink(wrapped, tmp_path / "spool")  # a new process finds the segment
     assert fresh.pending and fresh.replay()
-    assert [r.message for r in wrapped.logs] == ["trip"]
+    assert wrapped.logs == [record]  # template id, parameters and template text survive the spool
 
 
 def test_replay_that_fails_midway_resumes_after_the_last_delivered_batch(tmp_path):

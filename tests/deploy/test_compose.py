@@ -51,3 +51,15 @@ def test_dockerfile_copies_every_package(compose):
     dockerfile = (ROOT / "Dockerfile").read_text()
     for package in ("phm", "models", "connectors", "templates"):
         assert f"COPY {package} ./{package}" in dockerfile
+
+
+def test_clickhouse_service_and_readings_store_settings(compose):
+    clickhouse = compose["services"]["clickhouse"]
+    major, minor = (int(part) for part in clickhouse["image"].rsplit(":", 1)[1].split(".")[:2])
+    assert clickhouse["image"].startswith("clickhouse/clickhouse-server:") and (major, minor) >= (25, 1)
+    assert "healthcheck" in clickhouse and "clickhouse-data" in compose["volumes"]
+    env = compose["services"]["web"]["environment"]
+    assert env["PHM_READINGS_STORE"].startswith("${PHM_READINGS_STORE:-sql}")
+    assert "@clickhouse:8123/" in env["PHM_CLICKHOUSE_URL"]
+    for name in ("PHM_RETENTION_RAW_DAYS", "PHM_RETENTION_ROLLUP_DAYS", "PHM_PARTITION_AHEAD_DAYS"):
+        assert name in env

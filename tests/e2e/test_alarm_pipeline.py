@@ -32,6 +32,8 @@ FAST_ENV = {
     "PHM_WEBHOOK_RETRY_DELAYS": "0.3,0.6,1,1.5,2,3,4",
     "PHM_WEBHOOK_TIMEOUT_S": "1",
     "PHM_WEBHOOK_LEASE_S": "3",
+    # The receiver listens on 127.0.0.1: loopback is no webhook destination unless allowed.
+    "PHM_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
 }
 
 

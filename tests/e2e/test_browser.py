@@ -53,8 +53,12 @@ def page(browser):
     context.set_default_timeout(20_000)
     context.set_default_navigation_timeout(30_000)
     page = context.new_page()
+    # The Content-Security-Policy must not block anything the pages need (Plotly, htmx, chat).
+    blocked: list[str] = []
+    page.on("console", lambda message: blocked.append(message.text) if "Content Security Policy" in message.text else None)
     yield page
     context.close()
+    assert not blocked, f"CSP blocked: {blocked[:3]}"
 
 
 @pytest.fixture

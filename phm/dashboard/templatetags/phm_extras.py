@@ -20,7 +20,9 @@ def has_role(user, role: str) -> bool:
 def role_name(user) -> str:
     from phm.dashboard.roles import page_role
 
-    return page_role(user) or "anonymous"
+    if not getattr(user, "is_authenticated", False):
+        return "anonymous"
+    return page_role(user) or "no role"
 
 
 @register.filter

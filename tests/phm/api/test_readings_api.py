@@ -109,8 +109,9 @@ def test_series_query_errors_are_clear(api_client, plant, t0):
 
 
 @pytest.mark.django_db
-def test_openapi_schema_lists_the_endpoints(client):
-    response = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+def test_openapi_schema_lists_the_endpoints(client, api_client):
+    assert client.get("/api/schema/").status_code == 401  # signed-in users with a role only, like the API
+    response = api_client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert response.status_code == 200
     paths = json.loads(response.content)["paths"]
     assert "/api/v1/readings" in paths and "/api/v1/sensors/{tag}/readings/" in paths or "/api/v1/sensors/{tag}/readings" in paths

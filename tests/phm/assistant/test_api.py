@@ -83,11 +83,12 @@ def test_conversation_history_is_kept_per_user(api_client, knowledge, tiny_model
     conversations = api_client.get("/api/v1/assistant/conversations").json()["results"]
     assert len(conversations) == 1 and [m["role"] for m in conversations[0]["messages"]] == ["user", "assistant", "user", "assistant"]
 
-    from django.contrib.auth.models import User
     from rest_framework.test import APIClient
 
+    from tests.conftest import user_in_role
+
     other = APIClient()
-    other.force_authenticate(User.objects.create_user("someone-else"))
+    other.force_authenticate(user_in_role("someone-else", "operator"))
     assert other.get("/api/v1/assistant/conversations").json()["results"] == []
     response = other.post(ASK, {"question": "Which oil?", "conversation": first["conversation"]}, format="json")
     assert response.status_code == 400 and "not found for this user" in response.json()["error"]
@@ -95,13 +96,16 @@ def test_conversation_history_is_kept_per_user(api_client, knowledge, tiny_model
 
 def test_document_upload_duplicate_unsupported_and_delete(api_client, db):
     url = "/api/v1/assistant/documents"
-    created = api_client.post(url, {"file": SimpleUploadedFile("p101.md", NOTE)}, format="multipart")
-    assert created.status_code == 201 and created.json()["chunk_count"] == 1
+    queued = api_client.post(url, {"file": SimpleUploadedFile("p101.md", NOTE)}, format="multipart")
+    assert queued.status_code == 202 and queued.json()["chunks_total"] == 1
+    services.run_document_job(job_id=queued.json()["id"])  # what the worker does
+    created = api_client.get(f"/api/v1/assistant/document-jobs/{queued.json()['id']}").json()["document"]
+    assert api_client.get(f"{url}/{created}").json()["chunk_count"] == 1
     duplicate = api_client.post(url, {"file": SimpleUploadedFile("p101.md", NOTE)}, format="multipart")
     assert duplicate.status_code == 409 and "already in the knowledge base" in duplicate.json()["error"]
     unsupported = api_client.post(url, {"file": SimpleUploadedFile("plan.dwg", b"AC1032")}, format="multipart")
     assert unsupported.status_code == 400 and "unsupported file type '.dwg'" in unsupported.json()["error"]
-    assert api_client.delete(f"{url}/{created.json()['id']}").status_code == 204
+    assert api_client.delete(f"{url}/{created}").status_code == 204
     assert Document.objects.count() == 0
 
 
@@ -109,4 +113,9 @@ def test_documents_page_uploads_and_lists(client, api_user):
     client.force_login(api_user)
     response = client.post("/assistant/documents/", {"file": SimpleUploadedFile("p101.md", NOTE)}, follow=True)
     assert response.status_code == 200
-    assert b"Added p101.md: 1 passages indexed." in response.content and b"P-101 pump" in response.content
+    assert b"p101.md: checked, 1 passages queued for indexing" in response.content
+    from phm.assistant.models import DocumentJob
+
+    services.run_document_job(job_id=DocumentJob.objects.get().pk)  # what the worker does
+    page = client.get("/assistant/documents/").content
+    assert b"P-101 pump" in page and b"succeeded" in page

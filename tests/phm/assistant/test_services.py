@@ -113,11 +113,9 @@ def test_failed_upload_leaves_the_knowledge_base_as_it_was(db_alias, name, conte
     assert kb_state(db_alias) == before
 
 
-def test_oversized_upload_is_refused(db_alias, monkeypatch):
-    from models.retrieval import chunking
-
-    monkeypatch.setattr(chunking, "MAX_DOCUMENT_BYTES", 100)
-    with pytest.raises(services.KnowledgeBaseError, match="over the 100 byte limit"):
+def test_oversized_upload_is_refused(db_alias, settings):
+    settings.PHM_KB_MAX_UPLOAD_BYTES = 100
+    with pytest.raises(services.DocumentTooBig, match="over the 100 byte limit .PHM_KB_MAX_UPLOAD_BYTES"):
         services.ingest_document(name="big.md", content=b"# Big\n\n" + b"word " * 100, using=db_alias)
     assert kb_state(db_alias) == []
 

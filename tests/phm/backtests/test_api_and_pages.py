@@ -1,6 +1,6 @@
 """Backtests through the API and the pages, for every role: anonymous, a user in no role group,
-operator, engineer, admin. Reading is open to signed-in users; starting a backtest needs the
-engineer (or admin) role."""
+operator, engineer, admin. Reading needs a role (operator and up: roles fail closed, a user in
+no role group gets nothing); starting a backtest needs the engineer (or admin) role."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from tests.phm.backtests.helpers import HISTORY_END, TRAIN_END, pump_history  # 
 
 ROLES = ["nogroup", "operator", "engineer", "admin"]
 MAY_START = {"nogroup": False, "operator": False, "engineer": True, "admin": True}
+READERS = ["operator", "engineer", "admin"]
 
 
 def user_in(role: str) -> User:
@@ -63,7 +64,7 @@ def test_post_starts_a_backtest_for_engineers_only(role, pump_history, django_ca
         assert response.json()["status"] == "queued" and response.json()["equipment"] == ["P-201"]
         assert sent == [response.json()["id"]]
     else:
-        assert response.status_code == 403 and "engineer" in response.json()["error"]
+        assert response.status_code == 403 and ("engineer" in response.json()["error"] or "no role group" in response.json()["error"])
         assert not BacktestRun.objects.exists() and sent == []
 
 
@@ -74,8 +75,19 @@ def test_anonymous_api_calls_are_refused(finished_run):
     assert client.get(f"/api/v1/backtests/{finished_run.pk}/report/").status_code == 401
 
 
-@pytest.mark.parametrize("role", ROLES)
-def test_every_signed_in_role_reads_list_detail_report_and_alarms(role, finished_run):
+def test_a_user_in_no_role_group_reads_nothing(finished_run):
+    api = api_client_for("nogroup")
+    for url in ("/api/v1/backtests/", f"/api/v1/backtests/{finished_run.pk}/", f"/api/v1/backtests/{finished_run.pk}/report/"):
+        response = api.get(url)
+        assert response.status_code == 403 and "no role group" in response.json()["error"], url
+    pages = Client()
+    pages.force_login(User.objects.get(username="nogroup1"))
+    for url in ("/backtests/", f"/backtests/{finished_run.pk}/"):
+        assert pages.get(url).status_code == 403, url
+
+
+@pytest.mark.parametrize("role", READERS)
+def test_every_role_reads_list_detail_report_and_alarms(role, finished_run):
     client = api_client_for(role)
     listed = client.get("/api/v1/backtests/").json()
     assert [r["id"] for r in listed["results"]] == [finished_run.pk]
@@ -103,8 +115,8 @@ def test_report_of_an_unfinished_run_is_a_conflict(pump_history):
     assert response.status_code == 409 and "queued" in response.json()["error"]
 
 
-@pytest.mark.parametrize("role", ROLES)
-def test_pages_show_the_report_and_plots_to_every_signed_in_role(role, finished_run):
+@pytest.mark.parametrize("role", READERS)
+def test_pages_show_the_report_and_plots_to_every_role(role, finished_run):
     client = page_client_for(role)
     listing = client.get("/backtests/")
     assert listing.status_code == 200 and f"#{finished_run.pk}".encode() in listing.content

@@ -1,5 +1,5 @@
-"""phm.api.permissions.RolePermission on real API views: reads for everyone signed in, an
-operator's own actions, engineer for the rest, and ungrouped users keep their old access."""
+"""phm.api.permissions.RolePermission on real API views: reads for every role, an operator's own
+actions, engineer for the rest, and nothing for users in no role group."""
 
 from __future__ import annotations
 
@@ -56,6 +56,8 @@ def test_engineer_configures(engineer_user):
     assert _allowed(engineer_user, "POST", "/api/v1/connectors/")
 
 
-def test_user_in_no_group_keeps_full_access(ungrouped_user):
-    assert _allowed(ungrouped_user, "POST", "/api/v1/detectors/")
-    assert _allowed(ungrouped_user, "POST", "/api/v1/readings")
+def test_user_in_no_group_may_do_nothing(ungrouped_user):
+    """Roles fail closed (issue 19): a token whose user is in no role group reads and writes nothing."""
+    assert not _allowed(ungrouped_user, "GET", "/api/v1/alarms/")
+    assert not _allowed(ungrouped_user, "POST", "/api/v1/detectors/")
+    assert not _allowed(ungrouped_user, "POST", "/api/v1/readings")

@@ -73,11 +73,11 @@ def test_operator_cannot_upload_documents_through_the_page_middleware(client, op
     settings.MIDDLEWARE = [*settings.MIDDLEWARE, "phm.dashboard.middleware.PageRoleMiddleware"]
     client.force_login(operator_user)
     assert client.post("/assistant/documents/", {}).status_code == 403
-    assert client.get("/assistant/documents/").status_code == 200
+    assert client.get("/assistant/documents/").status_code == 403  # the knowledge base is the engineer's (README)
 
 
-def test_page_middleware_leaves_ungrouped_users_their_old_access(client, ungrouped_user, settings):
-    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "phm.dashboard.middleware.PageRoleMiddleware"]
+def test_page_middleware_refuses_ungrouped_users(client, ungrouped_user, settings):
+    """Roles fail closed (issue 19): a signed-in user in no role group is refused every page."""
     client.force_login(ungrouped_user)
-    # An empty upload is refused by the documents view itself (a message), not by the role check.
-    assert client.post("/assistant/documents/", {}).status_code == 302
+    assert client.post("/assistant/documents/", {}).status_code == 403
+    assert client.get("/").status_code == 403

@@ -21,9 +21,10 @@ def test_superuser_is_admin(db):
     assert roles.group_role(User.objects.create_superuser("root", password="x")) == "admin"
 
 
-def test_user_without_group_is_an_operator_on_pages(ungrouped_user):
-    assert roles.group_role(ungrouped_user) is None
-    assert roles.has_role(ungrouped_user, "operator") and not roles.has_role(ungrouped_user, "engineer")
+def test_user_without_group_has_no_role_on_pages(ungrouped_user):
+    """Roles fail closed: no group, no access (issue 19)."""
+    assert roles.group_role(ungrouped_user) is None and roles.page_role(ungrouped_user) is None
+    assert not roles.has_role(ungrouped_user, "operator") and not roles.has_role(ungrouped_user, "engineer")
 
 
 def test_unknown_role_name_is_an_error(operator_user):

@@ -82,6 +82,7 @@ def test_command_runs_watched_folders_for_images_and_historian_files_into_the_da
 
     monkeypatch.setenv("PHM_SPOOL_DIR", str(tmp_path / "spool"))
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.PHM_CONNECTOR_ROOTS = [tmp_path]
     make_plant()
     images, historian = tmp_path / "images", tmp_path / "historian"
     (images / "P-101").mkdir(parents=True)

@@ -11,11 +11,11 @@ import pytest
 from django.db import connections
 
 from connectors.records import Reading
-from phm.telemetry import selectors
 from phm.telemetry.models import ReadingRollup
 from phm.telemetry.rollups import MINUTE_US, floor_minute_sql, rebuild_rollups
 from phm.telemetry.selectors import sensor_series
 from phm.telemetry.services import ingest_readings
+from phm.telemetry.store import get_store
 from tests.conftest import ALL_DATABASES, make_plant
 
 pytestmark = pytest.mark.django_db(databases=ALL_DATABASES)
@@ -72,7 +72,7 @@ def test_long_range_series_from_rollups_equals_the_raw_aggregate(db_alias):
     assert from_rollups.downsampled and bucket_us % MINUTE_US == 0
     start_us = int(start.timestamp() * 1e6)
     origin_us = start_us // MINUTE_US * MINUTE_US
-    raw = selectors._raw_bucket_sums(sensor.id, start_us, int(end.timestamp() * 1e6), bucket_us, origin_us, using=db_alias)
+    raw = get_store(db_alias).raw_bucket_sums(sensor.id, start_us, int(end.timestamp() * 1e6), bucket_us, origin_us)
     assert len(from_rollups.points) == len(raw) <= 300
     for point, (bucket, (total, low, high, count)) in zip(from_rollups.points, sorted(raw.items()), strict=True):
         assert point.count == count and point.min == low and point.max == high

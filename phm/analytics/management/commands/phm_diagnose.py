@@ -12,6 +12,7 @@ diagnosis, or diagnose an alarm again.
                                                     process and write its explanation
     phm_diagnose --alarm 42                         diagnose alarm 42 again (trigger 'manual') and print it
     phm_diagnose --show 7                           print stored diagnosis 7
+    phm_diagnose --history 42                       print every stored diagnosis of alarm 42 (raise, follow-ups, escalations)
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=600.0, help="Live mode: seconds to wait for the alarm and its diagnosis.")
         parser.add_argument("--alarm", type=int, help="Diagnose this alarm again, in this process.")
         parser.add_argument("--show", type=int, help="Print this stored diagnosis.")
+        parser.add_argument("--history", type=int, help="Print every stored diagnosis of this alarm, oldest first.")
         parser.add_argument("--json", action="store_true", help="Print the stored result as JSON instead of a summary.")
 
     def handle(self, *args, **options):
@@ -65,6 +67,13 @@ class Command(BaseCommand):
         if options["alarm"]:
             stored = diagnosis.run_diagnosis(alarm_id=options["alarm"], trigger=DiagnosisTrigger.MANUAL)
             return self._print(stored, options["json"])
+        if options["history"]:
+            rows = list(Diagnosis.objects.filter(alarm_id=options["history"]).order_by("pk"))
+            if not rows:
+                raise CommandError(f"no diagnosis of alarm {options['history']}")
+            for row in rows:
+                self._print(row, options["json"])
+            return None
         if options["show"]:
             return self._print(Diagnosis.objects.filter(pk=options["show"]).first() or self._missing(options["show"]), options["json"])
         raise CommandError("give --train-demo, --register FOLDER, --retrain, --inject FAULT --equipment TAG, --alarm ID or --show ID")
@@ -146,8 +155,11 @@ def summary(stored: Diagnosis) -> str:
     result = stored.result
     evidence = result.get("evidence", {})
     explained = f", explanation after {stored.explanation_ms:.0f} ms" if stored.explanation_ms is not None else ""
+    stage = f" {stored.stage}" if stored.stage else ""
+    until = f", evidence until {stored.window_end:%H:%M:%S} UTC" if stored.window_end else ""
     lines = [f"{head}; fault {stored.fault} p={stored.probability:.3f}; model {result.get('model_version')}; latency {stored.latency_ms:.0f} ms "
-             f"(raise -> stored){explained}; inputs {', '.join(result.get('modalities', []))}"]
+             f"(trigger -> stored){explained}; inputs {', '.join(result.get('modalities', []))}; {stored.trigger}{stage}{until}"
+             f"{'; announced' if stored.announced else '; not announced (fault and band unchanged)'}"]
     top = sorted(result.get("probabilities", {}).items(), key=lambda kv: -kv[1])[:4]
     lines.append("  probabilities: " + ", ".join(f"{k} {v:.3f}" for k, v in top))
     lines.append(f"  explanation ({result.get('explanation_source') or '-'}): {result.get('explanation', '')}")

@@ -14,9 +14,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from connectors.simulator import DEMO_PLANT, FAULT_KINDS
+from phm.assets.models import Sensor
 from phm.assets.services import create_plant
-from phm.telemetry import simulation
-from phm.telemetry.models import Reading
+from phm.telemetry import selectors, simulation
 
 
 class Command(BaseCommand):
@@ -45,7 +45,7 @@ class Command(BaseCommand):
         if not options["no_knowledge_base"]:
             self._load_knowledge_base()
         now = timezone.now().replace(microsecond=0)
-        if Reading.objects.exists():
+        if selectors.newest_ts(sensors=list(Sensor.objects.all())) is not None:
             self.stdout.write("history exists already; skipping backfill")
         elif options["hours"] > 0:
             faults = simulation.schedule_demo_history(now=now, hours=options["hours"])

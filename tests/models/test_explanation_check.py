@@ -1,0 +1,145 @@
+"""The explanation check refuses wording that contradicts the diagnosis or its evidence, and the
+independent slot reader (models.diagnosis.faithfulness) agrees claim by claim. No model needed:
+the check and the reader work on a DiagnosisResult."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from models.diagnosis import NO_KNOWN_FAULT, DiagnosisResult, Evidence, ImageEvidence, LogEvidence
+from models.diagnosis.explain import evidence_items, prefill, template_explanation, validate
+from models.diagnosis.faithfulness import read_claims
+from models.diagnosis.taxonomy import DEFAULT_TAXONOMY
+from models.diagnosis.types import SensorEvidence
+
+ALL_FAULTS = sorted({c for cs in DEFAULT_TAXONOMY.values() for c in cs})
+PUMP_SENSORS = ["VIB", "TEMP_BRG", "CURRENT", "PRESS_DIS", "PRESS_SUC", "FLOW", "SPEED"]
+
+
+def cavitation(fault: str = "cavitation") -> DiagnosisResult:
+    evidence = Evidence(
+        sensors=[SensorEvidence("PRESS_SUC", 0.52, "low"), SensorEvidence("FLOW", 0.3, "mixed"), SensorEvidence("PRESS_DIS", 0.18, "low")],
+        log_templates=[LogEvidence("Suction pressure <NUM> bar below NPSH margin <NUM> bar", 3, 0.0, 6.0, "WARN")],
+        image=ImageEvidence("sim:P-201", "uneven_inlet_pattern", 0.81),
+    )
+    return DiagnosisResult(fault=fault, probability=0.84, probabilities={fault: 0.84}, modalities=("sensors", "logs", "image"), evidence=evidence)
+
+
+def check(summary: str, result: DiagnosisResult) -> str | None:
+    items = evidence_items(result.evidence)
+    raw = prefill(result.fault, items) + json.dumps(summary)[1:] + "}"
+    return validate(raw, fault=result.fault, items=items, other_faults=ALL_FAULTS, all_sensors=PUMP_SENSORS, equipment="P-201")
+
+
+FAITHFUL = "Suction pressure PRESS_SUC is low and the controller logged suction pressure below the NPSH margin."
+
+
+def test_a_faithful_summary_passes_the_check_and_the_slot_reader():
+    result = cavitation()
+    assert check(FAITHFUL, result) == FAITHFUL
+    reading = read_claims(FAITHFUL, result)
+    assert reading.faithful, reading.problems()
+    assert {c.slot for c in reading.claims} >= {"sensor", "log"}
+
+
+def test_a_normal_deviation_for_a_fault_alarm_is_refused():
+    sentence = "The controller logged a normal deviation from the PRESS_SUC sensor."
+    result = cavitation()
+    assert check(sentence, result) is None
+    reading = read_claims(sentence, result)
+    assert not reading.faithful
+    assert any(c.slot == "fault" and c.verdict == "contradicted" for c in reading.claims)
+
+
+def test_a_normal_deviation_is_refused_for_a_no_known_fault_alarm_too():
+    result = cavitation(NO_KNOWN_FAULT)
+    assert check("The controller logged a normal deviation from the PRESS_SUC sensor.", result) is None
+
+
+def test_a_sensor_named_with_the_wrong_direction_is_refused():
+    sentence = "Suction pressure PRESS_SUC is high and the controller logged suction pressure below the NPSH margin."
+    result = cavitation()
+    assert check(sentence, result) is None
+    reading = read_claims(sentence, result)
+    assert [c.reason for c in reading.problems()] == ["PRESS_SUC is low"]
+
+
+def test_a_sensor_named_by_its_words_with_the_wrong_direction_is_refused():
+    assert check("The suction pressure rose while the flow was unstable.", cavitation()) is None
+
+
+def test_a_fault_the_diagnosis_did_not_give_is_refused():
+    sentence = "Suction pressure PRESS_SUC is low, which points to bearing wear."
+    result = cavitation()
+    assert check(sentence, result) is None
+    assert any(c.slot == "fault" and c.verdict == "contradicted" for c in read_claims(sentence, result).claims)
+
+
+def test_an_image_finding_the_image_does_not_show_is_contradicted_by_the_slot_reader():
+    reading = read_claims("Suction pressure PRESS_SUC is low and the image shows a bearing hot spot.", cavitation())
+    assert [(c.slot, c.verdict) for c in reading.problems()] == [("image", "contradicted")]
+
+
+def test_a_log_message_the_evidence_lacks_is_unsupported_for_the_slot_reader():
+    reading = read_claims("PRESS_SUC is low and the controller logged a winding overload trip.", cavitation())
+    assert [(c.slot, c.verdict) for c in reading.problems()] == [("log", "unsupported")]
+
+
+@pytest.mark.parametrize("fault", ["cavitation", NO_KNOWN_FAULT])
+def test_the_template_is_faithful_for_the_slot_reader(fault):
+    result = cavitation(fault)
+    text = template_explanation(result.fault, result.probability, "P-201", result.evidence)
+    reading = read_claims(text, result)
+    assert reading.faithful, reading.problems()
+
+
+def test_a_comparison_with_normal_is_not_a_claim_of_normal():
+    sentence = "Sensor PRESS_SUC deviates most from normal, consistent with cavitation."
+    result = cavitation()
+    assert check(sentence, result) == sentence
+    assert read_claims(sentence, result).faithful
+
+
+def test_a_comparison_with_its_normal_behaviour_is_not_a_claim_of_normal():
+    sentence = "Sensor PRESS_SUC deviates from its normal behaviour the most."
+    assert check(sentence, cavitation()) == sentence and read_claims(sentence, cavitation()).faithful
+
+
+def test_a_fault_explanation_that_restates_no_evidence_is_not_faithful_for_the_slot_reader():
+    reading = read_claims("The valve was worn out.", cavitation())
+    assert [c.slot for c in reading.problems()] == ["evidence"]
+
+
+def test_a_log_template_cut_at_its_commas_still_matches():
+    result = cavitation()
+    result.evidence.log_templates.append(LogEvidence("PLC heartbeat OK, scan time <NUM> ms", 2, 8.0, 4.0, "INFO"))
+    text = template_explanation("cavitation", 0.84, "P-201", result.evidence)
+    assert read_claims(text, result).faithful, read_claims(text, result).problems()
+
+
+@pytest.mark.parametrize("fault", ["cavitation", NO_KNOWN_FAULT])
+def test_the_lora_reference_summaries_pass_the_check_and_the_slot_reader(fault):
+    from models.diagnosis.explainer_tuning import make_pairs, reference_summary
+
+    result = cavitation(fault)
+    summary = reference_summary(result)
+    assert "PRESS_SUC is low" in summary and "NPSH margin" in summary
+    assert check(summary, result) == summary
+    assert read_claims(summary, result).faithful, read_claims(summary, result).problems()
+    pairs = make_pairs([(result, "P-201")], other_faults=ALL_FAULTS, all_sensors=PUMP_SENSORS)
+    assert [p.target for p in pairs] == [summary] and pairs[0].prefill.endswith('"summary": "')
+
+
+def test_a_lora_adapter_is_tuned_and_saved_in_the_diagnoser_folder(tmp_path):
+    """peft on a tiny real Llama (SmolLM2's tokenizer and chat template): the loss falls on the
+    pairs it learns, and the adapter lands where FaultDiagnoser.load looks for it."""
+    from models.diagnosis.explainer_tuning import ADAPTER_DIR, make_pairs, tune_explainer
+    from tests.phm.assistant.helpers import tiny_language_model
+
+    pairs = make_pairs([(cavitation(), "P-201"), (cavitation(NO_KNOWN_FAULT), "P-201")], other_faults=ALL_FAULTS, all_sensors=PUMP_SENSORS)
+    report = tune_explainer(pairs, tmp_path, epochs=12, grad_accumulation=1, learning_rate=5e-3, lm=tiny_language_model())
+    assert report["pairs"] == 2 and report["last_loss"] < report["first_loss"]
+    assert (tmp_path / ADAPTER_DIR / "adapter_config.json").exists()
+    assert json.loads((tmp_path / ADAPTER_DIR / "tuning.json").read_text())["steps"] == 24
