@@ -84,7 +84,7 @@ def main() -> None:
             "model_summary": raw_summary, "passed_check": passed is not None, "seconds": round(seconds, 2),
             "model_faithful": raw_reading.faithful, "model_problems": [c.__dict__ for c in raw_reading.problems()],
             "shown_faithful": shown_reading.faithful, "shown_contradictions": sum(c.verdict == "contradicted" for c in shown_reading.claims),
-            "template_faithful": template_reading.faithful,
+            "template_faithful": template_reading.faithful, "result": result.to_dict(),
         })
         print(f"  {incident.equipment:6s} {result.fault:17s} check {'pass' if passed else 'fail'} slot {'ok ' if raw_reading.faithful else 'BAD'} "
               f"{raw_summary[:110]!r}", flush=True)

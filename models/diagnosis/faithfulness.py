@@ -118,8 +118,9 @@ def read_claims(explanation: str, result: DiagnosisResult) -> Reading:
     for number in re.findall(r"\d+(?:\.\d+)?", _strip_tags(explanation)):
         reading.claims.append(Claim("number", number, "supported" if number in evidence_numbers else "unsupported",
                                     "" if number in evidence_numbers else "no such number in the evidence"))
-    if fault not in (NORMAL, NO_KNOWN_FAULT) and not any(c.verdict == "supported" and c.slot in ("sensor", "log", "image") for c in reading.claims):
-        # An explanation of a fault that restates no evidence explains nothing ("the valve was worn").
+    has_evidence = bool(evidence.sensors or evidence.log_templates or evidence.image is not None)
+    if has_evidence and not any(c.verdict == "supported" and c.slot in ("sensor", "log", "image") for c in reading.claims):
+        # An explanation that restates no evidence explains nothing ("the valve was worn", "No").
         reading.claims.append(Claim("evidence", "", "unsupported", "names no sensor, log message or image finding of the evidence"))
     return reading
 

@@ -143,3 +143,7 @@ def test_a_lora_adapter_is_tuned_and_saved_in_the_diagnoser_folder(tmp_path):
     assert report["pairs"] == 2 and report["last_loss"] < report["first_loss"]
     assert (tmp_path / ADAPTER_DIR / "adapter_config.json").exists()
     assert json.loads((tmp_path / ADAPTER_DIR / "tuning.json").read_text())["steps"] == 24
+
+
+def test_an_explanation_that_restates_nothing_is_not_faithful_for_an_unknown_fault_either():
+    assert [c.slot for c in read_claims("No", cavitation(NO_KNOWN_FAULT)).problems()] == ["evidence"]
