@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from models.diagnosis.taxonomy import FAILURE_MODES
 from models.diagnosis.types import NO_KNOWN_FAULT, NORMAL, DiagnosisResult
 
 Verdict = Literal["supported", "contradicted", "unsupported"]
@@ -118,6 +119,12 @@ def read_claims(explanation: str, result: DiagnosisResult) -> Reading:
     for number in re.findall(r"\d+(?:\.\d+)?", _strip_tags(explanation)):
         reading.claims.append(Claim("number", number, "supported" if number in evidence_numbers else "unsupported",
                                     "" if number in evidence_numbers else "no such number in the evidence"))
+    known_codes = {code for mode in FAILURE_MODES.values() for code in [mode.code] if code} | set(sensors)
+    evidence_text = " ".join([t.template for t in evidence.log_templates] + [s.sensor for s in evidence.sensors])
+    for code in dict.fromkeys(re.findall(r"\b[A-Z][A-Z0-9_]{2,}\b", explanation)):
+        if code not in known_codes and code not in evidence_text:
+            # A tag-like code no sensor, log line or failure mode has ("CVR"): invented.
+            reading.claims.append(Claim("sensor", code, "unsupported", f"no sensor, log message or failure mode is called {code}"))
     has_evidence = bool(evidence.sensors or evidence.log_templates or evidence.image is not None)
     if has_evidence and not any(c.verdict == "supported" and c.slot in ("sensor", "log", "image") for c in reading.claims):
         # An explanation that restates no evidence explains nothing ("the valve was worn", "No").

@@ -147,3 +147,8 @@ def test_a_lora_adapter_is_tuned_and_saved_in_the_diagnoser_folder(tmp_path):
 
 def test_an_explanation_that_restates_nothing_is_not_faithful_for_an_unknown_fault_either():
     assert [c.slot for c in read_claims("No", cavitation(NO_KNOWN_FAULT)).problems()] == ["evidence"]
+
+
+def test_an_invented_code_is_unsupported_for_the_slot_reader():
+    reading = read_claims("The current CVR was high and PRESS_SUC is low.", cavitation())
+    assert ("sensor", "CVR") in [(c.slot, c.text) for c in reading.problems()]
