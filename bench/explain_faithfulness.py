@@ -138,9 +138,17 @@ def rescore(path: Path) -> None:
     from models.diagnosis.faithfulness import read_claims
     from models.diagnosis.types import DiagnosisResult
 
+    from models.diagnosis.taxonomy import DEFAULT_TAXONOMY
+
     data = json.loads(path.read_text())
+    other_faults = sorted({c for cs in DEFAULT_TAXONOMY.values() for c in cs})
     for row in data["rows"]:
         result = DiagnosisResult.from_dict(row["result"])
+        # Today's check on the stored summary (re-encoded as the model's JSON answer).
+        items = explanation.evidence_items(result.evidence)
+        raw = explanation.prefill(result.fault, items) + json.dumps(row["model_summary"])[1:] + "}"
+        row["passed_check"] = explanation.validate(raw, fault=result.fault, items=items, other_faults=other_faults,
+                                                   all_sensors=sorted(explanation.SENSOR_WORDS), equipment=row["equipment"]) is not None
         template = explanation.template_explanation(result.fault, result.probability, row["equipment"], result.evidence)
         shown = row["model_summary"] if row["passed_check"] else template
         model, shown_reading, template_reading = (read_claims(t, result) for t in (row["model_summary"], shown, template))

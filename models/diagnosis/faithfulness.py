@@ -176,14 +176,14 @@ def _read_sensors(clause: str, sensors: dict[str, str], reading: Reading) -> Non
 def _read_log(clause: str, evidence, reading: Reading) -> None:
     if not any(cue in clause for cue in LOG_CUES):
         return
-    words = _content(clause)
+    words = _content(clause) - {"controller", "logged", "message", "reported", "warning", "sensor"}  # the cue, not the message
     # Overlap relative to the smaller side: a clause that quotes part of a template (the template
     # text itself may be cut at its commas) matches it as well as one that paraphrases all of it.
     best = max((len(words & _content(t.template)) / max(min(len(_content(t.template)), len(words)), 1) for t in evidence.log_templates),
                default=0.0)
     if best >= 0.34:
         reading.claims.append(Claim("log", clause, "supported"))
-    elif words - {"controller", "logged", "message", "reported", "sensor"}:
+    elif words:
         reading.claims.append(Claim("log", clause, "unsupported", "no changed log template says this"))
 
 
