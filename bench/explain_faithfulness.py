@@ -35,7 +35,10 @@ def main() -> None:
     parser.add_argument("--budget-s", type=float, default=7.0, help="generation time budget per explanation (the app's default)")
     parser.add_argument("--no-adapter", action="store_true", help="ignore the diagnoser's LoRA adapter: the plain default model")
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--rescore", type=Path, help="re-read the rows of an earlier results file with today's slot reader (no generation)")
     args = parser.parse_args()
+    if args.rescore:
+        return rescore(args.rescore)
 
     import numpy as np
     import torch
@@ -84,7 +87,7 @@ def main() -> None:
             "model_summary": raw_summary, "passed_check": passed is not None, "seconds": round(seconds, 2),
             "model_faithful": raw_reading.faithful, "model_problems": [c.__dict__ for c in raw_reading.problems()],
             "shown_faithful": shown_reading.faithful, "shown_contradictions": sum(c.verdict == "contradicted" for c in shown_reading.claims),
-            "template_faithful": template_reading.faithful,
+            "template_faithful": template_reading.faithful, "result": result.to_dict(),
         })
         print(f"  {incident.equipment:6s} {result.fault:17s} check {'pass' if passed else 'fail'} slot {'ok ' if raw_reading.faithful else 'BAD'} "
               f"{raw_summary[:110]!r}", flush=True)
@@ -112,6 +115,48 @@ def main() -> None:
           f"check and reader agree {s['check_agrees_with_slot_reader']}/{n}")
     print(f"shown to operators (model if passed, else template): faithful {s['shown_faithful']}/{n}, contradictions {s['shown_contradictions']}; "
           f"template alone faithful {s['template_faithful']}/{n}; wrote {args.results}")
+
+
+def summarise(rows: list[dict]) -> dict:
+    passed_rows = [r for r in rows if r["passed_check"]]
+    return {
+        "explanations": len(rows),
+        "model_passes_check": sum(r["passed_check"] for r in rows),
+        "model_faithful_by_slot_reader": sum(r["model_faithful"] for r in rows),
+        "passed_and_faithful": sum(r["model_faithful"] for r in passed_rows),
+        "check_agrees_with_slot_reader": sum(r["passed_check"] == r["model_faithful"] for r in rows),
+        "shown_faithful": sum(r["shown_faithful"] for r in rows),
+        "shown_contradictions": sum(r["shown_contradictions"] for r in rows),
+        "template_faithful": sum(r["template_faithful"] for r in rows),
+    }
+
+
+def rescore(path: Path) -> None:
+    """Re-read a results file's explanations (the model's, the shown one, the template) with the
+    current slot reader, so runs measured with an older reader compare with new ones."""
+    from models.diagnosis import explain as explanation
+    from models.diagnosis.faithfulness import read_claims
+    from models.diagnosis.types import DiagnosisResult
+
+    from models.diagnosis.taxonomy import DEFAULT_TAXONOMY
+
+    data = json.loads(path.read_text())
+    other_faults = sorted({c for cs in DEFAULT_TAXONOMY.values() for c in cs})
+    for row in data["rows"]:
+        result = DiagnosisResult.from_dict(row["result"])
+        # Today's check on the stored summary (re-encoded as the model's JSON answer).
+        items = explanation.evidence_items(result.evidence)
+        raw = explanation.prefill(result.fault, items) + json.dumps(row["model_summary"])[1:] + "}"
+        row["passed_check"] = explanation.validate(raw, fault=result.fault, items=items, other_faults=other_faults,
+                                                   all_sensors=sorted(explanation.SENSOR_WORDS), equipment=row["equipment"]) is not None
+        template = explanation.template_explanation(result.fault, result.probability, row["equipment"], result.evidence)
+        shown = row["model_summary"] if row["passed_check"] else template
+        model, shown_reading, template_reading = (read_claims(t, result) for t in (row["model_summary"], shown, template))
+        row.update(model_faithful=model.faithful, model_problems=[c.__dict__ for c in model.problems()], shown_faithful=shown_reading.faithful,
+                   shown_contradictions=sum(c.verdict == "contradicted" for c in shown_reading.claims), template_faithful=template_reading.faithful)
+    data["summary"] = {**data["summary"], **summarise(data["rows"]), "rescored": datetime.now(UTC).isoformat(timespec="seconds")}
+    path.write_text(json.dumps(data, indent=1, default=str))
+    print(json.dumps(data["summary"]))
 
 
 if __name__ == "__main__":

@@ -200,6 +200,9 @@ def validate(
     # An alarm's fault called normal ("a normal deviation") is the opposite of the diagnosis.
     if fault != NORMAL and claims_normal(lowered):
         return None
+    # A controller message when the evidence has none ("the controller logged pressure unsteady").
+    if not any(item.id.startswith("L") for item in items) and re.search(r"\b(logged|controller|log message)\b", lowered):
+        return None
     # A sensor given a direction its evidence contradicts ("PRESS_SUC is high" when it is low).
     if wrong_direction(summary, items) is not None:
         return None

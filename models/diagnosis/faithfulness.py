@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from models.diagnosis.taxonomy import FAILURE_MODES
 from models.diagnosis.types import NO_KNOWN_FAULT, NORMAL, DiagnosisResult
 
 Verdict = Literal["supported", "contradicted", "unsupported"]
@@ -118,8 +119,15 @@ def read_claims(explanation: str, result: DiagnosisResult) -> Reading:
     for number in re.findall(r"\d+(?:\.\d+)?", _strip_tags(explanation)):
         reading.claims.append(Claim("number", number, "supported" if number in evidence_numbers else "unsupported",
                                     "" if number in evidence_numbers else "no such number in the evidence"))
-    if fault not in (NORMAL, NO_KNOWN_FAULT) and not any(c.verdict == "supported" and c.slot in ("sensor", "log", "image") for c in reading.claims):
-        # An explanation of a fault that restates no evidence explains nothing ("the valve was worn").
+    known_codes = {code for mode in FAILURE_MODES.values() for code in [mode.code] if code} | set(sensors)
+    evidence_text = " ".join([t.template for t in evidence.log_templates] + [s.sensor for s in evidence.sensors])
+    for code in dict.fromkeys(re.findall(r"\b[A-Z][A-Z0-9_]{2,}\b", explanation)):
+        if code not in known_codes and code not in evidence_text:
+            # A tag-like code no sensor, log line or failure mode has ("CVR"): invented.
+            reading.claims.append(Claim("sensor", code, "unsupported", f"no sensor, log message or failure mode is called {code}"))
+    has_evidence = bool(evidence.sensors or evidence.log_templates or evidence.image is not None)
+    if has_evidence and not any(c.verdict == "supported" and c.slot in ("sensor", "log", "image") for c in reading.claims):
+        # An explanation that restates no evidence explains nothing ("the valve was worn", "No").
         reading.claims.append(Claim("evidence", "", "unsupported", "names no sensor, log message or image finding of the evidence"))
     return reading
 
@@ -168,14 +176,14 @@ def _read_sensors(clause: str, sensors: dict[str, str], reading: Reading) -> Non
 def _read_log(clause: str, evidence, reading: Reading) -> None:
     if not any(cue in clause for cue in LOG_CUES):
         return
-    words = _content(clause)
+    words = _content(clause) - {"controller", "logged", "message", "reported", "warning", "sensor"}  # the cue, not the message
     # Overlap relative to the smaller side: a clause that quotes part of a template (the template
     # text itself may be cut at its commas) matches it as well as one that paraphrases all of it.
     best = max((len(words & _content(t.template)) / max(min(len(_content(t.template)), len(words)), 1) for t in evidence.log_templates),
                default=0.0)
     if best >= 0.34:
         reading.claims.append(Claim("log", clause, "supported"))
-    elif words - {"controller", "logged", "message", "reported", "sensor"}:
+    elif words:
         reading.claims.append(Claim("log", clause, "unsupported", "no changed log template says this"))
 
 

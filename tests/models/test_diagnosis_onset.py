@@ -84,3 +84,20 @@ def test_temperature_scaling_is_fitted_on_held_out_incidents_and_saved(diagnoser
     loaded = FaultDiagnoser.load(diagnoser.save(tmp_path / "d"), backbone=diagnoser.backbone)
     assert loaded.temperature == pytest.approx(diagnoser.temperature)
     assert loaded.predict_proba(held_out[:1])[0] == pytest.approx(after[0], abs=1e-5)
+
+
+def test_an_explainer_adapter_in_the_folder_is_part_of_the_saved_diagnoser(diagnoser, tmp_path):
+    from models.diagnosis.explainer_tuning import ADAPTER_DIR, make_pairs, tune_explainer
+    from tests.phm.assistant.helpers import tiny_language_model
+
+    folder = diagnoser.save(tmp_path / "v1")
+    incident = simulate_incidents(equipment_types=["chiller"], per_class=1, seed=5)[1]
+    pairs = make_pairs([(diagnoser.diagnose(incident, explain=False, alarm=True), incident.equipment)],
+                       other_faults=["condenser_fouling", "sensor_drift", "stuck_sensor"], all_sensors=diagnoser.measures)
+    tune_explainer(pairs, folder, epochs=0, lm=tiny_language_model())
+    loaded = FaultDiagnoser.load(folder, backbone=diagnoser.backbone)
+    assert loaded.explainer_adapter == folder / ADAPTER_DIR
+    copy = loaded.save(tmp_path / "v2")  # registering a version copies the adapter with the weights
+    assert (copy / ADAPTER_DIR / "adapter_config.json").exists()
+    plain = diagnoser.save(tmp_path / "plain")  # the fixture's diagnoser has no adapter
+    assert FaultDiagnoser.load(plain, backbone=diagnoser.backbone).explainer_adapter is None

@@ -143,3 +143,27 @@ def test_a_lora_adapter_is_tuned_and_saved_in_the_diagnoser_folder(tmp_path):
     assert report["pairs"] == 2 and report["last_loss"] < report["first_loss"]
     assert (tmp_path / ADAPTER_DIR / "adapter_config.json").exists()
     assert json.loads((tmp_path / ADAPTER_DIR / "tuning.json").read_text())["steps"] == 24
+
+
+def test_an_explanation_that_restates_nothing_is_not_faithful_for_an_unknown_fault_either():
+    assert [c.slot for c in read_claims("No", cavitation(NO_KNOWN_FAULT)).problems()] == ["evidence"]
+
+
+def test_an_invented_code_is_unsupported_for_the_slot_reader():
+    reading = read_claims("The current CVR was high and PRESS_SUC is low.", cavitation())
+    assert ("sensor", "CVR") in [(c.slot, c.text) for c in reading.problems()]
+
+
+def test_a_logged_message_is_refused_when_the_evidence_has_no_log_change():
+    result = cavitation()
+    result.evidence.log_templates.clear()
+    sentence = "Suction pressure PRESS_SUC is low and the controller logged pressure unsteady."
+    assert check(sentence, result) is None
+    assert [c.slot for c in read_claims(sentence, result).problems()] == ["log"]
+
+
+def test_a_quoted_log_template_matches_despite_the_cue_words():
+    result = cavitation()
+    result.evidence.log_templates.insert(0, LogEvidence("PLC heartbeat OK, scan time <NUM> ms", 2, 8.0, 4.0, "INFO"))
+    sentence = "Suction pressure PRESS_SUC is low, the controller logged 'PLC heartbeat OK, scan time ms'."
+    assert read_claims(sentence, result).faithful, read_claims(sentence, result).problems()
