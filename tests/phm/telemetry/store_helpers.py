@@ -4,16 +4,26 @@ this process), one database per test on one embedded engine per test session."""
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
+from pathlib import Path
 
 import pytest
 
 pytest.importorskip("chdb")
 
 
+@lru_cache(maxsize=1)
+def _process_chdb_dir() -> Path:
+    from django.conf import settings
+
+    return Path(settings.DATA_ROOT) / "chdb"  # the test run's own temporary data root
+
+
 @pytest.fixture(scope="session")
-def chdb_dir(tmp_path_factory):
-    # chdb runs one embedded engine per process, on one directory: every test shares it.
-    return tmp_path_factory.mktemp("chdb")
+def chdb_dir():
+    # chdb runs one embedded engine per process, on one directory: every test module shares it
+    # (a session fixture imported into two modules would be two fixtures, and two directories).
+    return _process_chdb_dir()
 
 
 @pytest.fixture
