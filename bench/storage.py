@@ -12,9 +12,9 @@ values maintained, as ingestion does), and is measured the same way:
 * **bytes/reading**: on-disk size of the raw readings + their indexes + both roll-up tiers,
   divided by the readings (PostgreSQL after VACUUM; ClickHouse after OPTIMIZE FINAL);
 * **ingest rows/s**: sustained, roll-ups maintained, over the whole load;
-* **chart**: the whole stored range (a month at the default size) into 600 buckets with
-  ``sensor_series``, for 1 tag and for every tag: the first query after the load and the best of
-  ``--repeat`` warm ones;
+* **chart**: the whole stored range (a month at the default size) into at most 600 buckets with
+  ``sensor_series`` (a month gives 2-hour buckets, 360 points, summed from the hour tier), for 1
+  tag and for every tag: the first query after the load and the best of ``--repeat`` warm ones;
 * **replay**: 5 % of the batches written twice more; row counts and roll-up sums must not move;
 * **drop a day**: retention of the oldest day (DELETE on the plain table, DROP of a partition on
   the partitioned one, DROP PARTITION on ClickHouse);

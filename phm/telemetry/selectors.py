@@ -48,9 +48,12 @@ def sensor_series(
         raise ValueError("end must be after start")
     store = get_store(using)
     start_us, end_us = datetime_to_us(start), datetime_to_us(end)
-    # Reading at most max_points + 1 rows tells cheaply whether the raw data fits.
-    raw = store.raw_points(sensor.id, start_us, end_us, limit=max_points + 1)
-    if len(raw) <= max_points and start_us >= raw_retention_cutoff_us():
+    # The hour tier's count of the whole hours in the range settles a long range at once (a month:
+    # 720 roll-up rows; ClickHouse would otherwise deduplicate a month of raw rows to find the
+    # first 601); otherwise reading at most max_points + 1 rows tells whether the raw data fits.
+    fits = store.hour_samples(sensor.id, start_us, end_us) <= max_points and start_us >= raw_retention_cutoff_us()
+    raw = store.raw_points(sensor.id, start_us, end_us, limit=max_points + 1) if fits else []
+    if fits and len(raw) <= max_points:
         points = [SeriesPoint(us_to_datetime(ts), value, value, value, 1) for ts, value in raw]
         return Series(sensor.tag, sensor.unit, start, end, False, None, points)
     origin_us, bucket_us = bucket_grid(start_us, end_us, max_points)

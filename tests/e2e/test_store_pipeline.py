@@ -27,7 +27,7 @@ from phm.analytics.models import DetectorConfig, DiagnosisStatus
 from phm.assets.models import Equipment
 from phm.telemetry.fields import datetime_to_us
 from phm.telemetry.models import Reading
-from phm.telemetry.store import forget_stores, get_store, partitions
+from phm.telemetry.store import DAY_US, forget_stores, get_store, partitions
 from tests.phm.analytics.diagnosis_helpers import (  # noqa: F401  (fixtures)
     alarm_end,
     diagnoser_version,
@@ -94,8 +94,8 @@ def test_pipeline_on_partitioned_postgresql(diagnoser_version):
             _, stored = _run_pipeline()
             _assert_diagnosed(stored)
             assert partitions.is_partitioned("default")
-            played_day = f"telemetry_reading_d{alarm_end():%Y%m%d}"
-            assert played_day in {p.name for p in partitions.partitions("default")}
+            played_day = datetime_to_us(alarm_end()) // DAY_US
+            assert played_day in {p.start_us // DAY_US for p in partitions.partitions("default")}
         finally:
             forget_stores()
             partitions.forget_known_days()

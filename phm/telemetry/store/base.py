@@ -191,6 +191,15 @@ class ReadingStore(ABC):
             return sums
         return self.raw_bucket_sums(sensor_id, start_us, end_us, bucket_us, origin_us)
 
+    def hour_samples(self, sensor_id: int, start_us: int, end_us: int) -> int:
+        """Readings counted by the hour tier in the whole hours inside [start, end): a cheap lower
+        bound of the readings in the range (a month of one sensor: 720 roll-up rows)."""
+        first_hour, end_hour = -(-start_us // HOUR_US), end_us // HOUR_US
+        if first_hour >= end_hour:
+            return 0
+        sums = self.rollup_bucket_sums(Tier.HOUR, sensor_id, first_hour, end_hour, (end_hour - first_hour) * HOUR_US, first_hour * HOUR_US)
+        return sum(count for _, _, _, count in sums.values())
+
     # --- latest values: one row per sensor in the Django database, whatever the store -------------
 
     def latest(self, sensor_ids: Sequence[int]) -> dict[int, LatestValue]:
