@@ -1,0 +1,81 @@
+"""Merged (alias) and split template ids read the same everywhere: the log template and log event
+endpoints and the admin show an alias as pointing at the template it merged into, and ids kept in
+stored documents resolve to the surviving template."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from tests.phm.sources.test_logfile_unseen_format import run_connector
+
+
+def pump_log(tmp_path, settings):
+    """'startup' -> :1, 'shutdown' -> :2, then a third word merges :2 into :1 (the miner's rule)."""
+    settings.PHM_CONNECTOR_ROOTS = [str(tmp_path)]
+    now = timezone.now().replace(microsecond=0)
+    words = ["startup", "shutdown", "startup", "restart", "shutdown"]
+    path = tmp_path / "pumpd.log"
+    path.write_text("".join(f"{(now - timedelta(minutes=9 - i)).isoformat()} INFO service pump {w} succeeded\n" for i, w in enumerate(words)))
+    run_connector(path, name="pumpd")
+
+
+def test_the_log_template_endpoint_shows_an_alias_pointing_at_its_surviving_template(api_client, plant, tmp_path, settings):
+    pump_log(tmp_path, settings)
+    listing = api_client.get("/api/v1/log-templates/").json()
+    rows = {row["template_id"]: row for row in listing["results"]}
+    assert rows["pumpd:2"]["merged_into"] == "pumpd:1"
+    assert rows["pumpd:2"]["current_template"] == "service pump <*> succeeded"
+    assert rows["pumpd:1"]["merged_into"] is None and rows["pumpd:1"]["current_template"] == "service pump <*> succeeded"
+    detail = api_client.get("/api/v1/log-templates/pumpd:2/").json()
+    assert detail["merged_into"] == "pumpd:1" and detail["template"] == "service pump shutdown succeeded"
+    live = api_client.get("/api/v1/log-templates/?live=true").json()["results"]
+    assert [row["template_id"] for row in live] == ["pumpd:1"]
+
+
+def test_the_log_event_endpoint_resolves_aliases_and_filters_by_the_surviving_template(api_client, plant, tmp_path, settings):
+    pump_log(tmp_path, settings)
+    events = api_client.get("/api/v1/log-events/?template_id=pumpd:1").json()["results"]
+    assert len(events) == 5  # the lines of :2 count with :1, which they merged into
+    stored = sorted(e["template_id"] for e in events)
+    assert stored == ["pumpd:1", "pumpd:1", "pumpd:1", "pumpd:1", "pumpd:2"]  # what was stored never changes
+    assert {e["current_template_id"] for e in events} == {"pumpd:1"}
+    assert {e["template"] for e in events} == {"service pump <*> succeeded"}
+    assert [e["merged_into"] for e in events if e["template_id"] == "pumpd:2"] == ["pumpd:1"]
+    assert api_client.get("/api/v1/log-events/?template_id=pumpd:2").json()["count"] == 1  # an alias alone: its own lines
+    assert api_client.get("/api/v1/log-events/?equipment=P-101&level=INFO").json()["count"] == 5
+    bad = api_client.get("/api/v1/log-events/?start=yesterday")
+    assert bad.status_code == 400 and "start" in bad.json()["detail"]
+
+
+def test_the_admin_lists_an_alias_with_the_template_it_merged_into(client, plant, tmp_path, settings, django_user_model):
+    pump_log(tmp_path, settings)
+    admin = django_user_model.objects.create_superuser("root", password="pw-root-123456")
+    client.force_login(admin)
+    page = client.get("/admin/telemetry/logtemplate/").content.decode()
+    assert '<td class="field-merged_into">pumpd:1</td>' in page  # the alias's row points at its survivor
+    assert page.count('<td class="field-merged_into">-</td>') == 1  # the survivor is live
+    filtered = client.get("/admin/telemetry/logtemplate/?merged_into__exact=pumpd:1").content.decode()
+    assert "pumpd:2" in filtered
+
+
+def test_ids_in_stored_documents_resolve_to_the_surviving_template(plant, tmp_path, settings):
+    from phm.telemetry.log_templates import current_ids, ids_meaning, record_lineage
+    from phm.telemetry.models import LogTemplate
+
+    pump_log(tmp_path, settings)
+    assert current_ids(["pumpd:2", "pumpd:1", "other:9"]) == {"pumpd:2": "pumpd:1", "pumpd:1": "pumpd:1", "other:9": "other:9"}
+    assert sorted(ids_meaning("pumpd:1")) == ["pumpd:1", "pumpd:2"]
+    # A row written after the checkpoint (a spooled batch replayed later) gets its lineage at the next one.
+    LogTemplate.objects.create(template_id="pumpd:7", template="late")
+    assert record_lineage(aliases={"pumpd:2": "pumpd:1", "pumpd:7": "pumpd:1"}, splits={}) == 1
+    assert LogTemplate.objects.get(template_id="pumpd:7").merged_into == "pumpd:1"
+
+
+def test_the_log_event_admin_shows_where_a_stored_id_merged(client, plant, tmp_path, settings, django_user_model):
+    pump_log(tmp_path, settings)
+    admin = django_user_model.objects.create_superuser("root", password="pw-root-123456")
+    client.force_login(admin)
+    page = client.get("/admin/telemetry/logevent/").content.decode()
+    assert '<td class="field-merged_into">pumpd:1</td>' in page, page[page.find("result_list"):][:2000]
