@@ -79,3 +79,21 @@ def test_the_log_event_admin_shows_where_a_stored_id_merged(client, plant, tmp_p
     client.force_login(admin)
     page = client.get("/admin/telemetry/logevent/").content.decode()
     assert '<td class="field-merged_into">pumpd:1</td>' in page, page[page.find("result_list"):][:2000]
+
+
+def test_a_split_reaches_the_template_rows_through_the_connectors_state_store(api_client, db):
+    from connectors.logtemplates import MinerSettings, TemplateMiner
+    from phm.sources.services import DatabaseMinerStateStore
+    from phm.telemetry.models import LogTemplate
+
+    miner = TemplateMiner(MinerSettings(split_min_lines=60, split_min_count=20))
+    seen = {miner.add(line).template_id for line in ["valve V1 opened closed", "valve V1 stuck closed", "valve V1 jammed closed"]}
+    for i in range(80):
+        seen |= {miner.add(f"valve V{i % 3} {w} closed").template_id for w in ("opened", "stuck")}
+    assert miner.splits() == {"3": "1", "4": "1"}
+    LogTemplate.objects.bulk_create([LogTemplate(template_id=f"v:{tid}", template=miner.template(tid)) for tid in seen])
+    state = miner.state() | {"aliases": {f"v:{a}": f"v:{b}" for a, b in miner.aliases().items()}, "splits": {f"v:{a}": f"v:{b}" for a, b in miner.splits().items()}}
+    DatabaseMinerStateStore().set("logfile:v", state)
+    rows = {row["template_id"]: row for row in api_client.get("/api/v1/log-templates/").json()["results"]}
+    assert rows["v:3"]["split_from"] == "v:1" and rows["v:3"]["merged_into"] is None
+    assert rows["v:3"]["template"] == "valve <*> opened closed" and rows["v:1"]["template"] == "valve <*> <*> closed"

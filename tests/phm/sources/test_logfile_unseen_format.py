@@ -92,8 +92,9 @@ def test_after_a_restart_the_connector_continues_with_the_same_template_ids(plan
     assert set(LogEvent.objects.filter(level="ERROR").values_list("template_id", flat=True)) == {"wevt-p101:3"}
 
 
-def test_templates_merged_by_the_miner_count_as_one_on_the_equipment_page(client, plant, api_user, tmp_path):
-    from phm.telemetry.models import LogEvent
+def test_templates_merged_by_the_miner_count_as_one_on_the_equipment_page(client, plant, api_user, tmp_path, settings):
+    settings.PHM_CONNECTOR_ROOTS = [str(tmp_path)]
+    from phm.telemetry.models import LogEvent, LogTemplate
 
     now = timezone.now().replace(microsecond=0)
     path = tmp_path / "pumpd.log"
@@ -107,6 +108,8 @@ def test_templates_merged_by_the_miner_count_as_one_on_the_equipment_page(client
     table = page[page.index('data-testid="log-templates"') :]
     rows = re.findall(r"<tr><td>(\d+)</td><td>([^<]+)</td>\s*<td><code>([^<]+)</code>", table)
     assert rows == [("5", "INFO 5", "service pump &lt;*&gt; succeeded")], table[:1200]
+    # The page reads the alias from the template row, set from the miner state at the checkpoint.
+    assert LogTemplate.objects.get(template_id="pumpd:2").merged_into == "pumpd:1"
 
 
 def test_the_supervisor_builds_log_connectors_that_keep_their_miner_state_in_the_database(plant, tmp_path, settings):
@@ -114,6 +117,7 @@ def test_the_supervisor_builds_log_connectors_that_keep_their_miner_state_in_the
     from phm.sources.services import build_supervisor
 
     settings.DATA_ROOT = str(tmp_path)
+    settings.PHM_CONNECTOR_ROOTS = [str(tmp_path)]
     path = tmp_path / "PumpControl.txt"
     path.write_text(event_viewer_export(timezone.now().replace(microsecond=0)))
     definition = ConnectorDefinition.objects.create(name="wevt", kind="logfile", config={"path": str(path), "source": "P-101"})
