@@ -97,3 +97,12 @@ def test_a_split_reaches_the_template_rows_through_the_connectors_state_store(ap
     rows = {row["template_id"]: row for row in api_client.get("/api/v1/log-templates/").json()["results"]}
     assert rows["v:3"]["split_from"] == "v:1" and rows["v:3"]["merged_into"] is None
     assert rows["v:3"]["template"] == "valve <*> opened closed" and rows["v:1"]["template"] == "valve <*> <*> closed"
+
+
+def test_bad_log_event_queries_are_refused_with_the_field_named(api_client, db):
+    too_long = api_client.get("/api/v1/log-events/?template_id=" + "x" * 65)
+    assert too_long.status_code == 400 and "template_id" in too_long.json()["detail"]
+    backwards = api_client.get("/api/v1/log-events/?start=2026-01-02T00:00:00Z&end=2026-01-01T00:00:00Z")
+    assert backwards.status_code == 400 and "end" in backwards.json()["detail"]
+    assert api_client.get("/api/v1/log-templates/no:such/").status_code == 404
+    assert api_client.post("/api/v1/log-templates/", {"template_id": "x:1", "template": "t"}, format="json").status_code == 405
