@@ -20,19 +20,24 @@ def record_lineage(*, aliases: Mapping[str, str], splits: Mapping[str, str], usi
     """Set ``merged_into`` / ``split_from`` on the rows named in ``aliases`` (merged id -> live
     id) and ``splits`` (new id -> parent id); returns the rows changed. All of a connector's
     lineage is passed at each checkpoint, so a row written later (a spooled batch replayed after
-    the checkpoint) is set at the next one. One UPDATE per target id."""
-    changed = 0
-    for field, mapping in (("merged_into", aliases), ("split_from", splits)):
-        by_target: dict[str, list[str]] = defaultdict(list)
+    the checkpoint) is set at the next one. One SELECT per checkpoint in the steady state, and one
+    UPDATE per target id only for rows that are not set yet."""
+    wanted: dict[str, dict[str, str]] = {}
+    for field, mapping in (("split_from", splits), ("merged_into", aliases)):
         for source_id, target_id in mapping.items():
-            by_target[str(target_id)].append(str(source_id))
-        for target_id, source_ids in by_target.items():
-            changed += (
-                LogTemplate.objects.using(using)
-                .filter(template_id__in=source_ids)
-                .exclude(**{field: target_id})
-                .update(**{field: target_id})
-            )
+            wanted.setdefault(str(source_id), {})[field] = str(target_id)
+    if not wanted:
+        return 0
+    stale: dict[tuple[str, str], list[str]] = defaultdict(list)
+    rows = LogTemplate.objects.using(using).filter(template_id__in=list(wanted)).values_list("template_id", "merged_into", "split_from")
+    for template_id, merged_into, split_from in rows.iterator():
+        now = {"merged_into": merged_into, "split_from": split_from}
+        for field, target_id in wanted[template_id].items():
+            if now[field] != target_id:
+                stale[(field, target_id)].append(template_id)
+    changed = 0
+    for (field, target_id), template_ids in stale.items():
+        changed += LogTemplate.objects.using(using).filter(template_id__in=template_ids).update(**{field: target_id})
     return changed
 
 

@@ -71,6 +71,7 @@ def test_ids_in_stored_documents_resolve_to_the_surviving_template(plant, tmp_pa
     LogTemplate.objects.create(template_id="pumpd:7", template="late")
     assert record_lineage(aliases={"pumpd:2": "pumpd:1", "pumpd:7": "pumpd:1"}, splits={}) == 1
     assert LogTemplate.objects.get(template_id="pumpd:7").merged_into == "pumpd:1"
+    assert record_lineage(aliases={"pumpd:2": "pumpd:1", "pumpd:7": "pumpd:1"}, splits={}) == 0  # nothing stale: no update
 
 
 def test_the_log_event_admin_shows_where_a_stored_id_merged(client, plant, tmp_path, settings, django_user_model):
