@@ -107,3 +107,30 @@ def test_bad_log_event_queries_are_refused_with_the_field_named(api_client, db):
     assert backwards.status_code == 400 and "end" in backwards.json()["detail"]
     assert api_client.get("/api/v1/log-templates/no:such/").status_code == 404
     assert api_client.post("/api/v1/log-templates/", {"template_id": "x:1", "template": "t"}, format="json").status_code == 405
+
+
+
+def test_a_stored_diagnosis_names_connector_template_ids_and_an_alias_resolves_to_its_survivor(api_client, plant, tmp_path, settings):
+    from phm.alarms import services as alarm_services
+    from phm.alarms.models import Alarm
+    from phm.analytics.diagnosis import log_events_with_ids
+    from phm.analytics.models import Diagnosis
+
+    pump, _ = plant
+    pump_log(tmp_path, settings)
+    now = timezone.now()
+    events, ids = log_events_with_ids(equipment=pump, start=now - timedelta(hours=1), end=now + timedelta(seconds=1))
+    assert len(events) == 5 and {e.template for e in events} == {"service pump <*> succeeded"}
+    # Mined again for the diagnosis window, the lines keep the ids their connector gave them.
+    assert ids == {"service pump <*> succeeded": ["pumpd:1", "pumpd:2"]}
+    alarm_services.evaluate_scores(
+        equipment=pump, source="detector:test", samples=[alarm_services.Sample(now - timedelta(seconds=5), 2.0)], policy=alarm_services.AlarmPolicy(threshold=1.0)
+    )
+    diagnosis = Diagnosis.objects.create(
+        alarm=Alarm.objects.get(), equipment=pump, claimed_at=now, status="done",
+        result={"fault": "seal_leak", "log_template_ids": {"service pump shutdown succeeded": ["pumpd:2"]}},
+    )
+    body = api_client.get(f"/api/v1/diagnoses/{diagnosis.pk}/").json()
+    assert body["log_template_ids"] == [
+        {"template": "service pump shutdown succeeded", "template_ids": ["pumpd:2"], "current_template_ids": ["pumpd:1"]}
+    ]
