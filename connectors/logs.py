@@ -324,10 +324,15 @@ class TemplateTagger:
             return self.miner.template(template_id.removeprefix(self.id_prefix))
 
     def summary(self) -> dict:
-        """Counters for the connector status: live templates, merged ids, dropped templates."""
+        """Counters for the connector status: live templates, merged ids, split templates, dropped templates."""
         with self._lock:
             stats = self.miner.stats
-            return {"templates": len(self.miner.live_templates()), "merged_ids": stats.merged, "dropped_templates": stats.evicted}
+            return {
+                "templates": len(self.miner.live_templates()),
+                "merged_ids": stats.merged,
+                "split_templates": stats.split,
+                "dropped_templates": stats.evicted,
+            }
 
     def checkpoint(self) -> bool:
         """Store the miner state if it changed since the last checkpoint; True if written."""
@@ -337,6 +342,8 @@ class TemplateTagger:
             state, revision = self.miner.state(), self.miner.revision
             # For readers of the stored state (the dashboard): merged id -> the id it belongs to now.
             state["aliases"] = {self.id_prefix + old: self.id_prefix + new for old, new in self.miner.aliases().items()}
+            # Split-out id -> the id it was split from (which keeps meaning the lines it covered).
+            state["splits"] = {self.id_prefix + new: self.id_prefix + old for new, old in self.miner.splits().items()}
         self.store.set(self.key, state)
         self._saved_revision = revision
         return True

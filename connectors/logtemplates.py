@@ -48,7 +48,7 @@ from dataclasses import dataclass
 
 WILDCARD = "<*>"
 _SKELETON_WILD = "\x1f"  # whitespace to str.split, so never inside a token; not NUL, which PostgreSQL JSON refuses
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: templates carry split evidence; version 1 states still load
 MAX_TOKENS = 100  # a longer line is mined on its first 99 tokens plus one variable holding the rest
 BUCKET_MAX_TOKENS = 32  # word-position evidence is kept for lines up to this length (index memory ~ length²)
 
@@ -118,6 +118,12 @@ class MinerSettings:
     the evaluation's leave-one-system-out choice of ``word_values``, not for per-system tuning."""
 
     word_values: int = 3  # distinct words at one position before it becomes a variable
+    # Split evidence (conservative on purpose, see _observe_split): a merged word position splits
+    # when, over split_min_lines lines of its template without a new value, its values stay at
+    # most split_max_values and at least two of them were each seen split_min_count times.
+    split_min_lines: int = 1000
+    split_max_values: int = 4
+    split_min_count: int = 200
     max_templates: int = 5000  # live templates per miner (per source)
     max_tokens: int = 100_000  # cached token classes per miner
     masks: Sequence[tuple[str, str]] = DEFAULT_MASKS
@@ -131,6 +137,8 @@ class MinerSettings:
             raise ValueError(f"unknown miner rules {sorted(unknown_rules)}; known: {sorted(RULE_SOURCES)}")
         if self.word_values < 2:
             raise ValueError(f"miner.word_values must be >= 2, got {self.word_values}")
+        if self.split_min_lines < 1 or self.split_min_count < 1 or self.split_max_values < 2:
+            raise ValueError("miner.split_min_lines and miner.split_min_count must be positive, miner.split_max_values >= 2")
         if self.max_templates < 1 or self.max_tokens < 1:
             raise ValueError("miner.max_templates and miner.max_tokens must be positive")
         for item in self.masks:
@@ -146,7 +154,8 @@ class MinerSettings:
             raise ValueError(
                 f"miner settings {retired} were Drain3's per-system knobs; the miner needs none now (remove them)"
             )
-        unknown = sorted(set(values) - {"word_values", "max_templates", "max_tokens", "masks", "state_path"})
+        known = {"word_values", "split_min_lines", "split_max_values", "split_min_count", "max_templates", "max_tokens", "masks", "state_path"}
+        unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown miner settings {unknown}")
         if "masks" in values:
@@ -163,6 +172,11 @@ class Template:
     last_used: int = 0
     skeleton: tuple[str, ...] = ()  # the index key: words as they are, variable positions as a wildcard
     literal_positions: tuple[int, ...] = ()  # variable-looking positions still holding their first literal
+    # Split evidence for the word position a merge generalised (None: not tracked, or an open set).
+    split_position: int | None = None
+    split_values: dict[str, int] | None = None  # word at split_position -> lines
+    split_quiet: int = 0  # lines since the last new word at split_position
+    split_from: int | None = None  # the template this one was split out of
 
     @property
     def text(self) -> str:
@@ -191,6 +205,7 @@ class _Stats:
     lines: int = 0
     created: int = 0
     merged: int = 0
+    split: int = 0  # templates split out of a merged one
     evicted: int = 0
 
 
@@ -234,8 +249,9 @@ class TemplateMiner:
         template = self._find(skeleton)
         if template is None:
             template = self._create_or_merge(tokens, skeleton)
-        else:
-            self._generalise_literals(template, tokens)
+        if template.split_position is not None and self._observe_split(template, tokens):
+            template = self._find(skeleton)  # the new template of this line's word, or the parent
+        self._generalise_literals(template, tokens)
         template.count += 1
         template.last_used = self._clock
         return Match(str(template.id), self._parameters(template, tokens, raw))
@@ -259,6 +275,11 @@ class TemplateMiner:
         """Merged id -> the live id it belongs to now."""
         return {str(t.id): str(self.resolve(t.id)) for t in self.templates.values() if t.parent is not None}
 
+    def splits(self) -> dict[str, str]:
+        """Template split out of another -> the template it was split out of (which keeps its id,
+        its text and the lines it covered before the split)."""
+        return {str(t.id): str(t.split_from) for t in self.templates.values() if t.split_from is not None}
+
     def live_templates(self) -> list[Template]:
         return [t for t in self.templates.values() if t.parent is None]
 
@@ -270,7 +291,10 @@ class TemplateMiner:
             "version": STATE_VERSION,
             "next_id": self._next_id,
             "clock": self._clock,
-            "templates": [[t.id, t.tokens, list(t.skeleton), t.count, t.parent, t.last_used] for t in self.templates.values()],
+            "templates": [
+                [t.id, t.tokens, list(t.skeleton), t.count, t.parent, t.last_used, t.split_position, t.split_values, t.split_quiet, t.split_from]
+                for t in self.templates.values()
+            ],
         }
 
     @classmethod
@@ -278,14 +302,19 @@ class TemplateMiner:
         miner = cls(settings)
         if not state:
             return miner
-        if state.get("version") != STATE_VERSION:
-            raise ValueError(f"miner state version {state.get('version')!r} is not {STATE_VERSION}")
+        if state.get("version") not in (1, STATE_VERSION):
+            raise ValueError(f"miner state version {state.get('version')!r} is not 1 or {STATE_VERSION}")
         try:
             miner._next_id = int(state["next_id"])
             miner._clock = int(state.get("clock", 0))
-            for template_id, tokens, skeleton, count, parent, last_used in state["templates"]:
+            for row in state["templates"]:
+                template_id, tokens, skeleton, count, parent, last_used = row[:6]
+                position, values, quiet, split_from = row[6:] if len(row) > 6 else (None, None, 0, None)
                 miner.templates[int(template_id)] = Template(
-                    int(template_id), list(tokens), int(count), None if parent is None else int(parent), int(last_used), tuple(skeleton)
+                    int(template_id), list(tokens), int(count), _int_or_none(parent), int(last_used), tuple(skeleton),
+                    split_position=_int_or_none(position),
+                    split_values=None if values is None else {str(k): int(v) for k, v in dict(values).items()},
+                    split_quiet=int(quiet), split_from=_int_or_none(split_from),
                 )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"miner state is malformed: {exc}") from exc
@@ -414,23 +443,33 @@ class TemplateMiner:
             members = {word: self.resolve(tid) for word, tid in bucket.items() if tid in self.templates}
             members = {word: tid for word, tid in members.items() if self.templates[tid].parent is None}
             if len(members) + 1 >= self.settings.word_values:
-                return self._merge(sorted(set(members.values())), position, key, tokens)
+                words_seen = {word: tid for word, tid in bucket.items() if tid in self.templates}
+                return self._merge(sorted(set(members.values())), position, key, tokens, words_seen)
         return self._create(tokens, skeleton)
 
     def _create(self, tokens: list[_Token], skeleton: tuple[str, ...]) -> Template:
+        template = self._new_template([token.masked for token in tokens], skeleton)
+        self.stats.created += 1
+        return template
+
+    def _new_template(self, texts: list[str], skeleton: tuple[str, ...]) -> Template:
         if self._live >= self.settings.max_templates:
             self._evict()
-        template = Template(self._next_id, [token.masked for token in tokens], skeleton=skeleton)
+        template = Template(self._next_id, texts, skeleton=skeleton)
         self._next_id += 1
         self._live += 1
         self.templates[template.id] = template
         self._index(template)
-        self.stats.created += 1
         self.revision += 1
         return template
 
-    def _merge(self, member_ids: list[int], position: int, key: tuple[str, ...], tokens: list[_Token]) -> Template:
+    def _merge(self, member_ids: list[int], position: int, key: tuple[str, ...], tokens: list[_Token], words: dict[str, int]) -> Template:
         survivor = self.templates[member_ids[0]]
+        if survivor.split_position is None and survivor.split_from is None and tokens[position].is_word:
+            # Evidence for a later split starts with the merged templates' own lines.
+            survivor.split_position = position
+            survivor.split_values = {word: self.templates[tid].count for word, tid in words.items()}
+            survivor.split_quiet = 0
         for other_id in member_ids[1:]:
             other = self.templates[other_id]
             other.parent = survivor.id
@@ -444,8 +483,53 @@ class TemplateMiner:
         self._index(survivor)
         self.stats.merged += len(member_ids) - 1  # ids that became aliases
         self.revision += 1
-        self._generalise_literals(survivor, tokens)
         return survivor
+
+    def _observe_split(self, template: Template, tokens: list[_Token]) -> bool:
+        """Count the word at the template's merged position; split when the evidence says the
+        position is a small closed set of frequent words rather than a variable. True if split.
+
+        Why these conditions (and why conservative): on the eight Loghub systems a merged
+        position holding a few frequent words is as often a real variable (Linux user names
+        cyrus/news/test) as an enumeration (Zookeeper's LOOKING/FOLLOWING/LEADING), and 2,000
+        lines cannot tell them apart; so the default waits for split_min_lines lines with no
+        new word and split_min_count lines of each split word, which no 2k sample reaches. A
+        position that ever shows more than split_max_values words is a variable for good."""
+        settings = self.settings
+        word = tokens[template.split_position].masked
+        values = template.split_values if template.split_values is not None else {}
+        if word not in values:
+            if len(values) >= settings.split_max_values:
+                template.split_position = template.split_values = None  # an open set: never split
+                template.split_quiet = 0
+                self.revision += 1
+                return False
+            template.split_quiet = 0
+        values[word] = values.get(word, 0) + 1
+        template.split_values = values
+        template.split_quiet += 1
+        if template.split_quiet < settings.split_min_lines:
+            return False
+        frequent = sorted(w for w, n in values.items() if n >= settings.split_min_count)
+        if len(frequent) < 2:
+            return False
+        self._split(template, frequent)
+        return True
+
+    def _split(self, parent: Template, words: list[str]) -> None:
+        """One new template (new id) per word at the parent's merged position; the parent keeps
+        its id and text for the lines it covered and for the rarer words."""
+        position = parent.split_position
+        parent.split_position = parent.split_values = None
+        parent.split_quiet = 0
+        for word in words:
+            tokens = list(parent.tokens)
+            tokens[position] = word
+            skeleton = parent.skeleton[:position] + (word,) + parent.skeleton[position + 1 :]
+            child = self._new_template(tokens, skeleton)
+            child.split_from = parent.id
+            self.stats.split += 1
+        self.revision += 1
 
     def _evict(self) -> None:
         oldest = min(self.live_templates(), key=lambda t: t.last_used)
@@ -500,6 +584,10 @@ class TemplateMiner:
             elif token.values:
                 parameters.extend(token.values)
         return parameters
+
+
+def _int_or_none(value) -> int | None:
+    return None if value is None else int(value)
 
 
 def _wild_at(skeleton: tuple[str, ...], position: int) -> tuple[str, ...]:

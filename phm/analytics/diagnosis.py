@@ -21,7 +21,7 @@ import os
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -253,6 +253,8 @@ class IncidentWindow:
     start: datetime
     end: datetime
     image: InspectionImage | None
+    # Mined template text -> the connector template ids its stored lines carry (see log_events_with_ids).
+    log_template_ids: dict[str, list[str]] = field(default_factory=dict)
 
 
 def measure_name(sensor_tag: str, equipment_tag: str) -> str:
@@ -274,6 +276,11 @@ def sensor_window(*, equipment: Equipment, start: datetime, end: datetime, using
 
 
 def log_events(*, equipment: Equipment, start: datetime, end: datetime, using: str = "default") -> list:
+    """:func:`log_events_with_ids` without the connector template ids."""
+    return log_events_with_ids(equipment=equipment, start=start, end=end, using=using)[0]
+
+
+def log_events_with_ids(*, equipment: Equipment, start: datetime, end: datetime, using: str = "default") -> tuple[list, dict[str, list[str]]]:
     """Log events of the equipment in [start, end) as ``models.diagnosis.LogEvent``, their
     templates mined in one pass over the whole span with the log connector's miner and masks
     (``models.logs.events_from_messages``), as the diagnoser's training incidents were: stored
@@ -285,9 +292,16 @@ def log_events(*, equipment: Equipment, start: datetime, end: datetime, using: s
         LogEvent.objects.using(using)
         .filter(Q(equipment=equipment) | Q(source=equipment.tag), ts__gte=start, ts__lt=end)
         .order_by("ts", "id")
-        .values_list("ts", "level", "message")
+        .values_list("ts", "level", "message", "template_id")
     )
-    return events_from_messages(rows)
+    events = events_from_messages([row[:3] for row in rows])
+    # Also which ids the log connectors gave these lines, so a stored diagnosis can name them
+    # (and readers resolve a merged id to its surviving template).
+    ids: dict[str, set[str]] = {}
+    for event, row in zip(events, rows):
+        if row[3]:
+            ids.setdefault(event.template, set()).add(row[3])
+    return events, {template: sorted(found) for template, found in ids.items()}
 
 
 def latest_image(*, equipment: Equipment, at: datetime, max_age_s: float, using: str = "default") -> InspectionImage | None:
@@ -326,7 +340,9 @@ def build_incident(*, alarm: Alarm, config: DiagnosisConfig | None = None, using
         except (OSError, ValueError):  # a missing or unreadable file: diagnose without the image
             log.warning("inspection image %s of %s could not be read", image_row.pk, equipment.tag, exc_info=True)
             image_row = None
-    events = log_events(equipment=equipment, start=start - timedelta(seconds=config.baseline_s), end=end + timedelta(microseconds=1), using=using)
+    events, template_ids = log_events_with_ids(
+        equipment=equipment, start=start - timedelta(seconds=config.baseline_s), end=end + timedelta(microseconds=1), using=using
+    )
     incident = Incident(
         equipment_type=equipment.equipment_type,
         sensors=sensor_window(equipment=equipment, start=start, end=end, using=using),
@@ -337,7 +353,7 @@ def build_incident(*, alarm: Alarm, config: DiagnosisConfig | None = None, using
         equipment=equipment.tag,
         description=equipment.name,
     )
-    return incident, IncidentWindow(start, end, image_row)
+    return incident, IncidentWindow(start, end, image_row, template_ids)
 
 
 # --- evidence from the past and from the knowledge base -------------------------------------------
@@ -648,8 +664,12 @@ def _diagnose(alarm: Alarm, diagnosis: Diagnosis, version: DiagnoserVersion, con
     ) + similar_work_orders(equipment=alarm.equipment, fault=result.fault, sensors=top_sensors, k=config.work_orders_k, using=using)
     result.actions = recommended_actions(equipment=alarm.equipment, fault=result.fault, k=config.actions_k, using=using)
     result.model_version = f"v{version.version}"
+    stored = result.to_dict()
+    # The connector template ids behind each log template of the evidence, as they were stored
+    # (an id never changes meaning; the API resolves a merged one to its surviving template).
+    stored["log_template_ids"] = {t.template: window.log_template_ids[t.template] for t in result.evidence.log_templates if t.template in window.log_template_ids}
     return {
-        "fault": result.fault, "probability": float(result.probability), "result": result.to_dict(), "embedding": embedding_bytes(embedding),
+        "fault": result.fault, "probability": float(result.probability), "result": stored, "embedding": embedding_bytes(embedding),
         "window_start": window.start, "window_end": window.end, "image": window.image,
     }
 

@@ -129,12 +129,25 @@ class DiagnosisSerializer(serializers.ModelSerializer):
     model_version = serializers.IntegerField(source="model_version.version", read_only=True, allow_null=True, default=None)
     image = serializers.IntegerField(source="image_id", read_only=True, allow_null=True)
     feedback = serializers.SerializerMethodField()
+    log_template_ids = serializers.SerializerMethodField()
 
     class Meta:
         model = Diagnosis
         fields = ["id", "alarm", "equipment", "trigger", "stage", "announced", "alarm_severity", "status", "fault", "probability", "result", "model_version", "window_start", "window_end",
-                  "image", "latency_ms", "error", "created_at", "finished_at", "feedback"]
+                  "image", "latency_ms", "error", "created_at", "finished_at", "feedback", "log_template_ids"]
         read_only_fields = fields
+
+    def get_log_template_ids(self, diagnosis: Diagnosis) -> list[dict]:
+        """Per log template of the evidence: the connector template ids stored with the diagnosis
+        and the ids holding those lines now (a merged id resolves to its surviving template)."""
+        from phm.telemetry.log_templates import current_ids
+
+        stored = (diagnosis.result or {}).get("log_template_ids") or {}
+        now = current_ids([tid for ids in stored.values() for tid in ids])
+        return [
+            {"template": text, "template_ids": ids, "current_template_ids": sorted({now.get(tid, tid) for tid in ids})}
+            for text, ids in stored.items()
+        ]
 
     def get_feedback(self, diagnosis: Diagnosis) -> list[dict]:
         return DiagnosisFeedbackSerializer(diagnosis.feedback.all(), many=True).data

@@ -13,6 +13,8 @@ router.register("lines", views.LineViewSet)
 router.register("equipment", views.EquipmentViewSet)
 router.register("sensors", views.SensorViewSet)
 router.register("ingest/files", views.FileIngestJobViewSet, basename="file-ingest-job")
+router.register("log-templates", views.LogTemplateViewSet, basename="log-template")
+router.register("log-events", views.LogEventViewSet, basename="log-event")
 
 urlpatterns = [
     path("readings", views.ReadingsIngestView.as_view(), name="readings-ingest"),

@@ -6,6 +6,7 @@ import json
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
@@ -17,8 +18,8 @@ from rest_framework.views import APIView
 
 from phm.api import serializers as api_serializers
 from phm.assets.models import Area, Equipment, Line, Sensor, Site
-from phm.telemetry import jobs, selectors, services
-from phm.telemetry.models import FileIngestJob
+from phm.telemetry import jobs, log_templates, selectors, services
+from phm.telemetry.models import FileIngestJob, LogEvent, LogTemplate
 from phm.uploads import UploadTooLarge
 
 
@@ -179,3 +180,68 @@ class FileIngestJobViewSet(viewsets.ReadOnlyModelViewSet):
         return Response(self.get_serializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
+
+
+class LogTemplateViewSet(viewsets.ReadOnlyModelViewSet):
+    """Mined log templates. An id merged into another shows ``merged_into`` (its lines count with
+    that template); one split out of another shows ``split_from``. ``?live=true``: live ones only."""
+
+    queryset = LogTemplate.objects.order_by("id")
+    serializer_class = api_serializers.LogTemplateSerializer
+    lookup_field = "template_id"
+    lookup_value_regex = "[^/]+"  # "<connector>:<n>"
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if self.action == "list" and self.request.query_params.get("live", "").lower() in ("1", "true", "yes"):
+            queryset = queryset.filter(merged_into="")
+        return queryset
+
+    def get_serializer(self, *args, **kwargs):
+        if args:
+            rows = args[0] if kwargs.get("many") else [args[0]]
+            kwargs["context"] = {**self.get_serializer_context(), **log_templates.template_context(rows)}
+        return super().get_serializer(*args, **kwargs)
+
+    @extend_schema(parameters=[OpenApiParameter("live", bool, description="Only templates not merged into another.")])
+    def list(self, request: Request, *args, **kwargs) -> Response:
+        return super().list(request, *args, **kwargs)
+
+
+class LogEventViewSet(viewsets.ReadOnlyModelViewSet):
+    """Stored log lines, newest first, each with the template id it was given and where that id's
+    lines count now (``merged_into``, ``current_template_id``, ``template``)."""
+
+    queryset = LogEvent.objects.select_related("equipment").order_by("-ts", "-id")
+    serializer_class = api_serializers.LogEventSerializer
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if self.action != "list":
+            return queryset
+        query = api_serializers.LogEventQuerySerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        wanted = query.validated_data
+        if "source" in wanted:
+            queryset = queryset.filter(source=wanted["source"])
+        if "equipment" in wanted:
+            queryset = queryset.filter(Q(equipment__tag=wanted["equipment"]) | Q(source=wanted["equipment"]))
+        if "level" in wanted:
+            queryset = queryset.filter(level=wanted["level"].upper())
+        if "template_id" in wanted:
+            queryset = queryset.filter(template_id__in=log_templates.ids_meaning(wanted["template_id"]))
+        if "start" in wanted:
+            queryset = queryset.filter(ts__gte=wanted["start"])
+        if "end" in wanted:
+            queryset = queryset.filter(ts__lt=wanted["end"])
+        return queryset
+
+    def get_serializer(self, *args, **kwargs):
+        if args:
+            rows = args[0] if kwargs.get("many") else [args[0]]
+            kwargs["context"] = {**self.get_serializer_context(), **log_templates.event_context(rows)}
+        return super().get_serializer(*args, **kwargs)
+
+    @extend_schema(parameters=[api_serializers.LogEventQuerySerializer])
+    def list(self, request: Request, *args, **kwargs) -> Response:
+        return super().list(request, *args, **kwargs)

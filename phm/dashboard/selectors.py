@@ -173,20 +173,17 @@ def log_template_counts(*, equipment: Equipment, start: datetime, end: datetime)
     return sorted(counts.values(), key=lambda c: (-c.count, c.template))
 
 
-def template_aliases() -> dict[str, str]:
-    """Template ids merged into another by a log connector's miner -> the id they belong to now
-    (stored with each connector's miner state; an id keeps meaning its lines, which now count
-    with the merged template)."""
-    from phm.sources.models import LogMinerState
+def template_aliases(template_ids) -> dict[str, str]:
+    """Of ``template_ids``, those merged into another by a log connector's miner -> the id they
+    belong to now (``LogTemplate.merged_into``, copied from each connector's miner state; an id
+    keeps meaning its lines, which now count with the merged template)."""
+    from phm.telemetry.log_templates import current_ids
 
-    aliases: dict[str, str] = {}
-    for state in LogMinerState.objects.values_list("state", flat=True):
-        aliases.update((state or {}).get("aliases") or {})
-    return aliases
+    return {old: new for old, new in current_ids(template_ids).items() if old != new}
 
 
 def _merge_template_aliases(counts: dict[str, TemplateCount], levels: dict[str, Counter]) -> tuple[dict[str, TemplateCount], dict[str, Counter]]:
-    aliases = template_aliases() if any(entry.template_id for entry in counts.values()) else {}
+    aliases = template_aliases(entry.template_id for entry in counts.values() if entry.template_id)
     if not aliases:
         return counts, levels
     merged: dict[str, TemplateCount] = {}

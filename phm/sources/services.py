@@ -19,6 +19,7 @@ from connectors.spool import SpoolingSink
 from connectors.supervisor import Supervisor
 from phm.sources.models import ConnectorDefinition, ConnectorStatus, LogFileOffset, LogMinerState
 from phm.sources.registry import ConfigError, build_connector
+from phm.telemetry.log_templates import record_lineage
 from phm.telemetry.models import QuarantinedRecord, RecordKind
 from phm.telemetry.sink import DatabaseSink, close_stale_connection
 
@@ -60,7 +61,10 @@ class DatabaseMinerStateStore:
 
     def set(self, key: str, state: dict) -> None:
         close_stale_connection()
-        LogMinerState.objects.update_or_create(key=key, defaults={"state": state})
+        with transaction.atomic():
+            LogMinerState.objects.update_or_create(key=key, defaults={"state": state})
+            # Readers of LogTemplate (API, admin, pages) see merged and split ids without the state.
+            record_lineage(aliases=state.get("aliases") or {}, splits=state.get("splits") or {})
 
 
 def spool_root() -> Path:

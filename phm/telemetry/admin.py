@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib import admin
+from django.db.models import OuterRef, Subquery
 
 from phm.telemetry import jobs
 from phm.telemetry.models import (
@@ -23,15 +24,30 @@ class LatestReadingAdmin(admin.ModelAdmin):
 
 @admin.register(LogEvent)
 class LogEventAdmin(admin.ModelAdmin):
-    list_display = ["ts", "source", "level", "template_id", "message"]
+    list_display = ["ts", "source", "level", "template_id", "merged_into", "message"]
     list_filter = ["level"]
     search_fields = ["source", "message", "template_id"]
+
+    def get_queryset(self, request):
+        # One subquery, not a query per row: the template each stored id merged into.
+        merged = LogTemplate.objects.filter(template_id=OuterRef("template_id")).values("merged_into")[:1]
+        return super().get_queryset(request).annotate(template_merged_into=Subquery(merged))
+
+    @admin.display(description="merged into")
+    def merged_into(self, event: LogEvent) -> str:
+        """The template the stored id merged into, if it did (the stored id is never rewritten)."""
+        return getattr(event, "template_merged_into", None) or ""
 
 
 @admin.register(LogTemplate)
 class LogTemplateAdmin(admin.ModelAdmin):
-    list_display = ["template_id", "template", "first_seen"]
-    search_fields = ["template_id", "template"]
+    """``merged_into``: an alias shows the template its lines count with now (set by the
+    connector's miner; an id keeps its meaning, so it is not edited here)."""
+
+    list_display = ["template_id", "template", "merged_into", "split_from", "first_seen"]
+    list_filter = ["merged_into"]
+    search_fields = ["template_id", "template", "merged_into"]
+    readonly_fields = ["merged_into", "split_from"]
 
 
 @admin.register(InspectionImage)

@@ -89,9 +89,19 @@ class LogTemplate(models.Model):
     template_id = models.CharField(max_length=64, unique=True)
     template = models.TextField()
     first_seen = models.DateTimeField(auto_now_add=True)
+    # Lineage, copied from the connector's miner state at each checkpoint: an id merged into
+    # another keeps meaning the lines it was given, which now count with ``merged_into``; a
+    # template split out of another names it in ``split_from`` (that one keeps its id and lines).
+    merged_into = models.CharField(max_length=64, blank=True, default="", db_index=True, help_text="The template this id was merged into (empty: live).")
+    split_from = models.CharField(max_length=64, blank=True, default="", help_text="The template this one was split out of.")
 
     def __str__(self) -> str:
-        return f"{self.template_id}: {self.template}"
+        return f"{self.template_id}: {self.template}" + (f" (merged into {self.merged_into})" if self.merged_into else "")
+
+    @property
+    def current_id(self) -> str:
+        """The id whose template now holds this id's lines."""
+        return self.merged_into or self.template_id
 
 
 class LogEvent(models.Model):

@@ -256,7 +256,7 @@ def test_windows_event_blocks_are_one_record_each_with_their_date_level_and_desc
     assert error.message.startswith("Service Control Manager 7031: The OPC UA Server service terminated unexpectedly. It has done this 2 time(s).\n")
     assert "  Computer: SCADA-01" in error.message
     assert first.template_id == third.template_id != error.template_id
-    assert reader.status().extra == {"templates": 2, "merged_ids": 0, "dropped_templates": 0}
+    assert reader.status().extra == {"templates": 2, "merged_ids": 0, "split_templates": 0, "dropped_templates": 0}
 
 
 def test_nul_bytes_from_a_torn_write_are_replaced(tmp_path):

@@ -132,3 +132,80 @@ def test_very_long_lines_are_mined_on_a_bounded_number_of_tokens():
     assert a.template_id == b.template_id
     assert len(miner.template(a.template_id).split()) == MAX_TOKENS
     assert b.parameters[-1].endswith("zzz") and len(miner._buckets) == 0
+
+
+SPLIT = MinerSettings(split_min_lines=60, split_min_count=20)
+
+
+def _two_populations(miner: TemplateMiner, rounds: int) -> list[str]:
+    """'valve <*> closed' merged from three words, then two states carry all the traffic."""
+    got = ids(miner, ["valve V1 opened closed", "valve V1 stuck closed", "valve V1 jammed closed"])
+    assert got[2] == got[0] and miner.resolve(got[1]) == int(got[0]) and miner.template(got[0]) == "valve V1 <*> closed"
+    for i in range(rounds):
+        got += ids(miner, [f"valve V{i % 3} opened closed", f"valve V{i % 3} stuck closed"])
+    return got
+
+
+def test_a_merged_word_position_whose_values_stay_a_small_frequent_closed_set_splits_into_new_ids():
+    miner = TemplateMiner(SPLIT)
+    got = _two_populations(miner, 80)
+    parent = got[0]
+    assert miner.stats.split == 2
+    children = {miner.template(tid): tid for tid in set(got[3:]) - {parent}}
+    assert set(children) == {"valve <*> opened closed", "valve <*> stuck closed"}
+    # New ids, never reused; the parent keeps its id and text for the lines it covered and for rare values.
+    assert all(int(tid) > 2 for tid in children.values())  # ids 1 and 2 were taken before the split
+    assert miner.template(parent) == "valve <*> <*> closed"
+    assert miner.resolve(parent) == int(parent)
+    assert {miner.templates[int(tid)].split_from for tid in children.values()} == {int(parent)}
+    assert miner.add("valve V2 jammed closed").template_id == parent
+    assert miner.add("valve V2 opened closed").template_id == children["valve <*> opened closed"]
+    assert miner.splits() == {tid: parent for tid in children.values()}
+
+
+def test_no_split_without_enough_evidence_or_when_the_set_is_open():
+    few = TemplateMiner(SPLIT)
+    _two_populations(few, 20)  # 40 lines since the merge: below split_min_lines
+    assert few.stats.split == 0
+    open_set = TemplateMiner(SPLIT)
+    ids(open_set, ["valve V1 opened closed", "valve V1 stuck closed", "valve V1 jammed closed"])
+    for i in range(200):  # many different words: a real variable, never split
+        ids(open_set, [f"valve V1 w{chr(97 + i % 26)}x closed"])
+    assert open_set.stats.split == 0
+    assert len(open_set.live_templates()) == 1
+
+
+def test_the_default_split_evidence_is_conservative_and_severity_words_never_split():
+    miner = TemplateMiner()
+    got = _two_populations(miner, 80)  # 160 lines: far below the default evidence
+    assert miner.stats.split == 0 and set(got[3:]) == {got[0]}
+    demo = TemplateMiner(SPLIT)
+    for i in range(300):  # the level repeated in the text is a value, not a merged word: stays one template
+        level = "warning" if i % 2 else "alarm"
+        demo.add(f"Vibration {4 + i % 5}.1 mm/s above {level} limit {4.5 if i % 2 else 7.1}")
+    assert demo.stats.split == 0 and len(demo.live_templates()) == 1
+
+
+def test_split_templates_and_their_evidence_survive_a_state_round_trip():
+    miner = TemplateMiner(SPLIT)
+    got = _two_populations(miner, 80)
+    restored = TemplateMiner.from_state(json.loads(json.dumps(miner.state())), SPLIT)
+    assert restored.splits() == miner.splits()
+    assert restored.add("valve V9 stuck closed").template_id == miner.add("valve V9 stuck closed").template_id
+    assert restored.add("valve V9 jammed closed").template_id == got[0]
+    # Evidence half-way is kept too: a restart does not start the count again.
+    half = TemplateMiner(SPLIT)
+    _two_populations(half, 25)
+    resumed = TemplateMiner.from_state(json.loads(json.dumps(half.state())), SPLIT)
+    for i in range(10):
+        ids(resumed, [f"valve V{i % 3} opened closed", f"valve V{i % 3} stuck closed"])
+    assert resumed.stats.split == 2
+
+
+def test_version_1_states_still_load():
+    miner = TemplateMiner()
+    ids(miner, ["service pump startup succeeded", "service pump shutdown succeeded", "service pump restart succeeded"])
+    state = miner.state()
+    old = {"version": 1, "next_id": state["next_id"], "clock": state["clock"], "templates": [row[:6] for row in state["templates"]]}
+    restored = TemplateMiner.from_state(old)
+    assert restored.add("service pump reload succeeded").template_id == "1"

@@ -51,6 +51,10 @@ def test_stored_diagnosis_has_result_embedding_latency_and_event(diagnoser_versi
     assert stored.fault in diagnoser_version.taxonomy["pump"] and 0 < stored.probability <= 1
     assert stored.result["fault"] == stored.fault and stored.result["model_version"] == "v1"
     assert set(stored.result["modalities"]) == {"sensors", "logs", "image"}
+    # Connector template ids behind the evidence's log templates (only templates of the evidence).
+    evidence_texts = {t["template"] for t in stored.result["evidence"]["log_templates"]}
+    assert set(stored.result["log_template_ids"]) <= evidence_texts
+    assert all(isinstance(ids, list) and all(isinstance(i, str) and i for i in ids) for ids in stored.result["log_template_ids"].values())
     shares = [s["share"] for s in stored.result["evidence"]["sensors"]]
     assert shares and abs(sum(shares) - 1) < 1e-6
     assert stored.result["explanation"]

@@ -88,6 +88,8 @@ MATRIX: dict[str, dict[str, str]] = {
             "equipment": ("list", "detail"),
             "sensor": ("list", "detail", "readings"),
             "file-ingest-job": ("list", "detail"),
+            "log-template": ("list", "detail"),
+            "log-event": ("list", "detail"),
             "connector": ("list", "detail"),
             "detector": ("list", "detail", "activate", "rollback", "score", "scores", "train", "versions"),
             "training-job": ("list", "detail"),
@@ -151,7 +153,7 @@ def data(db, tmp_path, settings):
     from phm.assistant.models import Chunk, Conversation, Document, DocumentJob
     from phm.backtests.models import BacktestRun
     from phm.sources.models import ConnectorDefinition
-    from phm.telemetry.models import FileIngestJob
+    from phm.telemetry.models import FileIngestJob, LogEvent, LogTemplate
 
     settings.MEDIA_ROOT = tmp_path / "media"
     (tmp_path / "media" / "images").mkdir(parents=True)
@@ -189,6 +191,8 @@ def data(db, tmp_path, settings):
         "assistant-conversation": Conversation.objects.create(user=engineer, title="seal").pk,
         "assistant-document-job": DocumentJob.objects.create(file="kb_uploads/2026/03/m.md", name="m.md").pk,
         "backtest": BacktestRun.objects.create(start=now - timedelta(hours=2), end=now - timedelta(hours=1), status="succeeded", report={"detection": {}}).pk,
+        "log-template": LogTemplate.objects.create(template_id="plc:1", template="pump <*> started").template_id,
+        "log-event": LogEvent.objects.create(source="P-101", equipment=pump, ts=now, level="INFO", message="pump P1 started", template_id="plc:1", fingerprint="f" * 40).pk,
         "passage": Chunk.objects.create(document=document, ordinal=0, text="check the seal", location="section 1", embedding=b"\0" * 16, batch="b").pk,
     }
     return objects
@@ -204,6 +208,7 @@ def fill(route: str, name: str | None, objects: dict) -> str:
         "pk": objects.get(owner, 1) if owner else 1,
         "tag": objects["sensor"] if base.startswith("sensor") else objects["equipment"],
         "name": objects["connector"],
+        "template_id": objects["log-template"],
         "alarm_id": objects["alarm"],
         "action": "activate" if base.startswith("detector-action") else "ack",
         "path": "images/pump.jpg",

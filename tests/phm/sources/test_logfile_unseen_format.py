@@ -94,7 +94,7 @@ def test_after_a_restart_the_connector_continues_with_the_same_template_ids(plan
 
 def test_templates_merged_by_the_miner_count_as_one_on_the_equipment_page(client, plant, api_user, tmp_path, settings):
     settings.PHM_CONNECTOR_ROOTS = [str(tmp_path)]
-    from phm.telemetry.models import LogEvent
+    from phm.telemetry.models import LogEvent, LogTemplate
 
     now = timezone.now().replace(microsecond=0)
     path = tmp_path / "pumpd.log"
@@ -108,6 +108,8 @@ def test_templates_merged_by_the_miner_count_as_one_on_the_equipment_page(client
     table = page[page.index('data-testid="log-templates"') :]
     rows = re.findall(r"<tr><td>(\d+)</td><td>([^<]+)</td>\s*<td><code>([^<]+)</code>", table)
     assert rows == [("5", "INFO 5", "service pump &lt;*&gt; succeeded")], table[:1200]
+    # The page reads the alias from the template row, set from the miner state at the checkpoint.
+    assert LogTemplate.objects.get(template_id="pumpd:2").merged_into == "pumpd:1"
 
 
 def test_the_supervisor_builds_log_connectors_that_keep_their_miner_state_in_the_database(plant, tmp_path, settings):
