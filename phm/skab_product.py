@@ -152,7 +152,7 @@ def create_detector(client, unit: Unit, *, name: str, method: str, params: dict,
         "sensors": [sensor_tag(unit.tag, c) for c in SENSOR_COLUMNS], "stride_s": 1.0,
         # Context long enough to reach the file's first row: the forecaster's windows then start
         # where the harness's start (it scores the whole file).
-        "window_s": 7200.0, "max_chunk_steps": 20000, "scope": scope, "fleet_group": FLEET_GROUP if scope == "fleet" else "",
+        "window_s": 7200.0, "max_chunk_steps": 20000, "scope": scope, "fleet_group": f"{FLEET_GROUP}-{name}" if scope == "fleet" else "",
         **alarm_settings(params),
     }
     return _check(client.post("/api/v1/detectors/", body, format="json"), f"creating {name} on {unit.tag}")
@@ -218,7 +218,7 @@ def load_units(data: Path, files: list[str] | None) -> list[Unit]:
     return units
 
 
-def product_rows(units: list[Unit], label: str, *, scope: str, params_override: dict, train_rows: int) -> tuple[dict, dict]:
+def product_rows(units: list[Unit], label: str, *, scope: str, params_override: dict, train_rows: int, suffix: str = "") -> tuple[dict, dict]:
     """Create, train and backtest one method on every unit through the product; score point-wise.
     Returns the row and the replayed scores per file (to compare with the harness's)."""
     from models.metrics.detection import DetectionCounts, confusion_counts, detection_scores
@@ -226,7 +226,7 @@ def product_rows(units: list[Unit], label: str, *, scope: str, params_override: 
     method, params = METHODS[label]
     params = {**params, **params_override}
     client = api_client()
-    name = f"{label.replace('_', '-')}-{scope}"
+    name = f"{label.replace('_', '-')}-{scope}{suffix}"
     started = time.perf_counter()
     detectors = {unit.tag: create_detector(client, unit, name=name, method=method, params=params, scope=scope) for unit in units}
     if scope == "fleet":
@@ -264,6 +264,68 @@ def harness_row(units: list[Unit], label: str, *, pooled: bool, params_override:
     return result
 
 
+def fitted_for_choice(label: str, scope: str, experiments) -> dict:
+    """The models the calibration is chosen with, fitted on the choosing files' training parts
+    only: one pooled model recalibrated per file (fleet), or one model per file (unit)."""
+    from models.detectors import AnomalyDetector
+    from models.fleet import fit_fleet
+
+    method, params = METHODS[label]
+    if scope == "fleet":
+        return fit_fleet(method, params, {e.name: e.train for e in experiments}).units
+    return {e.name: AnomalyDetector(method, **params).fit(e.train) for e in experiments}
+
+
+def halves(units: list[Unit]) -> tuple[list[Unit], list[Unit]]:
+    """The first and the second half of the files in recording order (a stricter split than
+    interleaving: the rig drifts over the day)."""
+    middle = len(units) // 2
+    return units[:middle], units[middle:]
+
+
+def protocol_rows(units: list[Unit], *, methods: list[str], scopes: list[str], far_target: float, data: Path, train_rows: int) -> list[dict]:
+    """Choose quantile and margin on one half (its labels), report through the product on the
+    other half, then swap; the shipped defaults on the reporting half (harness) for reference."""
+    from models.calibration_choice import Case, choose_calibration
+    from models.datasets.skab import load_skab
+
+    experiments = {e.name: e for e in load_skab(data, groups=("valve1",))}
+    first, second = halves(units)
+    rows = []
+    for split, (choosing, reporting) in enumerate(((first, second), (second, first))):
+        chosen_on = f"{choosing[0].name.split('/')[-1]}-{choosing[-1].name.split('/')[-1]}"
+        reported_on = f"{reporting[0].name.split('/')[-1]}-{reporting[-1].name.split('/')[-1]}"
+        cases = [Case(u.name, experiments[u.name].sensors, u.labels, train_rows) for u in choosing]
+        for label in methods:
+            for scope in scopes:
+                clock = time.perf_counter()
+                choice = choose_calibration(fitted_for_choice(label, scope, [experiments[u.name] for u in choosing]), cases, far_target=far_target)
+                _log(f"  {label} ({scope}) chosen on {chosen_on}: quantile {choice.quantile} margin {choice.margin}"
+                     f"{'' if choice.reached_target else ' (no candidate reached the FAR target)'} ({time.perf_counter() - clock:.0f} s)")
+                common = {"label": label, "scope": scope, "chosen_on": chosen_on, "reported_on": reported_on, "choice": choice.params,
+                          "reached_target": choice.reached_target}
+                product, _ = product_rows(reporting, label, scope=scope, params_override=choice.params, train_rows=train_rows,
+                                          suffix=f"-p{split}")
+                rows.append({**product, **common, "path": "product"})
+                harness = harness_row(reporting, label, pooled=scope == "fleet", params_override=choice.params, data=data)
+                rows.append({**harness, **common, "path": "harness"})
+                default = harness_row(reporting, label, pooled=scope == "fleet", params_override={}, data=data)
+                rows.append({**default, **common, "choice": {}, "path": "defaults"})
+    return rows
+
+
+def format_protocol(rows: list[dict]) -> list[str]:
+    lines = [f"{'method':<10} {'scope':<6} {'chosen on':<10} {'reported on':<12} {'quantile':>8} {'margin':>6} {'path':<9} "
+             f"{'F1':>6} {'FAR %':>7} {'MAR %':>7}", "-" * 92]
+    for row in rows:
+        choice = row["choice"]
+        q = f"{choice['quantile']:g}" if choice else "default"
+        m = f"{choice['margin']:g}" if choice else ""
+        lines.append(f"{row['label']:<10} {row['scope']:<6} {row['chosen_on']:<10} {row['reported_on']:<12} {q:>8} {m:>6} {row['path']:<9} "
+                     f"{row['f1']:>6.3f} {row['far_percent']:>7.2f} {row['mar_percent']:>7.2f}")
+    return lines
+
+
 def format_rows(rows: list[dict]) -> list[str]:
     lines = [f"{'method':<12} {'scope':<6} {'path':<8} {'F1':>6} {'FAR %':>7} {'MAR %':>7} {'s':>6}", "-" * 58]
     for row in rows:
@@ -286,6 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path, default=None, help="folder for the fresh database (default a temporary folder)")
     parser.add_argument("--json", type=Path, default=None, help="write the rows as JSON here")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--protocol", action="store_true",
+                        help="choose quantile and margin on one half of the files, report on the other half through the product, swap")
+    parser.add_argument("--far-target", type=float, default=10.0, help="false-alarm rate (%%) the protocol's choice aims at (default 10)")
     args = parser.parse_args(argv)
     if not (args.data / "valve1").is_dir():
         print(f"skab_product: no SKAB valve1 folder under {args.data}", file=sys.stderr)
@@ -302,6 +367,16 @@ def main(argv: list[str] | None = None) -> int:
     ingested = [ingest(unit) for unit in units]
     _log(f"ingested {len(units)} files through the historian-file job: {sum(i['accepted'] for i in ingested)} readings, "
          f"{sum(i['rejected'] for i in ingested)} rejected ({time.perf_counter() - clock:.0f} s)")
+    if args.protocol:
+        rows = protocol_rows(units, methods=args.methods, scopes=args.scopes, far_target=args.far_target, data=args.data, train_rows=TRAIN_ROWS)
+        print(f"SKAB valve1, chosen-on-half protocol: calibration chosen on one half of the files (FAR target {args.far_target:g} %), "
+              "reported on the other half")
+        for line in format_protocol(rows):
+            print(line)
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps({"files": [u.name for u in units], "protocol": rows}, indent=2, default=str))
+        return 0
     rows = []
     for label in args.methods:
         for scope in args.scopes:
