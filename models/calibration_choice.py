@@ -22,7 +22,7 @@ from models.detectors import AnomalyDetector
 from models.metrics.detection import DetectionCounts, confusion_counts, detection_scores
 
 QUANTILES = (0.99, 0.995, 0.999)
-MARGINS = (1.0, 1.25, 1.5, 2.0, 2.5)
+MARGINS = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0)
 FAR_TARGET_PERCENT = 10.0
 
 
