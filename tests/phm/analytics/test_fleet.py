@@ -102,3 +102,15 @@ def test_bad_member_range_is_refused_by_the_api(engineer_client, fleet, t0):
             "member_ranges": {"P-102": [t0.isoformat(), t0.isoformat()]}}
     response = engineer_client.post(f"/api/v1/detectors/{first['id']}/train", body, format="json")
     assert response.status_code == 400 and "P-102" in response.content.decode()
+
+
+def test_reprogram_detectors_of_one_process_share_one_language_model(monkeypatch):
+    import models.backbone
+
+    loads = []
+    monkeypatch.setattr(models.backbone, "load_backbone", lambda *a, **k: loads.append(k) or object())
+    monkeypatch.setattr(scoring, "_BACKBONES", {})
+    first = scoring.shared_backbone("reprogram", {"num_layers": 2})
+    assert scoring.shared_backbone("reprogram", {"num_layers": 2, "epochs": 5}) is first and len(loads) == 1
+    assert scoring.shared_backbone("reprogram", {"num_layers": 4}) is not first and len(loads) == 2
+    assert scoring.shared_backbone("reprogram", {"llm": "none"}) is None and scoring.shared_backbone("pca", {}) is None
