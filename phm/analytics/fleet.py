@@ -101,7 +101,7 @@ def train_fleet(*, job: TrainingJob, progress) -> ModelVersion:
     own = None
     for member in members:
         detector = fit.units[member.equipment.tag]
-        # The unit's frames under its own column names again (fit_fleet renamed them to roles).
+        # The member's own frames (its tags): its threshold comes from its own training scores.
         parts = frames[member.equipment.tag]
         train_scores = np.concatenate([detector.score(p).to_numpy() for p in parts])
         threshold = threshold_for(member, train_scores)
