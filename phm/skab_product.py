@@ -209,13 +209,40 @@ def load_units(data: Path, files: list[str] | None) -> list[Unit]:
 
     experiments = load_skab(data, groups=("valve1",))
     units = []
-    for index, experiment in enumerate(experiments):
+    for experiment in experiments:
         if files and experiment.name not in files and experiment.name.split("/")[-1] not in files:
             continue
         stem = experiment.name.split("/")[-1]
         times = [t.to_pydatetime().replace(tzinfo=timezone.utc) for t in experiment.sensors.index]
         units.append(Unit(experiment.name, tag_for(int(stem)), data / "valve1" / f"{stem}.csv", times, experiment.anomaly.to_numpy()))
     return units
+
+
+ANOMALY_FREE_TAG = "SKAB-ANOMALY-FREE"
+
+
+def anomaly_free_unit(data: Path) -> Unit:
+    """SKAB's anomaly-free recording (same rig, another day and operating point) as one more valve."""
+    from models.datasets.skab import read_skab_csv
+
+    path = data / "anomaly-free" / "anomaly-free.csv"
+    sensors, anomaly = read_skab_csv(path)
+    times = [t.to_pydatetime().replace(tzinfo=timezone.utc) for t in sensors.index]
+    return Unit("anomaly-free", ANOMALY_FREE_TAG, path, times, anomaly.to_numpy())
+
+
+def anomaly_free_rows(unit: Unit, label: str, *, params_override: dict, train_rows: int, suffix: str = "") -> list[dict]:
+    """False alarms on the anomaly-free recording (first ``train_rows`` rows train): a per-unit
+    detector through the product and the harness's per-file fit of the same method."""
+    from models.datasets.skab import SkabExperiment, read_skab_csv
+    from models.evaluate.skab import Variant, run_variant
+
+    product, _ = product_rows([unit], label, scope="unit", params_override=params_override, train_rows=train_rows, suffix=f"{suffix}-af")
+    sensors, anomaly = read_skab_csv(unit.path)
+    method, params = METHODS[label]
+    harness = run_variant(Variant(f"harness {label} anomaly-free", method, False, {**params, **params_override}),
+                          [SkabExperiment("anomaly-free", sensors, anomaly)], _log)
+    return [{**product, "path": "product"}, {**harness, "label": label, "scope": "unit", "path": "harness"}]
 
 
 def product_rows(units: list[Unit], label: str, *, scope: str, params_override: dict, train_rows: int, suffix: str = "") -> tuple[dict, dict]:
@@ -348,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path, default=None, help="folder for the fresh database (default a temporary folder)")
     parser.add_argument("--json", type=Path, default=None, help="write the rows as JSON here")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--anomaly-free", action="store_true",
+                        help="also the anomaly-free recording (another operating point): false alarms of per-unit detectors")
     parser.add_argument("--protocol", action="store_true",
                         help="choose quantile and margin on one half of the files, report on the other half through the product, swap")
     parser.add_argument("--far-target", type=float, default=10.0, help="false-alarm rate (%%) the protocol's choice aims at (default 10)")
@@ -362,9 +391,10 @@ def main(argv: list[str] | None = None) -> int:
     from models.datasets.skab import TRAIN_ROWS
 
     units = load_units(args.data, args.files)
-    create_site(units)
+    free = anomaly_free_unit(args.data) if args.anomaly_free else None
+    create_site(units + ([free] if free else []))
     clock = time.perf_counter()
-    ingested = [ingest(unit) for unit in units]
+    ingested = [ingest(unit) for unit in units + ([free] if free else [])]
     _log(f"ingested {len(units)} files through the historian-file job: {sum(i['accepted'] for i in ingested)} readings, "
          f"{sum(i['rejected'] for i in ingested)} rejected ({time.perf_counter() - clock:.0f} s)")
     if args.protocol:
@@ -389,6 +419,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"SKAB valve1, {len(units)} files, first {TRAIN_ROWS} rows of each for training, the rest scored point-wise")
     for line in format_rows(rows):
         print(line)
+    if free is not None:
+        free_rows = [row for label in args.methods for row in anomaly_free_rows(free, label, params_override=args.params, train_rows=TRAIN_ROWS)]
+        print(f"anomaly-free recording ({len(free.times) - TRAIN_ROWS} scored points, all normal): share of points in alarm")
+        for row in free_rows:
+            print(f"{row['label']:<12} {row['scope']:<6} {row['path']:<8} FAR {row['far_percent']:6.2f} %")
+        rows += [{**row, "file": "anomaly-free"} for row in free_rows]
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"files": [u.name for u in units], "rows": rows}, indent=2, default=str))
