@@ -82,23 +82,28 @@ def run_variant(variant: Variant, experiments: list[SkabExperiment], log: Callab
     total = DetectionCounts(0, 0, 0, 0)
     fit_seconds = score_seconds = 0.0
     trainable = 0
-    shared = None
+    fleet = None
     if variant.pooled:
+        from models.fleet import fit_fleet
+
+        # One model on every file's training part, recalibrated per file: a fleet detector
+        # (the product trains fleet-scope detectors through this same function).
         t0 = time.perf_counter()
-        shared = AnomalyDetector(variant.method, **variant.params).fit(
-            [e.train for e in experiments],
+        fleet = fit_fleet(
+            variant.method, variant.params, {e.name: e.train for e in experiments},
             on_epoch=lambda p: log(
                 f"  {variant.label}: epoch {p.epoch}/{p.epochs} loss {p.loss:.4f} "
                 f"elapsed {p.elapsed_s:.0f}s eta {p.eta_s:.0f}s"
             ),
         )
         fit_seconds += time.perf_counter() - t0
-        trainable = shared.trainable_parameters()
+        trainable = fleet.shared.trainable_parameters()
+    shared = fleet.shared if fleet is not None else None
     per_file = {}
     for experiment in experiments:
         t0 = time.perf_counter()
         detector = (
-            shared.recalibrate(experiment.train) if shared is not None
+            fleet.units[experiment.name] if fleet is not None
             else AnomalyDetector(variant.method, **variant.params).fit(experiment.train)
         )
         t1 = time.perf_counter()

@@ -32,7 +32,7 @@ class DetectorConfigViewSet(viewsets.ModelViewSet):
         try:
             job = training.start_training(
                 config=config, train_start=body.validated_data["start"], train_end=body.validated_data["end"],
-                activate=body.validated_data["activate"], user=request.user,
+                activate=body.validated_data["activate"], user=request.user, member_ranges=body.validated_data["member_ranges"],
             )
         except training.TrainingError as exc:
             raise ValidationError(str(exc)) from None

@@ -22,6 +22,11 @@ class Queue(models.TextChoices):
     GPU = "gpu"
 
 
+class DetectorScope(models.TextChoices):
+    UNIT = "unit", "Trained on this equipment's history only"
+    FLEET = "fleet", "Trained on the pooled history of its fleet, calibrated on this equipment"
+
+
 class DetectorConfig(models.Model):
     equipment = models.ForeignKey(Equipment, on_delete=models.CASCADE, related_name="detectors")
     name = models.SlugField(max_length=64, help_text="Unique per equipment; alarms come from 'detector:<name>'.")
@@ -40,6 +45,14 @@ class DetectorConfig(models.Model):
     on_delay_s = models.FloatField(default=0.0)
     off_delay_s = models.FloatField(default=0.0)
     queue = models.CharField(max_length=8, choices=Queue.choices, default=Queue.CPU, help_text="Celery queue for training.")
+    scope = models.CharField(
+        max_length=8, choices=DetectorScope.choices, default=DetectorScope.UNIT,
+        help_text="'fleet': one model on the pooled history of every member of the fleet, with this unit's own normalisation and threshold.",
+    )
+    fleet_group = models.SlugField(
+        max_length=64, blank=True,
+        help_text="Fleet detectors with the same group train together; empty: the fleet detectors of this name on equipment of the same type.",
+    )
     enabled = models.BooleanField(default=True)
     # Scoring cursor: the last grid step scored. Advanced with a conditional update, so two
     # workers scoring the same detector cannot both store the same steps.
@@ -106,6 +119,10 @@ class TrainingJob(models.Model):
     train_start = models.DateTimeField()
     train_end = models.DateTimeField()
     activate = models.BooleanField(default=True, help_text="Make the new version active when training succeeds.")
+    member_ranges = models.JSONField(
+        default=dict, blank=True,
+        help_text="Fleet training: equipment tag -> [start, end] (ISO) of that member's training history; others use train_start/train_end.",
+    )
     percent = models.FloatField(default=0.0)
     epoch = models.PositiveIntegerField(null=True, blank=True)
     epochs = models.PositiveIntegerField(null=True, blank=True)

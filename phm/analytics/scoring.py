@@ -42,9 +42,32 @@ def loaded_detector(version: ModelVersion):
 
         if len(_LOADED) >= _MAX_LOADED:
             _LOADED.pop(next(iter(_LOADED)))
-        detector = AnomalyDetector.load(Path(key[0]))
+        detector = AnomalyDetector.load(Path(key[0]), backbone=shared_backbone(version.method, version.params))
         _LOADED[key] = detector
     return detector
+
+
+_BACKBONES: dict[tuple, object] = {}  # backbone settings -> loaded frozen language model, per process
+
+
+def shared_backbone(method: str, params: dict):
+    """One loaded language model per backbone setting for every ``reprogram`` detector of this
+    process (a fleet of 16 members would otherwise hold 16 copies); it is frozen, so sharing it
+    changes no score. None for other methods (the detector loads what it needs)."""
+    if method != "reprogram":
+        return None
+    from models.detectors import DetectorParams
+
+    p = DetectorParams.for_method(method, **params)
+    if p.llm == "none":
+        return None
+    key = (p.backbone_source, p.num_layers, p.device, p.quantization, p.llm, p.seed if p.llm == "random" else None)
+    if key not in _BACKBONES:
+        from models.backbone import load_backbone
+
+        _BACKBONES[key] = load_backbone(p.backbone_source, device=p.device, num_layers=p.num_layers, random_init=p.llm == "random",
+                                        seed=p.seed, quantization=p.quantization)
+    return _BACKBONES[key]
 
 
 @dataclass(slots=True)

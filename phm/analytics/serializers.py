@@ -28,7 +28,7 @@ class DetectorConfigSerializer(serializers.ModelSerializer):
         fields = [
             "id", "equipment", "name", "method", "params", "sensors", "stride_s", "window_s", "scoring_interval_s", "max_chunk_steps",
             "threshold_kind", "threshold_value", "threshold_quantile", "threshold_margin", "deadband", "on_delay_s", "off_delay_s",
-            "queue", "enabled", "scored_until", "active_version", "created_at", "updated_at",
+            "queue", "scope", "fleet_group", "enabled", "scored_until", "active_version", "created_at", "updated_at",
         ]
         read_only_fields = ["id", "scored_until", "active_version", "created_at", "updated_at"]
 
@@ -89,7 +89,7 @@ class TrainingJobSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = TrainingJob
-        fields = ["id", "detector", "status", "queue", "train_start", "train_end", "activate", "stage", "percent", "epoch", "epochs",
+        fields = ["id", "detector", "status", "queue", "train_start", "train_end", "member_ranges", "activate", "stage", "percent", "epoch", "epochs",
                   "loss", "eta_s", "error", "version", "created_at", "started_at", "finished_at", "progress"]
         read_only_fields = fields
 
@@ -98,10 +98,18 @@ class TrainRequestSerializer(serializers.Serializer):
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
     activate = serializers.BooleanField(default=True)
+    member_ranges = serializers.DictField(
+        child=serializers.ListField(child=serializers.DateTimeField(), min_length=2, max_length=2), required=False, default=dict,
+        help_text="Fleet detectors: equipment tag -> [start, end] of that member's training history (others use start/end).",
+    )
 
     def validate(self, attrs):
         if attrs["end"] <= attrs["start"]:
             raise serializers.ValidationError({"end": "must be after start"})
+        for tag, (start, end) in attrs.get("member_ranges", {}).items():
+            if end <= start:
+                raise serializers.ValidationError({"member_ranges": f"{tag}: end must be after start"})
+        attrs["member_ranges"] = {tag: [start.isoformat(), end.isoformat()] for tag, (start, end) in attrs.get("member_ranges", {}).items()}
         return attrs
 
 

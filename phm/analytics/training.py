@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from phm.analytics.models import DetectorConfig, JobStatus, ModelVersion, ThresholdKind, TrainingJob, TrainingProgress
+from phm.analytics.models import DetectorConfig, DetectorScope, JobStatus, ModelVersion, ThresholdKind, TrainingJob, TrainingProgress
 from phm.telemetry.models import FaultInjection
 from phm.telemetry.selectors import readings_frame
 from phm.redaction import job_error
@@ -37,7 +37,8 @@ def artifacts_root() -> Path:
 
 
 def start_training(
-    *, config: DetectorConfig, train_start: datetime, train_end: datetime, activate: bool = True, user=None
+    *, config: DetectorConfig, train_start: datetime, train_end: datetime, activate: bool = True, user=None,
+    member_ranges: dict | None = None,
 ) -> TrainingJob:
     """Create a queued job and send it to the config's queue once the transaction commits."""
     if train_end <= train_start:
@@ -46,7 +47,8 @@ def start_training(
         raise TrainingError(f"detector {config} has no sensors")
     with transaction.atomic():
         job = TrainingJob.objects.create(
-            config=config, queue=config.queue, train_start=train_start, train_end=train_end, activate=activate, created_by=user, stage="queued"
+            config=config, queue=config.queue, train_start=train_start, train_end=train_end, activate=activate, created_by=user, stage="queued",
+            member_ranges=member_ranges or {},
         )
         TrainingProgress.objects.create(job=job, stage="queued", percent=0.0)
         transaction.on_commit(lambda: _enqueue(job))
@@ -74,7 +76,7 @@ def grid_frame(*, config: DetectorConfig, start: datetime, end: datetime, sensor
     return grid.dropna(how="all").ffill().dropna()
 
 
-def _healthy_frames(config: DetectorConfig, frame: pd.DataFrame, start: datetime, end: datetime) -> tuple[list[pd.DataFrame], int]:
+def healthy_frames(config: DetectorConfig, frame: pd.DataFrame, start: datetime, end: datetime) -> tuple[list[pd.DataFrame], int]:
     """Split the training frame around injected-fault periods, which must not be learnt as normal."""
     faults = list(FaultInjection.objects.filter(equipment=config.equipment, start__lt=end, end__gt=start).order_by("start"))
     if not faults:
@@ -131,11 +133,15 @@ def _train(job: TrainingJob, progress: _Progress) -> ModelVersion:
     from models.detectors import AnomalyDetector
 
     config = job.config
+    if config.scope == DetectorScope.FLEET:
+        from phm.analytics.fleet import train_fleet
+
+        return train_fleet(job=job, progress=progress)
     progress.report(stage="loading data", percent=5)
     frame = grid_frame(config=config, start=job.train_start, end=job.train_end)
     if len(frame) < MIN_TRAINING_STEPS:
         raise TrainingError(f"only {len(frame)} steps of {config.stride_s:g} s between {job.train_start.isoformat()} and {job.train_end.isoformat()}; need {MIN_TRAINING_STEPS}")
-    frames, excluded = _healthy_frames(config, frame, job.train_start, job.train_end)
+    frames, excluded = healthy_frames(config, frame, job.train_start, job.train_end)
     if not frames:
         raise TrainingError("no fault-free stretch of training data is long enough")
     progress.report(stage="fitting", percent=20)
@@ -144,7 +150,18 @@ def _train(job: TrainingJob, progress: _Progress) -> ModelVersion:
     fit_seconds = time.perf_counter() - clock
     progress.report(stage="evaluating", percent=85)
     train_scores = np.concatenate([detector.score(f).to_numpy() for f in frames])
-    threshold = _threshold(config, train_scores)
+    threshold = threshold_for(config, train_scores)
+    metrics = training_metrics(config=config, detector=detector, frames=frames, train_scores=train_scores, threshold=threshold, fit_seconds=fit_seconds)
+    progress.report(stage="saving", percent=95)
+    version = save_version(config=config, detector=detector, metrics=metrics, threshold=threshold, train_start=job.train_start,
+                           train_end=job.train_end, excluded=excluded, activate=job.activate)
+    progress.report(stage="done", percent=100)
+    return version
+
+
+def training_metrics(*, config: DetectorConfig, detector, frames: list[pd.DataFrame], train_scores: np.ndarray, threshold: float,
+                     fit_seconds: float) -> dict:
+    """What a version records about its training data and fit."""
     metrics = {
         "fit_seconds": round(fit_seconds, 3),
         "train_steps": int(sum(len(f) for f in frames)),
@@ -154,11 +171,17 @@ def _train(job: TrainingJob, progress: _Progress) -> ModelVersion:
         "train_score_max": float(np.nanmax(train_scores)),
         "train_fraction_above_threshold": float(np.mean(train_scores >= threshold)),
         "threshold_kind": config.threshold_kind,
+        "scope": config.scope,
     }
     if detector.history is not None and detector.history.epochs:
         metrics["final_loss"] = float(detector.history.final_loss)
         metrics["epochs"] = len(detector.history.epochs)
-    progress.report(stage="saving", percent=95)
+    return metrics
+
+
+def save_version(*, config: DetectorConfig, detector, metrics: dict, threshold: float, train_start: datetime, train_end: datetime,
+                 excluded: int, activate: bool) -> ModelVersion:
+    """Write the detector's artifact and its next version row (activated when asked)."""
     with transaction.atomic():
         # Lock the config so two jobs finishing at once take distinct version numbers.
         DetectorConfig.objects.select_for_update().filter(pk=config.pk).first()
@@ -170,15 +193,14 @@ def _train(job: TrainingJob, progress: _Progress) -> ModelVersion:
         detector.save(folder)
         version = ModelVersion.objects.create(
             config=config, version=number, method=config.method, params=config.params, artifact=str(relative), threshold=threshold,
-            metrics=metrics, train_start=job.train_start, train_end=job.train_end, train_rows=metrics["train_steps"], excluded_faults=excluded,
+            metrics=metrics, train_start=train_start, train_end=train_end, train_rows=metrics["train_steps"], excluded_faults=excluded,
         )
-        if job.activate:
+        if activate:
             activate_version(version=version)
-    progress.report(stage="done", percent=100)
     return version
 
 
-def _threshold(config: DetectorConfig, train_scores: np.ndarray) -> float:
+def threshold_for(config: DetectorConfig, train_scores: np.ndarray) -> float:
     if config.threshold_kind == ThresholdKind.FIXED:
         if config.threshold_value is None:
             raise TrainingError("threshold_kind 'fixed' needs threshold_value")

@@ -41,6 +41,7 @@ PAGE_RULES: dict[str, tuple[str, str]] = {
     "dashboard:models": (ENGINEER, ENGINEER),
     "dashboard:jobs-rows": (ENGINEER, ENGINEER),
     "dashboard:detector-action": (ENGINEER, ENGINEER),
+    "dashboard:detector-create": (ENGINEER, ENGINEER),
     "dashboard:connectors": (ENGINEER, ENGINEER),
     "alarms:list": (OPERATOR, OPERATOR),
     "alarms:detail": (OPERATOR, OPERATOR),

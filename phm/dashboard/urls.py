@@ -13,6 +13,7 @@ urlpatterns = [
     path("chat/", views.chat, name="chat"),
     path("models/", views.models_page, name="models"),
     path("models/jobs/", views.training_jobs_rows, name="jobs-rows"),
+    path("models/new/", views.detector_create, name="detector-create"),
     path("models/<int:pk>/<str:action>/", views.detector_action, name="detector-action"),
     path("connectors/", views.connectors_page, name="connectors"),
     path(f"{settings.MEDIA_URL.strip('/')}/<path:path>", views.media_file, name="media"),

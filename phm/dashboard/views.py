@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_POST
 from phm.alarms import selectors as alarm_selectors
 from phm.alarms.models import OPEN_STATES, Alarm, AlarmState, SeverityBand
 from phm.analytics import training
-from phm.analytics.models import DetectorConfig, ModelVersion, TrainingJob
+from phm.analytics.models import DetectorConfig, DetectorScope, ModelVersion, TrainingJob
 from phm.assets.models import Area, Equipment, Site
 from phm.dashboard import selectors
 from phm.dashboard.roles import ENGINEER, OPERATOR, has_role, role_required
@@ -193,7 +193,39 @@ def models_page(request: HttpRequest) -> HttpResponse:
                  .prefetch_related(Prefetch("versions", queryset=ModelVersion.objects.order_by("-version")))
                  .order_by("equipment__tag", "name"))
     jobs = TrainingJob.objects.select_related("config__equipment").order_by("-created_at")[:30]
-    return render(request, "dashboard/models.html", {"detectors": detectors, "jobs": jobs})
+    from models.detectors import METHODS
+
+    return render(request, "dashboard/models.html", {
+        "detectors": detectors, "jobs": jobs, "equipment": Equipment.objects.order_by("tag"), "methods": METHODS,
+        "scopes": DetectorScope.choices,
+    })
+
+
+@role_required(ENGINEER)
+@require_POST
+def detector_create(request: HttpRequest) -> HttpResponse:
+    """Create a detector on every enabled sensor of the chosen equipment, validated by the API's
+    serializer (same rules, same errors); per unit or fleet scope."""
+    from phm.analytics.serializers import DetectorConfigSerializer
+
+    tag = request.POST.get("equipment", "")
+    equipment = Equipment.objects.filter(tag=tag).first()
+    if equipment is None:
+        messages.error(request, f"unknown equipment {tag!r}")
+        return redirect("dashboard:models")
+    data = {
+        "equipment": tag, "name": request.POST.get("name", ""), "method": request.POST.get("method", ""),
+        "scope": request.POST.get("scope", DetectorScope.UNIT), "fleet_group": request.POST.get("fleet_group", ""),
+        "sensors": list(equipment.sensors.filter(enabled=True).order_by("tag").values_list("tag", flat=True)), "params": {},
+    }
+    serializer = DetectorConfigSerializer(data=data)
+    if serializer.is_valid():
+        config = serializer.save()
+        messages.success(request, f"{tag}/{config.name}: created ({config.method}, {config.scope}); train it below")
+    else:
+        problems = "; ".join(f"{field}: {' '.join(str(e) for e in errors)}" for field, errors in serializer.errors.items())
+        messages.error(request, f"{tag}: {problems}")
+    return redirect("dashboard:models")
 
 
 @role_required(ENGINEER)

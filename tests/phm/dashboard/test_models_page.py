@@ -53,3 +53,28 @@ def test_operator_cannot_roll_back(client, operator_user, plant):
     client.force_login(operator_user)
     assert client.post(f"/models/{config.pk}/rollback/").status_code == 403
     assert ModelVersion.objects.get(config=config, is_active=True).version == 2
+
+
+def test_create_a_fleet_detector_from_the_page(client, engineer_user, plant):
+    pump, sensors = plant
+    client.force_login(engineer_user)
+    page = client.get("/models/").content.decode()
+    assert 'name="scope"' in page and '<option value="fleet"' in page
+    page = client.post("/models/new/", {"equipment": "P-101", "name": "pca-fleet", "method": "pca", "scope": "fleet",
+                                        "fleet_group": "feed-pumps"}, follow=True).content.decode()
+    config = DetectorConfig.objects.get(equipment=pump, name="pca-fleet")
+    assert (config.scope, config.fleet_group) == ("fleet", "feed-pumps")
+    assert sorted(config.sensors.values_list("tag", flat=True)) == sorted(s.tag for s in sensors.values())
+    assert "fleet feed-pumps" in page
+
+
+def test_create_from_the_page_reports_the_api_validation_error(client, engineer_user, plant):
+    client.force_login(engineer_user)
+    page = client.post("/models/new/", {"equipment": "P-101", "name": "x", "method": "nope", "scope": "unit"}, follow=True).content.decode()
+    assert "unknown method" in page and not DetectorConfig.objects.filter(name="x").exists()
+
+
+def test_operator_cannot_create_a_detector(client, operator_user, plant):
+    client.force_login(operator_user)
+    assert client.post("/models/new/", {"equipment": "P-101", "name": "x", "method": "pca"}).status_code == 403
+    assert not DetectorConfig.objects.exists()

@@ -68,6 +68,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "dashboard:models": PAGE("engineer", "engineer"),
     "dashboard:jobs-rows": PAGE("engineer", "engineer"),
     "dashboard:detector-action": PAGE("engineer", "engineer"),
+    "dashboard:detector-create": PAGE("engineer", "engineer"),
     "dashboard:connectors": PAGE("engineer", "engineer"),
     "analytics:diagnosis-feedback": PAGE("engineer", "engineer"),
     "assistant:documents": PAGE("engineer", "engineer"),
