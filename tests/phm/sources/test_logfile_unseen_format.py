@@ -92,10 +92,11 @@ def test_after_a_restart_the_connector_continues_with_the_same_template_ids(plan
     assert set(LogEvent.objects.filter(level="ERROR").values_list("template_id", flat=True)) == {"wevt-p101:3"}
 
 
-def test_templates_merged_by_the_miner_count_as_one_on_the_equipment_page(client, plant, api_user, tmp_path):
+def test_templates_merged_by_the_miner_count_as_one_on_the_equipment_page(client, plant, api_user, tmp_path, settings):
     from phm.telemetry.models import LogEvent
 
     now = timezone.now().replace(microsecond=0)
+    settings.PHM_CONNECTOR_ROOTS = [str(tmp_path)]  # the plant's log folder, allowed explicitly
     path = tmp_path / "pumpd.log"
     words = ["startup", "shutdown", "startup", "restart", "shutdown"]
     path.write_text("".join(f"{(now - timedelta(minutes=9 - i)).isoformat()} INFO service pump {w} succeeded\n" for i, w in enumerate(words)))
@@ -114,6 +115,7 @@ def test_the_supervisor_builds_log_connectors_that_keep_their_miner_state_in_the
     from phm.sources.services import build_supervisor
 
     settings.DATA_ROOT = str(tmp_path)
+    settings.PHM_CONNECTOR_ROOTS = [str(tmp_path)]  # the plant's log folder, allowed explicitly
     path = tmp_path / "PumpControl.txt"
     path.write_text(event_viewer_export(timezone.now().replace(microsecond=0)))
     definition = ConnectorDefinition.objects.create(name="wevt", kind="logfile", config={"path": str(path), "source": "P-101"})
