@@ -14,6 +14,7 @@ from __future__ import annotations
 import codecs
 import re
 
+
 from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
@@ -21,6 +22,22 @@ from rest_framework.settings import api_settings
 from rest_framework.utils import json  # DRF's wrapper: strict_constant refuses NaN / Infinity
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_CONTAINERS = (dict, list)
+
+
+def too_deep(data: object, max_depth: int) -> bool:
+    """Whether parsed JSON nests deeper than ``max_depth``: level by level over containers only
+    (scalars are skipped by one type test each), iterative so it cannot run out of stack."""
+    level, depth = [data], 1
+    while level:
+        if depth > max_depth:
+            return True
+        deeper: list = []
+        for node in level:
+            values = node.values() if type(node) is dict else node if type(node) is list else ()
+            deeper += [value for value in values if type(value) in _CONTAINERS]
+        level, depth = deeper, depth + 1
+    return False
 
 
 def _lone_surrogate_at(text: str) -> int | None:
@@ -57,12 +74,16 @@ def check_tree(data: object, *, max_depth: int, strings: bool) -> None:
 class SafeJSONParser(JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
+        limit = settings.PHM_API_MAX_JSON_DEPTH
         try:
             text = codecs.getreader(encoding)(stream).read()
             data = json.loads(text, parse_constant=json.strict_constant if api_settings.STRICT_JSON else None)
         except RecursionError:
-            raise ParseError(f"JSON nests too deeply (more than {settings.PHM_API_MAX_JSON_DEPTH} levels are refused)") from None
+            raise ParseError(f"JSON nests too deeply (more than {limit} levels are refused)") from None
         except ValueError as exc:  # includes UnicodeDecodeError and JSONDecodeError
             raise ParseError(f"JSON parse error - {exc}") from None
-        check_tree(data, max_depth=settings.PHM_API_MAX_JSON_DEPTH, strings=_SURROGATE_ESCAPE.search(text) is not None)
+        if too_deep(data, limit):
+            raise ParseError(f"JSON nests deeper than {limit} levels (PHM_API_MAX_JSON_DEPTH)")
+        if _SURROGATE_ESCAPE.search(text):
+            check_tree(data, max_depth=limit, strings=True)
         return data

@@ -93,10 +93,10 @@ def test_after_a_restart_the_connector_continues_with_the_same_template_ids(plan
 
 
 def test_templates_merged_by_the_miner_count_as_one_on_the_equipment_page(client, plant, api_user, tmp_path, settings):
-    settings.PHM_CONNECTOR_ROOTS = [str(tmp_path)]
     from phm.telemetry.models import LogEvent, LogTemplate
 
     now = timezone.now().replace(microsecond=0)
+    settings.PHM_CONNECTOR_ROOTS = [str(tmp_path)]  # the plant's log folder, allowed explicitly
     path = tmp_path / "pumpd.log"
     words = ["startup", "shutdown", "startup", "restart", "shutdown"]
     path.write_text("".join(f"{(now - timedelta(minutes=9 - i)).isoformat()} INFO service pump {w} succeeded\n" for i, w in enumerate(words)))
