@@ -19,10 +19,13 @@ import requests
 def _short(response: requests.Response) -> str:
     try:
         body = response.json()
-        text = json.dumps(body.get("error", body) if isinstance(body, dict) else body)
+        if isinstance(body, dict) and "error" in body:
+            text = json.dumps(body["error"]) + (f" {json.dumps(body['detail'])}" if "detail" in body else "")
+        else:
+            text = json.dumps(body)
     except ValueError:
         text = response.text.replace("\n", " ")
-    return text[:150]
+    return text[:260]
 
 
 def main() -> None:
@@ -54,7 +57,7 @@ def main() -> None:
         "http://127.0.0.1:6379/", "http://169.254.169.254/latest/meta-data/", "http://[::1]:8000/",
         "http://localhost:8123/admin/", "http://0.0.0.0:6379/", "http://[::ffff:127.0.0.1]/", "http://10.20.1.5/scada",
     ):
-        call(f"webhook to {url}", 2, "POST", "/webhooks/", args.token, {"url": url, "events": ["alarm"]})
+        call(f"webhook to {url}", 2, "POST", "/webhooks/", args.token, {"url": url, "events": ["alarm.raised"]})
     hooks = requests.get(api + "/webhooks/", headers={"Authorization": f"Token {args.token}"}, timeout=30).json()
     first = (hooks.get("results") or [None])[0] if isinstance(hooks, dict) else None
     if first:
@@ -62,7 +65,7 @@ def main() -> None:
         call(f"engineer reads deliveries of webhook {first['id']}", 2, "GET", f"/webhooks/{first['id']}/deliveries", args.token)
     # 3. a user in no role group
     call("no-group user creates a site", 3, "POST", "/sites/", args.nogroup_token, {"name": "probe-site"})
-    call("no-group user creates a webhook", 3, "POST", "/webhooks/", args.nogroup_token, {"url": "https://93.184.216.34/h", "events": ["alarm"]})
+    call("no-group user creates a webhook", 3, "POST", "/webhooks/", args.nogroup_token, {"url": "https://93.184.216.34/h", "events": ["alarm.raised"]})
     call("no-group user reads sensors", 3, "GET", "/sensors/", args.nogroup_token)
     call("operator creates a site", 3, "POST", "/sites/", args.operator_token, {"name": "probe-site"})
     # 4. secrets are write-only
