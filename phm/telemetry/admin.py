@@ -82,6 +82,7 @@ class FileIngestJobUploadForm(forms.ModelForm):
         upload = self.cleaned_data["file"]
         try:
             check_upload_size(kind="historian", name=upload.name, size=upload.size)
+            jobs.check_upload_decoded_size(upload)
         except UploadTooLarge as exc:
             raise forms.ValidationError(str(exc)) from exc
         return upload

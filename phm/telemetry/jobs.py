@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 def create_file_job(*, uploaded_file, spec: dict, user=None, job: FileIngestJob | None = None) -> FileIngestJob:
     """Store the upload and a queued job (``job``: an unsaved instance to fill, as the admin
     passes); the caller enqueues ``ingest_file_job``."""
-    from connectors.files import FileFormatError, FileTooLarge, check_decoded_size
 
     file_spec(spec)  # fail now, on the request, if the spec is invalid
     name = Path(uploaded_file.name).name
@@ -31,16 +30,45 @@ def create_file_job(*, uploaded_file, spec: dict, user=None, job: FileIngestJob 
     job.original_name, job.spec, job.created_by = name[:255], spec, user
     job.file.save(name, uploaded_file, save=False)
     try:
-        # From the headers only: a small .npz can declare gigabytes of arrays.
-        check_decoded_size(job.file.path, settings.PHM_UPLOAD_MAX_DECODED_BYTES)
-    except FileTooLarge as exc:
+        check_stored_decoded_size(name, job.file.path)
+    except UploadTooLarge:
         job.file.delete(save=False)
-        raise UploadTooLarge(f"{name}: {exc.args[0].split(' (file ')[0]} (PHM_UPLOAD_MAX_DECODED_BYTES)") from None
-    except FileFormatError:
-        pass  # unreadable: the worker reports it on the job row, as for any other format error
+        raise
     job.bytes_total = job.file.size
     job.save()
     return job
+
+
+def check_stored_decoded_size(name: str, path: str | Path) -> None:
+    """UploadTooLarge when the file's data decodes past ``PHM_UPLOAD_MAX_DECODED_BYTES``, read from
+    its headers only (a small .npz can declare gigabytes of arrays); an unreadable file passes:
+    the worker reports it on the job row, as for any other format error."""
+    from connectors.files import FileFormatError, FileTooLarge, check_decoded_size
+
+    try:
+        check_decoded_size(path, settings.PHM_UPLOAD_MAX_DECODED_BYTES)
+    except FileTooLarge as exc:
+        raise UploadTooLarge(f"{name}: {exc.args[0].split(' (file ')[0]} (PHM_UPLOAD_MAX_DECODED_BYTES)") from None
+    except FileFormatError:
+        pass
+
+
+def check_upload_decoded_size(uploaded_file) -> None:
+    """:func:`check_stored_decoded_size` for an upload not stored yet (the admin form checks it
+    before anything is saved): Django keeps large uploads in a temporary file with the upload's
+    extension; a small one is copied to one."""
+    import tempfile
+
+    name = Path(uploaded_file.name).name
+    if hasattr(uploaded_file, "temporary_file_path"):
+        check_stored_decoded_size(name, uploaded_file.temporary_file_path())
+        return
+    with tempfile.NamedTemporaryFile(suffix=Path(name).suffix) as copy:
+        for chunk in uploaded_file.chunks():
+            copy.write(chunk)
+        copy.flush()
+        check_stored_decoded_size(name, copy.name)
+    uploaded_file.seek(0)
 
 
 def enqueue_file_job(job: FileIngestJob) -> None:

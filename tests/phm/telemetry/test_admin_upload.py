@@ -45,3 +45,24 @@ def test_admin_upload_with_an_invalid_spec_is_refused_and_stores_nothing(admin_c
     assert response.status_code == 200
     assert "invalid spec" in response.content.decode()
     assert not FileIngestJob.objects.exists()
+
+
+def test_admin_upload_of_an_archive_that_decodes_past_the_limit_is_a_form_error(admin_client, plant, settings):
+    # Issue 19, finding 6: a small .npz can declare hundreds of MB of arrays. The API answers 413;
+    # the admin form must say so too (it used to end in a server error page).
+    import io
+
+    import numpy as np
+
+    settings.PHM_UPLOAD_MAX_DECODED_BYTES = 100_000
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **{"P-101.VIB": np.zeros(50_000)}, timestamp=np.zeros(50_000, dtype="int64"))
+    assert len(buffer.getvalue()) < 10_000  # small on the wire, 800 KB decoded
+    response = admin_client.post(
+        "/admin/telemetry/fileingestjob/add/",
+        {"file": SimpleUploadedFile("bomb.npz", buffer.getvalue(), "application/octet-stream"), "spec": '{"layout": "wide"}'},
+    )
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "PHM_UPLOAD_MAX_DECODED_BYTES" in text and "bomb.npz" in text
+    assert not FileIngestJob.objects.exists()
