@@ -134,6 +134,7 @@ def simulate_alarm_incidents(
     onset_cuts: int = 2,
     onset_min: tuple[float, float] = (2.0, 90.0),
     search_min: float = 120.0,
+    default_sensor_share: float = 0.5,
     max_tries: int = 4,
     stats: OnsetStats | None = None,
 ) -> list[Incident]:
@@ -143,7 +144,9 @@ def simulate_alarm_incidents(
     Each simulated fault gives up to ``len(offsets_min) + 1 + onset_cuts`` incidents (a cut past
     the simulated span is dropped), so ``per_class`` counts incidents, not faults. Fault size is drawn from
     ``severity``, its ramp from ``duration_min`` (log-uniform: the simulator ramps over 60 % of a
-    fault), so slow, weak faults that alarm late are in. ``stats`` collects what was met.
+    fault), so slow, weak faults that alarm late are in. ``default_sensor_share`` of the sensor
+    faults hit the unit's usual sensor for that fault, the rest a random one. ``stats`` collects
+    what was met.
     """
     taxonomy = taxonomy or DEFAULT_TAXONOMY
     types = equipment_types or list(taxonomy)
@@ -166,9 +169,9 @@ def simulate_alarm_incidents(
                 cuts = simulate_onset_incident(
                     plant, unit.tag, label, seed=int(rng.integers(2**31)), detector=fitted[unit.tag], image_size=image_size,
                     severity=severity, duration_min=duration_min, offsets_min=offsets_min, late_offset_max_min=late_offset_max_min,
-                    onset_cuts=onset_cuts, onset_min=onset_min, search_min=search_min, stats=stats,
+                    onset_cuts=onset_cuts, onset_min=onset_min, search_min=search_min, default_sensor_share=default_sensor_share, stats=stats,
                 )
-                cuts = cuts[: max(per_class - made, 0)] if len(cuts) > per_class - made else cuts
+                cuts = cuts[: per_class - made]
                 if missing_rate > 0:
                     cuts = [drop_modalities(c, missing_rate, rng) for c in cuts]
                 incidents.extend(cuts)

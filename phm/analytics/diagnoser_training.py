@@ -136,6 +136,9 @@ def run_job(*, job_id: int, options: TrainingOptions | None = None) -> Diagnoser
 #: How the demo's training incidents are cut: ``onset`` where the configured detector raises on
 #: them and later (:mod:`models.diagnosis.onset`), ``fixed`` 45-90 min into the fault (the old way).
 ALARM_AT = ("onset", "fixed")
+#: Incidents per class of the demo's onset training when PHM_DIAGNOSIS_DEMO names none: at 56 the
+#: 5/15/60-minute table read 18/18/19 of 21, at 72 21/18/20 (README, "Diagnosis at the alarm").
+DEMO_ONSET_PER_CLASS = 72
 
 
 def demo_alarm_detector():
@@ -158,6 +161,8 @@ def simulate_demo_incidents(demo: dict, *, stats=None) -> list:
 
     demo = dict(demo)
     alarm_at = demo.pop("alarm_at", "onset")
+    if alarm_at == "onset":
+        demo.setdefault("per_class", DEMO_ONSET_PER_CLASS)
     if alarm_at not in ALARM_AT:
         raise DiagnoserTrainingError(f"PHM_DIAGNOSIS_DEMO alarm_at must be one of {', '.join(ALARM_AT)}, got {alarm_at!r}")
     if alarm_at == "fixed":
@@ -169,7 +174,8 @@ def calibration_incidents(demo: dict) -> list:
     """Held-out incidents for temperature scaling: the same kind of simulation as the training
     set, another seed, a quarter of its size (at least 3 per class)."""
     demo = dict(demo)
-    per_class = max(3, int(demo.get("per_class", 20)) // 4)
+    default = DEMO_ONSET_PER_CLASS if demo.get("alarm_at", "onset") == "onset" else 20
+    per_class = max(3, int(demo.get("per_class", default)) // 4)
     return simulate_demo_incidents({**demo, "per_class": per_class, "seed": int(demo.get("seed", 0)) + 10_007})
 
 
