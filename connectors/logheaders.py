@@ -58,6 +58,7 @@ LEVEL_NAMES: dict[str, str] = {
     "EMERG": "CRITICAL",
     "EMERGENCY": "CRITICAL",
     "ALARM": "ALARM",
+    "FAULT": "ERROR",  # drives and PLCs: a tripped fault, not an alarm-limit crossing
 }
 SYSLOG_SEVERITY = ("CRITICAL", "CRITICAL", "CRITICAL", "ERROR", "WARNING", "INFO", "INFO", "DEBUG")
 LEVEL_SEARCH_TOKENS = 3
@@ -107,6 +108,15 @@ def _apache(match: re.Match, zone: tzinfo) -> datetime:
     return datetime.strptime(text, "%a %b %d %H:%M:%S %Y").replace(tzinfo=zone)
 
 
+def _day_month_year(match: re.Match, zone: tzinfo) -> datetime:
+    """``06-DEC-2026 12:23:21.698`` (drive and DCS exports, Oracle), ``06 Dec 2026 12:23:21,698``
+    (log4j's DATE layout)."""
+    day, month, year, clock = re.match(r"(\d{1,2})[- /]([A-Za-z]{3})[- /](\d{4})[ T:](.*)", match.group("ts")).groups()
+    clock, _, fraction = clock.replace(",", ".").partition(".")
+    ts = datetime.strptime(f"{day} {month.title()} {year} {clock}", "%d %b %Y %H:%M:%S")
+    return ts.replace(microsecond=int(fraction.ljust(6, "0")[:6]) if fraction else 0, tzinfo=zone)
+
+
 _COMPACT_PARTS = re.compile(
     r"^(?:(?P<y4>\d{4})(?P<m4>\d{2})(?P<d4>\d{2})|(?P<y2>\d{2})/?(?P<m2>\d{2})/?(?P<d2>\d{2}))[-T ]?"
     r"(?:(?P<H>\d{1,2}):(?P<M>\d{1,2}):(?P<S>\d{1,2})|(?P<H6>\d{2})(?P<M6>\d{2})(?P<S6>\d{2}))(?:[:.,](?P<f>\d{1,6}))?$"
@@ -149,6 +159,13 @@ STYLES: tuple[_Style, ...] = (
         "apache",
         re.compile(r"^\[(?P<ts>[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2}(?:\.\d+)? \d{4})\]" + _REST),
         _apache,
+    ),
+    _Style(
+        "day_month_year",
+        re.compile(
+            r"^\[?(?P<ts>\d{1,2}[- /](?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[- /]\d{4}[ T:]\d{2}:\d{2}:\d{2}(?:[.,]\d{1,6})?)\]?" + _REST
+        ),
+        _day_month_year,
     ),
     _Style(
         "compact",
@@ -219,11 +236,15 @@ class HeaderDetector:
             marked = token[:1] in "[<(" or core.isupper() or core.istitle()
             level = self.levels.get(core.upper()) if marked else None
             if level is not None:
-                # The message is what follows the level (a "[thread]" or " - " before it is dropped
-                # with the level only when it came after the timestamp, as log4j writes it).
+                # The message is what follows the level; a bracketed "[thread]" or a bare number (a
+                # process id, HDFS) before it is dropped with the level, a name kept: "DRV_03 FAULT
+                # ..." names the drive that tripped.
                 after = rest.split(None, index + 1)
-                message = after[index + 1] if len(after) > index + 1 else ""
-                return level, message.lstrip(" -|:") or rest
+                message = (after[index + 1] if len(after) > index + 1 else "").lstrip(" -|:")
+                kept = [t for t in after[:index] if t[:1] not in "[<(" and any(c.isalpha() for c in t)]
+                if kept:
+                    message = " ".join(kept) + (" " + message if message else "")
+                return level, message or rest
         return _pri_level(pri), rest
 
 

@@ -93,3 +93,18 @@ def test_digits_only_dates_with_short_fields(line, ts):
 def test_opc_server_logs(line, ts, level, message):
     header = HeaderDetector().detect(line)
     assert (header.ts, header.level, header.message) == (ts, level, message)
+
+
+@pytest.mark.parametrize(
+    ("line", "ts", "level", "message"),
+    [
+        # Drive / DCS exports (Oracle-style day-month-year) and log4j's DATE layout, met in the live
+        # check of issue 20 with a file nothing was configured for.
+        ("06-DEC-2026 12:23:21.698  DRV_03  FAULT  F0007 overcurrent 12.4 A on phase V", datetime(2026, 12, 6, 12, 23, 21, 698000, UTC), "ERROR", "DRV_03 F0007 overcurrent 12.4 A on phase V"),
+        ("06 Dec 2026 12:23:21,698 WARN  [opc] session revised", datetime(2026, 12, 6, 12, 23, 21, 698000, UTC), "WARNING", "[opc] session revised"),
+        ("6-Dec-2026 07:00:00 PLC_1 INFO heartbeat", datetime(2026, 12, 6, 7, 0, tzinfo=UTC), "INFO", "PLC_1 heartbeat"),
+    ],
+)
+def test_day_month_name_year_headers_are_found(line, ts, level, message):
+    header = HeaderDetector().detect(line)
+    assert (header.ts, header.level, header.message) == (ts, level, message)
