@@ -65,8 +65,11 @@ class OffsetStore(Protocol):
     def set(self, key: str, offset: LogOffset) -> None: ...
 
 
-class JsonOffsetStore:
-    """Offsets in one JSON file, replaced atomically on every write (write temp + rename)."""
+class _JsonFile:
+    """A dict of JSON values in one file, replaced atomically on every write (write temp +
+    rename), one writer at a time in this process: the offset and miner-state files below."""
+
+    what = "JSON file"
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -78,21 +81,33 @@ class JsonOffsetStore:
         try:
             return json.loads(self.path.read_text())
         except json.JSONDecodeError as exc:
-            raise ValueError(f"offset store {self.path} is not valid JSON: {exc}") from exc
+            raise ValueError(f"{self.what} {self.path} is not valid JSON: {exc}") from exc
 
-    def get(self, key: str) -> LogOffset | None:
+    def _get(self, key: str):
         with self._lock:
-            item = self._load().get(key)
-        return LogOffset(**item) if item else None
+            return self._load().get(key)
 
-    def set(self, key: str, offset: LogOffset) -> None:
+    def _set(self, key: str, value) -> None:
         with self._lock:
             data = self._load()
-            data[key] = asdict(offset)
+            data[key] = value
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(self.path.suffix + ".tmp")
             tmp.write_text(json.dumps(data, indent=1))
             os.replace(tmp, self.path)
+
+
+class JsonOffsetStore(_JsonFile):
+    """Offsets in one JSON file."""
+
+    what = "offset store"
+
+    def get(self, key: str) -> LogOffset | None:
+        item = self._get(key)
+        return LogOffset(**item) if item else None
+
+    def set(self, key: str, offset: LogOffset) -> None:
+        self._set(key, asdict(offset))
 
 
 class MemoryOffsetStore:
@@ -246,33 +261,16 @@ class MemoryMinerStateStore:
         self.states[key] = json.loads(json.dumps(state))
 
 
-class JsonMinerStateStore:
-    """One JSON file per store, replaced atomically on every write."""
+class JsonMinerStateStore(_JsonFile):
+    """Miner states in one JSON file."""
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self._lock = threading.Lock()
-
-    def _load(self) -> dict:
-        if not self.path.exists():
-            return {}
-        try:
-            return json.loads(self.path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"miner state file {self.path} is not valid JSON: {exc}") from exc
+    what = "miner state file"
 
     def get(self, key: str) -> dict | None:
-        with self._lock:
-            return self._load().get(key)
+        return self._get(key)
 
     def set(self, key: str, state: dict) -> None:
-        with self._lock:
-            data = self._load()
-            data[key] = state
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-            tmp.write_text(json.dumps(data))
-            os.replace(tmp, self.path)
+        self._set(key, state)
 
 
 def make_template_miner(settings: MinerSettings = MinerSettings()) -> TemplateMiner:

@@ -11,21 +11,9 @@ requests); every write it tries should be refused, and the one connector it crea
 from __future__ import annotations
 
 import argparse
-import json
 
 import requests
-
-
-def _short(response: requests.Response) -> str:
-    try:
-        body = response.json()
-        if isinstance(body, dict) and "error" in body:
-            text = json.dumps(body["error"]) + (f" {json.dumps(body['detail'])}" if "detail" in body else "")
-        else:
-            text = json.dumps(body)
-    except ValueError:
-        text = response.text.replace("\n", " ")
-    return text[:260]
+from probe_hostile_input import _short  # the same one-line answer (scripts/ is on sys.path)
 
 
 def main() -> None:
