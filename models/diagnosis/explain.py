@@ -282,12 +282,22 @@ def language_model_generator(max_new_tokens: int = 48, time_budget_s: float = DE
     """The default generator: the process-wide SmolLM2 (loaded on first use), greedy, prefilled,
     stopped at the summary's closing quote or after ``time_budget_s``."""
 
+    def default_model():
+        from models.answering import get_language_model
+
+        return get_language_model()
+
+    return generator_for(default_model, max_new_tokens=max_new_tokens, time_budget_s=time_budget_s)
+
+
+def generator_for(model: Callable[[], object], *, max_new_tokens: int = 48, time_budget_s: float = DEFAULT_TIME_BUDGET_S) -> Generator:
+    """A generator over the language model ``model()`` returns (loaded at the first call, not
+    here): greedy, prefilled, stopped at the summary's closing quote or after ``time_budget_s``."""
+
     def generate(messages: list[dict[str, str]], start: str) -> str:
         import torch
 
-        from models.answering import get_language_model
-
-        lm = get_language_model()
+        lm = model()
         text = lm.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False) + start
         encoded = lm.tokenizer(text, return_tensors="pt", add_special_tokens=False).to(lm.model.device)
         pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else lm.tokenizer.eos_token_id

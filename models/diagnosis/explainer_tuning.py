@@ -146,20 +146,7 @@ def adapter_generator(folder: str | Path, max_new_tokens: int = 48,
     folder itself) merged into a copy of the default language model, loaded once per process."""
     path = Path(folder)
     path = path / ADAPTER_DIR if (path / ADAPTER_DIR).is_dir() else path
-
-    def generate(messages: list[dict[str, str]], start: str) -> str:
-        import torch
-
-        lm = tuned_model(path)
-        text = lm.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False) + start
-        encoded = lm.tokenizer(text, return_tensors="pt", add_special_tokens=False).to(lm.model.device)
-        pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else lm.tokenizer.eos_token_id
-        with lm._generate_lock, torch.inference_mode():
-            output = lm.model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False, max_time=time_budget_s,
-                                       repetition_penalty=1.05, pad_token_id=pad, stop_strings=['"'], tokenizer=lm.tokenizer)
-        return lm.tokenizer.decode(output[0, encoded["input_ids"].shape[1]:], skip_special_tokens=True)
-
-    return generate
+    return explanation.generator_for(lambda: tuned_model(path), max_new_tokens=max_new_tokens, time_budget_s=time_budget_s)
 
 
 def tuned_model(adapter: Path):
