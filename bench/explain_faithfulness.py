@@ -92,18 +92,7 @@ def main() -> None:
         print(f"  {incident.equipment:6s} {result.fault:17s} check {'pass' if passed else 'fail'} slot {'ok ' if raw_reading.faithful else 'BAD'} "
               f"{raw_summary[:110]!r}", flush=True)
     n = len(rows)
-    passed_rows = [r for r in rows if r["passed_check"]]
-    summary = {
-        "explanations": n,
-        "model_passes_check": sum(r["passed_check"] for r in rows),
-        "model_faithful_by_slot_reader": sum(r["model_faithful"] for r in rows),
-        "passed_and_faithful": sum(r["model_faithful"] for r in passed_rows),
-        "check_agrees_with_slot_reader": sum(r["passed_check"] == r["model_faithful"] for r in rows),
-        "shown_faithful": sum(r["shown_faithful"] for r in rows),
-        "shown_contradictions": sum(r["shown_contradictions"] for r in rows),
-        "template_faithful": sum(r["template_faithful"] for r in rows),
-        "seconds": round(time.perf_counter() - started, 1),
-    }
+    summary = {**summarise(rows), "seconds": round(time.perf_counter() - started, 1)}
     result = {"benchmark": "explain_faithfulness", "when": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
               "diagnoser": str(args.diagnoser),
               "adapter": str(diagnoser.explainer_adapter) if diagnoser.explainer_adapter is not None and not args.no_adapter else None, "summary": summary, "rows": rows}
@@ -111,7 +100,7 @@ def main() -> None:
     args.results.write_text(json.dumps(result, indent=1, default=str))
     s = summary
     print(f"\n{n} diagnoses: model wording passes the check {s['model_passes_check']}/{n}; slot reader finds it faithful "
-          f"{s['model_faithful_by_slot_reader']}/{n} (of the passed: {s['passed_and_faithful']}/{len(passed_rows)}); "
+          f"{s['model_faithful_by_slot_reader']}/{n} (of the passed: {s['passed_and_faithful']}/{s['model_passes_check']}); "
           f"check and reader agree {s['check_agrees_with_slot_reader']}/{n}")
     print(f"shown to operators (model if passed, else template): faithful {s['shown_faithful']}/{n}, contradictions {s['shown_contradictions']}; "
           f"template alone faithful {s['template_faithful']}/{n}; wrote {args.results}")
