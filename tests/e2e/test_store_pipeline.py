@@ -41,15 +41,6 @@ HISTORY_MIN, FAULT_MIN = 50, 20
 CHILD_FLAG = "PHM_STORE_PIPELINE_CHILD"
 
 
-@pytest.fixture(autouse=True)
-def forget_loaded_detectors():
-    """Scoring keeps detectors per process by ModelVersion id; the rolled-back test database hands
-    the same ids to the next test's versions, which must not get this test's detector."""
-    scoring._LOADED.clear()
-    yield
-    scoring._LOADED.clear()
-
-
 def _run_pipeline() -> tuple[Alarm, object]:
     """Play a bearing fault into storage through ingestion, train a detector on the healthy part,
     score incrementally until it alarms, diagnose the alarm."""
