@@ -51,12 +51,6 @@ def page_role(user) -> str | None:
     return group_role(user)
 
 
-def rank(role: str) -> int:
-    if role not in _RANK:
-        raise ValueError(f"unknown role {role!r}: expected one of {', '.join(ROLES)}")
-    return _RANK[role]
-
-
 def has_role(user, role: str) -> bool:
     """Whether ``user`` may act as ``role`` on the pages (admin ⊇ engineer ⊇ operator)."""
     if role not in _RANK:
