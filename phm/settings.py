@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "phm.sources",
     "phm.analytics",
     "phm.backtests",
+    "phm.condition",
     "phm.alarms",
     "phm.assistant",
     "phm.dashboard",

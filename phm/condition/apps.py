@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class ConditionConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "phm.condition"
+    label = "condition"
+    verbose_name = "Condition monitoring"
