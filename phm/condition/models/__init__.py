@@ -1,0 +1,6 @@
+"""Condition monitoring models, one module per concept (captures; classification and health add
+their own modules and one import line here)."""
+
+from phm.condition.models.captures import CaptureSource, WaveformCapture, WaveformUnit
+
+__all__ = ["CaptureSource", "WaveformCapture", "WaveformUnit"]
