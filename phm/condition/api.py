@@ -6,7 +6,7 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -20,6 +20,11 @@ from phm.uploads import UploadTooLarge
 class PayloadTooLarge(APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "capture too large"
+
+
+def _refused(exc: captures.CaptureRejected) -> Response:
+    # The API's error shape ({"error": ...}) plus the field, so a client can point at it.
+    return Response({"error": str(exc), "field": exc.field}, status=status.HTTP_400_BAD_REQUEST)
 
 
 class MeasurementPointViewSet(viewsets.ModelViewSet):
@@ -98,11 +103,11 @@ class WaveformCaptureViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mix
             raise PayloadTooLarge(str(exc)) from None
         except captures.CaptureRejected as exc:
             captures.reject_unparsed(error=exc, channel="api", metadata={"file": upload.name if upload else ""})
-            raise ValidationError({"error": str(exc), "field": exc.field}) from None
+            return _refused(exc)
         try:
             outcome = captures.ingest_capture(record=record, source=CaptureSource.API, channel="api")
-        except captures.CaptureRejected as exc:
-            raise ValidationError({"error": str(exc), "field": exc.field}) from None
+        except captures.CaptureRejected as exc:  # quarantined by the service
+            return _refused(exc)
         body = self.get_serializer(outcome.capture).data
         return Response({**body, "duplicate": not outcome.created}, status=status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK)
 

@@ -111,7 +111,8 @@ def _check(record: WaveformRecord, limits: CaptureLimits) -> np.ndarray:
         raise refuse("samples", f"{duration:g} s at {rate:g} Hz is outside {limits.min_duration_s:g}-{limits.max_duration_s:g} s "
                                 "(PHM_CAPTURE_MIN_DURATION_S / PHM_CAPTURE_MAX_DURATION_S)")
     try:
-        values = samples.astype("<f4")
+        with np.errstate(over="ignore"):  # values beyond float32 become inf: reported just below
+            values = samples.astype("<f4")
     except (TypeError, ValueError) as exc:
         raise refuse("samples", f"not numbers: {exc}") from None
     bad = ~np.isfinite(values)
