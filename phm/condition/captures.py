@@ -269,11 +269,11 @@ def with_equipment(record: WaveformRecord, tag: str) -> WaveformRecord:
     return replace(record, equipment=tag)
 
 
-def reject_unparsed(*, error: CaptureRejected, channel: str, metadata: Mapping[str, object] | None = None) -> None:
+def reject_unparsed(*, error: CaptureRejected, channel: str, metadata: Mapping[str, object] | None = None, using: str = "default") -> None:
     """Quarantine a capture that failed before it became a record (an unreadable file, a bad body)."""
     payload = {str(k)[:40]: str(v)[:200] for k, v in (metadata or {}).items()}
     payload["origin"] = error.origin[:300]
-    QuarantinedRecord.objects.create(kind=RecordKind.CAPTURE, channel=channel[:200], payload=payload, error=str(error))
+    QuarantinedRecord.objects.using(using).create(kind=RecordKind.CAPTURE, channel=channel[:200], payload=payload, error=str(error))
 
 
 # --- files (page upload, API multipart) ---------------------------------------------------------
