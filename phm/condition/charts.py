@@ -27,10 +27,11 @@ def _html(data: list[dict], layout: dict, div_id: str) -> str:
     return pio.to_html({"data": data, "layout": base}, validate=False, full_html=False, include_plotlyjs=False, config=CONFIG, div_id=div_id)
 
 
-def _vline(x: float, colour: str, dash: str, text: str, *, position: str = "right") -> tuple[dict, dict]:
+def _vline(x: float, colour: str, dash: str, text: str, *, position: str = "right", row: int = 0) -> tuple[dict, dict]:
     shape = {"type": "line", "xref": "x", "yref": "paper", "x0": x, "x1": x, "y0": 0, "y1": 1, "line": {"color": colour, "width": 1, "dash": dash}}
+    # One label row per marker family, so BPFO, BSF and FTF labels near each other do not overprint.
     label = {"x": x, "y": 1, "xref": "x", "yref": "paper", "text": text, "showarrow": False, "xanchor": "left" if position == "right" else "center",
-             "yanchor": "bottom", "font": {"size": 10, "color": colour}}
+             "yanchor": "bottom", "yshift": -13 * row, "font": {"size": 10, "color": colour}}
     return shape, label
 
 
@@ -79,17 +80,20 @@ def envelope_chart(analysis: Mapping, unit: str) -> str:
     markers = analysis["markers"]
     max_hz = envelope["freq_hz"][-1] if envelope["freq_hz"] else 0
     shapes, labels = [], []
-    for name, freqs in markers["defect_hz"].items():
+    for row, (name, freqs) in enumerate(markers["defect_hz"].items(), start=1):
         for k, freq in enumerate(freqs, start=1):
             if freq <= max_hz:
-                shape, label = _vline(freq, DEFECT_STYLE.get(name, "#000"), "dash", name if k == 1 else f"{k}×{name}")
+                shape, label = _vline(freq, DEFECT_STYLE.get(name, "#000"), "dash", name if k == 1 else f"{k}×{name}", row=row)
                 shapes.append(shape)
                 labels.append(label)
     running_shapes, running_labels = _running_speed_lines(markers, max_hz)
     low, high = envelope["band_hz"]
+    marked = [f for freqs in markers["defect_hz"].values() for f in freqs if f <= max_hz]
+    # Open on the marked family (to a bit past 3x BPFI); the whole envelope spectrum is a zoom-out away.
+    xaxis = {"title": {"text": "frequency (Hz)"}, **({"range": [0, min(max_hz, 1.15 * max(marked))]} if marked else {})}
     return _html([_line(envelope["freq_hz"], envelope["amplitude"], "envelope", line={"color": "#1f77b4"})],
-                 {"height": 300, "title": {"text": f"Envelope spectrum (band {low:,.0f}-{high:,.0f} Hz)"}, "showlegend": False,
-                  "xaxis": {"title": {"text": "frequency (Hz)"}}, "yaxis": {"title": {"text": f"{unit} peak"}},
+                 {"height": 340, "title": {"text": f"Envelope spectrum (band {low:,.0f}-{high:,.0f} Hz)"}, "showlegend": False,
+                  "margin": {"l": 60, "r": 10, "t": 90, "b": 40}, "xaxis": xaxis, "yaxis": {"title": {"text": f"{unit} peak"}},
                   "shapes": shapes + running_shapes, "annotations": labels + running_labels}, "vib-envelope")
 
 
