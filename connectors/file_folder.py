@@ -135,7 +135,7 @@ class HistorianFolderSource(Connector):
         except Exception as exc:  # sink down or unable to take captures: leave the file, retry next scan
             self.note_error(exc)
             return False
-        self.set_extra(file=path.name, captures_done=self.status().accepted)
+        self.set_extra(file=path.name)
         if result.rejections:
             self._move(path, self.rejected_dir, reason=result.rejections[0].error)
             return False

@@ -36,6 +36,8 @@ def select_capture(*, equipment: Equipment, capture_id: str | None = None, point
     selection = VibrationSelection(points=list(equipment.measurement_points.order_by("name")))
     wanted = _int(capture_id)
     capture = captures.filter(pk=wanted).first() if wanted is not None else None
+    if capture is not None and point_name and capture.point.name != point_name:
+        capture = None  # the picker sends both: a newly chosen point wins over the previous point's capture
     if capture is None and point_name:
         capture = captures.filter(point__name=point_name).order_by("-captured_at").first()
     if capture is None:

@@ -64,3 +64,19 @@ def test_bearing_wear_grows_bpfo_with_sidebands_and_misalignment_raises_2x(db):
     again, duplicates = simulate_captures(start=T0, end=T0 + timedelta(hours=2, minutes=1), faults=faults, every_s=1800)
     assert (again, duplicates) == (0, 5 * len(DEMO_POINTS))
     assert np.isfinite([c.velocity_rms_mm_s for c in WaveformCapture.objects.all()]).all()
+
+
+def test_the_live_stream_adds_the_captures_due_and_resumes_after_a_failure(db, monkeypatch):
+    from phm.telemetry import simulation
+
+    create_plant(plant=DEMO_PLANT)
+    start = T0
+    resumed = simulation._stream_captures(start=start, end=T0 + timedelta(minutes=21), every_s=600, seed=7, plant=DEMO_PLANT)
+    assert resumed == T0 + timedelta(minutes=21)
+    assert WaveformCapture.objects.count() == 3 * len(DEMO_POINTS)  # 06:00, 06:10, 06:20
+
+    def broken(**kwargs):
+        raise RuntimeError("database hiccup")
+
+    monkeypatch.setattr("phm.condition.demo.simulate_captures", broken)
+    assert simulation._stream_captures(start=resumed, end=resumed + timedelta(minutes=10), every_s=600, seed=7, plant=DEMO_PLANT) == resumed

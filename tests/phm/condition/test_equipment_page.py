@@ -60,6 +60,16 @@ def test_an_older_capture_is_chosen_by_id(captures):
     assert f'value="{captures[-1].pk}" selected' in html
 
 
+def test_choosing_another_point_shows_its_latest_capture(captures, t0):
+    from phm.condition.captures import ingest_capture
+    from tests.phm.condition.helpers import record
+
+    nde = ingest_capture(record=record(t0, point="NDE")).capture
+    # The picker submits the point and the capture shown before (a DE one): the new point wins.
+    html = client_for("operator").get(f"/equipment/P-101/?point=NDE&capture={captures[-1].pk}").content.decode()
+    assert f'value="{nde.pk}" selected' in html and '<option value="NDE" selected>' in html
+
+
 def test_page_without_captures_says_so(db):
     make_plant()
     html = client_for("operator").get("/equipment/P-101/").content.decode()
