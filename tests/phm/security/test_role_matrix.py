@@ -104,9 +104,15 @@ MATRIX: dict[str, dict[str, str]] = {
             "assistant-conversation": ("list",),
             "assistant-document-job": ("list", "detail"),
             "backtest": ("list", "detail", "report", "alarms"),  # POST (start a replay): engineer
+            "classifier": ("list", "detail", "train", "versions", "activate", "rollback"),  # POST (create + train): engineer
+            "classifier-job": ("list", "detail"),
+            "capture-classification": ("list", "detail"),
         }.items()
         for suffix in suffixes
     },
+    # Setting capture labels and uploading labelled recordings change training data: engineer.
+    "capture-labels": rule("operator"),
+    "labelled-captures": rule("operator"),
     "alarm-ack": rule("operator", POST="operator"),
     "alarm-shelve": rule("operator", POST="operator"),
     "alarm-unshelve": rule("operator", POST="operator"),
@@ -172,7 +178,22 @@ def data(db, tmp_path, settings):
     document = Document.objects.create(name="manual.md", file_type="markdown", sha256="0" * 64, size_bytes=10, chunk_count=1)
     engineer = user_in_role("data-owner", "engineer")
     version = DiagnoserVersion.objects.create(version=1, artifact="diagnosers/v1")
+    from phm.condition.models import CaptureClassification, CaptureClassifier, ClassifierTrainingJob, ClassifierVersion, WaveformCapture
+    from phm.assets.models import MeasurementPoint
+
+    point = MeasurementPoint.objects.create(equipment=pump, name="DE")
+    capture = WaveformCapture.objects.create(equipment=pump, point=point, captured_at=now, sample_rate_hz=12_000.0, n_samples=4,
+                                             samples=WaveformCapture.pack([0.0, 1.0, 0.0, -1.0]), label="IR_007")
+    classifier = CaptureClassifier.objects.create(name="bearings")
+    classifier.equipment.set([pump])
+    classifier_version = ClassifierVersion.objects.create(classifier=classifier, version=1, artifact="classifiers/1/v1",
+                                                          classes=["IR_007", "Normal"], train_captures=2, is_active=True)
     objects = {
+        "classifier": classifier.pk,
+        "classifier-job": ClassifierTrainingJob.objects.create(classifier=classifier).pk,
+        "capture-classification": CaptureClassification.objects.create(
+            capture=capture, classifier=classifier, version=classifier_version, label="IR_007", probability=0.9,
+            probabilities={"IR_007": 0.9, "Normal": 0.1}, fault_probability=0.9).pk,
         "site": pump.line.area.site.pk,
         "area": pump.line.area.pk,
         "line": pump.line.pk,
