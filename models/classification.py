@@ -787,6 +787,18 @@ class FaultClassifier:
         np.add.at(summed, owners, probabilities)
         return summed / np.bincount(owners, minlength=len(X))[:, None]
 
+    def predict_window_proba(
+        self, X: np.ndarray, *,
+        speed_rpm: float | Sequence[float] | np.ndarray | None = None,
+        sample_rate_hz: float | Sequence[float] | np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per-window probabilities before the per-example average, and each window's example index
+        (how much one short window can be trusted on its own)."""
+        method = self._check_fitted()
+        X = check_waveforms(X)
+        windows, owners = self._windows(self._order_tracked(X, speed_rpm, sample_rate_hz, fitting=False))
+        return softmax(method.logits(windows) / self.temperature), owners
+
     def predict(
         self, X: np.ndarray, *,
         speed_rpm: float | Sequence[float] | np.ndarray | None = None,

@@ -203,3 +203,18 @@ def test_diagnosis_panel_shows_the_capture_classification(point, t0):
                                          result={"fault": "bearing_wear", "probability": 0.8, "probabilities": {"bearing_wear": 0.8}, "capture_classification": evidence})
     html = render_to_string("dashboard/_diagnosis.html", {"dv": diagnosis_view(diagnosis)})
     assert 'data-testid="diagnosis-capture-classification"' in html and "<strong>IR</strong>" in html and "bearings" in html
+
+
+def test_a_new_unlabelled_capture_is_classified_by_the_post_save_hook_and_a_labelled_one_is_not(point, t0, django_capture_on_commit_callbacks):
+    from phm.celery import app
+
+    trained(point, t0)
+    app.conf.task_always_eager = True
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            live = add_capture(point, at=t0 + timedelta(hours=1), signal_label="IR", seed=31)
+            labelled = add_capture(point, at=t0 + timedelta(hours=2), label="OR", seed=32)
+    finally:
+        app.conf.task_always_eager = False
+    assert list(CaptureClassification.objects.values_list("capture_id", flat=True)) == [live.pk]
+    assert not CaptureClassification.objects.filter(capture=labelled).exists()
