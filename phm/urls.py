@@ -12,7 +12,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-API_APPS = ("api", "sources", "analytics", "backtests", "alarms", "assistant")
+API_APPS = ("api", "sources", "analytics", "backtests", "alarms", "assistant", "condition")
 PAGE_APPS = ("analytics", "backtests", "alarms", "assistant", "sources", "dashboard")
 
 

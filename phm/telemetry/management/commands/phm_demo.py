@@ -30,6 +30,7 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=7)
         parser.add_argument("--no-knowledge-base", action="store_true", help="Skip loading the assistant's demo documents.")
         parser.add_argument("--no-detectors", action="store_true", help="Skip creating and training the demo anomaly detectors.")
+        parser.add_argument("--no-rul", action="store_true", help="Skip the pumps' run-to-failure histories and RUL model.")
         parser.add_argument("--inject", choices=FAULT_KINDS, help="Record a fault for the running simulator and exit.")
         parser.add_argument("--equipment", help="Equipment tag for --inject, e.g. P-101.")
         parser.add_argument("--sensor", help="Sensor measure for sensor faults, e.g. TEMP_BRG.")
@@ -55,6 +56,8 @@ class Command(BaseCommand):
             self.stdout.write(f"backfilled {options['hours']:g} h: {readings} readings, {logs} log lines")
             if not options["no_detectors"]:
                 self._train_detectors(start=now - timedelta(hours=options["hours"]), end=now)
+            if not options["no_rul"]:
+                self._rul_demo(now=now)
         if options["stream"]:
             self.stdout.write("streaming live data (Ctrl-C to stop)")
             try:
@@ -66,6 +69,12 @@ class Command(BaseCommand):
         from phm.analytics.demo import create_demo_detectors
 
         for line in create_demo_detectors(train_start=start, train_end=end):
+            self.stdout.write(f"  {line}")
+
+    def _rul_demo(self, *, now):
+        from phm.condition.demo import create_demo_histories, train_demo_rul_model
+
+        for line in create_demo_histories(now=now) + train_demo_rul_model(now=now):
             self.stdout.write(f"  {line}")
 
     def _inject(self, options):
