@@ -45,7 +45,7 @@ METHOD_SETTINGS: dict[str, dict[str, Any]] = {
 
 
 def evaluate_fold(name: str, train: pd.DataFrame, observed: pd.DataFrame, true_rul: pd.Series, args: argparse.Namespace) -> dict[str, Any]:
-    settings = dict(METHOD_SETTINGS[name])
+    settings = {**METHOD_SETTINGS[name], **(getattr(args, "params", None) or {})}
     if args.epochs is not None:
         settings["epochs"] = args.epochs
     if args.train_stride is not None:
@@ -147,6 +147,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--train-stride", type=int, default=None, help="train on every k-th cycle's window (CPU time / k)")
     parser.add_argument("--time-budget", type=float, default=840.0, help="seconds of training per model before stopping at an epoch end")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--params", type=json.loads, default={}, help="JSON RULEstimator parameters over the method's settings")
     parser.add_argument("--output", type=Path, default=None, help="write all rows as JSON here")
     parser.add_argument("--table-output", type=Path, default=None, help="write the printed table here too")
     parser.add_argument("--verbose", action="store_true", help="print per-epoch progress")

@@ -88,9 +88,15 @@ def sensors_by_measurement(*, equipment: Equipment, measurements: list[str], ena
 
 
 def common_measurements(histories: list[History]) -> list[str]:
-    """Measurements every machine with a history has a sensor for, sorted."""
-    sets = [set(h.equipment.sensors.exclude(measurement="").values_list("measurement", flat=True)) for h in histories]
-    return sorted(set.intersection(*sets)) if sets else []
+    """Measurements every machine with a history has a sensor for, in the order the first
+    machine's sensors were configured (a stable column order for the model)."""
+    if not histories:
+        return []
+    per_machine = {h.equipment.pk: h.equipment for h in histories}
+    sets = [set(e.sensors.exclude(measurement="").values_list("measurement", flat=True)) for e in per_machine.values()]
+    common = set.intersection(*sets)
+    ordered = histories[0].equipment.sensors.exclude(measurement="").order_by("pk").values_list("measurement", flat=True)
+    return list(dict.fromkeys(m for m in ordered if m in common))
 
 
 def history_frame(*, histories: list[History], measurements: list[str], step_s: float) -> pd.DataFrame:
