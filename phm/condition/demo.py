@@ -5,9 +5,9 @@ gets, written in bulk through the readings store (hourly means: what the roll-up
 
 * a fleet of **sister pumps** (``SP-01`` ... in their own line, sensors disabled: they are
   retired, no live data is expected) whose recorded lives each end in a bearing failure: readings
-  from commissioning to failure, with wear growing as ``(t / life) ** 2`` in vibration, bearing
-  temperature and current (the other sensors only noise), and a failure work order
-  (``ends_run``) at the end;
+  from commissioning to failure, with wear growing as ``severity * (t / life) ** shape`` in
+  vibration, bearing temperature and current (severity 0.7-1.3 and shape 1.6-3 drawn per pump;
+  the other sensors only noise), and a failure work order (``ends_run``) at the end;
 * the **current run** of P-101 and P-201: hourly readings from their commissioning up to the demo's
   own 1 Hz backfill, P-101 further into its life than P-201;
 * a RUL model for pumps trained on the sister pumps' histories through the same training job as
@@ -40,7 +40,7 @@ PUMP_SENSORS = [("VIB", "vibration_rms", "mm/s"), ("TEMP_BRG", "bearing_temperat
 class DemoFleet:
     sister_pumps: int = 16
     life_days: tuple[int, int] = (60, 150)
-    current_age_days: tuple[tuple[str, int, int], ...] = (("P-101", 85, 105), ("P-201", 30, 120))  # tag, age, life
+    current_age_days: tuple[tuple[str, int, int], ...] = (("P-101", 70, 105), ("P-201", 30, 120))  # tag, age, life
     seed: int = 11
 
 
@@ -56,19 +56,22 @@ def normal_levels(*, tag: str = "P-101", seed: int = 7) -> dict[str, tuple[float
 
 
 def _series(levels: dict[str, tuple[float, float]], measure: str, measurement: str, hours: np.ndarray, life_h: float,
-            rng: np.random.Generator) -> np.ndarray:
+            rng: np.random.Generator, *, severity: float, shape: float) -> np.ndarray:
     mean, spread = levels.get(measure, (1.0, 0.01))
-    wear = (hours / life_h) ** 2
-    values = mean * (1.0 + WEAR_AT_FAILURE.get(measurement, 0.0) * wear) + rng.normal(0.0, spread, len(hours))
+    wear = (hours / life_h) ** shape
+    values = mean * (1.0 + severity * WEAR_AT_FAILURE.get(measurement, 0.0) * wear) + rng.normal(0.0, spread, len(hours))
     return values
 
 
 def _write(sensors: dict[str, Sensor], levels, start: datetime, hours: int, life_h: float, rng: np.random.Generator) -> int:
     steps = np.arange(hours, dtype=np.float64)
     times = datetime_to_us(start) + (steps * 3_600_000_000).astype(np.int64)
+    # Machines differ: how far a bearing is worn when it fails, and how early wear shows (the
+    # spread that makes a RUL interval honest rather than a line).
+    severity, shape = float(rng.uniform(0.7, 1.3)), float(rng.uniform(1.6, 3.0))
     rows = []
     for measure, sensor in sensors.items():
-        values = _series(levels, measure, sensor.measurement, steps, life_h, rng)
+        values = _series(levels, measure, sensor.measurement, steps, life_h, rng, severity=severity, shape=shape)
         rows.extend(zip([sensor.pk] * len(times), times.tolist(), values.tolist(), [192] * len(times)))
     return get_store().write(rows)
 
