@@ -93,6 +93,9 @@ class TrainRULSerializer(serializers.Serializer):
     def validate_params(self, value: dict) -> dict:
         if len(value) > MAX_PARAMS_KEYS:
             raise ValidationError(f"at most {MAX_PARAMS_KEYS} parameters")
+        unknown = sorted(set(value) - rul.allowed_params())
+        if unknown:
+            raise ValidationError(f"unknown RULEstimator parameter(s) {unknown}; allowed: {sorted(rul.allowed_params())}")
         bad = [k for k, v in value.items() if not isinstance(v, (int, float, str, bool)) or isinstance(v, str) and len(v) > 100]
         if bad:
             raise ValidationError(f"parameters {bad} must be numbers, booleans or short strings")

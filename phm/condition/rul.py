@@ -45,6 +45,16 @@ MIN_HISTORIES = 5
 DAY_S = 86400.0
 
 
+def allowed_params() -> set[str]:
+    """RULEstimator keyword parameters an engineer may set when training (anything else is a typo
+    that would otherwise be ignored silently)."""
+    from models.classification import TrainingSettings
+    from models.rul import LIGHTGBM_DEFAULTS
+
+    return {"rul_cap", "window", "normalisation", "baseline_cycles", "validation_fraction", "train_stride", "seed", "interval",
+            "interval_folds", "interval_bins", "n_models", "nf", *LIGHTGBM_DEFAULTS, *TrainingSettings.__dataclass_fields__}
+
+
 class RULError(Exception):
     """A RUL request cannot be done as asked; the message says why."""
 

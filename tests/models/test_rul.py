@@ -32,7 +32,7 @@ def fleet(n_units: int, *, seed: int = 0) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def fitted() -> RULEstimator:
-    estimator = RULEstimator("inceptiontime", rul_cap=60, window=10, nf=4, epochs=6, batch_size=64, learning_rate=3e-3, train_stride=2)
+    estimator = RULEstimator("inceptiontime", rul_cap=60, window=10, nf=4, epochs=6, batch_size=64, learning_rate=3e-3, train_stride=2, interval=None)
     return estimator.fit(fleet(16))
 
 
@@ -84,7 +84,7 @@ def test_save_load_round_trip(fitted, tmp_path):
 
 def test_reprogram_regressor_trains_on_the_trunk(tmp_path):
     train = fleet(6)
-    estimator = RULEstimator("reprogram", rul_cap=60, window=8, backbone_mode="tiny", patch_len=4, epochs=1, train_stride=4).fit(train)
+    estimator = RULEstimator("reprogram", rul_cap=60, window=8, backbone_mode="tiny", patch_len=4, epochs=1, train_stride=4, interval=None).fit(train)
     trainable, total = estimator.parameter_counts()
     assert 0 < trainable < total
     restored = RULEstimator.load(estimator.save(tmp_path / "rp"))
@@ -132,9 +132,9 @@ def test_lightgbm_estimator_beats_the_mean_and_round_trips(tmp_path):
 
 def test_seed_ensemble_averages_members_and_round_trips(tmp_path):
     train = fleet(8)
-    estimator = RULEstimator("inceptiontime", rul_cap=60, window=8, nf=2, epochs=1, train_stride=4, n_models=2).fit(train)
+    estimator = RULEstimator("inceptiontime", rul_cap=60, window=8, nf=2, epochs=1, train_stride=4, n_models=2, interval=None).fit(train)
     assert estimator.training_log.epochs_run == 2
-    single = RULEstimator("inceptiontime", rul_cap=60, window=8, nf=2, epochs=1, train_stride=4).fit(train)
+    single = RULEstimator("inceptiontime", rul_cap=60, window=8, nf=2, epochs=1, train_stride=4, interval=None).fit(train)
     assert estimator.parameter_counts()[0] == 2 * single.parameter_counts()[0]
     restored = RULEstimator.load(estimator.save(tmp_path / "ens"))
     pd.testing.assert_series_equal(restored.predict(train), estimator.predict(train), atol=1e-5)

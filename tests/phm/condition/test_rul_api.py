@@ -85,6 +85,8 @@ def test_rul_models_train_list_activate_and_roll_back_through_the_api(fleet, cli
     assert clients["operator"].get("/api/v1/rul-models/").status_code == 403
     refused = engineer.post("/api/v1/rul-models/train", {"equipment_type": "fan"}, format="json")
     assert refused.status_code == 400 and "0 run-to-failure histories" in str(refused.json())
+    typo = engineer.post("/api/v1/rul-models/train", {"equipment_type": "pump", "params": {"n_estimator": 10}}, format="json")
+    assert typo.status_code == 400 and "unknown RULEstimator parameter(s) ['n_estimator']" in str(typo.json())
     versions = []
     for seed in (0, 1):
         queued = engineer.post("/api/v1/rul-models/train", {"equipment_type": "pump", "params": {**FAST_PARAMS, "seed": seed}}, format="json")
