@@ -112,6 +112,15 @@ class ChdbClient:
                 self._sessions[path] = session.Session(path)
             self._session = self._sessions[path]
 
+    def close(self) -> None:
+        """Shut the embedded engine down (its files stay), so that another process, or this one
+        again, can open the directory: a restart, as far as an in-process engine has one."""
+        with self._lock:
+            for path, opened in list(self._sessions.items()):
+                if opened is self._session:
+                    opened.close()
+                    del self._sessions[path]
+
     def command(self, sql: str, params: dict | None = None) -> None:
         with self._lock:  # one embedded engine: queries from several threads take turns
             self._session.query(sql, "Null", params=params or {})
