@@ -21,6 +21,7 @@ from phm.backtests.report import KnownFault
 from phm.backtests.summary import report_lines
 from phm.backtests.truth import known_faults
 from phm.dashboard.roles import ENGINEER, OPERATOR, role_required
+from phm.dashboard.views import with_csp_nonce
 
 #: Colours of the fault kinds' shading (the kind is also written on the band: colour is never the only signal).
 KIND_COLOURS = {
@@ -76,7 +77,8 @@ def backtest_detail(request: HttpRequest, pk: int) -> HttpResponse:
         for series in run.series.select_related("equipment", "config", "version"):
             faults = known_faults(ground_truth=run.ground_truth, equipment=[series.equipment], start=run.start, end=run.end).faults
             mine = [a for a in alarms if a.config_id == series.config_id]
-            charts.append({"series": series, "html": _chart(run, series, faults, mine)})
+            # Plotly's inline script needs this response's CSP nonce, or the browser draws no chart.
+            charts.append({"series": series, "html": with_csp_nonce(_chart(run, series, faults, mine), request)})
     else:
         alarms = []
     return render(request, "backtests/detail.html", {

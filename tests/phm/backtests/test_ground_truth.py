@@ -142,6 +142,7 @@ def test_the_page_flow_for_an_engineer_form_run_report_with_work_orders(work_ord
     assert "scored against <span data-testid=\"ground-truth\">corrective work orders</span>" in page
     assert "faults detected before they end: 1/2" in page and "work order WO-1001" in page and "work order WO-1002" in page
     assert 'data-chart="pca-main"' in page and "cavitation (WO-1001)" in page  # the plot's shaded band names the work order
+    assert '<script nonce="' in page  # Plotly's inline script carries the CSP nonce (without it no browser draws the chart)
     operator = page_client_for("operator")
     assert 'name="ground_truth"' not in operator.get("/backtests/").content.decode()
     assert "work order WO-1001" in operator.get(f"/backtests/{run.pk}/").content.decode()
