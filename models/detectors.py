@@ -64,7 +64,12 @@ spread for hours (so the model of values cannot see it) but its residual leaves 
 prediction and stays away; averaging takes the noise off it. The check scores the largest
 ``|mean residual| / (drift_margin x its largest value in training)`` over channels (1.0 = the
 threshold). It needs a scoring frame reaching ``drift_s`` back (a scoring context of at least
-``drift_s``); steps with less history score 0 on it. Off by default (0).
+``drift_s``); steps with less history score 0 on it. Off by default (0). With ``drift_daily`` the
+predictors also hold the first two harmonics of the time of day (UTC): what follows the day but no
+sensor of the unit measures (the ambient temperature under a bearing thermometer) is then
+predicted too, instead of widening that channel's limit by the whole daily swing. It assumes the
+training days are like the scored ones; where the daily pattern changes (seasons, weather),
+retrain, or leave it off.
 
 Several recordings of the same equipment: ``fit([df1, df2, ...])`` trains one model on all of them
 (each standardised by its own statistics); ``recalibrate(train_df)`` then returns a detector that
@@ -142,6 +147,7 @@ class DetectorParams:
     # slow drifts: trailing mean of each channel's residual from the others (0 = off, see docstring)
     drift_s: float = 0.0
     drift_margin: float = 1.0
+    drift_daily: bool = False  # time-of-day harmonics among the predictors (see docstring)
 
     @classmethod
     def for_method(cls, method: str, **overrides: object) -> "DetectorParams":
@@ -275,7 +281,7 @@ class AnomalyDetector:
     def _fit_drift(self, raw: list[np.ndarray], times: list[np.ndarray]) -> "DriftModel | None":
         if self.params.drift_s <= 0:
             return None
-        return DriftModel.fit([self.standardizer.transform(v) for v in raw], times, window_s=self.params.drift_s)
+        return DriftModel.fit([self.standardizer.transform(v) for v in raw], times, window_s=self.params.drift_s, daily=self.params.drift_daily)
 
     def _model_column_indices(self) -> list[int]:
         return [i for i, c in enumerate(self.columns) if c not in self.constant_columns]
@@ -514,7 +520,7 @@ class AnomalyDetector:
             residual = ResidualModel(arrays["residual.scale"], arrays["residual.precision"])
         detector.calibration = Calibration(threshold=float(meta["threshold"]), residual_model=residual)
         if "drift.coefficients" in arrays:
-            detector.drift = DriftModel(arrays["drift.coefficients"], arrays["drift.limits"], detector.params.drift_s)
+            detector.drift = DriftModel(arrays["drift.coefficients"], arrays["drift.limits"], detector.params.drift_s, detector.params.drift_daily)
         model_arrays = {k.removeprefix("model."): v for k, v in arrays.items() if k.startswith("model.")}
         if not detector.model_columns:
             detector.model = None
@@ -616,25 +622,26 @@ class DriftModel:
     """Each channel predicted from the others (linear and squared terms, ridge), its residual
     averaged over a trailing window in seconds, against the largest such mean in training."""
 
-    coefficients: np.ndarray  # [C, 2 (C - 1) + 1]: others, their squares, intercept
+    coefficients: np.ndarray  # [C, 2 (C - 1) (+ 4 daily) + 1]: others, their squares, (time of day,) intercept
     limits: np.ndarray  # [C]: largest |trailing mean residual| in training
     window_s: float
+    daily: bool = False
 
     @classmethod
-    def fit(cls, frames: Sequence[np.ndarray], times: Sequence[np.ndarray], *, window_s: float) -> "DriftModel":
+    def fit(cls, frames: Sequence[np.ndarray], times: Sequence[np.ndarray], *, window_s: float, daily: bool = False) -> "DriftModel":
         from sklearn.linear_model import Ridge
 
-        z = np.concatenate(frames)
+        z, t = np.concatenate(frames), np.concatenate(times)
         n_channels = z.shape[1]
-        coefficients = np.zeros((n_channels, 2 * (n_channels - 1) + 1))
+        coefficients = np.zeros((n_channels, 2 * (n_channels - 1) + (4 if daily else 0) + 1))
         for c in range(n_channels):
-            features = _drift_features(z, c)
+            features = _drift_features(z, c, t if daily else None)
             if features.shape[1]:
                 ridge = Ridge(alpha=1.0).fit(features, z[:, c])
                 coefficients[c, :-1], coefficients[c, -1] = ridge.coef_, ridge.intercept_
             else:  # one channel: its drift is from its own training mean
                 coefficients[c, -1] = float(z[:, c].mean())
-        model = cls(coefficients, np.ones(n_channels), window_s)
+        model = cls(coefficients, np.ones(n_channels), window_s, daily)
         means = [model.trailing_means(f, t) for f, t in zip(frames, times, strict=True)]
         means = np.concatenate([m[np.isfinite(m).all(axis=1)] for m in means])
         if len(means) == 0:
@@ -643,16 +650,17 @@ class DriftModel:
         model.limits = np.maximum(np.abs(means).max(axis=0), 1e-6)
         return model
 
-    def residuals(self, z: np.ndarray) -> np.ndarray:
+    def residuals(self, z: np.ndarray, times_s: np.ndarray) -> np.ndarray:
         out = np.empty_like(z, dtype=np.float64)
         for c in range(z.shape[1]):
-            out[:, c] = z[:, c] - _drift_features(z, c) @ self.coefficients[c, :-1] - self.coefficients[c, -1]
+            features = _drift_features(z, c, times_s if self.daily else None)
+            out[:, c] = z[:, c] - features @ self.coefficients[c, :-1] - self.coefficients[c, -1]
         return out
 
     def trailing_means(self, z: np.ndarray, times_s: np.ndarray) -> np.ndarray:
         """``[T, C]`` mean residual over ``(t - window_s, t]``; NaN where the frame does not reach
         that far back (its first ``window_s`` seconds)."""
-        residuals = self.residuals(z)
+        residuals = self.residuals(z, times_s)
         sums = np.vstack([np.zeros((1, z.shape[1])), np.cumsum(residuals, axis=0)])
         end = np.arange(1, len(z) + 1)
         begin = np.searchsorted(times_s, times_s - self.window_s, side="right")
@@ -666,9 +674,14 @@ class DriftModel:
         return np.nan_to_num(np.max(np.abs(self.trailing_means(z, times_s)) / self.limits, axis=1), nan=0.0)
 
 
-def _drift_features(z: np.ndarray, channel: int) -> np.ndarray:
+def _drift_features(z: np.ndarray, channel: int, times_s: np.ndarray | None = None) -> np.ndarray:
+    """The other channels, their squares and, with ``times_s``, the first two harmonics of the day."""
     others = np.delete(z, channel, axis=1).astype(np.float64)
-    return np.hstack([others, others**2])
+    parts = [others, others**2]
+    if times_s is not None:
+        day = 2 * np.pi * (np.asarray(times_s, dtype=np.float64) % 86400.0) / 86400.0
+        parts.append(np.column_stack([np.sin(day), np.cos(day), np.sin(2 * day), np.cos(2 * day)]))
+    return np.hstack(parts)
 
 
 # -- helpers --------------------------------------------------------------------------------------

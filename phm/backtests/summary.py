@@ -24,7 +24,8 @@ def _work_orders(report: dict) -> str:
         return ""
     skipped = "; ".join(f"{s['number']} ({s['equipment']}) {s['reason']}" for s in orders["skipped"][:10])
     more = f" and {len(orders['skipped']) - 10} more" if len(orders["skipped"]) > 10 else ""
-    return f" ({orders['used']} work orders used, {len(orders['skipped'])} left out{': ' + skipped + more if skipped else ''})"
+    used = f"{orders['used']} work order{'' if orders['used'] == 1 else 's'} used"
+    return f" ({used}, {len(orders['skipped'])} left out{': ' + skipped + more if skipped else ''})"
 
 
 def report_lines(report: dict) -> list[str]:

@@ -85,3 +85,31 @@ def test_off_by_default_and_then_the_score_is_what_it_was():
     plain = AnomalyDetector("pca", smooth=3).fit(frame.iloc[:3600])
     assert plain.drift is None and (plain.drift_scores(frame) == 0).all()
     np.testing.assert_allclose(plain.score(frame).to_numpy(), np.maximum(plain.raw_scores(frame) / plain.calibration.threshold, 0))
+
+
+def thermometer_unit(seconds: int, *, seed: int, drift_per_hour: float = 0.0, drift_from_s: int = 0) -> pd.DataFrame:
+    """The pump plus a bearing thermometer that follows the load and the ambient temperature's
+    daily swing (±6 °C), which no sensor of the unit measures."""
+    frame = plant(seconds, seed=seed)
+    t = np.arange(seconds, dtype=float)
+    ambient = 18 + 6 * np.sin(2 * np.pi * (t / 3600 - 9) / 24)
+    load = (frame["speed"].to_numpy() / 1480) ** 3
+    temp = ambient + 12 + 30 * load + np.random.default_rng(seed + 100).normal(0, 0.15, seconds)
+    frame["temp"] = temp + drift_per_hour * np.clip(t - drift_from_s, 0, None) / 3600
+    return frame
+
+
+def test_time_of_day_predictors_take_an_unmeasured_daily_swing_out_of_the_limit(tmp_path):
+    day = 24 * 3600
+    plain = AnomalyDetector("pca", smooth=3, drift_s=WINDOW_S).fit(thermometer_unit(day, seed=0))
+    daily = AnomalyDetector("pca", smooth=3, drift_s=WINDOW_S, drift_daily=True).fit(thermometer_unit(day, seed=0))
+    temp = plain.model_columns.index("temp")
+    assert daily.drift.limits[temp] < plain.drift.limits[temp] / 3
+    # The next day, from 06:00: the thermometer walks away at 2 °C an hour.
+    frame = thermometer_unit(day, seed=1, drift_per_hour=2.0, drift_from_s=6 * 3600)
+    frame.index = frame.index + pd.Timedelta(days=1)
+    two_hours_in = slice(8 * 3600 - 60, 8 * 3600)
+    assert daily.drift_scores(frame)[two_hours_in].min() > 2.0 > plain.drift_scores(frame)[two_hours_in].max()
+    assert daily.drift_scores(frame)[: 6 * 3600].max() < 2.0  # before it: the daily swing is predicted
+    loaded = AnomalyDetector.load(daily.save(tmp_path / "det"))
+    np.testing.assert_allclose(loaded.drift_scores(frame), daily.drift_scores(frame))
