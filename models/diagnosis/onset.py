@@ -134,7 +134,7 @@ def simulate_alarm_incidents(
     onset_cuts: int = 2,
     onset_min: tuple[float, float] = (2.0, 90.0),
     search_min: float = 120.0,
-    default_sensor_share: float = 0.5,
+    default_sensor_share: float = 0.3,
     image_share: float = 0.5,
     max_tries: int = 4,
     stats: OnsetStats | None = None,
@@ -201,7 +201,7 @@ def simulate_onset_incident(
     onset_cuts: int = 2,
     onset_min: tuple[float, float] = (2.0, 90.0),
     search_min: float = 120.0,
-    default_sensor_share: float = 0.5,
+    default_sensor_share: float = 0.3,
     image_share: float = 1.0,
     stats: OnsetStats | None = None,
 ) -> list[Incident]:
@@ -219,8 +219,10 @@ def simulate_onset_incident(
         # Any transmitter can drift or stick, the speed pickup too (the plant trial draws its
         # sensor faults from every sensor of the unit; leaving SPEED out left those alarms unseen).
         measures = [s.measure for s in unit.sensors]
-        # Half the sensor faults hit the unit's usual suspect (the simulator's default sensor for
-        # the fault: the bearing thermocouple drifts, the flow meter sticks), half any sensor.
+        # ``default_sensor_share`` of the sensor faults hit the unit's usual suspect (the simulator's
+        # default sensor for the fault: the bearing thermocouple drifts, the flow meter sticks), the
+        # rest any sensor: at one half, a pump's six other transmitters shared ~6 faults per class,
+        # and the trial's stuck chilled-water return or drifting vibration pickup went unseen.
         usual = default_sensor_for(label, unit) if label in SENSOR_FAULTS else None
         sensor = (usual if usual is not None and rng.random() < default_sensor_share else str(rng.choice(measures))) if label in SENSOR_FAULTS else None
         # The fault lasts past every cut (the simulator repairs a fault at its end).

@@ -138,7 +138,7 @@ def run_job(*, job_id: int, options: TrainingOptions | None = None) -> Diagnoser
 ALARM_AT = ("onset", "fixed")
 #: Incidents per class of the demo's onset training when PHM_DIAGNOSIS_DEMO names none: at 56 the
 #: 5/15/60-minute table read 18/18/19 of 21, at 72 21/18/20 (README, "Diagnosis at the alarm").
-DEMO_ONSET_PER_CLASS = 72
+DEMO_ONSET_PER_CLASS = 96
 
 
 def demo_alarm_detector():
