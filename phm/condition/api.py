@@ -28,8 +28,10 @@ def _refused(exc: captures.CaptureRejected) -> Response:
 
 
 class MeasurementPointViewSet(viewsets.ModelViewSet):
-    """Measurement points with their bearing geometry; ``?equipment=<tag>`` filters."""
+    """Measurement points with their bearing geometry; ``?equipment=<tag>`` filters. No DELETE: a
+    point owns its captures (history), which must not vanish with a mistyped call."""
 
+    http_method_names = ["get", "post", "put", "patch", "head", "options"]
     queryset = MeasurementPoint.objects.select_related("equipment").order_by("equipment__tag", "name")
     serializer_class = MeasurementPointSerializer
 

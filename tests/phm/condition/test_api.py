@@ -131,6 +131,7 @@ def test_measurement_points_engineer_writes_operator_reads(engineer_client, oper
     assert listing.status_code == 200 and listing.json()["count"] == 1
     assert operator_client.patch(f"/api/v1/measurement-points/{point_id}", {"rolling_elements": 9}, format="json").status_code == 403
     assert engineer_client.patch(f"/api/v1/measurement-points/{point_id}", {"rolling_elements": 9}, format="json").json()["rolling_elements"] == 9
+    assert engineer_client.delete(f"/api/v1/measurement-points/{point_id}").status_code == 405  # a point owns its captures
 
 
 def test_list_filters_by_point_and_time(operator_client, pump, t0):
