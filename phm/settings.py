@@ -271,6 +271,11 @@ PHM_LOG_MAX_MESSAGE_CHARS = int(os.environ.get("PHM_LOG_MAX_MESSAGE_CHARS", 16_3
 PHM_API_MAX_JSON_DEPTH = int(os.environ.get("PHM_API_MAX_JSON_DEPTH", 32))
 #: Longest alarm shelve (seconds).
 PHM_ALARM_MAX_SHELVE_S = float(os.environ.get("PHM_ALARM_MAX_SHELVE_S", 24 * 3600))
+# Fault classifiers of vibration captures: a fault class at or above this probability raises the
+# classifier's alarm (the default of a new classifier; each has its own alarm_probability).
+PHM_CLASSIFIER_ALARM_PROBABILITY = float(os.environ.get("PHM_CLASSIFIER_ALARM_PROBABILITY", 0.9))
+if not 0 < PHM_CLASSIFIER_ALARM_PROBABILITY <= 1:
+    raise ValueError(f"PHM_CLASSIFIER_ALARM_PROBABILITY must be in (0, 1], got {PHM_CLASSIFIER_ALARM_PROBABILITY}")
 #: Most rows one page of a list endpoint returns (``?limit=`` above it is a 400).
 PHM_API_MAX_PAGE = int(os.environ.get("PHM_API_MAX_PAGE", 1000))
 

@@ -4,3 +4,4 @@ their own modules and one import line here)."""
 from phm.condition.models.captures import CaptureSource, WaveformCapture, WaveformUnit
 
 __all__ = ["CaptureSource", "WaveformCapture", "WaveformUnit"]
+from phm.condition.models.classifier import CaptureClassification, CaptureClassifier, ClassifierTrainingJob, ClassifierTrainingProgress, ClassifierVersion  # noqa: E402

@@ -108,9 +108,15 @@ MATRIX: dict[str, dict[str, str]] = {
             "backtest": ("list", "detail", "report", "alarms"),  # POST (start a replay): engineer
             "capture": ("list", "detail", "spectrum"),  # POST (a new capture): engineer
             "measurement-point": ("list", "detail"),
+            "classifier": ("list", "detail", "train", "versions", "activate", "rollback"),  # POST (create + train): engineer
+            "classifier-job": ("list", "detail"),
+            "capture-classification": ("list", "detail"),
         }.items()
         for suffix in suffixes
     },
+    # Setting capture labels and uploading labelled recordings change training data: engineer.
+    "capture-labels": rule("operator"),
+    "labelled-captures": rule("operator"),
     "alarm-ack": rule("operator", POST="operator"),
     "alarm-shelve": rule("operator", POST="operator"),
     "alarm-unshelve": rule("operator", POST="operator"),
@@ -158,7 +164,7 @@ def data(db, tmp_path, settings):
     from phm.analytics.models import DetectorConfig, DiagnoserTrainingJob, DiagnoserVersion, Diagnosis, TrainingJob
     from phm.assistant.models import Chunk, Conversation, Document, DocumentJob
     from phm.backtests.models import BacktestRun
-    from phm.condition.models import WaveformCapture
+    from phm.condition.models import CaptureClassification, CaptureClassifier, ClassifierTrainingJob, ClassifierVersion, WaveformCapture
     from phm.sources.models import ConnectorDefinition
     from phm.telemetry.models import FileIngestJob, LogEvent, LogTemplate
 
@@ -181,7 +187,16 @@ def data(db, tmp_path, settings):
     point = MeasurementPoint.objects.create(equipment=pump, name="DE", pitch_diameter_mm=72.5, ball_diameter_mm=17.462, rolling_elements=8)
     capture = WaveformCapture.objects.create(equipment=pump, point=point, captured_at=now, sample_rate_hz=25600.0, n_samples=4096,
                                              samples=WaveformCapture.pack(np.sin(np.arange(4096) / 5.0)), velocity_rms_mm_s=1.0)
+    classifier = CaptureClassifier.objects.create(name="bearings")
+    classifier.equipment.set([pump])
+    classifier_version = ClassifierVersion.objects.create(classifier=classifier, version=1, artifact="classifiers/1/v1",
+                                                          classes=["IR_007", "Normal"], train_captures=2, is_active=True)
     objects = {
+        "classifier": classifier.pk,
+        "classifier-job": ClassifierTrainingJob.objects.create(classifier=classifier).pk,
+        "capture-classification": CaptureClassification.objects.create(
+            capture=capture, classifier=classifier, version=classifier_version, label="IR_007", probability=0.9,
+            probabilities={"IR_007": 0.9, "Normal": 0.1}, fault_probability=0.9).pk,
         "site": pump.line.area.site.pk,
         "area": pump.line.area.pk,
         "line": pump.line.pk,
