@@ -4,7 +4,6 @@ estimates with their interval and history count, the lead-time alert raised once
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
