@@ -279,6 +279,18 @@ if not 0 < PHM_CLASSIFIER_ALARM_PROBABILITY <= 1:
 #: Most rows one page of a list endpoint returns (``?limit=`` above it is a 400).
 PHM_API_MAX_PAGE = int(os.environ.get("PHM_API_MAX_PAGE", 1000))
 
+# --- vibration captures (phm.condition; README "Condition monitoring: vibration") ----------------
+#: A capture outside these is refused with the limit named (and quarantined).
+PHM_CAPTURE_MIN_RATE_HZ = float(os.environ.get("PHM_CAPTURE_MIN_RATE_HZ", 256))
+PHM_CAPTURE_MAX_RATE_HZ = float(os.environ.get("PHM_CAPTURE_MAX_RATE_HZ", 204_800))
+PHM_CAPTURE_MIN_SAMPLES = int(os.environ.get("PHM_CAPTURE_MIN_SAMPLES", 1024))
+#: 2**21 float32 samples = 8 MiB a capture (82 s at 25.6 kHz).
+PHM_CAPTURE_MAX_SAMPLES = int(os.environ.get("PHM_CAPTURE_MAX_SAMPLES", 2**21))
+PHM_CAPTURE_MIN_DURATION_S = float(os.environ.get("PHM_CAPTURE_MIN_DURATION_S", 0.1))
+PHM_CAPTURE_MAX_DURATION_S = float(os.environ.get("PHM_CAPTURE_MAX_DURATION_S", 120))
+#: A capture upload (npz/CSV file, or JSON body) larger than this is refused before it is parsed.
+PHM_UPLOAD_MAX_CAPTURE_BYTES = int(os.environ.get("PHM_UPLOAD_MAX_CAPTURE_BYTES", 64 * MIB))
+
 # --- readings store (phm.telemetry.store) -------------------------------------------------------
 # sql: readings in DATABASES["default"] (partitioned by day on PostgreSQL after
 # `phm_readings partition`); clickhouse: readings in PHM_CLICKHOUSE_URL, metadata stays here.

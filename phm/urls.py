@@ -12,8 +12,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-API_APPS = ("api", "sources", "analytics", "backtests", "alarms", "assistant")
-PAGE_APPS = ("analytics", "backtests", "alarms", "assistant", "sources", "dashboard")
+API_APPS = ("api", "sources", "analytics", "backtests", "condition", "alarms", "assistant")
+PAGE_APPS = ("analytics", "backtests", "condition", "alarms", "assistant", "sources", "dashboard")
 #: API modules beside an app's ``api_urls`` (one app, several concerns), mounted under /api/v1/ too.
 EXTRA_API_MODULES = ("phm.condition.classification_api_urls",)
 
