@@ -218,3 +218,18 @@ def test_a_new_unlabelled_capture_is_classified_by_the_post_save_hook_and_a_labe
         app.conf.task_always_eager = False
     assert list(CaptureClassification.objects.values_list("capture_id", flat=True)) == [live.pk]
     assert not CaptureClassification.objects.filter(capture=labelled).exists()
+
+
+def test_a_classifier_alarm_reaches_the_scada_webhook_outbox(point, t0, settings):
+    from phm.alarms.models import OutboxMessage, WebhookDelivery, WebhookEndpoint
+
+    settings.PHM_WEBHOOK_KICK_ON_COMMIT = False
+    endpoint = WebhookEndpoint.objects.create(url="https://93.184.216.34/scada")
+    trained(point, t0, alarm_probability=0.6)
+    fault = add_capture(point, at=t0 + timedelta(hours=1), signal_label="IR", seed=41)
+    classification.classify_capture(capture_id=fault.pk)
+    message = OutboxMessage.objects.get(alarm__source="classifier:bearings")
+    data = message.payload["data"]
+    assert data["source"] == "classifier:bearings" and data["equipment"]["equipment"] == "P-101"
+    assert "fault classifier bearings: IR" in data["message"] and data["score"] >= 0.6 and data["threshold"] == 0.6
+    assert WebhookDelivery.objects.filter(message=message, endpoint=endpoint).exists()
