@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -95,19 +95,27 @@ class Sample:
     score: float
 
 
+#: Words an alarm from its sample, for callers whose score is no anomaly score (a RUL lead-time
+#: ratio, a fault probability): the operator and SCADA read what the score means, not the score.
+Describe = Callable[[Sample], str]
+
+
 def evaluate_scores(
-    *, equipment: Equipment, source: str, samples: Sequence[Sample], policy: AlarmPolicy, label: str = "", using: str = "default"
+    *, equipment: Equipment, source: str, samples: Sequence[Sample], policy: AlarmPolicy, label: str = "",
+    describe: Describe | None = None, using: str = "default",
 ) -> list[AlarmTransition]:
     """Run time-ordered samples through the chattering filters and the alarm state machine;
     return the transitions written. Safe to call from several workers at once: the point row is
-    locked, and the open-alarm unique index is the backstop."""
+    locked, and the open-alarm unique index is the backstop. ``describe`` (optional) gives the
+    alarm's text from the sample that raised it, and rewrites it as later samples hold it active;
+    without it the text is the anomaly-score wording, written once at activation."""
     with transaction.atomic(using=using):
         point = _locked_point(equipment=equipment, source=source, using=using)
         transitions: list[AlarmTransition] = []
         for sample in sorted(samples, key=lambda s: s.ts):
             if point.last_sample_at is not None and sample.ts <= point.last_sample_at:
                 continue  # already evaluated (a re-scored backlog must not replay transitions)
-            transitions += _evaluate_sample(point, sample, policy, label=label, using=using)
+            transitions += _evaluate_sample(point, sample, policy, label=label, describe=describe, using=using)
             point.last_sample_at = sample.ts
         point.save(using=using)
         _kick_delivery_on_commit(transitions, using=using)
@@ -153,12 +161,14 @@ def advance_condition(point, sample: Sample, policy: AlarmPolicy) -> str:
     return ConditionStep.CLEAR
 
 
-def _evaluate_sample(point: AlarmPoint, sample: Sample, policy: AlarmPolicy, *, label: str, using: str) -> list[AlarmTransition]:
+def _evaluate_sample(
+    point: AlarmPoint, sample: Sample, policy: AlarmPolicy, *, label: str, describe: Describe | None, using: str
+) -> list[AlarmTransition]:
     step = advance_condition(point, sample, policy)
     if step == ConditionStep.RAISE:
-        return _activate(point, sample, policy, label=label, using=using)
+        return _activate(point, sample, policy, message=_message(point, sample, policy, label=label, describe=describe), using=using)
     if step == ConditionStep.HOLD:
-        _update_open_alarm_score(point, sample, policy, using=using)
+        _update_open_alarm_score(point, sample, policy, message=describe(sample) if describe else None, using=using)
     elif step == ConditionStep.CLEAR:
         return _return_to_normal(point, sample, using=using)
     return []
@@ -168,9 +178,14 @@ def open_alarm(*, point: AlarmPoint, using: str = "default") -> Alarm | None:
     return Alarm.objects.using(using).filter(point=point, state__in=OPEN_STATES).first()
 
 
-def _activate(point: AlarmPoint, sample: Sample, policy: AlarmPolicy, *, label: str, using: str) -> list[AlarmTransition]:
+def _message(point: AlarmPoint, sample: Sample, policy: AlarmPolicy, *, label: str, describe: Describe | None) -> str:
+    if describe is not None:
+        return describe(sample)
+    return f"{label or point.source}: anomaly score {sample.score:.4g} above threshold {policy.threshold:.4g} on {point.equipment.tag}"
+
+
+def _activate(point: AlarmPoint, sample: Sample, policy: AlarmPolicy, *, message: str, using: str) -> list[AlarmTransition]:
     severity = severity_for(score=sample.score, threshold=policy.threshold, criticality=point.equipment.criticality)
-    message = f"{label or point.source}: anomaly score {sample.score:.4g} above threshold {policy.threshold:.4g} on {point.equipment.tag}"
     alarm = open_alarm(point=point, using=using)
     if alarm is None:
         alarm, created = _create_open_alarm(point, sample, policy, severity, message, using=using)
@@ -216,13 +231,15 @@ def _diagnose_on_commit(alarm: Alarm, *, using: str) -> None:
     diagnose_on_commit(alarm, using=using)
 
 
-def _update_open_alarm_score(point: AlarmPoint, sample: Sample, policy: AlarmPolicy, *, using: str) -> None:
+def _update_open_alarm_score(point: AlarmPoint, sample: Sample, policy: AlarmPolicy, *, message: str | None, using: str) -> None:
     alarm = open_alarm(point=point, using=using)
     if alarm is None:
         return
     severity = severity_for(score=sample.score, threshold=policy.threshold, criticality=point.equipment.criticality)
+    # A described alarm's text carries the figure (days left, probability): keep it current with the score.
+    text = {"message": message} if message is not None else {}
     Alarm.objects.using(using).filter(pk=alarm.pk).update(
-        score=sample.score, peak_score=max(alarm.peak_score, sample.score), severity=max(alarm.severity, severity), updated_at=timezone.now()
+        score=sample.score, peak_score=max(alarm.peak_score, sample.score), severity=max(alarm.severity, severity), updated_at=timezone.now(), **text
     )
 
 

@@ -438,9 +438,26 @@ def classify_with(*, capture: WaveformCapture, classifier: CaptureClassifier, ve
                 equipment=capture.equipment, source=classifier.alarm_source,
                 samples=[Sample(capture.captured_at, float(fault_probability))],
                 policy=AlarmPolicy(threshold=classifier.alarm_probability, deadband=ALARM_DEADBAND),
-                label=f"fault classifier {classifier.name}: {fault} at {capture.point.name}",
+                describe=lambda _sample: classification_message(
+                    capture=capture, classifier=classifier, version=version, fault=fault, fault_probability=float(fault_probability),
+                    top=classes[top], top_probability=float(probabilities[top]),
+                ),
             )
     return row
+
+
+def classification_message(
+    *, capture: WaveformCapture, classifier: CaptureClassifier, version: ClassifierVersion, fault: str, fault_probability: float,
+    top: str, top_probability: float,
+) -> str:
+    """The alarm's text, e.g. "P-101 DE: capture classified as IR_007 (p = 0.97) by classifier
+    bearings v2". The alarm follows the most probable fault; when a low alarm probability lets it
+    fire while another class is on top, the text says so rather than claim the fault won."""
+    where = f"{capture.equipment.tag} {capture.point.name}"
+    by = f"by classifier {classifier.name} v{version.version}"
+    if fault == top:
+        return f"{where}: capture classified as {fault} (p = {fault_probability:.2f}) {by}"
+    return f"{where}: capture {fault} probability {fault_probability:.2f} (most probable {top}, p = {top_probability:.2f}) {by}"
 
 
 

@@ -337,16 +337,31 @@ def store_estimate(*, equipment: Equipment, version: RULModelVersion, frame: pd.
 
 def raise_lead_time_alert(*, estimate: RULEstimate) -> None:
     """Through the alarm services (so SCADA hears it via the outbox): raised once when the lower
-    bound drops below the planning lead time, updated (not re-raised) while it stays below."""
+    bound drops below the planning lead time, updated (not re-raised) while it stays below. The
+    score is lead / lower bound (above 1: the lower bound is inside the lead time); the text says
+    it in days, as a planner reads it."""
     from phm.alarms.services import AlarmPolicy, Sample, evaluate_scores
 
     lead = estimate.equipment.planning_lead_time_days
     score = lead / max(estimate.lower_days, 1e-3)
     evaluate_scores(
         equipment=estimate.equipment, source=ALARM_SOURCE, samples=[Sample(estimate.as_of, score)], policy=AlarmPolicy(threshold=1.0, deadband=0.1),
-        label=(f"RUL lower bound {estimate.lower_days:.1f} d below planning lead time {lead:g} d "
-               f"(RUL {estimate.rul_days:.1f} d, {estimate.level:.0%} interval, from {estimate.histories} failures); lead/lower ratio"),
+        describe=lambda _sample: lead_time_message(estimate=estimate),
     )
+
+
+def _days(value: float) -> str:
+    # Whole days read best; under one day the decimal is the whole information.
+    return f"{value:.0f}" if value >= 1 else f"{value:.1f}"
+
+
+def lead_time_message(*, estimate: RULEstimate) -> str:
+    """e.g. "P-101: remaining useful life 3-52 days (80 % interval, from 16 run-to-failure
+    histories) is below the 14-day planning lead time"."""
+    lead = estimate.equipment.planning_lead_time_days
+    histories = f"{estimate.histories} run-to-failure histor{'y' if estimate.histories == 1 else 'ies'}"
+    return (f"{estimate.equipment.tag}: remaining useful life {_days(estimate.lower_days)}-{_days(estimate.upper_days)} days "
+            f"({estimate.level * 100:g} % interval, from {histories}) is below the {lead:g}-day planning lead time")
 
 
 def latest_estimate(*, equipment: Equipment) -> RULEstimate | None:

@@ -225,3 +225,24 @@ def test_database_refuses_second_open_alarm_for_same_point(db_alias, t0):
     Alarm.objects.using(db_alias).create(**{**fields, "state": S.NORMAL})  # closed ones may repeat
     with pytest.raises(IntegrityError), transaction.atomic(using=db_alias):
         Alarm.objects.using(db_alias).create(**{**fields, "state": S.ACTIVE_ACK})
+
+
+def test_callers_word_their_alarm_text_and_it_follows_the_score_while_held(pump, t0):
+    """A caller whose score is not an anomaly score (RUL, classifier) says what it means; the text
+    follows each held sample so the console never shows a stale figure."""
+    def describe(sample):
+        return f"P-101: wording for {sample.score:g}"
+
+    samples = [Sample(t0, 2.0), Sample(t0 + timedelta(seconds=1), 3.0)]
+    services.evaluate_scores(equipment=pump, source=SOURCE, samples=samples[:1], policy=POLICY, describe=describe)
+    alarm = Alarm.objects.get()
+    assert alarm.message == "P-101: wording for 2"
+    assert OutboxMessage.objects.get(alarm=alarm).payload["data"]["message"] == "P-101: wording for 2"
+    services.evaluate_scores(equipment=pump, source=SOURCE, samples=samples[1:], policy=POLICY, describe=describe)
+    alarm.refresh_from_db()
+    assert alarm.message == "P-101: wording for 3" and alarm.score == 3.0
+
+
+def test_default_alarm_text_is_unchanged_and_not_rewritten_while_held(pump, t0):
+    run(pump, t0, [2.0, 3.0])
+    assert Alarm.objects.get().message == "detector:test: anomaly score 2 above threshold 1 on P-101"

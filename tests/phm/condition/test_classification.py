@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -64,7 +65,8 @@ def test_a_fault_capture_is_classified_stored_and_alarmed_and_a_normal_one_clear
     assert row.fault_probability == pytest.approx(row.probabilities["IR"], abs=1e-6) and row.fault_probability >= 0.6
     alarm = Alarm.objects.get(source="classifier:bearings")
     assert alarm.state == AlarmState.ACTIVE_UNACK and alarm.equipment == point.equipment
-    assert "IR" in alarm.message and alarm.raised_at == later
+    assert alarm.message == f"P-101 DE: capture classified as IR (p = {row.fault_probability:.2f}) by classifier bearings v1"
+    assert alarm.raised_at == later
     healthy = add_capture(point, at=later + timedelta(minutes=10), signal_label="Normal", rpm=1790.0, seed=8)
     [row] = classification.classify_capture(capture_id=healthy.pk)
     assert row.label == "Normal" and row.fault_probability < 0.5
@@ -231,5 +233,6 @@ def test_a_classifier_alarm_reaches_the_scada_webhook_outbox(point, t0, settings
     message = OutboxMessage.objects.get(alarm__source="classifier:bearings")
     data = message.payload["data"]
     assert data["source"] == "classifier:bearings" and data["equipment"]["equipment"] == "P-101"
-    assert "fault classifier bearings: IR" in data["message"] and data["score"] >= 0.6 and data["threshold"] == 0.6
+    assert re.fullmatch(r"P-101 DE: capture classified as IR \(p = [01]\.\d\d\) by classifier bearings v1", data["message"]), data["message"]
+    assert data["score"] >= 0.6 and data["threshold"] == 0.6
     assert WebhookDelivery.objects.filter(message=message, endpoint=endpoint).exists()

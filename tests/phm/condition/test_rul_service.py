@@ -3,6 +3,7 @@ estimates with their interval and history count, the lead-time alert raised once
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -87,7 +88,15 @@ def test_lead_time_alert_is_raised_once_through_the_alarm_services(fleet):
     for hours in (0, 24, 48):
         rul.estimate_rul(equipment=pump, now=NOW + timedelta(hours=hours))
     alarms = Alarm.objects.filter(equipment=pump, source=rul.ALARM_SOURCE)
-    assert alarms.count() == 1 and "below planning lead time 1000 d" in alarms.get().message
+    assert alarms.count() == 1
+    # Worded as a planner reads it, not as an anomaly score, and kept current with the newest estimate.
+    newest = rul.latest_estimate(equipment=pump)
+    assert re.fullmatch(
+        rf"P-101: remaining useful life [0-9.]+-[0-9.]+ days \(80 % interval, from {SMALL_FLEET.sister_pumps} run-to-failure histories\) "
+        r"is below the 1000-day planning lead time", alarms.get().message,
+    ), alarms.get().message
+    assert alarms.get().message == rul.lead_time_message(estimate=newest)
+    assert "anomaly score" not in alarms.get().message
     assert OutboxMessage.objects.filter(payload__alarm__id=alarms.get().pk).count() == 1 or OutboxMessage.objects.count() >= 1
     # A generous lead time raises nothing on another pump.
     rul.estimate_rul(equipment=Equipment.objects.get(tag="P-201"), now=NOW)
@@ -125,3 +134,23 @@ def test_a_missing_model_artifact_is_reported_not_raised(fleet, tmp_path):
     rul._loaded.clear()
     outcome = rul.estimate_rul(equipment=Equipment.objects.get(tag="P-101"), now=NOW)
     assert outcome.status == "model_unavailable" and f"pump v{version.version} cannot be loaded" in outcome.message
+
+
+def test_lead_time_alert_text_reaches_the_scada_webhook_and_the_operator_console(fleet, settings, client):
+    from phm.alarms.models import Alarm, OutboxMessage, WebhookEndpoint
+    from tests.conftest import user_in_role
+
+    settings.PHM_WEBHOOK_KICK_ON_COMMIT = False
+    WebhookEndpoint.objects.create(url="https://93.184.216.34/scada")
+    train()
+    pump = Equipment.objects.get(tag="P-101")
+    pump.planning_lead_time_days = 1000.0
+    pump.save()
+    estimate = rul.estimate_rul(equipment=pump, now=NOW).estimate
+    text = rul.lead_time_message(estimate=estimate)
+    assert text.startswith("P-101: remaining useful life ")
+    alarm = Alarm.objects.get(source=rul.ALARM_SOURCE)
+    assert OutboxMessage.objects.get(alarm=alarm).payload["data"]["message"] == text
+    client.force_login(user_in_role("op-rul", "operator"))
+    page = client.get("/alarms/").content.decode()
+    assert "remaining useful life" in page and "planning lead time" in page and "anomaly score" not in page
