@@ -13,8 +13,9 @@ gets, written in bulk through the readings store (hourly means: what the roll-up
 * a RUL model for pumps trained on the sister pumps' histories through the same training job as
   the API, activated, and a first estimate and health trend for P-101 and P-201.
 
-Levels and noise are those of the simulator's own pumps (sampled from it), so the live data goes
-on where the history stops. Seeded: the same plant on every first start.
+Levels, daily cycle and hourly noise are those of the simulator's own pumps (measured on days of
+its 1 Hz signals, :func:`hourly_profile`), so the live data goes on where the history stops and a
+health baseline fitted on a run's first days has seen a healthy day. Seeded: the same plant on every first start.
 """
 
 from __future__ import annotations
@@ -44,26 +45,53 @@ class DemoFleet:
     seed: int = 11
 
 
-def normal_levels(*, tag: str = "P-101", seed: int = 7) -> dict[str, tuple[float, float]]:
-    """(mean, hourly spread) of each pump measure from ten minutes of the simulator's own signals."""
+@dataclass(frozen=True)
+class HourlyProfile:
+    """What the live simulator's hourly means of one pump look like when it is healthy: per measure,
+    the mean of each UTC hour of the day (the demand cycle moves speed, flow, pressure, current and,
+    with the ambient, bearing temperature) and the spread of an hourly mean around it (the AR(1)
+    process noise that an hour does not average out)."""
+
+    by_hour: dict[str, np.ndarray]
+    spread: dict[str, float]
+
+    def level(self, measure: str) -> float:
+        return float(self.by_hour[measure].mean())
+
+
+#: Days of 1 Hz simulation the profile is measured on (about 0.25 s of CPU a day).
+PROFILE_DAYS = 4
+
+
+def hourly_profile(*, tag: str = "P-101", seed: int = 7) -> HourlyProfile:
+    """Measured on ``PROFILE_DAYS`` days of the simulator's own 1 Hz signals of ``tag`` (no fault):
+    the history then moves through the day as the live data does, so a health baseline fitted on
+    its first days knows how much a healthy pump moves, and the live data goes on where it stops."""
     from connectors.simulator import DEMO_PLANT, PlantSimulator
 
     simulator = PlantSimulator(DEMO_PLANT, seed=seed, faults=[])
-    start = datetime(2026, 1, 5, 10, tzinfo=timezone.utc)
-    frames, _ = simulator.sample_frames(start, start + timedelta(minutes=10), equipment=[tag])
-    frame = frames[tag]
-    return {measure: (float(frame[measure].mean()), float(frame[measure].std()) * 0.3 + 1e-6) for measure in frame.columns}
+    start = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    frames, _ = simulator.sample_frames(start, start + timedelta(days=PROFILE_DAYS), equipment=[tag], chunk_s=3600)
+    hourly = frames[tag].resample("1h").mean()
+    hour = hourly.index.hour
+    by_hour = {measure: hourly[measure].groupby(hour).mean().reindex(range(24)).to_numpy() for measure in hourly.columns}
+    # Residuals around the hour's mean, with the degrees of freedom the means took (one per hour).
+    correction = np.sqrt(PROFILE_DAYS / (PROFILE_DAYS - 1))
+    spread = {measure: float((hourly[measure] - by_hour[measure][hour]).std() * correction) + 1e-6 for measure in hourly.columns}
+    return HourlyProfile(by_hour=by_hour, spread=spread)
 
 
-def _series(levels: dict[str, tuple[float, float]], measure: str, measurement: str, hours: np.ndarray, life_h: float,
+def _series(profile: HourlyProfile, measure: str, measurement: str, times_us: np.ndarray, hours: np.ndarray, life_h: float,
             rng: np.random.Generator, *, severity: float, shape: float) -> np.ndarray:
-    mean, spread = levels.get(measure, (1.0, 0.01))
+    """Healthy hourly means (the profile's hour of day plus its noise) and the wear on top, added
+    as the simulator adds bearing wear: a level, not a gain on the demand cycle."""
+    hour_of_day = (times_us // 3_600_000_000) % 24
     wear = (hours / life_h) ** shape
-    values = mean * (1.0 + severity * WEAR_AT_FAILURE.get(measurement, 0.0) * wear) + rng.normal(0.0, spread, len(hours))
-    return values
+    healthy = profile.by_hour[measure][hour_of_day] + rng.normal(0.0, profile.spread[measure], len(hours))
+    return healthy + profile.level(measure) * severity * WEAR_AT_FAILURE.get(measurement, 0.0) * wear
 
 
-def _write(sensors: dict[str, Sensor], levels, start: datetime, hours: int, life_h: float, rng: np.random.Generator) -> int:
+def _write(sensors: dict[str, Sensor], profile: HourlyProfile, start: datetime, hours: int, life_h: float, rng: np.random.Generator) -> int:
     steps = np.arange(hours, dtype=np.float64)
     times = datetime_to_us(start) + (steps * 3_600_000_000).astype(np.int64)
     # Machines differ: how far a bearing is worn when it fails, and how early wear shows (the
@@ -71,7 +99,7 @@ def _write(sensors: dict[str, Sensor], levels, start: datetime, hours: int, life
     severity, shape = float(rng.uniform(0.7, 1.3)), float(rng.uniform(1.6, 3.0))
     rows = []
     for measure, sensor in sensors.items():
-        values = _series(levels, measure, sensor.measurement, steps, life_h, rng, severity=severity, shape=shape)
+        values = _series(profile, measure, sensor.measurement, times, steps, life_h, rng, severity=severity, shape=shape)
         rows.extend(zip([sensor.pk] * len(times), times.tolist(), values.tolist(), [192] * len(times)))
     return get_store().write(rows)
 
@@ -92,7 +120,7 @@ def create_demo_histories(*, now: datetime, fleet: DemoFleet = DemoFleet()) -> l
     if Equipment.objects.filter(tag="SP-01").exists():
         return ["RUL demo histories exist already"]
     rng = np.random.default_rng(fleet.seed)
-    levels = normal_levels()
+    profile = hourly_profile()
     line = _sister_line(pump)
     lines, readings = [], 0
     for index in range(1, fleet.sister_pumps + 1):
@@ -105,7 +133,7 @@ def create_demo_histories(*, now: datetime, fleet: DemoFleet = DemoFleet()) -> l
         life_days = int(rng.integers(*fleet.life_days))
         failed = now - timedelta(days=int(rng.integers(120, 720)))
         start = failed - timedelta(days=life_days)
-        readings += _write(sensors, levels, start, life_days * 24, life_days * 24.0, rng)
+        readings += _write(sensors, profile, start, life_days * 24, life_days * 24.0, rng)
         WorkOrder.objects.create(equipment=sister, number=f"WO-DEMO-{tag}", kind=WorkOrderKind.CORRECTIVE, opened_at=failed, failed_at=failed,
                                  closed_at=failed + timedelta(days=2), fault="bearing_wear", ends_run=True, source="simulator",
                                  description=f"Bearing failure after {life_days} days; pump retired.")
@@ -114,12 +142,14 @@ def create_demo_histories(*, now: datetime, fleet: DemoFleet = DemoFleet()) -> l
         equipment = Equipment.objects.filter(tag=tag).first()
         if equipment is None:
             continue
-        names = {measure for measure, _, _ in PUMP_SENSORS}
-        own = {s.tag.split(".", 1)[1]: s for s in equipment.sensors.all() if s.tag.split(".", 1)[-1] in names}
+        own_profile = hourly_profile(tag=tag)
+        # Every sensor the live data has (suction pressure too, which the sister pumps lack): a
+        # sensor with live readings but no history would leave the run's early steps incomplete.
+        own = {s.tag.split(".", 1)[1]: s for s in equipment.sensors.all() if s.tag.split(".", 1)[-1] in own_profile.by_hour}
         first_live = get_store().first_ts([s.pk for s in own.values()], 0, datetime_to_us(now))
         end = now if first_live is None else datetime.fromtimestamp(first_live / 1e6, tz=now.tzinfo)
         hours = int((end - (now - timedelta(days=age_days))).total_seconds() // 3600)
-        written = _write(own, normal_levels(tag=tag), end - hours * HOUR, hours, life_days * 24.0, rng)
+        written = _write(own, own_profile, end - hours * HOUR, hours, life_days * 24.0, rng)
         lines.append(f"{tag}: current run of {age_days} days ({written} hourly readings)")
     return lines
 
