@@ -52,8 +52,8 @@ def run_start(*, equipment: Equipment, before: datetime, enabled_only: bool = Tr
 
 
 def step_frame(*, sensors: list[Sensor], columns: list[str], start: datetime, end: datetime, step_s: float) -> pd.DataFrame:
-    """Mean of each sensor per step in [start, end), steps aligned to ``start``; one column per
-    sensor named by ``columns``. A step where a sensor has no reading carries its last value
+    """Mean of each sensor per step in [start, end), steps aligned to ``start`` (a step of whole
+    hours: the mean of its hourly means); one column per sensor named by ``columns``. A step where a sensor has no reading carries its last value
     forward; steps before any sensor has reported are dropped (a sensor that has not reported
     yet stays NaN: the caller decides whether to drop the sensor or the step)."""
     store = get_store()
@@ -63,10 +63,17 @@ def step_frame(*, sensors: list[Sensor], columns: list[str], start: datetime, en
     if n_steps == 0:
         return pd.DataFrame(columns=columns, dtype=float)
     end_us = origin_us + n_steps * step_us  # whole steps only: a partial last step is still filling
+    # A step longer than an hour is the mean of its hourly means: where hourly history meets 1 Hz
+    # live data (the demo, a historian backfill before a live connector), a mean over samples
+    # would let two live hours outweigh 22 hourly ones and make the day look like its last hours.
+    hour_us = 3_600_000_000
+    sub_us = hour_us if step_us > hour_us and step_us % hour_us == 0 else step_us
+    per_step = step_us // sub_us
     data = {}
     for sensor, column in zip(sensors, columns):
-        sums = store.bucket_sums(sensor.id, origin_us, end_us, step_us, origin_us)
-        data[column] = pd.Series({bucket: total / count for bucket, (total, _, _, count) in sums.items() if count}, dtype=float)
+        sums = store.bucket_sums(sensor.id, origin_us, end_us, sub_us, origin_us)
+        means = pd.Series({bucket: total / count for bucket, (total, _, _, count) in sums.items() if count}, dtype=float)
+        data[column] = means.groupby(means.index // per_step).mean() if per_step > 1 else means
     frame = pd.DataFrame(data).reindex(range(n_steps)).sort_index().ffill()
     frame = frame[frame.notna().any(axis=1)]
     frame.index = pd.to_datetime(origin_us + frame.index.to_numpy(np.int64) * step_us, unit="us", utc=True)

@@ -68,3 +68,18 @@ def test_health_declines_slowly_with_wear(demo):
     assert 0.05 < np.median(p101[-24:]) < np.median(p201[-24:])  # 70 of 105 days: worn, not yet at the end
     assert np.median(p101[-7 * 24:]) < np.median(p101[14 * 24:21 * 24])
 
+
+
+def test_a_step_is_the_mean_over_time_not_over_samples(db):
+    """Where hourly history meets 1 Hz live data (the demo, or a historian backfill before a live
+    connector), a day step is the day's mean: two live hours must not outweigh 22 hourly ones."""
+    from tests.conftest import make_plant
+
+    pump, _ = make_plant()
+    sensor = pump.sensors.order_by("pk").first()
+    day_start = NOW - timedelta(days=1)
+    rows = [(sensor.pk, datetime_to_us(day_start + timedelta(hours=h)), 1.0, 192) for h in range(22)]
+    rows += [(sensor.pk, datetime_to_us(day_start + timedelta(hours=22, seconds=s)), 2.0, 192) for s in range(7200)]
+    get_store().write(rows)
+    frame = health.step_frame(sensors=[sensor], columns=["x"], start=day_start, end=NOW, step_s=86400.0)
+    assert frame["x"].tolist() == pytest.approx([(22 * 1.0 + 2 * 2.0) / 24])
