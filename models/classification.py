@@ -608,6 +608,30 @@ class ReprogramMethod(_NeuralMethod):
         return build_reprogram_classifier(n_channels=n_inputs, seq_len=input_length, n_classes=n_classes, params=self.params)
 
 
+# Keyword parameters each method reads (beyond FaultClassifier's named arguments), so a caller can
+# refuse a misspelt one ("epoch") instead of training silently without it. ``reprogram`` passes
+# its parameters on to models.heads, so it is not checked here.
+_NEURAL_PARAMS = frozenset(TrainingSettings.__dataclass_fields__) | {"representation", "spectrum_bins", "n_models", "base_seed", "nf"}
+METHOD_PARAMS: dict[str, frozenset[str]] = {
+    "features": frozenset(FeatureBoostingMethod.defaults) | {"level_features", "spectrum_features"},
+    "inceptiontime": _NEURAL_PARAMS,
+    "resnet": _NEURAL_PARAMS,
+    "wdcnn": _NEURAL_PARAMS | {"per_window_norm", "noise_std", "scale_jitter", "spectral_jitter_db", "dropout"},
+}
+_NAMED_ARGUMENTS = frozenset({
+    "method", "window_length", "window_stride", "sampling_rate", "shaft_hz", "reference_rpm", "fault_orders", "class_weight",
+    "calibrate", "calibration_fraction", "seed", "progress",
+})
+
+
+def unknown_params(method: str, params: dict[str, Any]) -> list[str]:
+    """Keys of ``params`` that ``FaultClassifier(method, **params)`` would ignore (none for ``reprogram``)."""
+    known = METHOD_PARAMS.get(method)
+    if known is None:
+        return []
+    return sorted(set(params) - known - _NAMED_ARGUMENTS)
+
+
 # --------------------------------------------------------------------------------------------
 # The estimator
 # --------------------------------------------------------------------------------------------
