@@ -50,10 +50,17 @@ def _chart(equipment: Equipment, health: list[HealthPoint], estimates: list[RULE
         figure.add_trace(go.Scatter(x=[p.ts for p in health], y=[p.health for p in health], name="health", line={"color": "#1f77b4"}), row=1, col=1)
     if estimates:
         times = [e.as_of for e in estimates]
-        figure.add_trace(go.Scatter(x=times, y=[e.upper_days for e in estimates], line={"width": 0}, showlegend=False, hoverinfo="skip"), row=2, col=1)
-        figure.add_trace(go.Scatter(x=times, y=[e.lower_days for e in estimates], fill="tonexty", line={"width": 0}, fillcolor="rgba(31,119,180,0.2)",
-                                    name=f"{estimates[-1].level:.0%} interval"), row=2, col=1)
-        figure.add_trace(go.Scatter(x=times, y=[e.rul_days for e in estimates], name="RUL", line={"color": "#1f77b4"}), row=2, col=1)
+        level = f"{estimates[-1].level:.0%} interval"
+        if len(estimates) > 1:  # a band over time; a single estimate shows as its error bar
+            figure.add_trace(go.Scatter(x=times, y=[e.upper_days for e in estimates], mode="lines", line={"width": 0}, showlegend=False,
+                                        hoverinfo="skip"), row=2, col=1)
+            figure.add_trace(go.Scatter(x=times, y=[e.lower_days for e in estimates], mode="lines", fill="tonexty", line={"width": 0},
+                                        fillcolor="rgba(31,119,180,0.2)", name=level), row=2, col=1)
+        figure.add_trace(go.Scatter(
+            x=times, y=[e.rul_days for e in estimates], mode="lines+markers", name=f"RUL with {level}", line={"color": "#1f77b4"},
+            error_y={"type": "data", "symmetric": False, "array": [e.upper_days - e.rul_days for e in estimates],
+                     "arrayminus": [e.rul_days - e.lower_days for e in estimates], "color": "#1f77b4"},
+        ), row=2, col=1)
         figure.add_hline(y=equipment.planning_lead_time_days, line={"color": "#b42318", "dash": "dash"}, row=2, col=1,
                          annotation_text=f"planning lead time {equipment.planning_lead_time_days:g} d")
     figure.update_yaxes(range=[0, 1.05], row=1, col=1)

@@ -281,7 +281,7 @@ def load_estimator(version: RULModelVersion):
 @dataclass(frozen=True)
 class EstimateOutcome:
     estimate: RULEstimate | None
-    status: str  # ok, no_model, not_enough_history, missing_sensors, no_readings
+    status: str  # ok, no_model, not_enough_history, missing_sensors, no_readings, model_unavailable
     message: str
 
 
@@ -305,6 +305,10 @@ def estimate_rul(*, equipment: Equipment, now: datetime | None = None) -> Estima
     frame = step_frame(sensors=sensors, columns=version.measurements, start=start, end=now, step_s=version.step_s).dropna()
     if frame.empty:
         return EstimateOutcome(None, "no_readings", f"{equipment.tag} has no whole step of {version.step_s:g} s of readings in its current run")
+    try:
+        load_estimator(version)
+    except (OSError, ValueError) as exc:  # artifact deleted or damaged: say so, never a server error
+        return EstimateOutcome(None, "model_unavailable", f"RUL model {version.equipment_type} v{version.version} cannot be loaded: {job_error(exc)}")
     return EstimateOutcome(store_estimate(equipment=equipment, version=version, frame=frame, run_started=start), "ok", "")
 
 

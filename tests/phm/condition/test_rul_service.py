@@ -4,7 +4,6 @@ estimates with their interval and history count, the lead-time alert raised once
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -116,3 +115,13 @@ def test_beat_task_updates_health_and_rul_of_every_equipment(fleet, monkeypatch)
     monkeypatch.setattr(timezone, "now", lambda: NOW)
     done = update_health_and_rul()
     assert done["failed"] == [] and done["rul"] == 2 and done["health"] >= 2
+
+
+def test_a_missing_model_artifact_is_reported_not_raised(fleet, tmp_path):
+    import shutil
+
+    version = train().result
+    shutil.rmtree(tmp_path / version.artifact)
+    rul._loaded.clear()
+    outcome = rul.estimate_rul(equipment=Equipment.objects.get(tag="P-101"), now=NOW)
+    assert outcome.status == "model_unavailable" and f"pump v{version.version} cannot be loaded" in outcome.message
