@@ -178,6 +178,15 @@ class Connector(ABC):
             return IngestResult()
         return self._account(self.sink.write_images(records), records, origin)
 
+    def deliver_captures(self, records: Sequence, *, origin: str = "") -> IngestResult:
+        """Vibration captures (``WaveformRecord``); TypeError when the sink cannot take them."""
+        if not records:
+            return IngestResult()
+        writer = getattr(self.sink, "write_captures", None)
+        if writer is None:
+            raise TypeError(f"sink {type(self.sink).__name__} cannot store vibration captures")
+        return self._account(writer(records), records, origin)
+
     def _account(self, result: IngestResult, records: Sequence, origin: str) -> IngestResult:
         with self._lock:
             self._status.accepted += result.accepted

@@ -2,6 +2,12 @@
 is streamed through :func:`connectors.files.iter_reading_batches` into the sink, then moved to
 ``done/`` (or ``rejected/`` with a ``.reason.txt`` when the file cannot be read at all).
 
+A vibration capture file (``*.capture.npz`` / ``*.capture.csv``, :mod:`connectors.waveforms`) is
+not split into readings: it goes to the sink's ``write_captures`` as one capture, with what the
+file does not say taken from ``capture_defaults`` (equipment, point, sample_rate_hz, unit, array).
+A capture the sink refuses (too short, NaN, unknown equipment...) is quarantined by the sink and
+the file moves to ``rejected/`` with the reason.
+
 Per-row problems are quarantined with the file name and row and do not stop the file. Progress
 (current file, rows and bytes done) is published in the connector status ``extra``. A sink error
 stops the file where it is; it is read again from the start on the next scan, and the idempotent
@@ -20,6 +26,7 @@ from connectors.base import Connector
 from connectors.files import CSV_SUFFIXES, NPZ_SUFFIXES, PARQUET_SUFFIXES, FileFormatError, FileSpec, iter_reading_batches
 from connectors.paths import FolderGuard, PathNotAllowed
 from connectors.sink import Sink
+from connectors.waveforms import is_capture_file, read_capture_file
 
 SUFFIXES = CSV_SUFFIXES + PARQUET_SUFFIXES + NPZ_SUFFIXES
 
@@ -38,6 +45,8 @@ class HistorianFolderSource(Connector):
         poll_interval_s: float = 5.0,
         settle_s: float = 2.0,
         roots: Sequence[str | Path] | None = None,
+        capture_defaults: dict | None = None,
+        max_capture_bytes: int | None = 64 * 1024 * 1024,
         **kwargs,
     ):
         super().__init__(name, sink, **kwargs)
@@ -52,6 +61,8 @@ class HistorianFolderSource(Connector):
         self.done_dir = self.directory / "done"
         self.rejected_dir = self.directory / "rejected"
         self._seen: dict[Path, tuple[int, float]] = {}
+        self.capture_defaults = dict(capture_defaults or {})
+        self.max_capture_bytes = max_capture_bytes
 
     def run(self, stop: threading.Event) -> None:
         self.set_state("running", connected=True)
@@ -93,6 +104,8 @@ class HistorianFolderSource(Connector):
 
     def _ingest(self, path: Path) -> bool:
         self.note_messages()
+        if is_capture_file(path.name):
+            return self._ingest_capture(path)
         try:
             for batch in iter_reading_batches(path, self.spec, batch_size=self.batch_size):
                 for rejection in batch.rejections:
@@ -105,6 +118,26 @@ class HistorianFolderSource(Connector):
             return False
         except Exception as exc:  # sink down (no spool): leave the file, read it again next scan
             self.note_error(exc)
+            return False
+        self._move(path, self.done_dir)
+        return True
+
+    def _ingest_capture(self, path: Path) -> bool:
+        defaults = {k: v for k, v in self.capture_defaults.items() if k != "array"}
+        try:
+            record = read_capture_file(path, array=self.capture_defaults.get("array"), defaults=defaults,
+                                       max_decoded_bytes=self.max_capture_bytes)
+            result = self.deliver_captures([record], origin=f"file:{path.name}")
+        except FileFormatError as exc:
+            self.quarantine(path.name, str(exc))
+            self._move(path, self.rejected_dir, reason=str(exc))
+            return False
+        except Exception as exc:  # sink down or unable to take captures: leave the file, retry next scan
+            self.note_error(exc)
+            return False
+        self.set_extra(file=path.name)
+        if result.rejections:
+            self._move(path, self.rejected_dir, reason=result.rejections[0].error)
             return False
         self._move(path, self.done_dir)
         return True

@@ -2,6 +2,10 @@
 
 The application implements it over the database (``phm.telemetry.sink.DatabaseSink``);
 tests and offline tools use :class:`MemorySink`.
+
+Vibration captures (:class:`connectors.waveforms.WaveformRecord`) go through an optional
+``write_captures``: a sink without it cannot take them, and the connector leaves the capture file
+where it is (it is its own spool: idempotent ingestion makes a later retry safe).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class MemorySink:
         self.readings: dict[tuple[str, object], Reading] = {}
         self.logs: list[LogRecord] = []
         self.images: list[ImageRecord] = []
+        self.captures: dict[tuple[str, str, object], object] = {}
 
     def write_readings(self, readings: Sequence[Reading]) -> IngestResult:
         result = IngestResult()
@@ -62,3 +67,16 @@ class MemorySink:
         with self._lock:
             self.images.extend(records)
         return IngestResult(accepted=len(records))
+
+    def write_captures(self, records: Sequence) -> IngestResult:
+        """Captures, unique on (equipment, point, captured_at) as in storage."""
+        result = IngestResult()
+        with self._lock:
+            for record in records:
+                key = (record.equipment, record.point, record.captured_at)
+                if key in self.captures:
+                    result.duplicate += 1
+                else:
+                    self.captures[key] = record
+                    result.accepted += 1
+        return result

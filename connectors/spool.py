@@ -120,6 +120,11 @@ class SpoolingSink:
     def write_images(self, records: Sequence[ImageRecord]) -> IngestResult:
         return self._write("images", records)
 
+    def write_captures(self, records: Sequence) -> IngestResult:
+        """Straight to the wrapped sink, never spooled: a capture comes from a file, which stays in
+        its folder when this raises and is read again on the next scan (idempotent)."""
+        return self.wrapped.write_captures(records)
+
     # -- spool ------------------------------------------------------------------------------
 
     @property

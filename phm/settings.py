@@ -271,8 +271,25 @@ PHM_LOG_MAX_MESSAGE_CHARS = int(os.environ.get("PHM_LOG_MAX_MESSAGE_CHARS", 16_3
 PHM_API_MAX_JSON_DEPTH = int(os.environ.get("PHM_API_MAX_JSON_DEPTH", 32))
 #: Longest alarm shelve (seconds).
 PHM_ALARM_MAX_SHELVE_S = float(os.environ.get("PHM_ALARM_MAX_SHELVE_S", 24 * 3600))
+# Fault classifiers of vibration captures: a fault class at or above this probability raises the
+# classifier's alarm (the default of a new classifier; each has its own alarm_probability).
+PHM_CLASSIFIER_ALARM_PROBABILITY = float(os.environ.get("PHM_CLASSIFIER_ALARM_PROBABILITY", 0.9))
+if not 0 < PHM_CLASSIFIER_ALARM_PROBABILITY <= 1:
+    raise ValueError(f"PHM_CLASSIFIER_ALARM_PROBABILITY must be in (0, 1], got {PHM_CLASSIFIER_ALARM_PROBABILITY}")
 #: Most rows one page of a list endpoint returns (``?limit=`` above it is a 400).
 PHM_API_MAX_PAGE = int(os.environ.get("PHM_API_MAX_PAGE", 1000))
+
+# --- vibration captures (phm.condition; README "Condition monitoring: vibration") ----------------
+#: A capture outside these is refused with the limit named (and quarantined).
+PHM_CAPTURE_MIN_RATE_HZ = float(os.environ.get("PHM_CAPTURE_MIN_RATE_HZ", 256))
+PHM_CAPTURE_MAX_RATE_HZ = float(os.environ.get("PHM_CAPTURE_MAX_RATE_HZ", 204_800))
+PHM_CAPTURE_MIN_SAMPLES = int(os.environ.get("PHM_CAPTURE_MIN_SAMPLES", 1024))
+#: 2**21 float32 samples = 8 MiB a capture (82 s at 25.6 kHz).
+PHM_CAPTURE_MAX_SAMPLES = int(os.environ.get("PHM_CAPTURE_MAX_SAMPLES", 2**21))
+PHM_CAPTURE_MIN_DURATION_S = float(os.environ.get("PHM_CAPTURE_MIN_DURATION_S", 0.1))
+PHM_CAPTURE_MAX_DURATION_S = float(os.environ.get("PHM_CAPTURE_MAX_DURATION_S", 120))
+#: A capture upload (npz/CSV file, or JSON body) larger than this is refused before it is parsed.
+PHM_UPLOAD_MAX_CAPTURE_BYTES = int(os.environ.get("PHM_UPLOAD_MAX_CAPTURE_BYTES", 64 * MIB))
 
 # --- readings store (phm.telemetry.store) -------------------------------------------------------
 # sql: readings in DATABASES["default"] (partitioned by day on PostgreSQL after

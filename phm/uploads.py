@@ -3,6 +3,8 @@
 - ``historian``: files queued for ingestion (CSV, Parquet, npz): ``PHM_UPLOAD_MAX_HISTORIAN_BYTES``
   for the upload, ``PHM_UPLOAD_MAX_DECODED_BYTES`` for what its data decodes to (checked from
   headers before the worker loads anything).
+- ``capture``: vibration capture files (``.npz``/CSV, one waveform): ``PHM_UPLOAD_MAX_CAPTURE_BYTES``,
+  also the bound on what an ``.npz`` declares it decodes to.
 - ``document``: knowledge-base files: ``PHM_KB_MAX_UPLOAD_BYTES``; pages, extracted text and
   chunks are bounded by ``PHM_KB_MAX_PAGES`` / ``PHM_KB_MAX_TEXT_CHARS`` / ``PHM_KB_MAX_CHUNKS``.
 
@@ -15,7 +17,11 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-SETTING_OF_KIND = {"historian": "PHM_UPLOAD_MAX_HISTORIAN_BYTES", "document": "PHM_KB_MAX_UPLOAD_BYTES"}
+SETTING_OF_KIND = {
+    "historian": "PHM_UPLOAD_MAX_HISTORIAN_BYTES",
+    "document": "PHM_KB_MAX_UPLOAD_BYTES",
+    "capture": "PHM_UPLOAD_MAX_CAPTURE_BYTES",
+}
 
 
 class UploadTooLarge(ValueError):

@@ -190,3 +190,28 @@ def window_summary(z: np.ndarray, tail_bins: int = 0) -> np.ndarray:
     if tail_bins > 0:
         parts.append(z[..., -tail_bins:].mean(-1))
     return np.concatenate(parts, axis=-1).ravel()
+
+
+#: Length of :func:`cross_measure_summary`.
+N_CROSS_SUMMARY = 6 * CHANNELS_PER_MEASURE
+
+
+def cross_measure_summary(z: np.ndarray, present: np.ndarray, tail_bins: int = 3) -> np.ndarray:
+    """Statistics over the present measures that do not depend on *which* measure moved
+    (``[6 * 3]``): per channel, the largest and smallest mean of the last ``tail_bins`` bins and of
+    the second half, and the largest and second-largest absolute tail mean.
+
+    The per-measure summary ties a pattern to a channel: a stuck or drifting transmitter is learnt
+    per sensor, and a pump has seven, so the model saw few faults of each (the plant trial's stuck
+    discharge-pressure and chilled-water-return sensors read as "no known fault"). "One measure
+    flat or walking away while the others stay normal" is the sensor-fault signature on any sensor;
+    "several move together" is a process fault's. These statistics carry it whichever sensor it is.
+    """
+    if not present.any():
+        return np.zeros(N_CROSS_SUMMARY)
+    mine = z[present]  # [P, 3, L]
+    tail = mine[..., -max(tail_bins, 1):].mean(-1)  # [P, 3]
+    half = mine[..., mine.shape[-1] // 2 :].mean(-1)
+    ranked = -np.sort(-np.abs(tail), axis=0)  # per channel, largest first
+    second = ranked[1] if len(ranked) > 1 else np.zeros(CHANNELS_PER_MEASURE)
+    return np.concatenate([tail.max(0), tail.min(0), half.max(0), half.min(0), ranked[0], second])

@@ -40,7 +40,8 @@ from connectors.simulator import IMAGE_FINDINGS, NO_VISIBLE_FINDING, image_findi
 from models.backbone import Backbone, load_backbone
 from models.diagnosis import explain as explanation
 from models.diagnosis.features import (
-    CHANNELS_PER_MEASURE, NormalStats, bin_window, fit_normal_stats, sensor_evidence, standardise, window_summary,
+    CHANNELS_PER_MEASURE, N_CROSS_SUMMARY, NormalStats, bin_window, cross_measure_summary, fit_normal_stats, sensor_evidence,
+    standardise, window_summary,
 )
 from models.diagnosis.network import MASKED_LOGIT, FusionBatch, FusionNetwork, ImagePath, TextPrefix, text_prefix
 from models.diagnosis.taxonomy import DEFAULT_TAXONOMY, check_taxonomy
@@ -74,6 +75,7 @@ class DiagnoserConfig:
     seq_len: int = 32  # time bins of the sensor window
     patch_len: int = 8  # bins per sensor patch token
     tail_bins: int = 3  # window summary also holds the mean of the last bins (0: the summary of diagnosers saved before it)
+    cross_summary: bool = True  # and features.cross_measure_summary (False: diagnosers saved before it)
     image_size: int = 64
     fusion_dim: int = 128
     n_prototypes: int = 64
@@ -427,8 +429,9 @@ class FaultDiagnoser:
         document = json.loads((folder / CONFIG_FILE).read_text())
         if document.get("format") != FORMAT:
             raise ValueError(f"{folder} is not a saved FaultDiagnoser (format {document.get('format')!r})")
-        # A diagnoser saved before tail_bins existed has the 3-statistic summary its weights expect.
-        diagnoser = cls(document["taxonomy"], backbone=backbone, explainer=explainer, **{"tail_bins": 0, **document["config"]})
+        # A diagnoser saved before tail_bins (cross_summary) existed has the summary its weights expect.
+        diagnoser = cls(document["taxonomy"], backbone=backbone, explainer=explainer,
+                        **{"tail_bins": 0, "cross_summary": False, **document["config"]})
         diagnoser.measures = list(document["measures"])
         diagnoser.stats = {t: NormalStats.from_dict(s) for t, s in document["stats"].items()}
         diagnoser.findings = list(document["findings"])
@@ -526,7 +529,10 @@ class FaultDiagnoser:
                 item.z = standardise(window, stats)
                 item.present = window.present
                 item.sensors = item.z.reshape(-1, cfg.seq_len).astype(np.float32)
-                item.summary = window_summary(item.z, cfg.tail_bins).astype(np.float32)
+                summary = window_summary(item.z, cfg.tail_bins)
+                if cfg.cross_summary:
+                    summary = np.concatenate([summary, cross_measure_summary(item.z, item.present, cfg.tail_bins)])
+                item.summary = summary.astype(np.float32)
                 modalities.append("sensors")
         if has_logs:
             modalities.append("logs")
@@ -546,7 +552,8 @@ class FaultDiagnoser:
         return cached
 
     def _n_summary(self) -> int:
-        return CHANNELS_PER_MEASURE * len(self.measures) * (4 if self.config.tail_bins > 0 else 3)
+        per_measure = CHANNELS_PER_MEASURE * len(self.measures) * (4 if self.config.tail_bins > 0 else 3)
+        return per_measure + (N_CROSS_SUMMARY if self.config.cross_summary else 0)
 
     def _no_log_prompt(self, equipment_type: str) -> str:
         return f"Equipment: {equipment_type}. Task: find the root cause of the alarm."

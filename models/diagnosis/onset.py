@@ -134,7 +134,8 @@ def simulate_alarm_incidents(
     onset_cuts: int = 2,
     onset_min: tuple[float, float] = (2.0, 90.0),
     search_min: float = 120.0,
-    default_sensor_share: float = 0.5,
+    default_sensor_share: float = 0.3,
+    image_share: float = 0.5,
     max_tries: int = 4,
     stats: OnsetStats | None = None,
 ) -> list[Incident]:
@@ -145,9 +146,14 @@ def simulate_alarm_incidents(
     the simulated span is dropped), so ``per_class`` counts incidents, not faults. Fault size is drawn from
     ``severity``, its ramp from ``duration_min`` (log-uniform: the simulator ramps over 60 % of a
     fault), so slow, weak faults that alarm late are in. ``default_sensor_share`` of the sensor
-    faults hit the unit's usual sensor for that fault, the rest a random one. ``stats`` collects
+    faults hit the unit's usual sensor for that fault, the rest a random one. ``image_share`` of
+    the incidents carry an inspection image taken at the cut; the rest have none, as most alarms
+    in a plant do (nobody photographs the unit at the moment it alarms, and the live simulator
+    uploads no images), so the model must answer from sensors and logs alone. ``stats`` collects
     what was met.
     """
+    if not 0.0 <= image_share <= 1.0:
+        raise ValueError(f"image_share must be in [0, 1], got {image_share}")
     taxonomy = taxonomy or DEFAULT_TAXONOMY
     types = equipment_types or list(taxonomy)
     detector = detector or AlarmDetector()
@@ -169,7 +175,8 @@ def simulate_alarm_incidents(
                 cuts = simulate_onset_incident(
                     plant, unit.tag, label, seed=int(rng.integers(2**31)), detector=fitted[unit.tag], image_size=image_size,
                     severity=severity, duration_min=duration_min, offsets_min=offsets_min, late_offset_max_min=late_offset_max_min,
-                    onset_cuts=onset_cuts, onset_min=onset_min, search_min=search_min, default_sensor_share=default_sensor_share, stats=stats,
+                    onset_cuts=onset_cuts, onset_min=onset_min, search_min=search_min, default_sensor_share=default_sensor_share,
+                    image_share=image_share, stats=stats,
                 )
                 cuts = cuts[: per_class - made]
                 if missing_rate > 0:
@@ -194,7 +201,8 @@ def simulate_onset_incident(
     onset_cuts: int = 2,
     onset_min: tuple[float, float] = (2.0, 90.0),
     search_min: float = 120.0,
-    default_sensor_share: float = 0.5,
+    default_sensor_share: float = 0.3,
+    image_share: float = 1.0,
     stats: OnsetStats | None = None,
 ) -> list[Incident]:
     """The incidents of one simulated fault (or healthy stretch): one per cut after the raise."""
@@ -208,9 +216,13 @@ def simulate_onset_incident(
     if label != NORMAL:
         low, high = np.log(duration_min[0]), np.log(duration_min[1])
         duration = timedelta(minutes=float(np.exp(rng.uniform(low, high))))
-        measures = [s.measure for s in unit.sensors if s.measure != "SPEED"]
-        # Half the sensor faults hit the unit's usual suspect (the simulator's default sensor for
-        # the fault: the bearing thermocouple drifts, the flow meter sticks), half any sensor.
+        # Any transmitter can drift or stick, the speed pickup too (the plant trial draws its
+        # sensor faults from every sensor of the unit; leaving SPEED out left those alarms unseen).
+        measures = [s.measure for s in unit.sensors]
+        # ``default_sensor_share`` of the sensor faults hit the unit's usual suspect (the simulator's
+        # default sensor for the fault: the bearing thermocouple drifts, the flow meter sticks), the
+        # rest any sensor: at one half, a pump's six other transmitters shared ~6 faults per class,
+        # and the trial's stuck chilled-water return or drifting vibration pickup went unseen.
         usual = default_sensor_for(label, unit) if label in SENSOR_FAULTS else None
         sensor = (usual if usual is not None and rng.random() < default_sensor_share else str(rng.choice(measures))) if label in SENSOR_FAULTS else None
         # The fault lasts past every cut (the simulator repairs a fault at its end).
@@ -242,12 +254,13 @@ def simulate_onset_incident(
             continue
         window_start = cut - WINDOW
         sensors = frame[(frame.index >= pd.Timestamp(window_start)) & (frame.index <= pd.Timestamp(cut))]
-        image = render_inspection_image(unit, cut, faults, size=image_size, seed=int(rng.integers(2**31)))
+        image_seed = int(rng.integers(2**31))
+        image = render_inspection_image(unit, cut, faults, size=image_size, seed=image_seed) if rng.random() < image_share else None
         incidents.append(Incident(
             equipment_type=unit.equipment_type, sensors=sensors, logs=[e for e in events if window_start <= e.ts <= cut],
             # The app's baseline: the hour before the window (phm.analytics.diagnosis.build_incident).
             baseline_logs=[e for e in events if window_start - BASELINE <= e.ts < window_start], image=image,
-            image_ref=f"sim:{tag}:{cut:%Y%m%dT%H%M%S}", label=label, equipment=tag, description=unit.name,
+            image_ref=f"sim:{tag}:{cut:%Y%m%dT%H%M%S}" if image is not None else None, label=label, equipment=tag, description=unit.name,
         ))
     return incidents
 

@@ -668,6 +668,9 @@ def _diagnose(alarm: Alarm, diagnosis: Diagnosis, version: DiagnoserVersion, con
     # The connector template ids behind each log template of the evidence, as they were stored
     # (an id never changes meaning; the API resolves a merged one to its surviving template).
     stored["log_template_ids"] = {t.template: window.log_template_ids[t.template] for t in result.evidence.log_templates if t.template in window.log_template_ids}
+    from phm.condition.classification import classification_evidence  # condition imports analytics models
+
+    stored["capture_classification"] = classification_evidence(equipment=alarm.equipment, until=window.end, using=using)
     return {
         "fault": result.fault, "probability": float(result.probability), "result": stored, "embedding": embedding_bytes(embedding),
         "window_start": window.start, "window_end": window.end, "image": window.image,
@@ -787,6 +790,7 @@ def diagnosis_payload(diagnosis: Diagnosis) -> dict:
             "explanation_source": result.get("explanation_source", ""),
             "sensors": [{"sensor": s["sensor"], "share": s["share"], "direction": s["direction"]} for s in evidence.get("sensors", [])],
             "actions": [a["text"] for a in result.get("actions", [])],
+            "capture_classification": result.get("capture_classification"),
             "model_version": result.get("model_version", ""),
             "raised_at": _iso(alarm.raised_at),
             "diagnosed_at": _iso(diagnosis.finished_at),

@@ -6,3 +6,6 @@ class ConditionConfig(AppConfig):
     name = "phm.condition"
     label = "condition"
     verbose_name = "Condition monitoring"
+
+    def ready(self) -> None:
+        from phm.condition import classification_signals  # noqa: F401  (connects the post_save hook)

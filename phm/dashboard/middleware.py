@@ -54,6 +54,7 @@ PAGE_RULES: dict[str, tuple[str, str]] = {
     "backtests:list": (OPERATOR, OPERATOR),
     "backtests:detail": (OPERATOR, OPERATOR),
     "backtests:start": (ENGINEER, ENGINEER),  # a replay costs CPU; reading its report does not
+    "condition:capture-upload": (ENGINEER, ENGINEER),  # a new vibration capture (POST only)
 }
 
 

@@ -241,6 +241,8 @@ class DiagnosisView:
     sensors: list[SensorShare]
     feedback: list[DiagnosisFeedback]
     allowed_faults: list[str]
+    #: The newest fault classification of the equipment's vibration captures up to the evidence's end.
+    capture_classification: dict | None = None
 
     @property
     def fault_label(self) -> str:
@@ -265,6 +267,7 @@ def diagnosis_view(diagnosis: Diagnosis | None) -> DiagnosisView | None:
         probabilities=probabilities, sensors=sensors,
         feedback=list(DiagnosisFeedback.objects.filter(diagnosis=diagnosis).select_related("user").order_by("-created_at", "-id")),
         allowed_faults=allowed,
+        capture_classification=(diagnosis.result or {}).get("capture_classification"),
     )
 
 

@@ -9,7 +9,9 @@ Config per kind (keys not listed are refused, so typos fail on save, not at 3 a.
 - ``logfile``: ``{"path": ..., "source": ..., "format": LogLineFormat (omit: headers detected), "miner": MinerSettings (omit: the
   one default), "poll_interval_s": 0.5}``; template ids are ``<connector name>:<n>``, the miner state is kept per connector
 - ``image_folder``: ``{"directory": ..., "source": ..., "limits": ImageLimits, "poll_interval_s": 2, "settle_s": 1}``
-- ``file_folder``: ``{"directory": ..., "spec": FileSpec, "batch_size": 50000, "poll_interval_s": 5, "settle_s": 2}``
+- ``file_folder``: ``{"directory": ..., "spec": FileSpec, "batch_size": 50000, "poll_interval_s": 5, "settle_s": 2,
+  "capture_defaults": {"equipment", "point", "sample_rate_hz", "unit", "speed_rpm", "array"}}``; ``*.capture.npz`` /
+  ``*.capture.csv`` files become vibration captures (``connectors.waveforms``), the rest readings
 
 (The names are the dataclasses in ``connectors``; their fields are the JSON keys.)
 
@@ -46,6 +48,9 @@ from connectors.paths import PathNotAllowed, confine
 from connectors.sink import MemorySink, Sink
 
 
+CAPTURE_DEFAULT_KEYS = frozenset({"equipment", "point", "sample_rate_hz", "unit", "speed_rpm", "label", "array"})
+
+
 class ConfigError(ValueError):
     """A connector definition that cannot be built; the text says which key and why."""
 
@@ -57,7 +62,7 @@ ALLOWED_KEYS: dict[str, set[str]] = {
     "modbus": {"host", "port", "period_s", "timeout_s", "registers"},
     "logfile": {"path", "source", "format", "miner", "poll_interval_s", "batch_lines"},
     "image_folder": {"directory", "source", "limits", "poll_interval_s", "settle_s"},
-    "file_folder": {"directory", "spec", "batch_size", "poll_interval_s", "settle_s"},
+    "file_folder": {"directory", "spec", "batch_size", "poll_interval_s", "settle_s", "capture_defaults"},
 }
 
 #: Config keys that name a file or folder on the server, per kind.
@@ -232,6 +237,15 @@ def _image_folder(name, config, sink, offsets, on_quarantine, roots) -> Connecto
 
 def _file_folder(name, config, sink, offsets, on_quarantine, roots) -> Connector:
     options = {k: config[k] for k in ("batch_size", "poll_interval_s", "settle_s") if k in config}
+    defaults = config.get("capture_defaults", {})
+    unknown = set(defaults) - CAPTURE_DEFAULT_KEYS if isinstance(defaults, dict) else None
+    if unknown is None or unknown:
+        raise ConfigError(f"file_folder: capture_defaults must be an object with keys among {', '.join(sorted(CAPTURE_DEFAULT_KEYS))}"
+                          + (f"; unknown: {', '.join(sorted(map(str, unknown)))}" if unknown else ""))
+    from django.conf import settings
+
+    options["capture_defaults"] = defaults
+    options["max_capture_bytes"] = settings.PHM_UPLOAD_MAX_CAPTURE_BYTES
     return HistorianFolderSource(
         name, sink, directory=config["directory"], spec=FileSpec.from_dict(config.get("spec", {})), on_quarantine=on_quarantine,
         roots=roots, **options

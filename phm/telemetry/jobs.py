@@ -4,6 +4,7 @@ recording progress on the job row after every chunk (the dashboard and API read 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from django.conf import settings
@@ -23,8 +24,11 @@ def create_file_job(*, uploaded_file, spec: dict, user=None, job: FileIngestJob 
     """Store the upload and a queued job (``job``: an unsaved instance to fill, as the admin
     passes); the caller enqueues ``ingest_file_job``."""
 
-    file_spec(spec)  # fail now, on the request, if the spec is invalid
     name = Path(uploaded_file.name).name
+    if is_capture_name(name):
+        capture_defaults(spec)  # a vibration capture: its spec is {"capture": {...}} (what the file does not say)
+    else:
+        file_spec(spec)  # fail now, on the request, if the spec is invalid
     check_upload_size(kind="historian", name=name, size=uploaded_file.size)
     job = job or FileIngestJob()
     job.original_name, job.spec, job.created_by = name[:255], spec, user
@@ -89,6 +93,8 @@ def run_file_job(*, job_id: int, using: str = "default") -> FileIngestJob:
         log.info("file job %s is %s already; nothing to do", job_id, job.status)
         return job
     channel = f"file:{job.original_name}"[:200]
+    if is_capture_name(job.original_name):
+        return _run_capture_job(job=job, channel=channel, using=using)
     try:
         spec = file_spec(job.spec)
         for batch in iter_reading_batches(Path(job.file.path), spec, max_decoded_bytes=settings.PHM_UPLOAD_MAX_DECODED_BYTES):
@@ -124,3 +130,53 @@ def file_spec(spec: object):
     if not isinstance(spec, dict):
         raise ValueError("spec must be a JSON object")
     return FileSpec.from_dict(spec)
+
+
+# --- vibration capture files (*.capture.npz / *.capture.csv): one capture, not readings ----------
+
+
+def is_capture_name(name: str) -> bool:
+    from connectors.waveforms import is_capture_file
+
+    return is_capture_file(name)
+
+
+def capture_defaults(spec: object) -> dict:
+    """The ``{"capture": {...}}`` spec of a capture file; ValueError naming an unknown key."""
+    from phm.sources.registry import CAPTURE_DEFAULT_KEYS
+
+    if not isinstance(spec, dict) or set(spec) - {"capture"}:
+        raise ValueError('a capture file (*.capture.npz / *.capture.csv) takes spec {"capture": {"equipment", "point", ...}} only')
+    defaults = spec.get("capture", {})
+    if not isinstance(defaults, dict) or set(defaults) - CAPTURE_DEFAULT_KEYS:
+        raise ValueError(f"spec.capture keys must be among {', '.join(sorted(CAPTURE_DEFAULT_KEYS))}")
+    return defaults
+
+
+def _run_capture_job(*, job: FileIngestJob, channel: str, using: str) -> FileIngestJob:
+    from connectors.files import FileFormatError
+    from connectors.waveforms import read_capture_file
+    from phm.condition.captures import CaptureRejected, ingest_capture, reject_unparsed
+    from phm.condition.models import CaptureSource
+
+    defaults = capture_defaults(job.spec)
+    outcome = None
+    try:
+        record = read_capture_file(Path(job.file.path), array=defaults.get("array"), defaults={k: v for k, v in defaults.items() if k != "array"},
+                                   max_decoded_bytes=settings.PHM_UPLOAD_MAX_CAPTURE_BYTES)
+        record = replace(record, origin=job.original_name)  # the uploaded name, not the stored one
+        outcome = ingest_capture(record=record, source=CaptureSource.CONNECTOR, channel=channel, using=using)
+    except FileFormatError as exc:
+        error = CaptureRejected(str(exc).replace(f" (file {Path(job.file.path).name})", ""), field=exc.column or "file", origin=job.original_name)
+        reject_unparsed(error=error, channel=channel, metadata=defaults, using=using)
+        message = str(error)
+    except CaptureRejected as exc:  # quarantined by the service
+        message = str(exc)
+    else:
+        message = ""
+    FileIngestJob.objects.using(using).filter(pk=job.pk).update(
+        status=JobStatus.SUCCEEDED if outcome else JobStatus.FAILED, error=message[:2000], rows_done=1 if outcome else 0,
+        accepted=int(bool(outcome and outcome.created)), duplicate=int(bool(outcome and not outcome.created)), rejected=0 if outcome else 1,
+        bytes_done=F("bytes_total"), finished_at=timezone.now(),
+    )
+    return FileIngestJob.objects.using(using).get(pk=job.pk)

@@ -162,6 +162,7 @@ class RecordKind(models.TextChoices):
     LOG = "log"
     IMAGE = "image"
     FILE_ROW = "file_row"
+    CAPTURE = "capture"  # a vibration waveform capture (phm.condition.captures); payload = metadata, not samples
 
 
 class QuarantinedRecord(models.Model):

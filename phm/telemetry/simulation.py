@@ -124,12 +124,14 @@ def _resume_point(*, plant: PlantDef, now: datetime, max_gap: timedelta = timede
 
 def stream(
     *, seed: int = 7, push_every_s: float = 5.0, auto_fault_every_s: float | None = None,
-    stop: Callable[[], bool] = lambda: False, plant: PlantDef = DEMO_PLANT,
+    stop: Callable[[], bool] = lambda: False, plant: PlantDef = DEMO_PLANT, capture_every_s: int | None = None,
 ) -> None:
-    """Generate data in real time until ``stop()``; refresh the fault schedule every push."""
+    """Generate data in real time until ``stop()``; refresh the fault schedule every push. With
+    ``capture_every_s``, vibration captures too (phm.condition.demo), aligned to that period."""
     simulator = PlantSimulator(plant, seed=seed)
     sink = DatabaseSink(channel="simulator")
     cursor = _resume_point(plant=plant, now=timezone.now().replace(microsecond=0))
+    capture_cursor = cursor
     next_auto_fault = time.monotonic() + (auto_fault_every_s or 0)
     rng = random.Random(seed)
     while not stop():
@@ -149,3 +151,17 @@ def stream(
             log.exception("simulator: push failed; retrying from %s", cursor.isoformat())
             continue
         cursor = now
+        if capture_every_s:
+            capture_cursor = _stream_captures(start=capture_cursor, end=now, every_s=capture_every_s, seed=seed, plant=plant)
+
+
+def _stream_captures(*, start: datetime, end: datetime, every_s: int, seed: int, plant: PlantDef) -> datetime:
+    """The vibration captures due since ``start``; returns where the next call starts."""
+    from phm.condition.demo import simulate_captures
+
+    try:
+        simulate_captures(start=start, end=end, faults=scheduled_faults(plant=plant), every_s=every_s, seed=seed, plant=plant)
+    except Exception:  # keep streaming readings: a capture problem must not end the demo
+        log.exception("simulator: vibration captures failed; retrying from %s", start.isoformat())
+        return start
+    return end

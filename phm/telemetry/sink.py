@@ -36,3 +36,12 @@ class DatabaseSink:
     def write_images(self, records: Sequence[ImageRecord]) -> IngestResult:
         close_stale_connection(self.using)
         return services.ingest_images(records=records, channel=self.channel, using=self.using)
+
+    def write_captures(self, records: Sequence) -> IngestResult:
+        from phm.condition.captures import ingest_captures
+        from phm.condition.models import CaptureSource
+
+        close_stale_connection(self.using)
+        # The watched-folder connector's channel is "file_folder:<name>"; any other connector is "connector".
+        source = CaptureSource.FOLDER if self.channel.startswith("file_folder:") else CaptureSource.CONNECTOR
+        return ingest_captures(records=records, source=source, channel=self.channel, using=self.using)

@@ -128,3 +128,17 @@ def test_real_cwru_has_ten_classes_at_1797_and_nine_at_1772():
     assert len({r.label for r in load_recordings(CWRU_DIR, 1797)}) == 10
     labels_1772 = {r.label for r in load_recordings(CWRU_DIR, 1772)}
     assert len(labels_1772) == 9 and "Normal" not in labels_1772
+
+
+def test_cross_direction_split_cuts_captures_and_sets_aside_classes_missing_from_training():
+    from models.evaluate.cwru import cross_direction_split
+
+    rng = np.random.default_rng(0)
+    at_1772 = [recording("IR", 7, rng.normal(size=25_000), rpm=1772)]
+    at_1797 = [recording("IR", 7, rng.normal(size=36_500), rpm=1797), recording("Normal", 0, rng.normal(size=24_000), rpm=1797)]
+    split = cross_direction_split(at_1772, at_1797, capture_length=12_000, train_rpm=1772, test_rpm=1797)
+    assert split.train_X.shape == (2, 1, 12_000) and split.test_X.shape == (3, 1, 12_000)
+    assert set(split.test_y) == {"IR_007"} and split.unseen_label == "Normal" and split.unseen_X.shape == (2, 1, 12_000)
+    assert (split.train_rpm, split.test_rpm) == (1772, 1797)
+    forward = cross_direction_split(at_1797, at_1772, capture_length=12_000, train_rpm=1797, test_rpm=1772)
+    assert forward.unseen_X is None and len(forward.test_y) == 2

@@ -101,3 +101,32 @@ def test_an_explainer_adapter_in_the_folder_is_part_of_the_saved_diagnoser(diagn
     assert (copy / ADAPTER_DIR / "adapter_config.json").exists()
     plain = diagnoser.save(tmp_path / "plain")  # the fixture's diagnoser has no adapter
     assert FaultDiagnoser.load(plain, backbone=diagnoser.backbone).explainer_adapter is None
+
+
+def test_image_share_sets_how_many_incidents_carry_an_inspection_image():
+    # Most plant alarms come with no photograph of the unit: the trial's and the live simulator's
+    # never do. Training only on incidents with a fresh image taught the model to lean on it.
+    none = simulate_alarm_incidents(equipment_types=["chiller"], per_class=3, seed=4, detector=QUICK, image_share=0.0)
+    assert none and all(i.image is None and i.image_ref is None and "image" not in i.modalities() for i in none)
+    every = simulate_alarm_incidents(equipment_types=["chiller"], per_class=3, seed=4, detector=QUICK, image_share=1.0)
+    assert all(i.image is not None for i in every)
+    mixed = simulate_alarm_incidents(equipment_types=["chiller"], per_class=6, seed=4, detector=QUICK, image_share=0.5)
+    assert 0 < sum(i.image is not None for i in mixed) < len(mixed)
+    with pytest.raises(ValueError, match="image_share"):
+        simulate_alarm_incidents(equipment_types=["chiller"], per_class=1, seed=4, detector=QUICK, image_share=1.5)
+
+
+def test_sensor_faults_can_hit_any_sensor_of_the_unit_the_speed_pickup_too():
+    from connectors.simulator import DEMO_PLANT
+    from models.diagnosis.onset import fit_detectors, simulate_onset_incident
+
+    fitted = fit_detectors(DEMO_PLANT, ["M-101"], QUICK, seed=0)["M-101"]
+    hit = set()
+    for seed in range(40):
+        incidents = simulate_onset_incident(DEMO_PLANT, "M-101", "stuck_sensor", seed=seed, detector=fitted, onset_cuts=1,
+                                            offsets_min=(), late_offset_max_min=0.0, search_min=1.0, default_sensor_share=0.0,
+                                            onset_min=(20.0, 30.0))
+        # the stuck measure is the one whose last ten minutes do not move
+        tail = incidents[-1].sensors.iloc[-600:]
+        hit |= {m for m in tail.columns if tail[m].std() == 0}
+    assert "SPEED" in hit

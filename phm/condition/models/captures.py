@@ -39,6 +39,8 @@ class WaveformCapture(models.Model):
     label = models.CharField(max_length=64, blank=True, help_text="Fault class given by an engineer (training data).")
     source = models.CharField(max_length=16, choices=CaptureSource.choices, default=CaptureSource.API)
     origin = models.CharField(max_length=500, blank=True, help_text="File name or client reference it came from.")
+    # Computed once at ingestion (captures never change), so the severity trend is one query.
+    velocity_rms_mm_s = models.FloatField(null=True, blank=True, help_text="Overall velocity RMS, 10-1,000 Hz (ISO 10816-3).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

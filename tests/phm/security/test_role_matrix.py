@@ -14,6 +14,7 @@ import copy
 import re
 from datetime import timedelta
 
+import numpy as np
 import pytest
 from django.core.signals import request_finished
 from django.db import close_old_connections, transaction
@@ -74,6 +75,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "assistant:documents": PAGE("engineer", "engineer"),
     "assistant:delete-document": PAGE("engineer", "engineer"),
     "backtests:start": PAGE("engineer", "engineer"),
+    "condition:capture-upload": PAGE("engineer", "engineer"),
     # --- API: read operator, write engineer, except the operator's own actions ---------------
     "api-schema": rule("operator"),
     "api-docs": rule("operator"),
@@ -104,9 +106,18 @@ MATRIX: dict[str, dict[str, str]] = {
             "assistant-conversation": ("list",),
             "assistant-document-job": ("list", "detail"),
             "backtest": ("list", "detail", "report", "alarms"),  # POST (start a replay): engineer
+            "capture": ("list", "detail", "spectrum"),  # POST (a new capture): engineer
+            "measurement-point": ("list", "detail"),
+            "classifier": ("list", "detail", "train", "versions", "activate", "rollback"),  # POST (create + train): engineer
+            "classifier-job": ("list", "detail"),
+            "capture-classification": ("list", "detail"),
+            "work-order": ("list", "detail"),
         }.items()
         for suffix in suffixes
     },
+    # Setting capture labels and uploading labelled recordings change training data: engineer.
+    "capture-labels": rule("operator"),
+    "labelled-captures": rule("operator"),
     "alarm-ack": rule("operator", POST="operator"),
     "alarm-shelve": rule("operator", POST="operator"),
     "alarm-unshelve": rule("operator", POST="operator"),
@@ -115,6 +126,12 @@ MATRIX: dict[str, dict[str, str]] = {
     "assistant-ask-stream": rule("operator", "operator"),
     # Delivery records hold the first bytes of each receiver's answer.
     "webhook-deliveries": rule("engineer"),
+    # An equipment's RUL is for everyone; the RUL models and their training are the engineer's.
+    "equipment-rul": rule("operator"),
+    **{f"rul-model-{suffix}": rule("engineer") for suffix in ("list", "detail")},
+    # POST-only actions: a GET is answered 405 to whoever may read (as detector-train).
+    **{f"rul-model-{suffix}": rule("operator") for suffix in ("train", "activate", "rollback")},
+    **{f"rul-job-{suffix}": rule("engineer") for suffix in ("list", "detail")},
 }
 #: The admin site: staff accounts only (the admin user is a superuser), except its own sign-in.
 ADMIN_PUBLIC = {"admin:login", "admin:logout"}
@@ -150,9 +167,13 @@ def data(db, tmp_path, settings):
     """One object of every kind a detail route needs."""
     from phm.alarms import services as alarm_services
     from phm.alarms.models import AlarmPoint, WebhookEndpoint
+    from phm.assets.models import MeasurementPoint
     from phm.analytics.models import DetectorConfig, DiagnoserTrainingJob, DiagnoserVersion, Diagnosis, TrainingJob
     from phm.assistant.models import Chunk, Conversation, Document, DocumentJob
+    from phm.assets.models import WorkOrder
     from phm.backtests.models import BacktestRun
+    from phm.condition.models import (CaptureClassification, CaptureClassifier, ClassifierTrainingJob, ClassifierVersion, RULModelVersion,
+                                      RULTrainingJob, WaveformCapture)
     from phm.sources.models import ConnectorDefinition
     from phm.telemetry.models import FileIngestJob, LogEvent, LogTemplate
 
@@ -172,7 +193,19 @@ def data(db, tmp_path, settings):
     document = Document.objects.create(name="manual.md", file_type="markdown", sha256="0" * 64, size_bytes=10, chunk_count=1)
     engineer = user_in_role("data-owner", "engineer")
     version = DiagnoserVersion.objects.create(version=1, artifact="diagnosers/v1")
+    point = MeasurementPoint.objects.create(equipment=pump, name="DE", pitch_diameter_mm=72.5, ball_diameter_mm=17.462, rolling_elements=8)
+    capture = WaveformCapture.objects.create(equipment=pump, point=point, captured_at=now, sample_rate_hz=25600.0, n_samples=4096,
+                                             samples=WaveformCapture.pack(np.sin(np.arange(4096) / 5.0)), velocity_rms_mm_s=1.0)
+    classifier = CaptureClassifier.objects.create(name="bearings")
+    classifier.equipment.set([pump])
+    classifier_version = ClassifierVersion.objects.create(classifier=classifier, version=1, artifact="classifiers/1/v1",
+                                                          classes=["IR_007", "Normal"], train_captures=2, is_active=True)
     objects = {
+        "classifier": classifier.pk,
+        "classifier-job": ClassifierTrainingJob.objects.create(classifier=classifier).pk,
+        "capture-classification": CaptureClassification.objects.create(
+            capture=capture, classifier=classifier, version=classifier_version, label="IR_007", probability=0.9,
+            probabilities={"IR_007": 0.9, "Normal": 0.1}, fault_probability=0.9).pk,
         "site": pump.line.area.site.pk,
         "area": pump.line.area.pk,
         "line": pump.line.pk,
@@ -191,9 +224,15 @@ def data(db, tmp_path, settings):
         "assistant-document": document.pk,
         "assistant-conversation": Conversation.objects.create(user=engineer, title="seal").pk,
         "assistant-document-job": DocumentJob.objects.create(file="kb_uploads/2026/03/m.md", name="m.md").pk,
+        "capture": capture.pk,
+        "measurement-point": point.pk,
         "backtest": BacktestRun.objects.create(start=now - timedelta(hours=2), end=now - timedelta(hours=1), status="succeeded", report={"detection": {}}).pk,
         "log-template": LogTemplate.objects.create(template_id="plc:1", template="pump <*> started").template_id,
         "log-event": LogEvent.objects.create(source="P-101", equipment=pump, ts=now, level="INFO", message="pump P1 started", template_id="plc:1", fingerprint="f" * 40).pk,
+        "work-order": WorkOrder.objects.create(equipment=pump, number="WO-1", opened_at=now, failed_at=now, ends_run=True).pk,
+        "rul-model": RULModelVersion.objects.create(equipment_type="pump", version=1, method="lightgbm", measurements=["vibration_rms"],
+                                                    step_s=86400, histories=5, artifact="rul/pump/v1").pk,
+        "rul-job": RULTrainingJob.objects.create(equipment_type="pump").pk,
         "passage": Chunk.objects.create(document=document, ordinal=0, text="check the seal", location="section 1", embedding=b"\0" * 16, batch="b").pk,
     }
     return objects

@@ -30,6 +30,9 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=7)
         parser.add_argument("--no-knowledge-base", action="store_true", help="Skip loading the assistant's demo documents.")
         parser.add_argument("--no-detectors", action="store_true", help="Skip creating and training the demo anomaly detectors.")
+        parser.add_argument("--capture-every", type=int, default=600,
+                            help="Seconds between simulated vibration captures per measurement point (1 s at 25.6 kHz each; 0 = none).")
+        parser.add_argument("--no-rul", action="store_true", help="Skip the pumps' run-to-failure histories and RUL model.")
         parser.add_argument("--inject", choices=FAULT_KINDS, help="Record a fault for the running simulator and exit.")
         parser.add_argument("--equipment", help="Equipment tag for --inject, e.g. P-101.")
         parser.add_argument("--sensor", help="Sensor measure for sensor faults, e.g. TEMP_BRG.")
@@ -53,19 +56,36 @@ class Command(BaseCommand):
                 self.stdout.write(f"  scheduled {fault.fault} on {fault.equipment.tag} {fault.start:%H:%M}-{fault.end:%H:%M} UTC")
             readings, logs = simulation.backfill(start=now - timedelta(hours=options["hours"]), end=now, seed=options["seed"])
             self.stdout.write(f"backfilled {options['hours']:g} h: {readings} readings, {logs} log lines")
+            if options["capture_every"] > 0:
+                self._backfill_captures(start=now - timedelta(hours=options["hours"]), end=now, every_s=options["capture_every"], seed=options["seed"])
             if not options["no_detectors"]:
                 self._train_detectors(start=now - timedelta(hours=options["hours"]), end=now)
+            if not options["no_rul"]:
+                self._rul_demo(now=now)
         if options["stream"]:
             self.stdout.write("streaming live data (Ctrl-C to stop)")
             try:
-                simulation.stream(seed=options["seed"], push_every_s=options["push_every"], auto_fault_every_s=options["auto_faults"] * 60 or None)
+                simulation.stream(seed=options["seed"], push_every_s=options["push_every"], auto_fault_every_s=options["auto_faults"] * 60 or None,
+                                  capture_every_s=options["capture_every"] or None)
             except KeyboardInterrupt:
                 self.stdout.write("simulator stopped")
+
+    def _backfill_captures(self, *, start, end, every_s: int, seed: int):
+        from phm.condition.demo import simulate_captures
+
+        stored, _ = simulate_captures(start=start, end=end, faults=simulation.scheduled_faults(), every_s=every_s, seed=seed)
+        self.stdout.write(f"vibration captures: {stored} (every {every_s} s per point, 1 s at 25.6 kHz)")
 
     def _train_detectors(self, *, start, end):
         from phm.analytics.demo import create_demo_detectors
 
         for line in create_demo_detectors(train_start=start, train_end=end):
+            self.stdout.write(f"  {line}")
+
+    def _rul_demo(self, *, now):
+        from phm.condition.demo_rul import create_demo_histories, train_demo_rul_model
+
+        for line in create_demo_histories(now=now) + train_demo_rul_model(now=now):
             self.stdout.write(f"  {line}")
 
     def _inject(self, options):
