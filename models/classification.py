@@ -24,6 +24,12 @@ Shared behaviour
   (``window_stride`` apart); every window is a training sample with the example's label, and
   at prediction the window probabilities of an example are averaged. Calibration examples are
   held out *by example*, so overlapping windows never sit on both sides of that split.
+* **Defaults** (``METHOD_DEFAULTS``): what the caller leaves out, the method fills in.
+  ``FaultClassifier("inceptiontime")`` is ``VIBRATION_DEFAULTS`` (2048-sample windows, stride
+  1024, spectrum input, 15 epochs, batch 32); ``resnet``, ``wdcnn`` and ``reprogram`` get the
+  same windows and keep their own training settings; ``features`` takes whole examples. A
+  default window applies only to examples longer than it (shorter ones are one input each); an
+  explicit ``window_length`` (``None`` included: no windowing) always wins.
 * **Class weights**: ``class_weight="balanced"`` weighs each class by n / (k * n_class), so a
   rare fault costs as much in the loss as a common one.
 * **Calibration**: temperature scaling (Guo et al. 2017) fitted on a held-out
