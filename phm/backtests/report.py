@@ -6,7 +6,9 @@ Plain data in, a JSON-ready dict out (no ORM), so the service, the trial and tes
   (:mod:`phm.backtests.truth`); the report says which (``ground_truth``) and each fault row its
   ``source`` (and the work order's number as ``reference``).
 * A fault is **detected** when an alarm of its equipment is raised between its start and its end;
-  the **delay** is from its start to the first such raise.
+  the **delay** is from its start to the first such raise. A fault still running at the end of the
+  range and not alarmed yet is listed (``running_at_end``, ``detected: null``) but not scored: the
+  replay stopped before it could be caught or missed.
 * An alarm raised in a fault, or within ``clear_grace_s`` after it ended (a bearing stays hot for a
   while after the repair), belongs to that fault; any other alarm is a **false alarm**. False alarms
   are counted per equipment-day outside fault periods (and their grace).
@@ -117,17 +119,21 @@ def build_report(
         raised = [a.raised_at for a in inside]
         first = inside[0] if inside else None
         at_raise = next((d for d in (first.diagnoses if first else []) if d.offset_s == 0), None)
+        running_at_end = fault.end > end
         fault_rows.append({
             "id": fault.id, "source": fault.source, "reference": fault.reference, "equipment": fault.equipment, "kind": fault.kind, "start": fault.start.isoformat(), "end": fault.end.isoformat(),
             "duration_s": (fault.end - fault.start).total_seconds(), "severity": fault.severity,
-            "detected": bool(raised), "delay_s": (raised[0] - fault.start).total_seconds() if raised else None,
-            "alarms": len(mine),
+            "detected": True if raised else None if running_at_end else False,
+            "delay_s": (raised[0] - fault.start).total_seconds() if raised else None,
+            "running_at_end": running_at_end, "alarms": len(mine),
             "diagnosis_at_raise": at_raise.fault if at_raise else None,
         })
 
+    # Not yet decided (running at the end, not alarmed): left out of every detection count.
+    decided = [r for r in fault_rows if r["detected"] is not None]
     by_kind: dict[str, dict] = {}
-    for kind in sorted({row["kind"] for row in fault_rows}):
-        rows = [r for r in fault_rows if r["kind"] == kind]
+    for kind in sorted({row["kind"] for row in decided}):
+        rows = [r for r in decided if r["kind"] == kind]
         delays = [r["delay_s"] for r in rows if r["delay_s"] is not None]
         median, p90 = quantiles(delays, (0.5, 0.9))
         by_kind[kind] = {
@@ -136,7 +142,7 @@ def build_report(
             "median_delay_s": median, "p90_delay_s": p90,
         }
     # A work order records no severity: a fault maintenance found counts as one that mattered.
-    strong = [r for r in fault_rows if r["severity"] is None or r["severity"] >= 0.5]
+    strong = [r for r in decided if r["severity"] is None or r["severity"] >= 0.5]
 
     outside_s = 0.0
     for tag in equipment:
@@ -170,8 +176,9 @@ def build_report(
         "ground_truth": ground_truth,
         "equipment": list(equipment),
         "detection": {
-            "faults": len(fault_rows), "detected": sum(r["detected"] for r in fault_rows),
-            "detected_pct": 100.0 * sum(r["detected"] for r in fault_rows) / len(fault_rows) if fault_rows else None,
+            "faults": len(decided), "detected": sum(r["detected"] for r in decided),
+            "detected_pct": 100.0 * sum(r["detected"] for r in decided) / len(decided) if decided else None,
+            "running_at_end": sum(r["running_at_end"] and r["detected"] is None for r in fault_rows),
             "severity_ge_0_5": {"faults": len(strong), "detected": sum(r["detected"] for r in strong),
                                 "detected_pct": 100.0 * sum(r["detected"] for r in strong) / len(strong) if strong else None},
             "by_kind": by_kind,

@@ -35,7 +35,8 @@ def report_lines(report: dict) -> list[str]:
         f"range {report['range']['start']} .. {report['range']['end']} ({report['range']['days']:.2f} days), equipment {', '.join(report['equipment'])}",
         f"ground truth: {GROUND_TRUTH.get(report.get('ground_truth', 'injections'), report.get('ground_truth'))}{_work_orders(report)}",
         f"faults detected before they end: {detection['detected']}/{detection['faults']} ({_pct(detection['detected_pct'])}); "
-        f"severity >= 0.5: {detection['severity_ge_0_5']['detected']}/{detection['severity_ge_0_5']['faults']} ({_pct(detection['severity_ge_0_5']['detected_pct'])})",
+        f"severity >= 0.5: {detection['severity_ge_0_5']['detected']}/{detection['severity_ge_0_5']['faults']} ({_pct(detection['severity_ge_0_5']['detected_pct'])})"
+        + (f"; {detection['running_at_end']} still running at the end and not alarmed yet (not scored)" if detection.get("running_at_end") else ""),
         f"{'fault kind':<20} {'faults':>6} {'detected':>9} {'median delay':>13} {'p90 delay':>10}",
     ]
     for kind, row in detection["by_kind"].items():

@@ -144,6 +144,10 @@ def test_a_capture_without_speed_among_captures_with_speed_fails_training_naming
 def test_unknown_params_are_refused_at_creation(point):
     with pytest.raises(classification.ClassificationError, match="params"):
         classification.create_classifier(name="bad", equipment=[point.equipment], params={"method": "magic"})
+    with pytest.raises(classification.ClassificationError, match=r"\['epoch'\] are not read by method 'inceptiontime'"):
+        classification.create_classifier(name="typo", equipment=[point.equipment], params={"epoch": 3})
+    with pytest.raises(classification.ClassificationError, match=r"\['nf'\] are not read by method 'features'"):
+        classification.create_classifier(name="typo2", equipment=[point.equipment], params={"method": "features", "nf": 3})
     with pytest.raises(classification.ClassificationError, match="set from the captures"):
         classification.create_classifier(name="bad2", equipment=[point.equipment], params={"reference_rpm": 1000})
 
