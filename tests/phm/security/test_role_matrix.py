@@ -126,12 +126,13 @@ MATRIX: dict[str, dict[str, str]] = {
     "assistant-ask-stream": rule("operator", "operator"),
     # Delivery records hold the first bytes of each receiver's answer.
     "webhook-deliveries": rule("engineer"),
-    # An equipment's RUL is for everyone; the RUL models and their training are the engineer's.
+    # An equipment's RUL, the RUL models and their jobs are read by everyone (as detectors and
+    # classifiers); training, activating and rolling back are the engineer's.
     "equipment-rul": rule("operator"),
-    **{f"rul-model-{suffix}": rule("engineer") for suffix in ("list", "detail")},
+    **{f"rul-model-{suffix}": rule("operator") for suffix in ("list", "detail")},
     # POST-only actions: a GET is answered 405 to whoever may read (as detector-train).
     **{f"rul-model-{suffix}": rule("operator") for suffix in ("train", "activate", "rollback")},
-    **{f"rul-job-{suffix}": rule("engineer") for suffix in ("list", "detail")},
+    **{f"rul-job-{suffix}": rule("operator") for suffix in ("list", "detail")},
 }
 #: The admin site: staff accounts only (the admin user is a superuser), except its own sign-in.
 ADMIN_PUBLIC = {"admin:login", "admin:logout"}
