@@ -66,7 +66,7 @@ def api_client():
     from rest_framework.test import APIClient
 
     user, _ = User.objects.get_or_create(username="cwru-engineer")
-    user.groups.add(Group.objects.get(name="engineer"))
+    user.groups.add(Group.objects.get_or_create(name="engineer")[0])  # the role groups come from a migration a flushed test database has lost
     client = APIClient()
     client.force_authenticate(user)
     return client
