@@ -157,11 +157,19 @@ class FeedbackError(ValueError):
 # --- enqueueing on raise -----------------------------------------------------------------------
 
 
+#: Alarm sources that are not a developing fault, so get no root-cause diagnosis: the RUL
+#: lead-time alert (``phm.condition.rul.ALARM_SOURCE``) is a planning deadline on a machine whose
+#: sensors may well look normal; diagnosing its window would name a cause that is not there.
+UNDIAGNOSED_SOURCES = frozenset({"rul"})
+
+
 def diagnose_on_commit(alarm: Alarm, *, using: str = "default") -> None:
     """Called by ``alarms.services`` inside the transaction that raised ``alarm``: the task is sent
     only if that transaction commits (a rolled-back raise is never diagnosed)."""
     if alarm.state != AlarmState.ACTIVE_UNACK or not DiagnosisConfig.from_env().on_raise:
         return  # suppressed / out of service alarms are not annunciated, so not diagnosed either
+    if alarm.source in UNDIAGNOSED_SOURCES:
+        return
     alarm_id = alarm.pk
     transaction.on_commit(lambda: enqueue_diagnosis(alarm_id=alarm_id), using=using)
 
