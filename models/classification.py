@@ -24,6 +24,12 @@ Shared behaviour
   (``window_stride`` apart); every window is a training sample with the example's label, and
   at prediction the window probabilities of an example are averaged. Calibration examples are
   held out *by example*, so overlapping windows never sit on both sides of that split.
+* **Defaults** (``METHOD_DEFAULTS``): what the caller leaves out, the method fills in.
+  ``FaultClassifier("inceptiontime")`` is ``VIBRATION_DEFAULTS`` (2048-sample windows, stride
+  1024, spectrum input, 15 epochs, batch 32); ``resnet``, ``wdcnn`` and ``reprogram`` get the
+  same windows and keep their own training settings; ``features`` takes whole examples. A
+  default window applies only to examples longer than it (shorter ones are one input each); an
+  explicit ``window_length`` (``None`` included: no windowing) always wins.
 * **Class weights**: ``class_weight="balanced"`` weighs each class by n / (k * n_class), so a
   rare fault costs as much in the loss as a common one.
 * **Calibration**: temperature scaling (Guo et al. 2017) fitted on a held-out
@@ -67,6 +73,22 @@ VIBRATION_DEFAULTS: dict[str, Any] = {
     "method": "inceptiontime", "window_length": 2048, "window_stride": 1024,
     "representation": "spectrum", "epochs": 15, "batch_size": 32,
 }
+# What ``FaultClassifier(method)`` fills in for what the caller leaves out (issue 17: the bare
+# constructor used to see a whole 1 s capture as one example, train 20 epochs at batch 64, and
+# score 0.31 per capture across loads). Windowing applies to every neural method -- a window is
+# the unit they were built and measured on; the training settings of VIBRATION_DEFAULTS only to
+# the method they were measured with (inceptiontime). ``features`` keeps whole examples: its
+# features are computed per example and it was never measured windowed by default.
+_WINDOW_DEFAULTS: dict[str, Any] = {k: VIBRATION_DEFAULTS[k] for k in ("window_length", "window_stride")}
+METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
+    "features": {},
+    "inceptiontime": {k: v for k, v in VIBRATION_DEFAULTS.items() if k != "method"},
+    "resnet": dict(_WINDOW_DEFAULTS),
+    "wdcnn": dict(_WINDOW_DEFAULTS),
+    "reprogram": dict(_WINDOW_DEFAULTS),
+}
+# Marks "not given" apart from an explicit None (None = no windowing: one example is one input).
+_UNSET: Any = object()
 # Temperature bounds: when the calibration examples are all classified correctly the NLL keeps
 # falling as T -> 0, which would make every later mistake maximally confident; never sharpen
 # logits by more than 2x, and never flatten them by more than 20x.
@@ -608,6 +630,30 @@ class ReprogramMethod(_NeuralMethod):
         return build_reprogram_classifier(n_channels=n_inputs, seq_len=input_length, n_classes=n_classes, params=self.params)
 
 
+# Keyword parameters each method reads (beyond FaultClassifier's named arguments), so a caller can
+# refuse a misspelt one ("epoch") instead of training silently without it. ``reprogram`` passes
+# its parameters on to models.heads, so it is not checked here.
+_NEURAL_PARAMS = frozenset(TrainingSettings.__dataclass_fields__) | {"representation", "spectrum_bins", "n_models", "base_seed", "nf"}
+METHOD_PARAMS: dict[str, frozenset[str]] = {
+    "features": frozenset(FeatureBoostingMethod.defaults) | {"level_features", "spectrum_features"},
+    "inceptiontime": _NEURAL_PARAMS,
+    "resnet": _NEURAL_PARAMS,
+    "wdcnn": _NEURAL_PARAMS | {"per_window_norm", "noise_std", "scale_jitter", "spectral_jitter_db", "dropout"},
+}
+_NAMED_ARGUMENTS = frozenset({
+    "method", "window_length", "window_stride", "sampling_rate", "shaft_hz", "reference_rpm", "fault_orders", "class_weight",
+    "calibrate", "calibration_fraction", "seed", "progress",
+})
+
+
+def unknown_params(method: str, params: dict[str, Any]) -> list[str]:
+    """Keys of ``params`` that ``FaultClassifier(method, **params)`` would ignore (none for ``reprogram``)."""
+    known = METHOD_PARAMS.get(method)
+    if known is None:
+        return []
+    return sorted(set(params) - known - _NAMED_ARGUMENTS)
+
+
 # --------------------------------------------------------------------------------------------
 # The estimator
 # --------------------------------------------------------------------------------------------
@@ -626,8 +672,8 @@ class FaultClassifier:
         self,
         method: str = "features",
         *,
-        window_length: int | None = None,
-        window_stride: int | None = None,
+        window_length: int | None = _UNSET,
+        window_stride: int | None = _UNSET,
         sampling_rate: float = 12_000.0,
         shaft_hz: float | None = None,
         reference_rpm: float | None = None,
@@ -646,6 +692,16 @@ class FaultClassifier:
         if not 0.0 < calibration_fraction < 0.5:
             raise ValueError(f"calibration_fraction must be in (0, 0.5), got {calibration_fraction}")
         self.method = method
+        defaults = METHOD_DEFAULTS.get(method, {})
+        # The default window applies only to examples longer than it (decided at fit, see
+        # _resolve_default_window); an explicit window_length is always used as given.
+        self._default_window = window_length is _UNSET and defaults.get("window_length") is not None
+        if window_length is _UNSET:
+            window_length = defaults.get("window_length")
+            if window_stride is _UNSET:
+                window_stride = defaults.get("window_stride")
+        if window_stride is _UNSET:
+            window_stride = None
         self.window_length = window_length
         self.window_stride = window_stride or (window_length // 2 if window_length else None)
         self.sampling_rate = sampling_rate
@@ -659,7 +715,8 @@ class FaultClassifier:
         self.calibration_fraction = calibration_fraction
         self.seed = seed
         self.progress = progress
-        self.params = params
+        # Explicit arguments win over the method's defaults.
+        self.params = {**{k: v for k, v in defaults.items() if k not in ("window_length", "window_stride")}, **params}
         self.temperature = 1.0
         self.classes_: np.ndarray | None = None
         self._method: _Method | None = None
@@ -739,6 +796,7 @@ class FaultClassifier:
         if len(self.classes_) < 2:
             raise ValueError(f"need at least two classes to classify, got {self.classes_.tolist()}")
         self.n_channels_, self.input_length_ = X.shape[1], X.shape[2]
+        self._resolve_default_window()
         tracked = self._order_tracked(X, speed_rpm, sample_rate_hz, fitting=True)
         targets = np.searchsorted(self.classes_, labels)
         fit_index, calibration_index = self._calibration_split(targets)
@@ -753,6 +811,14 @@ class FaultClassifier:
         self._method.fit(fit_windows, fit_targets, class_weights, validation, len(self.classes_), self.progress)
         self.temperature = fit_temperature(self._method.logits(validation[0]), validation[1]) if validation is not None else 1.0
         return self
+
+    def _resolve_default_window(self) -> None:
+        """A default window longer than the examples would refuse them; such short examples are
+        each one input, as before the defaults existed. Saved as resolved, so predict and load agree."""
+        if self._default_window and self.window_length is not None and self.input_length_ <= self.window_length:
+            self.window_length = None
+            self.window_stride = None
+        self._default_window = False
 
     def _calibration_split(self, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         index = np.arange(len(targets))
@@ -870,6 +936,10 @@ class FaultClassifier:
             **{k: v for k, v in config.items() if k not in {"method", "params"}},
             **config["params"],
         )
+        # The saved params exactly: a model saved before METHOD_DEFAULTS existed must not gain
+        # defaults it was not trained with (its window_length, None or not, is passed explicitly above).
+        classifier.params = dict(config["params"])
+        classifier._default_window = False
         classifier.classes_ = np.asarray(document["classes"])
         classifier.n_channels_, classifier.input_length_ = document["n_channels"], document["input_length"]
         arrays = load_numpy_file(str(folder / WEIGHTS_FILE))

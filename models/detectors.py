@@ -56,6 +56,21 @@ model of values. Seconds, not steps, so a slowly sampled channel (or a grid with
 limit in time. Off by default (0); the score needs a frame reaching that far back (a scoring context
 of at least ``stuck_s``).
 
+Slow drifts: with ``drift_s > 0`` each model channel is also predicted from the other channels
+(a ridge regression on them and their squares, in standardised units: the squares follow pump
+affinity laws and other curved couplings over a daily cycle), and its residual is averaged over
+the trailing ``drift_s`` seconds. A transmitter walking away slowly stays inside the training
+spread for hours (so the model of values cannot see it) but its residual leaves the others'
+prediction and stays away; averaging takes the noise off it. The check scores the largest
+``|mean residual| / (drift_margin x its largest value in training)`` over channels (1.0 = the
+threshold). It needs a scoring frame reaching ``drift_s`` back (a scoring context of at least
+``drift_s``); steps with less history score 0 on it. Off by default (0). With ``drift_daily`` the
+predictors also hold the first two harmonics of the time of day (UTC): what follows the day but no
+sensor of the unit measures (the ambient temperature under a bearing thermometer) is then
+predicted too, instead of widening that channel's limit by the whole daily swing. It assumes the
+training days are like the scored ones; where the daily pattern changes (seasons, weather),
+retrain, or leave it off.
+
 Several recordings of the same equipment: ``fit([df1, df2, ...])`` trains one model on all of them
 (each standardised by its own statistics); ``recalibrate(train_df)`` then returns a detector that
 shares the trained model but takes standardisation and threshold from ``train_df`` alone.
@@ -129,6 +144,10 @@ class DetectorParams:
     flat_tolerance: float = 1e-6
     # stuck channels: one value held longer than this many seconds (0 = off, see docstring)
     stuck_s: float = 0.0
+    # slow drifts: trailing mean of each channel's residual from the others (0 = off, see docstring)
+    drift_s: float = 0.0
+    drift_margin: float = 1.0
+    drift_daily: bool = False  # time-of-day harmonics among the predictors (see docstring)
 
     @classmethod
     def for_method(cls, method: str, **overrides: object) -> "DetectorParams":
@@ -198,6 +217,7 @@ class AnomalyDetector:
         self.columns: list[str] | None = None
         self.constant_columns: dict[str, float] = {}  # flat in training: column -> its constant
         self.stuck_limits: dict[str, float] = {}  # column -> longest hold of one value still normal (s)
+        self.drift: DriftModel | None = None  # each channel from the others, for slow drifts
         self.standardizer: Standardizer | None = None
         self.calibration: Calibration | None = None
         self.model: object | None = None
@@ -227,6 +247,7 @@ class AnomalyDetector:
         if not keep:  # only constant channels: their deviation is the whole score
             self.model, self.calibration = None, Calibration(threshold=1.0)
             return self
+        self.drift = self._fit_drift(raw, [_seconds(f.index) for f in frames])
         standardized = [Standardizer.fit(values).transform(values) for values in raw]
         if self.method in FORECASTING_METHODS:
             self._fit_forecaster(standardized, on_epoch)
@@ -247,6 +268,7 @@ class AnomalyDetector:
         values = everything[:, self._model_column_indices()]
         clone.standardizer = Standardizer.fit(values)
         clone.stuck_limits = stuck_limits([values], [_seconds(train_frame.index)], self.model_columns, self.params.stuck_s)
+        clone.drift = clone._fit_drift([values], [_seconds(train_frame.index)]) if self.model_columns else None
         if self.model_columns:
             clone.calibration = clone._calibrate([clone.standardizer.transform(values)])
         return clone
@@ -255,6 +277,11 @@ class AnomalyDetector:
     def model_columns(self) -> list[str]:
         """The columns the model sees: all but the constant ones."""
         return [c for c in (self.columns or []) if c not in self.constant_columns]
+
+    def _fit_drift(self, raw: list[np.ndarray], times: list[np.ndarray]) -> "DriftModel | None":
+        if self.params.drift_s <= 0:
+            return None
+        return DriftModel.fit([self.standardizer.transform(v) for v in raw], times, window_s=self.params.drift_s, daily=self.params.drift_daily)
 
     def _model_column_indices(self) -> list[int]:
         return [i for i, c in enumerate(self.columns) if c not in self.constant_columns]
@@ -412,9 +439,18 @@ class AnomalyDetector:
         held = hold_seconds(df[names].to_numpy(dtype=np.float64), _seconds(df.index))
         return np.max(held / np.array([self.stuck_limits[n] for n in names], dtype=np.float64), axis=1)
 
+    def drift_scores(self, df: pd.DataFrame) -> np.ndarray:
+        """Largest trailing-mean residual of a channel from the others' prediction, over its
+        training limit times ``drift_margin`` (1.0 = the threshold); zeros when the check is off."""
+        if self.drift is None:
+            return np.zeros(len(df))
+        z = self.standardizer.transform(df.to_numpy(dtype=np.float64)[:, self._model_column_indices()])
+        return self.drift.scores(z, _seconds(df.index)) / self.params.drift_margin
+
     def score(self, df: pd.DataFrame) -> pd.Series:
         scores = self.raw_scores(df) / self.calibration.threshold
         scores = np.maximum(scores, np.maximum(self.constant_scores(df), self.stuck_scores(df)))
+        scores = np.maximum(scores, self.drift_scores(df))
         return pd.Series(scores, index=df.index, name="score")
 
     def predict(self, df: pd.DataFrame) -> pd.Series:
@@ -453,6 +489,8 @@ class AnomalyDetector:
             arrays.update({f"model.{k}": v.detach().cpu().numpy() for k, v in state.items()})
         elif self.model is not None:
             arrays.update({f"model.{k}": v for k, v in self.model.arrays().items()})
+        if self.drift is not None:
+            arrays["drift.coefficients"], arrays["drift.limits"] = self.drift.coefficients, self.drift.limits
         save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(folder / "weights.safetensors"))
         meta = {
             "method": self.method, "params": asdict(self.params), "columns": self.columns,
@@ -481,6 +519,8 @@ class AnomalyDetector:
         if "residual.scale" in arrays:
             residual = ResidualModel(arrays["residual.scale"], arrays["residual.precision"])
         detector.calibration = Calibration(threshold=float(meta["threshold"]), residual_model=residual)
+        if "drift.coefficients" in arrays:
+            detector.drift = DriftModel(arrays["drift.coefficients"], arrays["drift.limits"], detector.params.drift_s, detector.params.drift_daily)
         model_arrays = {k.removeprefix("model."): v for k, v in arrays.items() if k.startswith("model.")}
         if not detector.model_columns:
             detector.model = None
@@ -575,6 +615,73 @@ class IsolationForestModel:
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], n_estimators: int, seed: int) -> "IsolationForestModel":
         return cls.fit(arrays["training"], n_estimators, seed)
+
+
+@dataclass
+class DriftModel:
+    """Each channel predicted from the others (linear and squared terms, ridge), its residual
+    averaged over a trailing window in seconds, against the largest such mean in training."""
+
+    coefficients: np.ndarray  # [C, 2 (C - 1) (+ 4 daily) + 1]: others, their squares, (time of day,) intercept
+    limits: np.ndarray  # [C]: largest |trailing mean residual| in training
+    window_s: float
+    daily: bool = False
+
+    @classmethod
+    def fit(cls, frames: Sequence[np.ndarray], times: Sequence[np.ndarray], *, window_s: float, daily: bool = False) -> "DriftModel":
+        from sklearn.linear_model import Ridge
+
+        z, t = np.concatenate(frames), np.concatenate(times)
+        n_channels = z.shape[1]
+        coefficients = np.zeros((n_channels, 2 * (n_channels - 1) + (4 if daily else 0) + 1))
+        for c in range(n_channels):
+            features = _drift_features(z, c, t if daily else None)
+            if features.shape[1]:
+                ridge = Ridge(alpha=1.0).fit(features, z[:, c])
+                coefficients[c, :-1], coefficients[c, -1] = ridge.coef_, ridge.intercept_
+            else:  # one channel: its drift is from its own training mean
+                coefficients[c, -1] = float(z[:, c].mean())
+        model = cls(coefficients, np.ones(n_channels), window_s, daily)
+        means = [model.trailing_means(f, t) for f, t in zip(frames, times, strict=True)]
+        means = np.concatenate([m[np.isfinite(m).all(axis=1)] for m in means])
+        if len(means) == 0:
+            longest = max((float(t[-1] - t[0]) for t in times if len(t)), default=0.0)
+            raise ValueError(f"drift_s = {window_s:g} s needs a training stretch at least that long; the longest is {longest:.0f} s")
+        model.limits = np.maximum(np.abs(means).max(axis=0), 1e-6)
+        return model
+
+    def residuals(self, z: np.ndarray, times_s: np.ndarray) -> np.ndarray:
+        out = np.empty_like(z, dtype=np.float64)
+        for c in range(z.shape[1]):
+            features = _drift_features(z, c, times_s if self.daily else None)
+            out[:, c] = z[:, c] - features @ self.coefficients[c, :-1] - self.coefficients[c, -1]
+        return out
+
+    def trailing_means(self, z: np.ndarray, times_s: np.ndarray) -> np.ndarray:
+        """``[T, C]`` mean residual over ``(t - window_s, t]``; NaN where the frame does not reach
+        that far back (its first ``window_s`` seconds)."""
+        residuals = self.residuals(z, times_s)
+        sums = np.vstack([np.zeros((1, z.shape[1])), np.cumsum(residuals, axis=0)])
+        end = np.arange(1, len(z) + 1)
+        begin = np.searchsorted(times_s, times_s - self.window_s, side="right")
+        means = (sums[end] - sums[begin]) / (end - begin)[:, None]
+        means[times_s - (times_s[0] if len(times_s) else 0.0) < self.window_s] = np.nan
+        return means
+
+    def scores(self, z: np.ndarray, times_s: np.ndarray) -> np.ndarray:
+        if len(z) == 0:
+            return np.zeros(0)
+        return np.nan_to_num(np.max(np.abs(self.trailing_means(z, times_s)) / self.limits, axis=1), nan=0.0)
+
+
+def _drift_features(z: np.ndarray, channel: int, times_s: np.ndarray | None = None) -> np.ndarray:
+    """The other channels, their squares and, with ``times_s``, the first two harmonics of the day."""
+    others = np.delete(z, channel, axis=1).astype(np.float64)
+    parts = [others, others**2]
+    if times_s is not None:
+        day = 2 * np.pi * (np.asarray(times_s, dtype=np.float64) % 86400.0) / 86400.0
+        parts.append(np.column_stack([np.sin(day), np.cos(day), np.sin(2 * day), np.cos(2 * day)]))
+    return np.hstack(parts)
 
 
 # -- helpers --------------------------------------------------------------------------------------

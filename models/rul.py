@@ -25,6 +25,20 @@ rolling statistics of the same windows: level, recent means, slopes, spread; see
 :func:`window_features`). ``n_models=k`` trains k copies with seeds ``seed .. seed+k-1`` and
 averages their predictions (an ensemble across seeds: one network's RUL error on a held-out
 engine depends noticeably on its initialisation).
+
+Prediction interval (``interval=0.8``, the default; ``None`` turns it off): cross-conformal,
+Mondrian by predicted RUL. ``fit`` also trains ``interval_folds`` copies on folds of the training
+*units* and predicts every cycle of each held-out unit with the copy that never saw it; the
+out-of-fold residuals (capped true RUL minus prediction, each unit weighted equally, since a test
+unit is cut at one random cycle whatever its length) are split into ``interval_bins`` bins of
+predicted RUL, and each bin keeps its (1-level)/2 and (1+level)/2 residual quantiles. An interval
+is the final model's prediction plus its bin's two quantiles. Why this and not quantile heads:
+it works the same for every method (networks and boosting), needs no change of loss, and the
+residuals are those of models that did not see the unit, so the width reflects the error on a
+new machine (a tree's in-sample residuals are far too small). Binning matters: the error near
+the cap (early life, where wear is not yet visible) is several times the error near failure, so
+one width for all would be too wide late and too narrow early. ``n_units_`` records how many
+run-to-failure histories the model rests on.
 """
 
 from __future__ import annotations
@@ -229,6 +243,41 @@ def _build_network(method: str, n_channels: int, window: int, params: dict[str, 
     raise ValueError(f"unknown RUL method {method!r}; choose one of {METHODS}")
 
 
+def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
+    """The ``q`` quantile of ``values`` with sample ``weights`` (inverse of the weighted CDF)."""
+    order = np.argsort(values)
+    cumulative = np.cumsum(weights[order])
+    position = np.searchsorted(cumulative, q * cumulative[-1], side="left")
+    return float(values[order][min(position, len(values) - 1)])
+
+
+def residual_bins(predicted: np.ndarray, residuals: np.ndarray, weights: np.ndarray, *, level: float, n_bins: int) -> dict[str, np.ndarray]:
+    """Bins of predicted RUL (equal weight each) and each bin's (1-level)/2, (1+level)/2 residual
+    quantiles: the calibration of :meth:`RULEstimator.predict_interval`."""
+    order = np.argsort(predicted)
+    cumulative = np.cumsum(weights[order]) / weights.sum()
+    # Inner edges at equal shares of the weight; a bin holds at least one residual.
+    inner = [predicted[order][min(np.searchsorted(cumulative, k / n_bins), len(order) - 1)] for k in range(1, n_bins)]
+    edges = np.unique(np.asarray(inner, dtype=np.float64))
+    which = np.searchsorted(edges, predicted, side="right")
+    low, high = (1 - level) / 2, (1 + level) / 2
+    lower, upper = np.zeros(len(edges) + 1), np.zeros(len(edges) + 1)
+    for b in range(len(edges) + 1):
+        mask = which == b
+        values, w = (residuals[mask], weights[mask]) if mask.any() else (residuals, weights)
+        lower[b], upper[b] = weighted_quantile(values, w, low), weighted_quantile(values, w, high)
+    return {"edges": edges, "lower": lower, "upper": upper, "level": np.array([level])}
+
+
+def interval_bounds(point: np.ndarray, calibration: dict[str, np.ndarray], *, cap: float) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) around ``point`` from its bin's residual quantiles, within [0, cap]; the
+    interval always holds the point itself."""
+    which = np.searchsorted(calibration["edges"], point, side="right")
+    lower = np.clip(point + calibration["lower"][which], 0.0, cap)
+    upper = np.clip(point + calibration["upper"][which], 0.0, cap)
+    return np.minimum(lower, point), np.maximum(upper, point)
+
+
 class _ScaledMSE(torch.nn.Module):
     """MSE on the network's single output against the RUL divided by the cap (targets in [0, 1])."""
 
@@ -250,7 +299,11 @@ class RULEstimator:
         validation_fraction: float = 0.1,
         train_stride: int = 1,
         seed: int = 0,
+        interval: float | None = 0.8,
+        interval_folds: int = 5,
+        interval_bins: int = 5,
         progress: ProgressCallback | None = None,
+        on_fold: Callable[[int, int], None] | None = None,
         **params: Any,
     ) -> None:
         if method not in METHODS:
@@ -272,8 +325,20 @@ class RULEstimator:
         # divides the CPU time per epoch by k.
         self.train_stride = train_stride
         self.seed = seed
+        if interval is not None and not 0 < interval < 1:
+            raise ValueError(f"interval must be a level in (0, 1) or None, got {interval}")
+        if interval_folds < 2 or interval_bins < 1:
+            raise ValueError(f"need interval_folds >= 2 and interval_bins >= 1; got {interval_folds}, {interval_bins}")
+        self.interval = interval
+        self.interval_folds = interval_folds
+        self.interval_bins = interval_bins
         self.progress = progress
+        # Called with (fold done, folds) as the interval's calibration copies finish (they have
+        # no epochs of their own to report when the method is gradient boosting).
+        self.on_fold = on_fold
         self.params = params
+        self.calibration_: dict[str, np.ndarray] | None = None
+        self.n_units_ = 0
         if int(params.get("n_models", 1)) < 1:
             raise ValueError(f"n_models must be >= 1, got {params['n_models']}")
         self.network: torch.nn.Module | _BoostedRegressor | None = None
@@ -284,6 +349,14 @@ class RULEstimator:
 
     def fit(self, df: pd.DataFrame) -> RULEstimator:
         frame = check_run_frame(df)
+        self._fit_point(frame)
+        self.n_units_ = int(frame["unit"].nunique())
+        if self.interval is not None:
+            self.calibration_ = self._calibrate(frame)
+        return self
+
+    def _fit_point(self, frame: pd.DataFrame) -> None:
+        """The point model on every training unit (the one ``predict`` uses)."""
         self.columns_ = informative_columns(frame)
         if not self.columns_:
             raise ValueError("no column varies in the training data; nothing to learn RUL from")
@@ -309,7 +382,7 @@ class RULEstimator:
         if self.method == "lightgbm":
             self.network = _BoostedRegressor(self._network_params())
             self.training_log = self.network.fit(train_inputs, train_targets, validation)
-            return self
+            return
         members, logs = [], []
         for member in range(int(self.params.get("n_models", 1))):
             params = {**self._network_params(), "seed": self.seed + member}
@@ -322,7 +395,35 @@ class RULEstimator:
             members.append(network)
         self.network = members[0] if len(members) == 1 else MeanEnsemble(members)
         self.training_log = combined_log(logs)
-        return self
+
+    def _calibrate(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Out-of-fold residuals by unit fold -> per-bin residual quantiles (module docstring)."""
+        units = frame["unit"].unique()
+        if len(units) < self.interval_folds:
+            raise ValueError(
+                f"a {self.interval:.0%} interval needs at least interval_folds={self.interval_folds} run-to-failure units, got {len(units)}; "
+                "pass interval=None or fewer interval_folds"
+            )
+        rng = np.random.default_rng(self.seed + 1)
+        folds = np.array_split(rng.permutation(units), self.interval_folds)
+        predicted, residuals, weights = [], [], []
+        for index, held_out in enumerate(folds, start=1):
+            inner = RULEstimator(**{**self._config_kwargs(), "interval": None, "progress": None})
+            inner._fit_point(frame[~frame["unit"].isin(held_out)])
+            test = frame[frame["unit"].isin(held_out)]
+            out_of_fold = inner.predict_cycles(test).to_numpy()
+            true = piecewise_linear_rul(test, cap=self.rul_cap).to_numpy()
+            predicted.append(out_of_fold)
+            residuals.append(true - out_of_fold)
+            weights.append(1.0 / test.groupby("unit")["cycle"].transform("size").to_numpy(np.float64))
+            if self.on_fold is not None:
+                self.on_fold(index, len(folds))
+        return residual_bins(np.concatenate(predicted), np.concatenate(residuals), np.concatenate(weights),
+                             level=float(self.interval), n_bins=self.interval_bins)
+
+    def _config_kwargs(self) -> dict[str, Any]:
+        config = self._config()
+        return {**{k: v for k, v in config.items() if k != "params"}, **config["params"]}
 
     def _check_fitted(self) -> torch.nn.Module | _BoostedRegressor:
         if self.network is None:
@@ -349,6 +450,15 @@ class RULEstimator:
         units = frame.groupby("unit", sort=False)["unit"].first().to_numpy()
         return pd.Series(predictions, index=pd.Index(units, name="unit"), name="rul")
 
+    def predict_interval(self, df: pd.DataFrame) -> pd.DataFrame:
+        """RUL at each unit's last observed cycle with the ``interval`` prediction interval:
+        columns ``rul``, ``lower``, ``upper``, indexed by unit."""
+        if self.calibration_ is None:
+            raise RuntimeError("this RULEstimator has no prediction interval (fitted with interval=None)")
+        point = self.predict(df)
+        lower, upper = interval_bounds(point.to_numpy(), self.calibration_, cap=self.rul_cap)
+        return pd.DataFrame({"rul": point.to_numpy(), "lower": lower, "upper": upper}, index=point.index)
+
     def predict_cycles(self, df: pd.DataFrame) -> pd.Series:
         """RUL at every row, from the history up to that cycle; indexed by (unit, cycle)."""
         self._check_fitted()
@@ -369,6 +479,7 @@ class RULEstimator:
             "method": self.method, "rul_cap": self.rul_cap, "window": self.window, "normalisation": self.normalisation,
             "baseline_cycles": self.baseline_cycles, "validation_fraction": self.validation_fraction,
             "train_stride": self.train_stride, "seed": self.seed,
+            "interval": self.interval, "interval_folds": self.interval_folds, "interval_bins": self.interval_bins,
             "params": self.params,
         }
 
@@ -383,10 +494,13 @@ class RULEstimator:
         else:
             arrays = {f"network.{k}": v.detach().cpu().numpy() for k, v in persisted_state(network).items()}
         arrays.update({f"history.{k}": v for k, v in self._history.state().items()})
+        if self.calibration_ is not None:
+            arrays.update({f"interval.{k}": v for k, v in self.calibration_.items()})
         save_numpy_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(folder / WEIGHTS_FILE))
         document = {
             "estimator": "RULEstimator", "config": self._config(), "columns": self.columns_,
             "n_channels": self.n_channels_, "training_log": asdict(self.training_log), "booster": booster,
+            "n_units": self.n_units_,
         }
         (folder / CONFIG_FILE).write_text(json.dumps(document))
         return folder
@@ -406,6 +520,9 @@ class RULEstimator:
         arrays = load_numpy_file(str(folder / WEIGHTS_FILE))
         estimator._history = _History(estimator.columns_, estimator.normalisation, estimator.baseline_cycles, estimator.window)
         estimator._history.restore({k.removeprefix("history."): v for k, v in arrays.items() if k.startswith("history.")})
+        calibration = {k.removeprefix("interval."): v for k, v in arrays.items() if k.startswith("interval.")}
+        estimator.calibration_ = calibration or None
+        estimator.n_units_ = int(document.get("n_units", 0))
         estimator.training_log = TrainingLog(**document["training_log"])
         if estimator.method == "lightgbm":
             import lightgbm

@@ -160,10 +160,12 @@ def product_row(direction: str, *, data: Path, params: dict) -> dict:
     if missing:
         raise RuntimeError(f"{len(missing)} held-out captures were not classified (first {missing[:5]})")
     scored = [(truth[c], rows[c]["label"]) for c in truth if truth[c] in known]
+    true_probability = [rows[c]["probabilities"][truth[c]] for c in truth if truth[c] in known]
     unseen = Counter(rows[c]["label"] for c in truth if truth[c] not in known)
     source = f"classifier:cwru-{train_rpm}"
     return {
         "direction": direction, "path": "product", "accuracy": float(np.mean([t == p for t, p in scored])), "n_test": len(scored),
+        "mean_true_probability": float(np.mean(true_probability)),
         "unseen": dict(unseen), "fit_s": fit_s, "classify_s_per_capture": classify_s / len(truth),
         "max_fault_probability": max(rows[c]["fault_probability"] for c in truth),
         "alarms": Alarm.objects.filter(source=source).count(), "alarm_transitions": AlarmTransition.objects.filter(alarm__source=source).count(),
@@ -178,14 +180,17 @@ def harness_row(direction: str, *, data: Path, params: dict) -> dict:
     split = cross_direction_split(load_recordings(data, train_rpm), load_recordings(data, test_rpm),
                                   capture_length=int(CAPTURE_SECONDS * 12_000), train_rpm=train_rpm, test_rpm=test_rpm)
     row = run_method("inceptiontime", split, parse_args([]), overrides=params)
+    truth = np.searchsorted(row["_classes"], split.test_y)
     return {"direction": direction, "path": "harness", "accuracy": row["accuracy"], "n_test": row["n_test"],
+            "mean_true_probability": float(row["_probabilities"][np.arange(len(truth)), truth].mean()),
             "unseen": (row.get("unseen") or {}).get("called", {}), "fit_s": row["fit_s"]}
 
 
 def format_rows(rows: list[dict]) -> list[str]:
-    lines = [f"{'direction':<12} {'path':<8} {'accuracy':>9} {'n test':>7} {'fit s':>6}  unseen-class captures called"]
+    lines = [f"{'direction':<12} {'path':<8} {'accuracy':>9} {'P(true)':>8} {'n test':>7} {'fit s':>6}  unseen-class captures called"]
     for row in rows:
-        lines.append(f"{row['direction']:<12} {row['path']:<8} {row['accuracy']:>9.4f} {row['n_test']:>7} {row['fit_s']:>6.0f}  {row['unseen'] or '-'}")
+        lines.append(f"{row['direction']:<12} {row['path']:<8} {row['accuracy']:>9.4f} {row['mean_true_probability']:>8.4f} {row['n_test']:>7} "
+                     f"{row['fit_s']:>6.0f}  {row['unseen'] or '-'}")
     return lines
 
 

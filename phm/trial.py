@@ -207,7 +207,7 @@ def missed_lines(report: dict) -> list[str]:
     planned = {(f["equipment"], f["kind"], f["start"]): f for f in report.get("schedule", [])}
     lines = []
     for row in report["faults"]:
-        if row["detected"]:
+        if row["detected"] is not False:  # caught, or still running when the trial ended
             continue
         plan = planned.get((row["equipment"], row["kind"], row["start"]), {})
         hours = row["duration_s"] / 3600

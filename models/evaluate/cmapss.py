@@ -45,7 +45,7 @@ METHOD_SETTINGS: dict[str, dict[str, Any]] = {
 
 
 def evaluate_fold(name: str, train: pd.DataFrame, observed: pd.DataFrame, true_rul: pd.Series, args: argparse.Namespace) -> dict[str, Any]:
-    settings = dict(METHOD_SETTINGS[name])
+    settings = {**METHOD_SETTINGS[name], **(getattr(args, "params", None) or {})}
     if args.epochs is not None:
         settings["epochs"] = args.epochs
     if args.train_stride is not None:
@@ -60,10 +60,12 @@ def evaluate_fold(name: str, train: pd.DataFrame, observed: pd.DataFrame, true_r
     started = time.perf_counter()
     estimator.fit(train)
     fit_seconds = time.perf_counter() - started
-    predicted = estimator.predict(observed)
+    intervals = estimator.predict_interval(observed)
+    predicted = intervals["rul"].rename("rul")
     trainable, total = estimator.parameter_counts()
     return {
         "predicted": predicted,
+        "intervals": intervals,
         "true": true_rul.loc[predicted.index].clip(upper=args.cap),
         "fit_s": fit_seconds,
         "epochs_run": estimator.training_log.epochs_run,
@@ -75,19 +77,22 @@ def evaluate_fold(name: str, train: pd.DataFrame, observed: pd.DataFrame, true_r
 def run_method(name: str, frame: pd.DataFrame, args: argparse.Namespace) -> dict[str, Any]:
     folds = unit_folds(frame["unit"].unique(), n_folds=args.folds, seed=args.seed)
     rng = np.random.default_rng(args.seed)
-    predicted, true, fold_rmse, fit_seconds = [], [], [], []
+    predicted, true, fold_rmse, fit_seconds, intervals = [], [], [], [], []
     outcome: dict[str, Any] = {}
     for index, (train_units, test_units) in enumerate(folds[: args.max_folds], start=1):
         held_out = truncate_units(frame[frame["unit"].isin(test_units)], rng=rng)
         outcome = evaluate_fold(name, frame[frame["unit"].isin(train_units)], held_out.observed, held_out.true_rul, args)
         predicted.append(outcome["predicted"])
         true.append(outcome["true"])
+        intervals.append(outcome["intervals"])
         fold_rmse.append(regression_report(outcome["true"], outcome["predicted"]).rmse)
         fit_seconds.append(outcome["fit_s"])
         print(f"    fold {index}: RMSE {fold_rmse[-1]:.2f}  fit {outcome['fit_s']:.0f}s  epochs {outcome['epochs_run']}", flush=True)
     all_predicted, all_true = pd.concat(predicted), pd.concat(true)
     report = regression_report(all_true.to_numpy(), all_predicted.to_numpy())
+    bounds = pd.concat(intervals)
     return {
+        **interval_report(bounds, all_true),
         "method": name,
         "folds": len(fold_rmse),
         **report.as_dict(),
@@ -100,12 +105,21 @@ def run_method(name: str, frame: pd.DataFrame, args: argparse.Namespace) -> dict
     }
 
 
+def interval_report(bounds: pd.DataFrame, true: pd.Series) -> dict[str, float]:
+    """Coverage of the prediction interval (share of units whose capped true RUL lies inside) and
+    its mean width, in cycles."""
+    true = true.loc[bounds.index]
+    inside = (bounds["lower"] <= true) & (true <= bounds["upper"])
+    return {"interval_coverage": float(inside.mean()), "interval_width_mean": float((bounds["upper"] - bounds["lower"]).mean())}
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
     header = (
         f"{'method':<27} {'RMSE':>6} {'±fold':>6} {'MAE':>6} {'PHM08':>9} {'folds':>5} {'units':>5} {'fit s':>7} "
-        f"{'trainable':>11} {'share':>8}"
+        f"{'trainable':>11} {'share':>8} {'cover80':>7} {'width':>6}"
     )
-    lines = ["C-MAPSS FD001, 5-fold CV by unit, last cycle of randomly truncated held-out units (RUL cap 125)", header, "-" * len(header)]
+    lines = ["C-MAPSS FD001, 5-fold CV by unit, last cycle of randomly truncated held-out units (RUL cap 125); "
+             "cover80: share of units whose true RUL is inside the 80 % interval, width: its mean width in cycles", header, "-" * len(header)]
     for row in rows:
         if "error" in row:
             lines.append(f"{row['method']:<27} failed: {row['error']}")
@@ -113,7 +127,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         share = row["trainable_parameters"] / row["total_parameters"] if row["total_parameters"] else 0.0
         lines.append(
             f"{row['method']:<27} {row['rmse']:>6.2f} {row['rmse_fold_std']:>6.2f} {row['mae']:>6.2f} {row['phm08_score']:>9.1f} "
-            f"{row['folds']:>5} {row['n_samples']:>5} {row['fit_s_mean']:>7.0f} {row['trainable_parameters']:>11,} {share:>8.2%}"
+            f"{row['folds']:>5} {row['n_samples']:>5} {row['fit_s_mean']:>7.0f} {row['trainable_parameters']:>11,} {share:>8.2%} "
+            f"{row['interval_coverage']:>7.2f} {row['interval_width_mean']:>6.1f}"
         )
     for name, value in PUBLISHED_RMSE.items():
         lines.append(f"{'published ' + name:<27} {value:>6.2f}   (official test set, not this CV)")
@@ -132,6 +147,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--train-stride", type=int, default=None, help="train on every k-th cycle's window (CPU time / k)")
     parser.add_argument("--time-budget", type=float, default=840.0, help="seconds of training per model before stopping at an epoch end")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--params", type=json.loads, default={}, help="JSON RULEstimator parameters over the method's settings")
     parser.add_argument("--output", type=Path, default=None, help="write all rows as JSON here")
     parser.add_argument("--table-output", type=Path, default=None, help="write the printed table here too")
     parser.add_argument("--verbose", action="store_true", help="print per-epoch progress")

@@ -6,7 +6,8 @@ Intervals come from the environment so a plant can trade latency for load:
 ``scoring_interval_s``), ``PHM_WEBHOOK_TICK_S`` (default 2 s: retries and crashed claims),
 ``PHM_SHELVE_TICK_S`` (default 30 s), ``PHM_READINGS_MAINTAIN_TICK_S`` (default 3600 s: readings
 partitions ahead and retention), ``PHM_REDIAGNOSE_TICK_S`` (default 30 s: follow-up and
-escalation re-diagnoses of open alarms).
+escalation re-diagnoses of open alarms), ``PHM_HEALTH_TICK_S`` (default 3600 s: health
+indicators and RUL estimates of every equipment).
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ BEAT_SCHEDULE = {
         "task": "phm.analytics.tasks.rediagnose_due",
         "schedule": float(os.environ.get("PHM_REDIAGNOSE_TICK_S", 30.0)),
         "options": {"expires": 60},
+    },
+    "condition-health-and-rul": {
+        "task": "phm.condition.tasks.update_health_and_rul",
+        "schedule": float(os.environ.get("PHM_HEALTH_TICK_S", 3600.0)),
+        "options": {"expires": 600},
     },
     "alarms-expire-shelves": {
         "task": "phm.alarms.tasks.expire_shelves",

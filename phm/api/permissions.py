@@ -30,7 +30,12 @@ OPERATOR_ACTIONS: frozenset[tuple[str, str]] = frozenset({
 })
 #: (viewset basename, action) pairs that even reading needs the engineer role for: webhook
 #: deliveries hold the first bytes of each receiver's answer.
-ENGINEER_READS: frozenset[tuple[str, str]] = frozenset({("webhook", "deliveries")})
+ENGINEER_READS: frozenset[tuple[str, str]] = frozenset({
+    ("webhook", "deliveries"),
+    # RUL model versions and their training jobs are model configuration (engineer's work);
+    # operators read each equipment's RUL at /equipment/<tag>/rul.
+    ("rul-model", "list"), ("rul-model", "retrieve"), ("rul-job", "list"), ("rul-job", "retrieve"),
+})
 #: URL names of plain API views an operator may call with an unsafe method.
 OPERATOR_URL_NAMES: frozenset[str] = frozenset({"assistant-ask", "assistant-ask-stream"})
 

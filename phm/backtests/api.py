@@ -36,7 +36,7 @@ class BacktestViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
             run = services.create_backtest(
                 start=data["start"], end=data["end"], equipment=data["equipment"], versions=data["versions"], diagnoser=data["diagnoser"],
                 diagnose=data["diagnose"], rediagnose_after_s=data["rediagnose_after_s"], uncertain_below=data["uncertain_below"],
-                clear_grace_s=data["clear_grace_s"], name=data["name"], user=request.user,
+                clear_grace_s=data["clear_grace_s"], ground_truth=data["ground_truth"], name=data["name"], user=request.user,
             )
         except services.BacktestError as exc:
             raise ValidationError(str(exc)) from None
@@ -55,7 +55,7 @@ class BacktestViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["get"])
     def alarms(self, request: Request, pk=None) -> Response:
         run = self.get_object()
-        rows = run.alarms.select_related("equipment", "config", "version", "fault").prefetch_related("diagnoses")
+        rows = run.alarms.select_related("equipment", "config", "version", "fault", "work_order").prefetch_related("diagnoses")
         page = self.paginate_queryset(rows)
         if page is not None:
             return self.get_paginated_response(s.BacktestAlarmSerializer(page, many=True).data)

@@ -8,8 +8,14 @@ from django.conf import settings
 from django.db import models
 
 from phm.analytics.models import DetectorConfig, DiagnoserVersion, JobStatus, ModelVersion
-from phm.assets.models import Equipment
+from phm.assets.models import Equipment, WorkOrder
 from phm.telemetry.models import FaultInjection
+
+
+class GroundTruth(models.TextChoices):
+    INJECTIONS = "injections", "Recorded fault injections"
+    WORK_ORDERS = "work_orders", "Corrective work orders"
+    BOTH = "both", "Fault injections and corrective work orders"
 
 
 def default_rediagnose_after_s() -> list[float]:
@@ -32,6 +38,8 @@ class BacktestRun(models.Model):
     rediagnose_after_s = models.JSONField(default=default_rediagnose_after_s, help_text="Seconds after the raise at which to diagnose, while the alarm is open.")
     uncertain_below = models.FloatField(default=0.5, help_text="A diagnosis whose top probability is below this counts as uncertain.")
     clear_grace_s = models.FloatField(default=1800.0, help_text="An alarm raised this long after a fault ended still belongs to it (thermal lags).")
+    ground_truth = models.CharField(max_length=16, choices=GroundTruth.choices, default=GroundTruth.INJECTIONS,
+                                    help_text="The known faults the report scores against (see phm.backtests.truth).")
     stage = models.CharField(max_length=64, blank=True)
     percent = models.FloatField(default=0.0)
     error = models.TextField(blank=True)
@@ -92,7 +100,9 @@ class BacktestAlarm(models.Model):
     peak_score = models.FloatField()
     threshold = models.FloatField()
     fault = models.ForeignKey(FaultInjection, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
-                              help_text="The known fault this alarm was raised in (empty: a false alarm).")
+                              help_text="The recorded fault this alarm was raised in (empty: a false alarm, or a work order's fault).")
+    work_order = models.ForeignKey(WorkOrder, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                   help_text="The corrective work order whose fault this alarm was raised in (ground truth from work orders).")
 
     class Meta:
         ordering = ["raised_at", "id"]

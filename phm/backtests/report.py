@@ -2,8 +2,13 @@
 
 Plain data in, a JSON-ready dict out (no ORM), so the service, the trial and tests share it.
 
+* The known faults are recorded fault injections, corrective work orders, or both
+  (:mod:`phm.backtests.truth`); the report says which (``ground_truth``) and each fault row its
+  ``source`` (and the work order's number as ``reference``).
 * A fault is **detected** when an alarm of its equipment is raised between its start and its end;
-  the **delay** is from its start to the first such raise.
+  the **delay** is from its start to the first such raise. A fault still running at the end of the
+  range and not alarmed yet is listed (``running_at_end``, ``detected: null``) but not scored: the
+  replay stopped before it could be caught or missed.
 * An alarm raised in a fault, or within ``clear_grace_s`` after it ended (a bearing stays hot for a
   while after the repair), belongs to that fault; any other alarm is a **false alarm**. False alarms
   are counted per equipment-day outside fault periods (and their grace).
@@ -33,7 +38,14 @@ class KnownFault:
     kind: str
     start: datetime
     end: datetime
-    severity: float
+    severity: float | None  # None: not recorded (work orders)
+    source: str = "injection"  # "injection" (FaultInjection row) | "work_order" (WorkOrder row)
+    reference: str = ""  # the work order's number
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """Ids of injections and work orders overlap: the source tells them apart."""
+        return (self.source, self.id)
 
 
 @dataclass
@@ -56,6 +68,11 @@ class AlarmRow:
     fault_id: int | None = None
     diagnoses: list[DiagnosisRow] = field(default_factory=list)
     stored: object = None  # the BacktestAlarm row, when there is one
+    fault_source: str = "injection"  # which kind of known fault ``fault_id`` names
+
+    @property
+    def fault_key(self) -> tuple[str, int] | None:
+        return None if self.fault_id is None else (self.fault_source, self.fault_id)
 
 
 def is_uncertain(fault: str, probability: float | None, uncertain_below: float) -> bool:
@@ -83,31 +100,40 @@ def _overlap_seconds(periods: list[tuple[datetime, datetime]], start: datetime, 
 
 def build_report(
     *, start: datetime, end: datetime, equipment: Sequence[str], faults: Sequence[KnownFault], alarms: Sequence[AlarmRow],
-    offsets_s: Sequence[float], uncertain_below: float, clear_grace_s: float,
+    offsets_s: Sequence[float], uncertain_below: float, clear_grace_s: float, ground_truth: str = "injections",
 ) -> dict:
     grace = timedelta(seconds=clear_grace_s)
     faults = [f for f in faults if f.equipment in set(equipment) and f.start < end and f.end > start]
-    by_fault: dict[int, list[AlarmRow]] = defaultdict(list)
+    by_fault: dict[tuple[str, int], list[AlarmRow]] = defaultdict(list)
     for alarm in alarms:
-        if alarm.fault_id is not None:
-            by_fault[alarm.fault_id].append(alarm)
+        if alarm.fault_key is not None:
+            by_fault[alarm.fault_key].append(alarm)
 
     fault_rows = []
     for fault in sorted(faults, key=lambda f: f.start):
-        raised = sorted(a.raised_at for a in by_fault.get(fault.id, []) if fault.start <= a.raised_at < fault.end)
-        first = next((a for a in sorted(by_fault.get(fault.id, []), key=lambda a: a.raised_at) if a.raised_at >= fault.start), None)
+        mine = by_fault.get(fault.key, [])
+        # Any raise of its equipment inside the period detects it, whichever known fault the alarm
+        # was matched to: the same failure recorded twice (an injection and the work order that
+        # found it, ``ground_truth="both"``), or two overlapping faults, are each detected by it.
+        inside = sorted((a for a in alarms if a.equipment == fault.equipment and fault.start <= a.raised_at < fault.end), key=lambda a: a.raised_at)
+        raised = [a.raised_at for a in inside]
+        first = inside[0] if inside else None
         at_raise = next((d for d in (first.diagnoses if first else []) if d.offset_s == 0), None)
+        running_at_end = fault.end > end
         fault_rows.append({
-            "id": fault.id, "equipment": fault.equipment, "kind": fault.kind, "start": fault.start.isoformat(), "end": fault.end.isoformat(),
+            "id": fault.id, "source": fault.source, "reference": fault.reference, "equipment": fault.equipment, "kind": fault.kind, "start": fault.start.isoformat(), "end": fault.end.isoformat(),
             "duration_s": (fault.end - fault.start).total_seconds(), "severity": fault.severity,
-            "detected": bool(raised), "delay_s": (raised[0] - fault.start).total_seconds() if raised else None,
-            "alarms": len(by_fault.get(fault.id, [])),
+            "detected": True if raised else None if running_at_end else False,
+            "delay_s": (raised[0] - fault.start).total_seconds() if raised else None,
+            "running_at_end": running_at_end, "alarms": len(mine),
             "diagnosis_at_raise": at_raise.fault if at_raise else None,
         })
 
+    # Not yet decided (running at the end, not alarmed): left out of every detection count.
+    decided = [r for r in fault_rows if r["detected"] is not None]
     by_kind: dict[str, dict] = {}
-    for kind in sorted({row["kind"] for row in fault_rows}):
-        rows = [r for r in fault_rows if r["kind"] == kind]
+    for kind in sorted({row["kind"] for row in decided}):
+        rows = [r for r in decided if r["kind"] == kind]
         delays = [r["delay_s"] for r in rows if r["delay_s"] is not None]
         median, p90 = quantiles(delays, (0.5, 0.9))
         by_kind[kind] = {
@@ -115,21 +141,22 @@ def build_report(
             "detected_pct": 100.0 * sum(r["detected"] for r in rows) / len(rows),
             "median_delay_s": median, "p90_delay_s": p90,
         }
-    strong = [r for r in fault_rows if r["severity"] >= 0.5]
+    # A work order records no severity: a fault maintenance found counts as one that mattered.
+    strong = [r for r in decided if r["severity"] is None or r["severity"] >= 0.5]
 
     outside_s = 0.0
     for tag in equipment:
         periods = [(f.start, f.end + grace) for f in faults if f.equipment == tag]
         outside_s += (end - start).total_seconds() - _overlap_seconds(periods, start, end)
     equipment_days = outside_s / 86400.0
-    false_alarms = [a for a in alarms if a.fault_id is None]
+    false_alarms = [a for a in alarms if a.fault_key is None]
 
-    fault_kind = {f.id: f.kind for f in faults}
+    fault_kind = {f.key: f.kind for f in faults}
     diagnosis = {}
     for offset in offsets_s:
         rows = [(a, d) for a in alarms for d in a.diagnoses if d.offset_s == offset and not d.error]
-        scored = [(a, d) for a, d in rows if a.fault_id is not None]
-        correct = sum(d.fault == fault_kind.get(a.fault_id) for a, d in scored)
+        scored = [(a, d) for a, d in rows if a.fault_key is not None]
+        correct = sum(d.fault == fault_kind.get(a.fault_key) for a, d in scored)
         uncertain = sum(is_uncertain(d.fault, d.probability, uncertain_below) for _, d in rows)
         diagnosis[str(int(offset))] = {
             "diagnoses": len(rows), "of_fault_alarms": len(scored), "correct": correct,
@@ -142,14 +169,16 @@ def build_report(
     for alarm in alarms:
         for d in alarm.diagnoses:
             if d.offset_s == 0 and not d.error:
-                confusion[fault_kind.get(alarm.fault_id, "false alarm")][d.fault] += 1
+                confusion[fault_kind.get(alarm.fault_key, "false alarm")][d.fault] += 1
 
     return {
         "range": {"start": start.isoformat(), "end": end.isoformat(), "days": (end - start).total_seconds() / 86400.0},
+        "ground_truth": ground_truth,
         "equipment": list(equipment),
         "detection": {
-            "faults": len(fault_rows), "detected": sum(r["detected"] for r in fault_rows),
-            "detected_pct": 100.0 * sum(r["detected"] for r in fault_rows) / len(fault_rows) if fault_rows else None,
+            "faults": len(decided), "detected": sum(r["detected"] for r in decided),
+            "detected_pct": 100.0 * sum(r["detected"] for r in decided) / len(decided) if decided else None,
+            "running_at_end": sum(r["running_at_end"] and r["detected"] is None for r in fault_rows),
             "severity_ge_0_5": {"faults": len(strong), "detected": sum(r["detected"] for r in strong),
                                 "detected_pct": 100.0 * sum(r["detected"] for r in strong) / len(strong) if strong else None},
             "by_kind": by_kind,

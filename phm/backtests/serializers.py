@@ -4,7 +4,7 @@ from rest_framework import serializers
 
 from phm.analytics.models import DiagnoserVersion, ModelVersion
 from phm.assets.models import Equipment
-from phm.backtests.models import BacktestAlarm, BacktestDiagnosis, BacktestProgress, BacktestRun
+from phm.backtests.models import BacktestAlarm, BacktestDiagnosis, BacktestProgress, BacktestRun, GroundTruth
 
 
 class BacktestCreateSerializer(serializers.Serializer):
@@ -24,6 +24,8 @@ class BacktestCreateSerializer(serializers.Serializer):
                                                min_length=1, max_length=20)
     uncertain_below = serializers.FloatField(required=False, default=0.5, min_value=0, max_value=1)
     clear_grace_s = serializers.FloatField(required=False, default=1800.0, min_value=0)
+    ground_truth = serializers.ChoiceField(choices=GroundTruth.choices, required=False, default=GroundTruth.INJECTIONS,
+                                           help_text="Score against the recorded fault injections, the corrective work orders, or both.")
 
     def validate(self, attrs):
         if attrs["end"] <= attrs["start"]:
@@ -49,7 +51,7 @@ class BacktestRunSerializer(serializers.ModelSerializer):
         model = BacktestRun
         fields = [
             "id", "name", "status", "stage", "percent", "error", "start", "end", "equipment", "versions", "diagnoser", "diagnose",
-            "rediagnose_after_s", "uncertain_below", "clear_grace_s", "alarms", "created_by", "created_at", "started_at", "finished_at", "links",
+            "rediagnose_after_s", "uncertain_below", "clear_grace_s", "ground_truth", "alarms", "created_by", "created_at", "started_at", "finished_at", "links",
         ]
 
     def get_links(self, run: BacktestRun) -> dict:
@@ -73,10 +75,17 @@ class BacktestAlarmSerializer(serializers.ModelSerializer):
     equipment = serializers.SlugRelatedField(slug_field="tag", read_only=True)
     detector = serializers.CharField(source="config.name", read_only=True)
     version = serializers.IntegerField(source="version.version", read_only=True)
-    fault_kind = serializers.CharField(source="fault.fault", read_only=True, default=None)
+    fault_kind = serializers.SerializerMethodField()
+    work_order = serializers.SlugRelatedField(slug_field="number", read_only=True)
     diagnoses = BacktestDiagnosisSerializer(many=True, read_only=True)
 
     class Meta:
         model = BacktestAlarm
-        fields = ["id", "equipment", "detector", "version", "raised_at", "cleared_at", "raise_score", "peak_score", "threshold", "fault", "fault_kind",
-                  "diagnoses"]
+        fields = ["id", "equipment", "detector", "version", "raised_at", "cleared_at", "raise_score", "peak_score", "threshold", "fault", "work_order",
+                  "fault_kind", "diagnoses"]
+
+    def get_fault_kind(self, alarm: BacktestAlarm) -> str | None:
+        """The kind of the known fault the alarm belongs to, from the injection or the work order."""
+        if alarm.fault_id:
+            return alarm.fault.fault
+        return alarm.work_order.fault if alarm.work_order_id else None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
@@ -21,10 +21,10 @@ from django.utils import timezone
 
 from phm.analytics.models import DetectorConfig, DiagnoserVersion, JobStatus, ModelVersion
 from phm.assets.models import Equipment
-from phm.backtests.models import BacktestAlarm, BacktestDiagnosis, BacktestProgress, BacktestRun, BacktestSeries
+from phm.backtests.models import BacktestAlarm, BacktestDiagnosis, BacktestProgress, BacktestRun, BacktestSeries, GroundTruth
 from phm.backtests.replay import replay_detector
-from phm.backtests.report import AlarmRow, DiagnosisRow, KnownFault, build_report, is_uncertain, match_fault
-from phm.telemetry.models import FaultInjection
+from phm.backtests.report import AlarmRow, DiagnosisRow, build_report, is_uncertain, match_fault
+from phm.backtests.truth import known_faults
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +66,11 @@ def resolve_versions(*, equipment: Sequence[Equipment], versions: Sequence[Model
 def create_backtest(
     *, start: datetime, end: datetime, equipment: Sequence[Equipment] = (), versions: Sequence[ModelVersion] = (),
     diagnoser: DiagnoserVersion | None = None, diagnose: bool = True, rediagnose_after_s: Sequence[float] = (0.0, 300.0, 900.0),
-    uncertain_below: float = 0.5, clear_grace_s: float = 1800.0, name: str = "", user=None, enqueue: bool = True,
+    uncertain_below: float = 0.5, clear_grace_s: float = 1800.0, ground_truth: str = GroundTruth.INJECTIONS, name: str = "",
+    user=None, enqueue: bool = True,
 ) -> BacktestRun:
-    """A queued run; sent to a worker (queue ``cpu``) when the transaction commits."""
+    """A queued run; sent to a worker (queue ``cpu``) when the transaction commits. ``ground_truth``:
+    score against the recorded fault injections, the corrective work orders, or both."""
     if end <= start:
         raise BacktestError(f"end {end.isoformat()} must be after start {start.isoformat()}")
     offsets = sorted({float(o) for o in rediagnose_after_s})
@@ -76,13 +78,15 @@ def create_backtest(
         raise BacktestError(f"rediagnose_after_s must not be negative: {list(rediagnose_after_s)}")
     if not 0 <= uncertain_below <= 1:
         raise BacktestError(f"uncertain_below must be in [0, 1], got {uncertain_below}")
+    if ground_truth not in GroundTruth.values:
+        raise BacktestError(f"ground_truth must be one of {', '.join(GroundTruth.values)}, got {ground_truth!r}")
     chosen = resolve_versions(equipment=equipment, versions=versions)
     if diagnose and diagnoser is None:
         diagnoser = DiagnoserVersion.objects.filter(is_active=True).first()
     with transaction.atomic():
         run = BacktestRun.objects.create(
             name=name, start=start, end=end, diagnoser=diagnoser, diagnose=diagnose, rediagnose_after_s=offsets,
-            uncertain_below=uncertain_below, clear_grace_s=clear_grace_s, created_by=user, stage="queued",
+            uncertain_below=uncertain_below, clear_grace_s=clear_grace_s, ground_truth=ground_truth, created_by=user, stage="queued",
         )
         run.equipment.set(equipment)
         run.versions.set(chosen)
@@ -131,12 +135,8 @@ def _run(run: BacktestRun) -> dict:
     versions = list(run.versions.select_related("config__equipment").order_by("config__equipment__tag", "config__name"))
     if not versions:
         raise BacktestError("the run names no detector version")
-    faults = [
-        KnownFault(f.pk, f.equipment.tag, f.fault, f.start, f.end, f.severity)
-        for f in FaultInjection.objects.select_related("equipment").filter(
-            equipment__in={v.config.equipment_id for v in versions}, start__lt=run.end, end__gt=run.start
-        )
-    ]
+    truth = known_faults(ground_truth=run.ground_truth, equipment={v.config.equipment_id for v in versions}, start=run.start, end=run.end)
+    faults = truth.faults
     grace = timedelta(seconds=run.clear_grace_s)
     timing = {"score_cpu_s": 0.0, "diagnose_cpu_s": 0.0, "steps": 0}
     wall = time.perf_counter()
@@ -162,21 +162,25 @@ def _run(run: BacktestRun) -> dict:
         )
         for alarm in result.alarms:
             fault = match_fault(equipment=config.equipment.tag, raised_at=alarm.raised_at, faults=faults, grace=grace)
+            source = fault.source if fault else "injection"
             stored = BacktestAlarm.objects.create(
                 run=run, config=config, version=version, equipment=config.equipment, raised_at=alarm.raised_at, cleared_at=alarm.cleared_at,
-                raise_score=alarm.raise_score, peak_score=alarm.peak_score, threshold=version.threshold, fault_id=fault.id if fault else None,
+                raise_score=alarm.raise_score, peak_score=alarm.peak_score, threshold=version.threshold,
+                fault_id=fault.id if fault and source == "injection" else None, work_order_id=fault.id if fault and source == "work_order" else None,
             )
             rows.append(AlarmRow(config.equipment.tag, config.name, alarm.raised_at, alarm.cleared_at, alarm.peak_score,
-                                 fault.id if fault else None, stored=stored))
+                                 fault.id if fault else None, stored=stored, fault_source=source))
     if run.diagnose and rows:
-        timing["diagnose_cpu_s"] = _diagnose_all(run, rows, {f.id: f.kind for f in faults}, progress_from=5 + replay_share)
+        timing["diagnose_cpu_s"] = _diagnose_all(run, rows, {f.key: f.kind for f in faults}, progress_from=5 + replay_share)
     timing["wall_s"] = time.perf_counter() - wall
     _report_progress(run, "reporting", 98)
     equipment = sorted({v.config.equipment.tag for v in versions})
     report = build_report(
         start=run.start, end=run.end, equipment=equipment, faults=faults, alarms=rows, offsets_s=run.rediagnose_after_s if run.diagnose else [],
-        uncertain_below=run.uncertain_below, clear_grace_s=run.clear_grace_s,
+        uncertain_below=run.uncertain_below, clear_grace_s=run.clear_grace_s, ground_truth=run.ground_truth,
     )
+    report["work_orders"] = {"used": truth.work_orders_used, "skipped": [asdict(s) for s in truth.skipped]} \
+        if run.ground_truth != GroundTruth.INJECTIONS else None
     report["detectors"] = [
         {"equipment": v.config.equipment.tag, "detector": v.config.name, "method": v.method, "version": v.version, "threshold": v.threshold}
         for v in versions
@@ -186,7 +190,7 @@ def _run(run: BacktestRun) -> dict:
     return report
 
 
-def _diagnose_all(run: BacktestRun, rows: list[AlarmRow], kinds: dict[int, str], *, progress_from: float) -> float:
+def _diagnose_all(run: BacktestRun, rows: list[AlarmRow], kinds: dict[tuple[str, int], str], *, progress_from: float) -> float:
     """Diagnose every alarm at each offset while it is active (and inside the range); returns CPU s."""
     from phm.analytics.diagnosis import DiagnosisConfig, loaded_diagnoser
 
@@ -199,7 +203,7 @@ def _diagnose_all(run: BacktestRun, rows: list[AlarmRow], kinds: dict[int, str],
         if index % 10 == 0:
             _report_progress(run, f"diagnosing alarm {index + 1}/{len(rows)}", progress_from + (97 - progress_from) * index / len(rows))
         stored = row.stored
-        expected = kinds.get(row.fault_id, "")
+        expected = kinds.get(row.fault_key, "")
         for offset in run.rediagnose_after_s:
             at = row.raised_at + timedelta(seconds=offset)
             if at > run.end or (row.cleared_at is not None and at > row.cleared_at):

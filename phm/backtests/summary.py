@@ -15,13 +15,28 @@ def _ratio(value) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+GROUND_TRUTH = {"injections": "recorded fault injections", "work_orders": "corrective work orders", "both": "fault injections and corrective work orders"}
+
+
+def _work_orders(report: dict) -> str:
+    orders = report.get("work_orders")
+    if not orders:
+        return ""
+    skipped = "; ".join(f"{s['number']} ({s['equipment']}) {s['reason']}" for s in orders["skipped"][:10])
+    more = f" and {len(orders['skipped']) - 10} more" if len(orders["skipped"]) > 10 else ""
+    used = f"{orders['used']} work order{'' if orders['used'] == 1 else 's'} used"
+    return f" ({used}, {len(orders['skipped'])} left out{': ' + skipped + more if skipped else ''})"
+
+
 def report_lines(report: dict) -> list[str]:
     detection = report["detection"]
     false_alarms = report["false_alarms"]
     lines = [
         f"range {report['range']['start']} .. {report['range']['end']} ({report['range']['days']:.2f} days), equipment {', '.join(report['equipment'])}",
+        f"ground truth: {GROUND_TRUTH.get(report.get('ground_truth', 'injections'), report.get('ground_truth'))}{_work_orders(report)}",
         f"faults detected before they end: {detection['detected']}/{detection['faults']} ({_pct(detection['detected_pct'])}); "
-        f"severity >= 0.5: {detection['severity_ge_0_5']['detected']}/{detection['severity_ge_0_5']['faults']} ({_pct(detection['severity_ge_0_5']['detected_pct'])})",
+        f"severity >= 0.5: {detection['severity_ge_0_5']['detected']}/{detection['severity_ge_0_5']['faults']} ({_pct(detection['severity_ge_0_5']['detected_pct'])})"
+        + (f"; {detection['running_at_end']} still running at the end and not alarmed yet (not scored)" if detection.get("running_at_end") else ""),
         f"{'fault kind':<20} {'faults':>6} {'detected':>9} {'median delay':>13} {'p90 delay':>10}",
     ]
     for kind, row in detection["by_kind"].items():

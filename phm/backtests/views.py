@@ -16,10 +16,12 @@ from django.views.decorators.http import require_GET, require_POST
 
 from phm.assets.models import Equipment
 from phm.backtests import services
-from phm.backtests.models import BacktestRun
+from phm.backtests.models import BacktestRun, GroundTruth
+from phm.backtests.report import KnownFault
 from phm.backtests.summary import report_lines
+from phm.backtests.truth import known_faults
 from phm.dashboard.roles import ENGINEER, OPERATOR, role_required
-from phm.telemetry.models import FaultInjection
+from phm.dashboard.views import with_csp_nonce
 
 #: Colours of the fault kinds' shading (the kind is also written on the band: colour is never the only signal).
 KIND_COLOURS = {
@@ -35,6 +37,7 @@ def backtest_list(request: HttpRequest) -> HttpResponse:
     now = timezone.now().replace(second=0, microsecond=0)
     return render(request, "backtests/list.html", {
         "runs": runs, "equipment": Equipment.objects.filter(detectors__isnull=False).distinct().order_by("tag"),
+        "ground_truths": GroundTruth.choices,
         "default_start": (now - timedelta(hours=24)).strftime("%Y-%m-%dT%H:%M"), "default_end": now.strftime("%Y-%m-%dT%H:%M"),
     })
 
@@ -55,6 +58,7 @@ def backtest_start(request: HttpRequest) -> HttpResponse:
         run = services.create_backtest(
             start=_form_time(request.POST.get("start", ""), "start"), end=_form_time(request.POST.get("end", ""), "end"),
             equipment=equipment, diagnose=request.POST.get("diagnose") == "on", name=request.POST.get("name", "")[:120], user=request.user,
+            ground_truth=request.POST.get("ground_truth") or GroundTruth.INJECTIONS,
         )
     except services.BacktestError as exc:
         messages.error(request, f"backtest not started: {exc}")
@@ -69,11 +73,12 @@ def backtest_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(BacktestRun.objects.select_related("diagnoser", "created_by"), pk=pk)
     charts = []
     if run.status == "succeeded":
-        alarms = list(run.alarms.select_related("equipment", "config", "fault").prefetch_related("diagnoses"))
+        alarms = list(run.alarms.select_related("equipment", "config", "fault", "work_order").prefetch_related("diagnoses"))
         for series in run.series.select_related("equipment", "config", "version"):
-            faults = FaultInjection.objects.filter(equipment=series.equipment, start__lt=run.end, end__gt=run.start).order_by("start")
+            faults = known_faults(ground_truth=run.ground_truth, equipment=[series.equipment], start=run.start, end=run.end).faults
             mine = [a for a in alarms if a.config_id == series.config_id]
-            charts.append({"series": series, "html": _chart(run, series, list(faults), mine)})
+            # Plotly's inline script needs this response's CSP nonce, or the browser draws no chart.
+            charts.append({"series": series, "html": with_csp_nonce(_chart(run, series, faults, mine), request)})
     else:
         alarms = []
     return render(request, "backtests/detail.html", {
@@ -82,14 +87,15 @@ def backtest_detail(request: HttpRequest, pk: int) -> HttpResponse:
     })
 
 
-def _chart(run: BacktestRun, series, faults, alarms) -> str:
+def _chart(run: BacktestRun, series, faults: list[KnownFault], alarms) -> str:
     times = [datetime.fromtimestamp(t, UTC) for t in series.times]
     figure = go.Figure()
     figure.add_trace(go.Scatter(x=times, y=series.scores, name="score (max per bucket)", line={"width": 1.2, "color": "#1f77b4"}))
     figure.add_trace(go.Scatter(x=[run.start, run.end], y=[series.threshold] * 2, name="threshold", line={"width": 1, "dash": "dash", "color": "#b42318"}))
     for fault in faults:
-        figure.add_vrect(x0=max(fault.start, run.start), x1=min(fault.end, run.end), fillcolor=KIND_COLOURS.get(fault.fault, "rgba(0,0,0,0.1)"),
-                         line_width=0, annotation_text=f"{fault.fault} {fault.severity:.2g}", annotation_position="top left",
+        label = f"{fault.kind} {fault.severity:.2g}" if fault.severity is not None else f"{fault.kind} ({fault.reference})"
+        figure.add_vrect(x0=max(fault.start, run.start), x1=min(fault.end, run.end), fillcolor=KIND_COLOURS.get(fault.kind, "rgba(0,0,0,0.1)"),
+                         line_width=0, annotation_text=label, annotation_position="top left",
                          annotation_font_size=10)
     if alarms:
         figure.add_trace(go.Scatter(
@@ -106,5 +112,10 @@ def _chart(run: BacktestRun, series, faults, alarms) -> str:
 def _diagnosis_text(alarm) -> str:
     parts = [f"+{d.offset_s / 60:.0f} min: {d.fault or d.error[:40]}{f' {d.probability:.0%}' if d.probability is not None else ''}"
              for d in alarm.diagnoses.all()]
-    truth = alarm.fault.fault if alarm.fault_id else "false alarm"
+    if alarm.fault_id:
+        truth = alarm.fault.fault
+    elif alarm.work_order_id:
+        truth = f"{alarm.work_order.fault} (work order {alarm.work_order.number})"
+    else:
+        truth = "false alarm"
     return f"truth: {truth}<br>" + "<br>".join(parts)

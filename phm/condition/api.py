@@ -6,7 +6,7 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -22,14 +22,34 @@ class PayloadTooLarge(APIException):
     default_detail = "capture too large"
 
 
+def _envelope_band(request: Request, capture: WaveformCapture) -> tuple[float, float] | None:
+    """``?envelope_low_hz=&envelope_high_hz=`` (both or neither), checked against the capture's rate."""
+    raw = {name: request.query_params.get(name) for name in ("envelope_low_hz", "envelope_high_hz")}
+    if not any(raw.values()):
+        return None
+    values = {}
+    for name, text in raw.items():
+        try:
+            values[name] = float(text or "")
+        except ValueError:
+            raise ValidationError({name: f"must be a number of Hz (give both edges), got {str(text)[:20]!r}"}) from None
+    low, high = values["envelope_low_hz"], values["envelope_high_hz"]
+    nyquist = capture.sample_rate_hz / 2
+    if not 0 < low < high < nyquist:
+        raise ValidationError({"envelope_high_hz": f"the band must satisfy 0 < low < high < {nyquist:g} Hz (Nyquist of this capture)"})
+    return low, high
+
+
 def _refused(exc: captures.CaptureRejected) -> Response:
     # The API's error shape ({"error": ...}) plus the field, so a client can point at it.
     return Response({"error": str(exc), "field": exc.field}, status=status.HTTP_400_BAD_REQUEST)
 
 
 class MeasurementPointViewSet(viewsets.ModelViewSet):
-    """Measurement points with their bearing geometry; ``?equipment=<tag>`` filters."""
+    """Measurement points with their bearing geometry; ``?equipment=<tag>`` filters. No DELETE: a
+    point owns its captures (history), which must not vanish with a mistyped call."""
 
+    http_method_names = ["get", "post", "put", "patch", "head", "options"]
     queryset = MeasurementPoint.objects.select_related("equipment").order_by("equipment__tag", "name")
     serializer_class = MeasurementPointSerializer
 
@@ -111,7 +131,10 @@ class WaveformCaptureViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mix
         body = self.get_serializer(outcome.capture).data
         return Response({**body, "duplicate": not outcome.created}, status=status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK)
 
-    @extend_schema(responses=inline_serializer("CaptureSpectra", {
+    @extend_schema(parameters=[
+        OpenApiParameter("envelope_low_hz", float, description="Envelope band-pass low edge (with envelope_high_hz); default 10 % of the rate"),
+        OpenApiParameter("envelope_high_hz", float, description="Envelope band-pass high edge; default 40 % of the rate, below Nyquist"),
+    ], responses=inline_serializer("CaptureSpectra", {
         "capture": serializers.IntegerField(), "waveform": serializers.DictField(), "spectrum": serializers.DictField(),
         "envelope": serializers.DictField(), "markers": serializers.DictField(), "severity": serializers.DictField(),
         "cached": serializers.BooleanField(),
@@ -121,4 +144,4 @@ class WaveformCaptureViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mix
         """Amplitude spectrum (up to rate/2.56), envelope spectrum (to 1 kHz) with its band, a waveform
         preview, defect frequencies and running-speed harmonics, velocity RMS and its ISO zone."""
         capture = WaveformCapture.objects.select_related("equipment", "point").get(pk=self.get_object().pk)
-        return Response(spectra.capture_analysis(capture))
+        return Response(spectra.capture_analysis(capture, envelope_band_hz=_envelope_band(request, capture)))

@@ -184,10 +184,17 @@ def check_params(params: dict) -> dict:
     forbidden = sorted(set(params) & {"progress", "sampling_rate", "reference_rpm"})
     if forbidden:
         raise ClassificationError(f"params {forbidden} are set from the captures, not by hand")
+    from models.classification import VIBRATION_DEFAULTS, unknown_params
+
+    merged = {**VIBRATION_DEFAULTS, **params}
     try:
-        FaultClassifier(**{"method": "inceptiontime", **params})
+        FaultClassifier(**merged)
     except (TypeError, ValueError) as exc:
         raise ClassificationError(f"params: {exc}") from None
+    # The shared defaults carry neural settings (epochs, batch size) that other methods ignore.
+    unknown = [k for k in unknown_params(merged["method"], params) if k not in VIBRATION_DEFAULTS]
+    if unknown:
+        raise ClassificationError(f"params {unknown} are not read by method {merged['method']!r}")
     return params
 
 

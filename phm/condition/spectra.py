@@ -131,8 +131,12 @@ def severity(capture: WaveformCapture) -> dict:
     }
 
 
-def capture_analysis(capture: WaveformCapture) -> dict:
-    """Everything the spectrum endpoint and the equipment page show for one capture."""
-    spectra, from_cache = cached_spectra(capture)
+def capture_analysis(capture: WaveformCapture, *, envelope_band_hz: tuple[float, float] | None = None) -> dict:
+    """Everything the spectrum endpoint and the equipment page show for one capture. A band other
+    than the default is computed for this call only (the cache holds the default band)."""
+    if envelope_band_hz is None:
+        spectra, from_cache = cached_spectra(capture)
+    else:
+        spectra, from_cache = compute_spectra(capture, options=SpectraSettings(envelope_band_hz=envelope_band_hz)), False
     return {"capture": capture.pk, **spectra, "markers": markers(capture), "severity": severity(capture), "cached": from_cache,
             "defects": list(DEFECTS)}

@@ -25,6 +25,7 @@ from phm.alarms.models import OPEN_STATES, Alarm, AlarmState, SeverityBand
 from phm.analytics import training
 from phm.analytics.models import DetectorConfig, DetectorScope, ModelVersion, TrainingJob
 from phm.assets.models import Area, Equipment, Site
+from phm.condition import rul as rul_estimates
 from phm.dashboard import selectors
 from phm.dashboard.roles import ENGINEER, OPERATOR, has_role, role_required
 from phm.sources.models import ConnectorDefinition
@@ -44,7 +45,8 @@ def plant_overview(request: HttpRequest) -> HttpResponse:
     sites = Site.objects.prefetch_related(
         Prefetch("areas", queryset=Area.objects.prefetch_related("lines__equipment")),
     )
-    context = {"sites": sites, "health": selectors.equipment_health(now=now), "area_counts": selectors.area_alarm_counts(), "now": now}
+    context = {"sites": sites, "health": selectors.equipment_health(now=now), "area_counts": selectors.area_alarm_counts(), "now": now,
+               "rul": rul_estimates.latest_by_equipment()}
     return render(request, "dashboard/overview.html", context)
 
 

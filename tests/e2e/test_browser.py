@@ -146,6 +146,19 @@ def test_equipment_page_shows_score_band_alarm_logs_and_image(page, live_server,
     shot(page, "02b-equipment-P-101-all-panels")
 
 
+def test_operator_sees_the_rul_panel_and_the_overview_rul_column(page, live_server, demo_plant):
+    """The demo's pumps have an RUL on first start: the panel draws health and RUL with its
+    interval and says how many failures it rests on; the overview has the RUL column."""
+    log_in(page, live_server, "operator")
+    expect(page.locator('tr[data-equipment="P-101"] [data-testid="rul-cell"]')).to_contain_text("failures")
+    page.goto(f"{live_server.url}/equipment/P-101/")
+    panel = page.get_by_test_id("rul-panel")
+    expect(panel.get_by_test_id("rul-sentence")).to_contain_text("from 16 run-to-failure histories")
+    expect(panel.locator("g.trace path").first).to_be_attached()
+    panel.scroll_into_view_if_needed()
+    panel.screenshot(path=str(SCREENSHOTS / "02c-equipment-P-101-rul-panel.png"))
+
+
 def test_operator_acknowledges_an_alarm_on_the_console(page, live_server, users):
     from phm.alarms.models import Alarm, AlarmState
     from phm.alarms.services import AlarmPolicy, Sample, evaluate_scores

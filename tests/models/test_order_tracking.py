@@ -88,3 +88,11 @@ def test_order_resample_changes_length_by_the_factor_and_leaves_factor_one_alone
 def test_vibration_defaults_build_a_classifier():
     classifier = FaultClassifier(**VIBRATION_DEFAULTS)
     assert classifier.method == "inceptiontime" and classifier.window_length == 2048
+
+
+def test_unknown_params_names_keys_a_method_would_ignore():
+    from models.classification import unknown_params
+
+    assert unknown_params("inceptiontime", {"epochs": 3, "nf": 8, "window_length": 2048, "epoch": 1}) == ["epoch"]
+    assert unknown_params("features", {"n_estimators": 10, "noise_std": 0.1}) == ["noise_std"]
+    assert unknown_params("wdcnn", {"noise_std": 0.1}) == [] and unknown_params("reprogram", {"anything": 1}) == []

@@ -32,7 +32,7 @@ def fleet(n_units: int, *, seed: int = 0) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def fitted() -> RULEstimator:
-    estimator = RULEstimator("inceptiontime", rul_cap=60, window=10, nf=4, epochs=6, batch_size=64, learning_rate=3e-3, train_stride=2)
+    estimator = RULEstimator("inceptiontime", rul_cap=60, window=10, nf=4, epochs=6, batch_size=64, learning_rate=3e-3, train_stride=2, interval=None)
     return estimator.fit(fleet(16))
 
 
@@ -84,7 +84,7 @@ def test_save_load_round_trip(fitted, tmp_path):
 
 def test_reprogram_regressor_trains_on_the_trunk(tmp_path):
     train = fleet(6)
-    estimator = RULEstimator("reprogram", rul_cap=60, window=8, backbone_mode="tiny", patch_len=4, epochs=1, train_stride=4).fit(train)
+    estimator = RULEstimator("reprogram", rul_cap=60, window=8, backbone_mode="tiny", patch_len=4, epochs=1, train_stride=4, interval=None).fit(train)
     trainable, total = estimator.parameter_counts()
     assert 0 < trainable < total
     restored = RULEstimator.load(estimator.save(tmp_path / "rp"))
@@ -132,9 +132,43 @@ def test_lightgbm_estimator_beats_the_mean_and_round_trips(tmp_path):
 
 def test_seed_ensemble_averages_members_and_round_trips(tmp_path):
     train = fleet(8)
-    estimator = RULEstimator("inceptiontime", rul_cap=60, window=8, nf=2, epochs=1, train_stride=4, n_models=2).fit(train)
+    estimator = RULEstimator("inceptiontime", rul_cap=60, window=8, nf=2, epochs=1, train_stride=4, n_models=2, interval=None).fit(train)
     assert estimator.training_log.epochs_run == 2
-    single = RULEstimator("inceptiontime", rul_cap=60, window=8, nf=2, epochs=1, train_stride=4).fit(train)
+    single = RULEstimator("inceptiontime", rul_cap=60, window=8, nf=2, epochs=1, train_stride=4, interval=None).fit(train)
     assert estimator.parameter_counts()[0] == 2 * single.parameter_counts()[0]
     restored = RULEstimator.load(estimator.save(tmp_path / "ens"))
     pd.testing.assert_series_equal(restored.predict(train), estimator.predict(train), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def boosted() -> RULEstimator:
+    return RULEstimator("lightgbm", rul_cap=60, window=10, n_estimators=200, interval=0.8, interval_folds=4).fit(fleet(24))
+
+
+def test_interval_covers_about_its_level_on_new_units(boosted):
+    test = fleet(40, seed=5)
+    rng = np.random.default_rng(1)
+    cuts = {u: int(rng.integers(15, n)) for u, n in test.groupby("unit")["cycle"].max().items()}
+    observed = test[test["cycle"] <= test["unit"].map(cuts)]
+    bounds = boosted.predict_interval(observed)
+    true = (test.groupby("unit")["cycle"].max() - pd.Series(cuts)).clip(upper=60).loc[bounds.index]
+    inside = ((bounds["lower"] <= true) & (true <= bounds["upper"])).mean()
+    assert 0.6 <= inside <= 0.97
+    assert (bounds["lower"] <= bounds["rul"]).all() and (bounds["rul"] <= bounds["upper"]).all()
+    assert (bounds["upper"] - bounds["lower"]).mean() < 40  # informative, not [0, cap]
+    assert boosted.n_units_ == 24
+
+
+def test_interval_and_history_count_survive_save_and_load(boosted, tmp_path):
+    test = fleet(6, seed=3)
+    loaded = RULEstimator.load(boosted.save(tmp_path / "rul"))
+    pd.testing.assert_frame_equal(loaded.predict_interval(test), boosted.predict_interval(test))
+    assert loaded.n_units_ == 24
+
+
+def test_interval_needs_enough_units_and_can_be_turned_off():
+    with pytest.raises(ValueError, match="at least interval_folds"):
+        RULEstimator("lightgbm", rul_cap=60, window=10, n_estimators=20, interval_folds=5).fit(fleet(3))
+    plain = RULEstimator("lightgbm", rul_cap=60, window=10, n_estimators=20, interval=None).fit(fleet(3))
+    with pytest.raises(RuntimeError, match="no prediction interval"):
+        plain.predict_interval(fleet(1))

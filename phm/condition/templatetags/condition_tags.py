@@ -6,6 +6,7 @@ from __future__ import annotations
 from django import template
 
 from phm.condition import charts, selectors, spectra
+from phm.condition.models import WaveformUnit
 from phm.dashboard.roles import ENGINEER, has_role
 
 register = template.Library()
@@ -19,7 +20,7 @@ def vibration_section(context) -> dict:
     equipment = context["equipment"]
     selection = selectors.select_capture(equipment=equipment, capture_id=request.GET.get("capture"), point_name=request.GET.get("point"))
     out = {"equipment": equipment, "selection": selection, "may_upload": has_role(request.user, ENGINEER), "range_key": context.get("range_key"),
-           "csrf_token": context.get("csrf_token"), "units": ["g", "m/s2", "mm/s"]}
+           "csrf_token": context.get("csrf_token"), "units": WaveformUnit.values}
     capture = selection.capture
     if capture is None:
         return out

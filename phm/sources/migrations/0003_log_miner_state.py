@@ -10,11 +10,12 @@ def drop_drain_settings(apps, schema_editor):
     """Log connectors saved with Drain3's per-system knobs: the new miner has none (it refuses
     them, so they are removed here rather than failing the connector at start)."""
     definitions = apps.get_model("sources", "ConnectorDefinition")
-    for definition in definitions.objects.filter(kind="logfile"):
+    alias = schema_editor.connection.alias  # the database being migrated, not the default one
+    for definition in definitions.objects.using(alias).filter(kind="logfile"):
         miner = (definition.config or {}).get("miner")
         if isinstance(miner, dict) and any(key in miner for key in DRAIN_KEYS):
             definition.config["miner"] = {k: v for k, v in miner.items() if k not in DRAIN_KEYS}
-            definition.save(update_fields=["config"])
+            definition.save(using=alias, update_fields=["config"])
 
 
 class Migration(migrations.Migration):

@@ -112,13 +112,28 @@ class ChdbClient:
                 self._sessions[path] = session.Session(path)
             self._session = self._sessions[path]
 
+    def close(self) -> None:
+        """Shut the embedded engine down (its files stay), so that another process, or this one
+        again, can open the directory: a restart, as far as an in-process engine has one."""
+        with self._lock:
+            for path, opened in list(self._sessions.items()):
+                if opened is self._session:
+                    opened.close()
+                    del self._sessions[path]
+            self._session = None
+
+    def _live(self):
+        if self._session is None:
+            raise ClickHouseError("this chdb client was closed; open the directory again with connect()")
+        return self._session
+
     def command(self, sql: str, params: dict | None = None) -> None:
         with self._lock:  # one embedded engine: queries from several threads take turns
-            self._session.query(sql, "Null", params=params or {})
+            self._live().query(sql, "Null", params=params or {})
 
     def rows(self, sql: str, params: dict | None = None) -> list[tuple]:
         with self._lock:
-            table = self._session.query(sql, "ArrowTable", params=params or {})
+            table = self._live().query(sql, "ArrowTable", params=params or {})
         if table.num_rows == 0:
             return []
         return list(zip(*(column.to_pylist() for column in table.columns), strict=True))
@@ -131,7 +146,7 @@ class ChdbClient:
         frame = pd.DataFrame(columns)  # noqa: F841  (read by chdb's Python() table function, by name)
         names = ", ".join(columns)
         with self._lock:
-            self._session.query(
+            self._live().query(
                 f"INSERT INTO {self.database}.{table} ({names}) SETTINGS insert_deduplication_token = '{dedup_token}' "
                 f"SELECT {names} FROM Python(frame)", "Null",
             )

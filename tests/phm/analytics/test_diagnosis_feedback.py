@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+
+from models.diagnosis.taxonomy import training_label
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -37,12 +39,10 @@ def a_wrong_fault(stored) -> str:
 def test_engineer_confirms_over_the_api(stored, engineer_user):
     response = client_for(engineer_user).post(f"/api/v1/diagnoses/{stored.pk}/feedback", {"verdict": "confirm", "comment": "spalling found"}, format="json")
     assert response.status_code == 201, response.json()
-    # Confirming "no known fault" labels the incident normal (README); the session's tiny diagnoser
-    # may give either for this alarm.
-    label = "normal" if stored.fault == "no_known_fault" else stored.fault
-    assert response.json()["label"] == label and response.json()["user"] == "eng1"
+    # A confirmation teaches the diagnosed class; a confirmed "no known fault" teaches "normal".
+    assert response.json()["label"] == training_label(stored.fault) and response.json()["user"] == "eng1"
     row = DiagnosisFeedback.objects.get(diagnosis=stored)
-    assert (row.verdict, row.label, row.comment, row.used_in_training_at) == ("confirm", label, "spalling found", None)
+    assert (row.verdict, row.label, row.comment, row.used_in_training_at) == ("confirm", training_label(stored.fault), "spalling found", None)
 
 
 def test_correction_names_a_class_of_the_equipment_type(stored, engineer_user):

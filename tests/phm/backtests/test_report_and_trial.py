@@ -86,3 +86,21 @@ def test_mean_table_averages_seeds():
     mean = mean_table([fake(100.0, 0.0), fake(50.0, 0.4)])
     assert mean["headline"]["detected %"] == 75.0 and mean["headline"]["false alarms / equipment-day"] == pytest.approx(0.2)
     assert mean["by_kind"]["cavitation"] == {"faults": 4, "detected_pct": 75.0, "median_delay_s": 60.0}
+
+
+def test_a_fault_still_running_at_the_end_of_the_range_is_not_scored_as_missed():
+    """A fault injected minutes before the range ends has had no chance to be alarmed: it is listed
+    as running at the end, out of the detection counts, unless an alarm already caught it."""
+    end = T0 + 24 * H
+    late = KnownFault(1, "P-101", "bearing_wear", end - timedelta(minutes=3), end + H, 1.0)
+    caught = KnownFault(2, "M-101", "misalignment", end - 2 * H, end + H, 1.0)
+    done = KnownFault(3, "P-101", "cavitation", T0 + 2 * H, T0 + 3 * H, 1.0)
+    alarms = [AlarmRow("M-101", "pca", end - H, None, 4.0, fault_id=2)]
+    report = report_for(alarms, [late, caught, done])
+    assert (report["detection"]["faults"], report["detection"]["detected"]) == (2, 1)
+    assert report["detection"]["running_at_end"] == 1
+    assert report["detection"]["severity_ge_0_5"] == {"faults": 2, "detected": 1, "detected_pct": 50.0}
+    assert report["detection"]["by_kind"].keys() == {"misalignment", "cavitation"}
+    rows = {row["id"]: row for row in report["faults"]}
+    assert rows[1]["running_at_end"] and rows[1]["detected"] is None
+    assert rows[2]["running_at_end"] and rows[2]["detected"] is True

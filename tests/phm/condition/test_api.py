@@ -131,6 +131,7 @@ def test_measurement_points_engineer_writes_operator_reads(engineer_client, oper
     assert listing.status_code == 200 and listing.json()["count"] == 1
     assert operator_client.patch(f"/api/v1/measurement-points/{point_id}", {"rolling_elements": 9}, format="json").status_code == 403
     assert engineer_client.patch(f"/api/v1/measurement-points/{point_id}", {"rolling_elements": 9}, format="json").json()["rolling_elements"] == 9
+    assert engineer_client.delete(f"/api/v1/measurement-points/{point_id}").status_code == 405  # a point owns its captures
 
 
 def test_list_filters_by_point_and_time(operator_client, pump, t0):
@@ -139,3 +140,13 @@ def test_list_filters_by_point_and_time(operator_client, pump, t0):
     response = operator_client.get(f"/api/v1/captures?equipment=P-101&point=DE&start={start}")
     assert response.json()["count"] == 2
     assert operator_client.get("/api/v1/captures?start=yesterday").status_code == 400
+
+
+def test_spectrum_with_another_envelope_band(operator_client, pump, t0):
+    capture = store_series(pump, t0, count=1)[0]
+    answer = operator_client.get(f"/api/v1/captures/{capture.pk}/spectrum?envelope_low_hz=3000&envelope_high_hz=6000")
+    assert answer.status_code == 200 and answer.json()["envelope"]["band_hz"] == [3000.0, 6000.0] and answer.json()["cached"] is False
+    too_high = operator_client.get(f"/api/v1/captures/{capture.pk}/spectrum?envelope_low_hz=3000&envelope_high_hz=20000")
+    assert too_high.status_code == 400 and "12800 Hz" in str(too_high.json())
+    one_edge = operator_client.get(f"/api/v1/captures/{capture.pk}/spectrum?envelope_low_hz=3000")
+    assert one_edge.status_code == 400 and "envelope_high_hz" in str(one_edge.json())

@@ -142,6 +142,10 @@ def test_a_capture_without_speed_among_captures_with_speed_fails_training_naming
 def test_unknown_params_are_refused_at_creation(point):
     with pytest.raises(classification.ClassificationError, match="params"):
         classification.create_classifier(name="bad", equipment=[point.equipment], params={"method": "magic"})
+    with pytest.raises(classification.ClassificationError, match=r"\['epoch'\] are not read by method 'inceptiontime'"):
+        classification.create_classifier(name="typo", equipment=[point.equipment], params={"epoch": 3})
+    with pytest.raises(classification.ClassificationError, match=r"\['nf'\] are not read by method 'features'"):
+        classification.create_classifier(name="typo2", equipment=[point.equipment], params={"method": "features", "nf": 3})
     with pytest.raises(classification.ClassificationError, match="set from the captures"):
         classification.create_classifier(name="bad2", equipment=[point.equipment], params={"reference_rpm": 1000})
 
@@ -218,3 +222,18 @@ def test_a_new_unlabelled_capture_is_classified_by_the_post_save_hook_and_a_labe
         app.conf.task_always_eager = False
     assert list(CaptureClassification.objects.values_list("capture_id", flat=True)) == [live.pk]
     assert not CaptureClassification.objects.filter(capture=labelled).exists()
+
+
+def test_a_classifier_alarm_reaches_the_scada_webhook_outbox(point, t0, settings):
+    from phm.alarms.models import OutboxMessage, WebhookDelivery, WebhookEndpoint
+
+    settings.PHM_WEBHOOK_KICK_ON_COMMIT = False
+    endpoint = WebhookEndpoint.objects.create(url="https://93.184.216.34/scada")
+    trained(point, t0, alarm_probability=0.6)
+    fault = add_capture(point, at=t0 + timedelta(hours=1), signal_label="IR", seed=41)
+    classification.classify_capture(capture_id=fault.pk)
+    message = OutboxMessage.objects.get(alarm__source="classifier:bearings")
+    data = message.payload["data"]
+    assert data["source"] == "classifier:bearings" and data["equipment"]["equipment"] == "P-101"
+    assert "fault classifier bearings: IR" in data["message"] and data["score"] >= 0.6 and data["threshold"] == 0.6
+    assert WebhookDelivery.objects.filter(message=message, endpoint=endpoint).exists()

@@ -156,3 +156,14 @@ def test_bad_labelled_uploads_are_refused_naming_the_problem(clients, point, t0,
     response = clients["engineer"].post("/api/v1/labelled-captures", {**form, "file": upload}, format="multipart")
     assert response.status_code == 400 and expected in str(response.json()), response.json()
     assert not WaveformCapture.objects.exists()
+
+
+def test_openapi_schema_lists_the_classification_endpoints(clients):
+    import json
+
+    response = clients["operator"].get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert response.status_code == 200
+    paths = json.loads(response.content)["paths"]
+    for path in ("/api/v1/classifiers/", "/api/v1/classifiers/{id}/train", "/api/v1/capture-classifications/", "/api/v1/capture-labels",
+                 "/api/v1/labelled-captures", "/api/v1/classifier-jobs/{id}/"):
+        assert any(p.rstrip("/") == path.rstrip("/") for p in paths), path

@@ -32,5 +32,7 @@ def test_small_cwru_product_run_matches_the_harness(eager):
     harness = harness_row("1797->1772", data=CWRU_DIR, params=SMALL)
     assert product["n_test"] == harness["n_test"] == 90
     assert abs(product["accuracy"] - harness["accuracy"]) <= 0.01, (product, harness)
+    # Same captures, same settings, same seed: the same model, so the same probabilities.
+    assert product["mean_true_probability"] == pytest.approx(harness["mean_true_probability"], abs=0.01)
     # A fault at or above the default alarm probability (0.9) raised the classifier's alarm, once.
     assert product["alarms"] == (1 if product["max_fault_probability"] >= 0.9 else 0), product

@@ -111,6 +111,7 @@ MATRIX: dict[str, dict[str, str]] = {
             "classifier": ("list", "detail", "train", "versions", "activate", "rollback"),  # POST (create + train): engineer
             "classifier-job": ("list", "detail"),
             "capture-classification": ("list", "detail"),
+            "work-order": ("list", "detail"),
         }.items()
         for suffix in suffixes
     },
@@ -125,6 +126,12 @@ MATRIX: dict[str, dict[str, str]] = {
     "assistant-ask-stream": rule("operator", "operator"),
     # Delivery records hold the first bytes of each receiver's answer.
     "webhook-deliveries": rule("engineer"),
+    # An equipment's RUL is for everyone; the RUL models and their training are the engineer's.
+    "equipment-rul": rule("operator"),
+    **{f"rul-model-{suffix}": rule("engineer") for suffix in ("list", "detail")},
+    # POST-only actions: a GET is answered 405 to whoever may read (as detector-train).
+    **{f"rul-model-{suffix}": rule("operator") for suffix in ("train", "activate", "rollback")},
+    **{f"rul-job-{suffix}": rule("engineer") for suffix in ("list", "detail")},
 }
 #: The admin site: staff accounts only (the admin user is a superuser), except its own sign-in.
 ADMIN_PUBLIC = {"admin:login", "admin:logout"}
@@ -163,8 +170,10 @@ def data(db, tmp_path, settings):
     from phm.assets.models import MeasurementPoint
     from phm.analytics.models import DetectorConfig, DiagnoserTrainingJob, DiagnoserVersion, Diagnosis, TrainingJob
     from phm.assistant.models import Chunk, Conversation, Document, DocumentJob
+    from phm.assets.models import WorkOrder
     from phm.backtests.models import BacktestRun
-    from phm.condition.models import CaptureClassification, CaptureClassifier, ClassifierTrainingJob, ClassifierVersion, WaveformCapture
+    from phm.condition.models import (CaptureClassification, CaptureClassifier, ClassifierTrainingJob, ClassifierVersion, RULModelVersion,
+                                      RULTrainingJob, WaveformCapture)
     from phm.sources.models import ConnectorDefinition
     from phm.telemetry.models import FileIngestJob, LogEvent, LogTemplate
 
@@ -220,6 +229,10 @@ def data(db, tmp_path, settings):
         "backtest": BacktestRun.objects.create(start=now - timedelta(hours=2), end=now - timedelta(hours=1), status="succeeded", report={"detection": {}}).pk,
         "log-template": LogTemplate.objects.create(template_id="plc:1", template="pump <*> started").template_id,
         "log-event": LogEvent.objects.create(source="P-101", equipment=pump, ts=now, level="INFO", message="pump P1 started", template_id="plc:1", fingerprint="f" * 40).pk,
+        "work-order": WorkOrder.objects.create(equipment=pump, number="WO-1", opened_at=now, failed_at=now, ends_run=True).pk,
+        "rul-model": RULModelVersion.objects.create(equipment_type="pump", version=1, method="lightgbm", measurements=["vibration_rms"],
+                                                    step_s=86400, histories=5, artifact="rul/pump/v1").pk,
+        "rul-job": RULTrainingJob.objects.create(equipment_type="pump").pk,
         "passage": Chunk.objects.create(document=document, ordinal=0, text="check the seal", location="section 1", embedding=b"\0" * 16, batch="b").pk,
     }
     return objects

@@ -181,3 +181,24 @@ def test_the_readings_table_uses_the_measured_codecs(ch_store):
     (query,) = ch_store.client.rows("SELECT create_table_query FROM system.tables WHERE database = {db:String} AND name = 'readings'", {"db": ch_store.db})[0]
     assert "`ts` Int64 CODEC(Delta(8), ZSTD(1))" in query and "`value` Float64 CODEC(ZSTD(1))" in query
     assert "ORDER BY (sensor_id, ts)" in query and f"PARTITION BY intDiv(ts, {DAY_US})" in query
+
+
+def test_a_closed_chdb_engine_reopens_its_directory_with_the_readings_kept(ch_store, clickhouse_settings):
+    """close() shuts the embedded engine down (the storage bench restarts it for cold charts):
+    the same directory opens again, in this process or another, and nothing written is lost."""
+    from phm.telemetry.store import forget_stores
+    from phm.telemetry.store.clickhouse import ClickHouseError
+
+    _, sensors = make_plant()
+    sensor_id = sensors["vibration"].id
+    rows = [(sensor_id, datetime_to_us(T0) + s * 1_000_000, float(s), 192) for s in range(90)]
+    assert ch_store.write(rows) == 90
+    ch_store.client.close()
+    with pytest.raises(ClickHouseError, match="closed"):
+        ch_store.client.rows("SELECT 1")
+    forget_stores()
+    reopened = get_store()
+    assert reopened.client is not ch_store.client
+    assert sorted(reopened.raw_rows([sensor_id], 0, 2**62)) == [(sensor_id, ts, value) for sensor_id, ts, value, _ in rows]
+    assert [(r.samples, r.total) for r in reopened.rollups(Tier.MINUTE, sensor_id, 0, 2**40)] == [(60, float(sum(range(60)))), (30, float(sum(range(60, 90))))]
+    assert reopened.write(rows) == 0  # still the idempotency key after the restart

@@ -19,7 +19,7 @@ def run(*args) -> str:
 
 @pytest.mark.django_db
 def test_creates_plant_and_history_with_recorded_faults():
-    output = run("--hours", "0.25")
+    output = run("--hours", "0.25", "--no-rul")
     assert Equipment.objects.count() == 5 and Sensor.objects.count() == 29
     assert {f.fault for f in FaultInjection.objects.all()} == {"cavitation", "condenser_fouling", "stuck_sensor", "bearing_wear"}
     # 23 sensors at 1 Hz and 6 at 0.1 Hz over 15 minutes
@@ -35,6 +35,23 @@ def test_creates_plant_and_history_with_recorded_faults():
     assert "CH-501" in active or "CH-501: training failed: " in output
     assert "history exists already" in run("--hours", "0.25")  # idempotent
     assert Equipment.objects.count() == 5
+
+
+@pytest.mark.django_db
+def test_pumps_get_run_to_failure_histories_and_an_active_rul_model(settings, tmp_path):
+    from phm.condition.models import HealthPoint, RULEstimate, RULModelVersion
+
+    settings.DATA_ROOT = tmp_path
+    output = run("--hours", "0.02", "--no-detectors")
+    version = RULModelVersion.objects.get(is_active=True)
+    assert version.equipment_type == "pump" and version.histories == 16
+    assert Equipment.objects.filter(tag__startswith="SP-").count() == 16
+    assert not Sensor.objects.filter(equipment__tag__startswith="SP-", enabled=True).exists()  # retired: never stale
+    for tag in ("P-101", "P-201"):
+        assert RULEstimate.objects.filter(equipment__tag=tag).exists() and HealthPoint.objects.filter(equipment__tag=tag).exists()
+        assert f"{tag}: RUL " in output
+    # P-101 is further into its life than P-201.
+    assert RULEstimate.objects.get(equipment__tag="P-101").rul_days < RULEstimate.objects.get(equipment__tag="P-201").rul_days
 
 
 @pytest.mark.django_db

@@ -4,6 +4,7 @@ diagnoser, and print the report scored against the recorded faults.
     phm_backtest --start 2026-03-01T00:00 --end 2026-03-08T00:00              every equipment, active versions
     phm_backtest --hours 24 --equipment P-101 --equipment P-201 --no-diagnosis
     phm_backtest --hours 6 --json report.json
+    phm_backtest --hours 720 --ground-truth work_orders                       scored against the corrective work orders
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from django.utils.dateparse import parse_datetime
 from phm.analytics.models import DiagnoserVersion, ModelVersion
 from phm.assets.models import Equipment
 from phm.backtests import services
+from phm.backtests.models import GroundTruth
 from phm.backtests.summary import report_lines
 
 
@@ -33,6 +35,8 @@ class Command(BaseCommand):
         parser.add_argument("--diagnoser", type=int, help="Diagnoser version number; default the active one.")
         parser.add_argument("--no-diagnosis", action="store_true", help="Alarms only.")
         parser.add_argument("--rediagnose", default="0,300,900", help="Seconds after the raise to diagnose at, comma-separated.")
+        parser.add_argument("--ground-truth", choices=GroundTruth.values, default=GroundTruth.INJECTIONS,
+                            help="Known faults to score against: recorded fault injections (default), corrective work orders, or both.")
         parser.add_argument("--queue", action="store_true", help="Send the run to a worker instead of running it here.")
         parser.add_argument("--json", help="Write the report to this file.")
 
@@ -59,7 +63,7 @@ class Command(BaseCommand):
         try:
             run = services.create_backtest(
                 start=start, end=end, equipment=equipment, versions=versions, diagnoser=diagnoser, diagnose=not options["no_diagnosis"],
-                rediagnose_after_s=offsets, enqueue=options["queue"],
+                rediagnose_after_s=offsets, ground_truth=options["ground_truth"], enqueue=options["queue"],
             )
         except services.BacktestError as exc:
             raise CommandError(str(exc)) from None

@@ -32,6 +32,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-detectors", action="store_true", help="Skip creating and training the demo anomaly detectors.")
         parser.add_argument("--capture-every", type=int, default=600,
                             help="Seconds between simulated vibration captures per measurement point (1 s at 25.6 kHz each; 0 = none).")
+        parser.add_argument("--no-rul", action="store_true", help="Skip the pumps' run-to-failure histories and RUL model.")
         parser.add_argument("--inject", choices=FAULT_KINDS, help="Record a fault for the running simulator and exit.")
         parser.add_argument("--equipment", help="Equipment tag for --inject, e.g. P-101.")
         parser.add_argument("--sensor", help="Sensor measure for sensor faults, e.g. TEMP_BRG.")
@@ -59,6 +60,8 @@ class Command(BaseCommand):
                 self._backfill_captures(start=now - timedelta(hours=options["hours"]), end=now, every_s=options["capture_every"], seed=options["seed"])
             if not options["no_detectors"]:
                 self._train_detectors(start=now - timedelta(hours=options["hours"]), end=now)
+            if not options["no_rul"]:
+                self._rul_demo(now=now)
         if options["stream"]:
             self.stdout.write("streaming live data (Ctrl-C to stop)")
             try:
@@ -77,6 +80,12 @@ class Command(BaseCommand):
         from phm.analytics.demo import create_demo_detectors
 
         for line in create_demo_detectors(train_start=start, train_end=end):
+            self.stdout.write(f"  {line}")
+
+    def _rul_demo(self, *, now):
+        from phm.condition.demo_rul import create_demo_histories, train_demo_rul_model
+
+        for line in create_demo_histories(now=now) + train_demo_rul_model(now=now):
             self.stdout.write(f"  {line}")
 
     def _inject(self, options):
