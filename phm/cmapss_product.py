@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from phm.product_path import checked_json as _check, engineer_api_client
 
 T0 = datetime(2000, 1, 1, tzinfo=timezone.utc)
 DAY = timedelta(days=1)
@@ -75,20 +76,7 @@ def import_units(frame: pd.DataFrame) -> int:
 
 
 def api_client():
-    from django.contrib.auth.models import Group, User
-    from rest_framework.test import APIClient
-
-    user, _ = User.objects.get_or_create(username="cmapss-engineer")
-    user.groups.add(Group.objects.get_or_create(name="engineer")[0])  # the role groups come from a migration a flushed test database has lost
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
-def _check(response, what: str) -> dict:
-    if response.status_code >= 400:
-        raise RuntimeError(f"{what}: HTTP {response.status_code} {response.content[:500]!r}")
-    return response.json()
+    return engineer_api_client("cmapss-engineer")
 
 
 def enter_failures(client, lengths: dict[int, int], units: list[int]) -> None:

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from phm.skab_product import setup_django
+from phm.product_path import checked_json as _check, engineer_api_client
 
 CAPTURE_SECONDS = 1.0
 DIRECTIONS = {"1797->1772": (1797, 1772), "1772->1797": (1772, 1797)}
@@ -62,20 +63,7 @@ def create_equipment(tag: str):
 
 
 def api_client():
-    from django.contrib.auth.models import Group, User
-    from rest_framework.test import APIClient
-
-    user, _ = User.objects.get_or_create(username="cwru-engineer")
-    user.groups.add(Group.objects.get_or_create(name="engineer")[0])  # the role groups come from a migration a flushed test database has lost
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
-def _check(response, what: str) -> dict:
-    if response.status_code >= 400:
-        raise RuntimeError(f"{what}: HTTP {response.status_code} {response.content[:500]!r}")
-    return response.json()
+    return engineer_api_client("cwru-engineer")
 
 
 def upload_labelled(client, equipment, recordings) -> int:

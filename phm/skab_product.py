@@ -32,6 +32,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
+from phm.product_path import checked_json as _check, engineer_api_client
 
 METHODS = {
     # label -> (method, params): the harness's variants at the harness's settings
@@ -119,20 +120,7 @@ def ingest(unit: Unit) -> dict:
 
 
 def api_client():
-    from django.contrib.auth.models import Group, User
-    from rest_framework.test import APIClient
-
-    user, _ = User.objects.get_or_create(username="skab-engineer")
-    user.groups.add(Group.objects.get_or_create(name="engineer")[0])  # the role groups come from a migration a flushed test database has lost
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
-def _check(response, what: str) -> dict:
-    if response.status_code >= 400:
-        raise RuntimeError(f"{what}: HTTP {response.status_code} {response.content[:500]!r}")
-    return response.json()
+    return engineer_api_client("skab-engineer")
 
 
 def alarm_settings(params: dict) -> dict:
