@@ -9,6 +9,8 @@ transitions together. Detectors load once per worker process, on first use (afte
 
 from __future__ import annotations
 
+import pandas as pd
+
 import logging
 from pathlib import Path
 import math
@@ -102,9 +104,36 @@ def score_steps(*, config: DetectorConfig, detector, sensors, after: datetime, u
     frame = grid_frame(config=config, start=after + step - timedelta(seconds=config.window_s), end=until + step, sensors=sensors)
     if frame.empty:
         return []
-    scores = detector.score(frame)
-    fresh = scores[(scores.index > after) & (scores.index <= until)]
+    scores = scores_by_segment(detector=detector, frame=frame, max_gap_s=config.window_s)
+    if scores.empty:
+        return []
+    judged = judged_steps(config=config, sensors=sensors, index=frame.index).reindex(scores.index, fill_value=False)
+    fresh = scores[(scores.index > after) & (scores.index <= until) & judged]
     return [Sample(ts.to_pydatetime(), float(value)) for ts, value in fresh.items() if math.isfinite(value)]
+
+
+def scores_by_segment(*, detector, frame: pd.DataFrame, max_gap_s: float) -> pd.Series:
+    """The detector's scores, each stretch between gaps longer than ``max_gap_s`` scored on its own:
+    the detector's smoothing and hold checks count rows, and must not carry a value from before an
+    outage (or an hour earlier, in sparse history) into the rows after it."""
+    starts = frame.index.to_series().diff() > pd.Timedelta(seconds=max_gap_s)
+    parts = [part for _, part in frame.groupby(starts.cumsum().to_numpy()) if len(part) >= 2]
+    return pd.concat([detector.score(part) for part in parts]) if parts else pd.Series(dtype=float)
+
+
+#: Share of a step's context window that must hold grid rows for the step to be judged.
+MIN_WINDOW_COVERAGE = 0.05
+
+
+def judged_steps(*, config: DetectorConfig, sensors, index: pd.DatetimeIndex) -> pd.Series:
+    """Per grid row: whether its ``window_s`` of context holds enough rows to judge it (at least
+    two, and ``MIN_WINDOW_COVERAGE`` of what the sensors' sampling gives). Sparse stretches (hourly
+    history under a 1 Hz detector, the first seconds after an outage) are left unscored rather than
+    read as a frozen or jumping signal."""
+    period = max(config.stride_s, min((s.sampling_period_s for s in sensors), default=config.stride_s))
+    expected = config.window_s / period
+    counts = pd.Series(1.0, index=index).rolling(pd.Timedelta(seconds=config.window_s)).sum()
+    return counts >= max(2.0, MIN_WINDOW_COVERAGE * expected)
 
 
 def score_incremental(*, config: DetectorConfig, max_chunks: int | None = None) -> ScoringResult:

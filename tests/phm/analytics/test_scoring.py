@@ -111,3 +111,18 @@ def test_detector_without_active_version_is_not_scored(plant):
     config = make_config(plant, name="untrained")
     assert scoring.score_incremental(config=config).stopped == "no active model version"
     assert config.pk not in scoring.due_configs()
+
+
+def test_steps_whose_context_window_is_nearly_empty_are_not_scored(trained, plant, t0):
+    """Hourly history under a 1 Hz detector (the demo's RUL history of its pumps, replayed by a
+    backtest, raised two 'stuck sensor' alarms): a step whose window holds a handful of the samples
+    the detector was trained on is not judged; 1 Hz data after it is."""
+    start = t0 + timedelta(seconds=TRAIN_S) + timedelta(hours=1)
+    ingest(plant[1], start, healthy_values(5, seed=4) + 3.0, step_s=3600.0)  # far off normal, one row an hour
+    assert scoring.score_incremental(config=trained).steps == 0
+    later = start + timedelta(hours=6)
+    ingest(plant[1], later, healthy_values(60, seed=5))
+    trained.refresh_from_db()
+    scored = scoring.score_incremental(config=trained).steps
+    assert scored == 60 - 1  # every 1 Hz step whose window holds at least 2 rows (the first holds only itself)
+    assert not Alarm.objects.exists()
