@@ -4,7 +4,6 @@ activation and rollback."""
 
 from __future__ import annotations
 
-import logging
 import shutil
 import time
 from datetime import datetime
@@ -17,12 +16,11 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from phm.analytics.models import DetectorConfig, DetectorScope, JobStatus, ModelVersion, ThresholdKind, TrainingJob, TrainingProgress
+from phm.analytics.models import DetectorConfig, DetectorScope, ModelVersion, ThresholdKind, TrainingJob, TrainingProgress
 from phm.telemetry.models import FaultInjection
 from phm.telemetry.selectors import readings_frame
-from phm.redaction import job_error
+from phm.training_jobs import run_claimed_job
 
-log = logging.getLogger(__name__)
 
 #: Fewer grid steps than this is too little to fit and calibrate a detector.
 MIN_TRAINING_STEPS = 50
@@ -111,22 +109,8 @@ class _Progress:
 
 def run_training(*, job_id: int) -> TrainingJob:
     """Claim a queued job (conditional update: one worker only), train, version, maybe activate."""
-    claimed = TrainingJob.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(status=JobStatus.RUNNING, started_at=timezone.now())
-    job = TrainingJob.objects.select_related("config__equipment").get(pk=job_id)
-    if not claimed:
-        log.info("training job %s is %s already; nothing to do", job_id, job.status)
-        return job
-    progress = _Progress(job)
-    try:
-        version = _train(job, progress)
-    except Exception as exc:
-        log.exception("training job %s failed", job_id)
-        TrainingJob.objects.filter(pk=job_id).update(status=JobStatus.FAILED, error=job_error(exc), finished_at=timezone.now())
-        TrainingProgress.objects.create(job=job, stage="failed", percent=job.percent)
-    else:
-        TrainingJob.objects.filter(pk=job_id).update(status=JobStatus.SUCCEEDED, result=version, finished_at=timezone.now())
-    job.refresh_from_db()
-    return job
+    return run_claimed_job(job_model=TrainingJob, progress_model=TrainingProgress, job_id=job_id, kind="training",
+                           train=lambda job: _train(job, _Progress(job)), select_related=("config__equipment",))
 
 
 def _train(job: TrainingJob, progress: _Progress) -> ModelVersion:

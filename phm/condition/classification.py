@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import io
-import logging
 import shutil
 import threading
 import time
@@ -32,7 +31,6 @@ from django.db.models import Max
 from django.utils import timezone
 
 from phm.alarms.services import AlarmPolicy, Sample, evaluate_scores
-from phm.analytics.models import JobStatus
 from phm.assets.models import Equipment, MeasurementPoint
 from phm.condition.models import (
     CaptureClassification,
@@ -43,9 +41,8 @@ from phm.condition.models import (
     ClassifierVersion,
     WaveformCapture,
 )
-from phm.redaction import job_error
+from phm.training_jobs import run_claimed_job
 
-log = logging.getLogger(__name__)
 
 MAX_LABEL_LENGTH = 64
 #: A labelled recording may be cut into at most this many captures (one upload, one transaction).
@@ -260,22 +257,8 @@ class _Progress:
 
 def run_training(*, job_id: int) -> ClassifierTrainingJob:
     """Claim a queued job (conditional update: one worker only), train, version, maybe activate."""
-    claimed = ClassifierTrainingJob.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(status=JobStatus.RUNNING, started_at=timezone.now())
-    job = ClassifierTrainingJob.objects.select_related("classifier").get(pk=job_id)
-    if not claimed:
-        log.info("classifier training job %s is %s already; nothing to do", job_id, job.status)
-        return job
-    progress = _Progress(job)
-    try:
-        version = _train(job, progress)
-    except Exception as exc:
-        log.exception("classifier training job %s failed", job_id)
-        ClassifierTrainingJob.objects.filter(pk=job_id).update(status=JobStatus.FAILED, error=job_error(exc), finished_at=timezone.now())
-        ClassifierTrainingProgress.objects.create(job=job, stage="failed", percent=job.percent)
-    else:
-        ClassifierTrainingJob.objects.filter(pk=job_id).update(status=JobStatus.SUCCEEDED, result=version, finished_at=timezone.now())
-    job.refresh_from_db()
-    return job
+    return run_claimed_job(job_model=ClassifierTrainingJob, progress_model=ClassifierTrainingProgress, job_id=job_id,
+                           kind="classifier training", train=lambda job: _train(job, _Progress(job)), select_related=("classifier",))
 
 
 def training_set(captures: list[WaveformCapture]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, float, int]:

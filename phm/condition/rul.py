@@ -17,7 +17,6 @@ below (no new alarm), and clears when it rises back above the lead time (a repai
 
 from __future__ import annotations
 
-import logging
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,10 +30,10 @@ from django.utils import timezone
 
 from phm.assets.models import Equipment, Sensor, WorkOrder
 from phm.condition.health import run_start, step_frame
-from phm.condition.models import RULEstimate, RULJobStatus, RULModelVersion, RULTrainingJob, RULTrainingProgress
+from phm.condition.models import RULEstimate, RULModelVersion, RULTrainingJob, RULTrainingProgress
 from phm.redaction import job_error
+from phm.training_jobs import run_claimed_job
 
-log = logging.getLogger(__name__)
 
 ALARM_SOURCE = "rul"
 METHODS = ("lightgbm", "inceptiontime")
@@ -173,21 +172,7 @@ def _report(job: RULTrainingJob, stage: str, percent: float) -> None:
 
 def run_rul_training(*, job_id: int) -> RULTrainingJob:
     """Claim a queued job (conditional update: one worker only), train, version, maybe activate."""
-    claimed = RULTrainingJob.objects.filter(pk=job_id, status=RULJobStatus.QUEUED).update(status=RULJobStatus.RUNNING, started_at=timezone.now())
-    job = RULTrainingJob.objects.get(pk=job_id)
-    if not claimed:
-        return job
-    try:
-        version = _train(job)
-    except Exception as exc:
-        log.exception("RUL training job %s failed", job_id)
-        RULTrainingJob.objects.filter(pk=job_id).update(status=RULJobStatus.FAILED, error=job_error(exc), finished_at=timezone.now())
-        RULTrainingProgress.objects.create(job=job, stage="failed", percent=job.percent)
-    else:
-        RULTrainingJob.objects.filter(pk=job_id).update(status=RULJobStatus.SUCCEEDED, result=version, finished_at=timezone.now())
-        _report(job, "done", 100.0)
-    job.refresh_from_db()
-    return job
+    return run_claimed_job(job_model=RULTrainingJob, progress_model=RULTrainingProgress, job_id=job_id, kind="RUL training", train=_train)
 
 
 def _train(job: RULTrainingJob) -> RULModelVersion:
@@ -216,7 +201,9 @@ def _train(job: RULTrainingJob) -> RULModelVersion:
     numbers = [h.work_order.number for h in histories if h.work_order.pk in used_ids]
     metrics = {"training_steps": int(len(frame)), "histories_total": len(histories), "interval_folds": folds,
                "training_log": {"epochs_run": estimator.training_log.epochs_run, "seconds": round(estimator.training_log.seconds, 2)}}
-    return save_version(job=job, estimator=estimator, measurements=measurements, params=params, numbers=numbers, metrics=metrics)
+    version = save_version(job=job, estimator=estimator, measurements=measurements, params=params, numbers=numbers, metrics=metrics)
+    _report(job, "done", 100.0)
+    return version
 
 
 def save_version(*, job: RULTrainingJob, estimator, measurements: list[str], params: dict, numbers: list[str], metrics: dict) -> RULModelVersion:

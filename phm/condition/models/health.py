@@ -7,6 +7,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from phm.analytics.models import JobStatus
 from phm.assets.models import Equipment
 
 
@@ -58,11 +59,8 @@ class RULModelVersion(models.Model):
         return f"RUL {self.equipment_type} v{self.version}{' (active)' if self.is_active else ''}"
 
 
-class RULJobStatus(models.TextChoices):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
+#: The job states every training job shares (``phm.training_jobs`` moves them).
+RULJobStatus = JobStatus
 
 
 class RULTrainingJob(models.Model):
