@@ -447,6 +447,17 @@ class AnomalyDetector:
         z = self.standardizer.transform(df.to_numpy(dtype=np.float64)[:, self._model_column_indices()])
         return self.drift.scores(z, _seconds(df.index)) / self.params.drift_margin
 
+    def drift_residuals(self, df: pd.DataFrame) -> pd.DataFrame | None:
+        """Per model column, signed: its trailing-mean residual from the other columns' prediction
+        over its training limit (what :meth:`drift_scores` takes the largest absolute value of, before
+        ``drift_margin``); NaN in the frame's first ``drift_s`` seconds. None when the check is off.
+        Root-cause diagnosis reads it: which sensor left the others' prediction, and which way."""
+        if self.drift is None:
+            return None
+        z = self.standardizer.transform(df.to_numpy(dtype=np.float64)[:, self._model_column_indices()])
+        means = self.drift.trailing_means(z, _seconds(df.index)) / self.drift.limits
+        return pd.DataFrame(means, index=df.index, columns=self.model_columns)
+
     def score(self, df: pd.DataFrame) -> pd.Series:
         scores = self.raw_scores(df) / self.calibration.threshold
         scores = np.maximum(scores, np.maximum(self.constant_scores(df), self.stuck_scores(df)))

@@ -215,3 +215,48 @@ def cross_measure_summary(z: np.ndarray, present: np.ndarray, tail_bins: int = 3
     ranked = -np.sort(-np.abs(tail), axis=0)  # per channel, largest first
     second = ranked[1] if len(ranked) > 1 else np.zeros(CHANNELS_PER_MEASURE)
     return np.concatenate([tail.max(0), tail.min(0), half.max(0), half.min(0), ranked[0], second])
+
+
+#: Per measure in :func:`residual_summary`: the mean of the last bins and of the second half.
+RESIDUALS_PER_MEASURE = 2
+#: Statistics over the measures in :func:`residual_summary`, the presence flag included.
+N_RESIDUAL_CROSS = 7
+
+
+def residual_summary_size(n_measures: int) -> int:
+    return RESIDUALS_PER_MEASURE * n_measures + N_RESIDUAL_CROSS
+
+
+def residual_summary(residuals: pd.DataFrame | None, measures: Sequence[str], seq_len: int, tail_bins: int = 3) -> np.ndarray:
+    """The plant detector's per-sensor residuals over the window (``Incident.residuals``, in units
+    of their training limit) as ``[2 M + 7]`` statistics; zeros, the presence flag included, when
+    the incident has none (a detector without a drift check).
+
+    The window's own statistics are relative to a fleet's normal spread: a bearing thermocouple
+    0.7 °C off, or the first millimetre of a slow misalignment, sits inside the daily swing of
+    ambient and load, which is why the detector's drift check (each sensor predicted from the unit's
+    others) raises on it minutes before the window shows it. Per measure: the mean of the last
+    ``tail_bins`` bins and of the second half; over the measures: largest and smallest tail mean,
+    the largest absolute one with its sign, the second largest absolute one ("one sensor alone"
+    against "several together"), the share of measures past their limit, and the flag. Values are
+    compressed as ``sign(x) log(1 + |x|)``: small residuals carry the distinction, large ones only
+    say "far".
+    """
+    out = np.zeros(residual_summary_size(len(measures)))
+    if residuals is None or residuals.empty:
+        return out
+    window = bin_window(residuals.dropna(how="all"), measures, seq_len)
+    if not window.present.any():
+        return out
+    level = np.sign(window.level) * np.log1p(np.abs(window.level))
+    tail = np.nan_to_num(level[:, -max(tail_bins, 1):].mean(-1))
+    half = np.nan_to_num(level[:, seq_len // 2 :].mean(-1))
+    per_measure = np.where(window.present[:, None], np.stack([tail, half], axis=1), 0.0)
+    mine = tail[window.present]
+    order = np.argsort(-np.abs(mine), kind="stable")
+    second = abs(float(mine[order[1]])) if len(mine) > 1 else 0.0
+    over_limit = float(np.mean(np.abs(mine) > np.log1p(1.0)))
+    cross = [float(mine.max()), float(mine.min()), abs(float(mine[order[0]])), float(mine[order[0]]), second, over_limit, 1.0]
+    out[: per_measure.size] = per_measure.ravel()
+    out[per_measure.size :] = cross
+    return out

@@ -40,8 +40,8 @@ from connectors.simulator import IMAGE_FINDINGS, NO_VISIBLE_FINDING, image_findi
 from models.backbone import Backbone, load_backbone
 from models.diagnosis import explain as explanation
 from models.diagnosis.features import (
-    CHANNELS_PER_MEASURE, N_CROSS_SUMMARY, NormalStats, bin_window, cross_measure_summary, fit_normal_stats, sensor_evidence,
-    standardise, window_summary,
+    CHANNELS_PER_MEASURE, N_CROSS_SUMMARY, NormalStats, bin_window, cross_measure_summary, fit_normal_stats, residual_summary,
+    residual_summary_size, sensor_evidence, standardise, window_summary,
 )
 from models.diagnosis.network import MASKED_LOGIT, FusionBatch, FusionNetwork, ImagePath, TextPrefix, text_prefix
 from models.diagnosis.taxonomy import DEFAULT_TAXONOMY, check_taxonomy
@@ -76,6 +76,7 @@ class DiagnoserConfig:
     patch_len: int = 8  # bins per sensor patch token
     tail_bins: int = 3  # window summary also holds the mean of the last bins (0: the summary of diagnosers saved before it)
     cross_summary: bool = True  # and features.cross_measure_summary (False: diagnosers saved before it)
+    residual_summary: bool = True  # and features.residual_summary of the detector's residuals (False: saved before it)
     image_size: int = 64
     fusion_dim: int = 128
     n_prototypes: int = 64
@@ -429,9 +430,9 @@ class FaultDiagnoser:
         document = json.loads((folder / CONFIG_FILE).read_text())
         if document.get("format") != FORMAT:
             raise ValueError(f"{folder} is not a saved FaultDiagnoser (format {document.get('format')!r})")
-        # A diagnoser saved before tail_bins (cross_summary) existed has the summary its weights expect.
+        # A diagnoser saved before tail_bins (cross_summary, residual_summary) existed has the summary its weights expect.
         diagnoser = cls(document["taxonomy"], backbone=backbone, explainer=explainer,
-                        **{"tail_bins": 0, "cross_summary": False, **document["config"]})
+                        **{"tail_bins": 0, "cross_summary": False, "residual_summary": False, **document["config"]})
         diagnoser.measures = list(document["measures"])
         diagnoser.stats = {t: NormalStats.from_dict(s) for t, s in document["stats"].items()}
         diagnoser.findings = list(document["findings"])
@@ -532,6 +533,8 @@ class FaultDiagnoser:
                 summary = window_summary(item.z, cfg.tail_bins)
                 if cfg.cross_summary:
                     summary = np.concatenate([summary, cross_measure_summary(item.z, item.present, cfg.tail_bins)])
+                if cfg.residual_summary:
+                    summary = np.concatenate([summary, residual_summary(incident.residuals, self.measures, cfg.seq_len, max(cfg.tail_bins, 1))])
                 item.summary = summary.astype(np.float32)
                 modalities.append("sensors")
         if has_logs:
@@ -553,7 +556,8 @@ class FaultDiagnoser:
 
     def _n_summary(self) -> int:
         per_measure = CHANNELS_PER_MEASURE * len(self.measures) * (4 if self.config.tail_bins > 0 else 3)
-        return per_measure + (N_CROSS_SUMMARY if self.config.cross_summary else 0)
+        return (per_measure + (N_CROSS_SUMMARY if self.config.cross_summary else 0)
+                + (residual_summary_size(len(self.measures)) if self.config.residual_summary else 0))
 
     def _no_log_prompt(self, equipment_type: str) -> str:
         return f"Equipment: {equipment_type}. Task: find the root cause of the alarm."

@@ -69,6 +69,12 @@ class FittedDetector:
         scores = self.detector.score(grid[self.detector.columns])
         return first_raise(scores[scores.index >= pd.Timestamp(after)], self.threshold, self.spec.on_delay_s)
 
+    def residuals(self, frame: pd.DataFrame) -> pd.DataFrame | None:
+        """The detector's per-sensor drift residuals on ``frame``'s grid (``Incident.residuals``),
+        or None when it has no drift check."""
+        grid = self.grid(frame)
+        return None if grid.empty else self.detector.drift_residuals(grid[self.detector.columns])
+
 
 def first_raise(scores: pd.Series, threshold: float, on_delay_s: float) -> datetime | None:
     """The first sample at which the score has stayed at or above ``threshold`` for ``on_delay_s``
@@ -136,6 +142,7 @@ def simulate_alarm_incidents(
     search_min: float = 120.0,
     default_sensor_share: float = 0.3,
     image_share: float = 0.5,
+    residual_share: float = 0.75,
     max_tries: int = 4,
     stats: OnsetStats | None = None,
 ) -> list[Incident]:
@@ -149,8 +156,9 @@ def simulate_alarm_incidents(
     faults hit the unit's usual sensor for that fault, the rest a random one. ``image_share`` of
     the incidents carry an inspection image taken at the cut; the rest have none, as most alarms
     in a plant do (nobody photographs the unit at the moment it alarms, and the live simulator
-    uploads no images), so the model must answer from sensors and logs alone. ``stats`` collects
-    what was met.
+    uploads no images), so the model must answer from sensors and logs alone. ``residual_share``
+    of the incidents carry the detector's per-sensor residuals (``Incident.residuals``); the rest
+    none, as under a detector without a drift check. ``stats`` collects what was met.
     """
     if not 0.0 <= image_share <= 1.0:
         raise ValueError(f"image_share must be in [0, 1], got {image_share}")
@@ -176,7 +184,7 @@ def simulate_alarm_incidents(
                     plant, unit.tag, label, seed=int(rng.integers(2**31)), detector=fitted[unit.tag], image_size=image_size,
                     severity=severity, duration_min=duration_min, offsets_min=offsets_min, late_offset_max_min=late_offset_max_min,
                     onset_cuts=onset_cuts, onset_min=onset_min, search_min=search_min, default_sensor_share=default_sensor_share,
-                    image_share=image_share, stats=stats,
+                    image_share=image_share, residual_share=residual_share, stats=stats,
                 )
                 cuts = cuts[: per_class - made]
                 if missing_rate > 0:
@@ -203,6 +211,7 @@ def simulate_onset_incident(
     search_min: float = 120.0,
     default_sensor_share: float = 0.3,
     image_share: float = 1.0,
+    residual_share: float = 1.0,
     stats: OnsetStats | None = None,
 ) -> list[Incident]:
     """The incidents of one simulated fault (or healthy stretch): one per cut after the raise."""
@@ -246,6 +255,7 @@ def simulate_onset_incident(
         if label != NORMAL:
             stats.delay_min.setdefault(label, []).append((raise_at - fault_start).total_seconds() / 60)
         cuts = [raise_at + timedelta(minutes=offset) for offset in offsets] + cuts
+    residuals = detector.residuals(frame)
     ordered = sorted(records, key=lambda r: r.ts)
     events = events_from_messages([(r.ts, r.level, r.message) for r in ordered])
     incidents = []
@@ -256,13 +266,19 @@ def simulate_onset_incident(
         sensors = frame[(frame.index >= pd.Timestamp(window_start)) & (frame.index <= pd.Timestamp(cut))]
         image_seed = int(rng.integers(2**31))
         image = render_inspection_image(unit, cut, faults, size=image_size, seed=image_seed) if rng.random() < image_share else None
+        with_residuals = residuals is not None and rng.random() < residual_share
         incidents.append(Incident(
             equipment_type=unit.equipment_type, sensors=sensors, logs=[e for e in events if window_start <= e.ts <= cut],
             # The app's baseline: the hour before the window (phm.analytics.diagnosis.build_incident).
             baseline_logs=[e for e in events if window_start - BASELINE <= e.ts < window_start], image=image,
             image_ref=f"sim:{tag}:{cut:%Y%m%dT%H%M%S}" if image is not None else None, label=label, equipment=tag, description=unit.name,
+            residuals=_window(residuals, window_start, cut) if with_residuals else None,
         ))
     return incidents
+
+
+def _window(frame: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
+    return frame[(frame.index >= pd.Timestamp(start)) & (frame.index <= pd.Timestamp(end))]
 
 
 @dataclass(frozen=True)

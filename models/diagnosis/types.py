@@ -56,6 +56,11 @@ class Incident:
     label: str | None = None
     equipment: str = ""  # the unit's tag, for the prompt and the evidence
     description: str = ""  # equipment description for the prompt
+    #: The plant detector's per-sensor residual from the unit's other sensors (signed trailing mean
+    #: over its training limit, ``AnomalyDetector.drift_residuals``), one column per measure over
+    #: the window; None when the detector has no drift check. A transmitter walking away moves its
+    #: own residual alone; a process fault moves several.
+    residuals: pd.DataFrame | None = None
 
     def modalities(self) -> tuple[Modality, ...]:
         present: list[Modality] = []

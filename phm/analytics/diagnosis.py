@@ -360,8 +360,21 @@ def build_incident(*, alarm: Alarm, config: DiagnosisConfig | None = None, using
         image_ref=f"inspection-image:{image_row.pk}" if image_row is not None else None,
         equipment=equipment.tag,
         description=equipment.name,
+        residuals=_residuals(equipment=equipment, start=start, end=end, source=getattr(alarm, "source", ""), using=using),
     )
     return incident, IncidentWindow(start, end, image_row, template_ids)
+
+
+def _residuals(*, equipment: Equipment, start: datetime, end: datetime, source: str, using: str):
+    """The detector's per-sensor residuals over the window, or None: a detector that cannot give
+    them (a changed sensor set, an unreadable artifact) must not cost the alarm its diagnosis."""
+    from phm.analytics.residuals import detector_residuals
+
+    try:
+        return detector_residuals(equipment=equipment, start=start, end=end, source=source or "", using=using)
+    except Exception:  # noqa: BLE001 - diagnose from the window alone, and say why in the log
+        log.warning("detector residuals of %s for its diagnosis could not be computed", equipment.tag, exc_info=True)
+        return None
 
 
 # --- evidence from the past and from the knowledge base -------------------------------------------
