@@ -9,6 +9,8 @@ explanation). A case is right when the stored fault is the injected one.
 
     python bench/diagnose_onset.py [--diagnoser FOLDER] [--minutes 5 15 60] [--seed 7] [--train fixed|onset]
 
+The demo detectors are trained first on ``--detector-hours`` of healthy history (default 24, as
+``up.sh``'s), so each incident carries their per-sensor residuals as a live alarm's does.
 Without ``--diagnoser`` the demo diagnoser is trained first (``--train``: ``onset``, the default
 training of ``phm_diagnose --train-demo``; ``fixed``, the old alarm-45-90-min-in incidents) and saved
 to ``--save`` when given. Writes bench/results/diagnose_onset.json.
@@ -64,6 +66,8 @@ def setup(args):
     torch.set_num_threads(max(1, args.threads))
     call_command("migrate", verbosity=0)
     create_plant(plant=DEMO_PLANT)
+    if args.detector_hours > 0:
+        print(demo_detectors(hours=args.detector_hours), flush=True)
     if args.diagnoser:
         shutil.copytree(args.diagnoser, artifacts_root() / "v1")
         loaded = FaultDiagnoser.load(artifacts_root() / "v1")
@@ -79,6 +83,21 @@ def setup(args):
         shutil.copytree(artifacts_root() / job.result.artifact, args.save, dirs_exist_ok=True)
         print(f"saved to {args.save}")
     return job.result
+
+
+def demo_detectors(*, hours: float) -> str:
+    """The demo detectors as ``up.sh`` trains them (``phm_demo``: ``hours`` of healthy history, the
+    drift check with a whole day), on history that ends three days before now, so the played cases
+    (placed backwards from now, about 30 h per unit) never overlap it. Their per-sensor residuals
+    go into each incident, as they do for an alarm in the running demo."""
+    from django.utils import timezone
+
+    from phm.analytics.demo import create_demo_detectors
+    from phm.telemetry.simulation import backfill_bulk
+
+    end = timezone.now().replace(microsecond=0) - timedelta(days=3)
+    backfill_bulk(start=end - timedelta(hours=hours), end=end, seed=11)
+    return "\n".join(create_demo_detectors(train_start=end - timedelta(hours=hours), train_end=end))
 
 
 def run_case(tag: str, fault: str, minutes: float, *, seed: int) -> dict:
@@ -108,6 +127,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, nargs="+", default=[5.0, 15.0, 60.0])
     parser.add_argument("--seed", type=int, default=7, help="simulator seed of the played faults")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--detector-hours", type=float, default=24.0,
+                        help="history the demo detectors train on first, as up.sh's (0: no detectors, no residuals in the incidents)")
     parser.add_argument("--label", default="", help="name of this run in the results file")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()

@@ -10,7 +10,7 @@ PY=.venv/bin/python
 export PORT="${PORT:-8000}"
 $PY manage.py migrate --noinput -v 0
 $PY manage.py collectstatic --noinput -v 0
-$PY manage.py phm_demo --hours "${PHM_DEMO_HOURS:-6}"
+$PY manage.py phm_demo --hours "${PHM_DEMO_HOURS:-24}"
 $PY manage.py phm_diagnose --train-demo  # first run only (about 10 min on 2 CPU cores); later runs see the stored model
 $PY manage.py phm_bootstrap --url "http://127.0.0.1:${PORT}/"
 exec .venv/bin/honcho -f Procfile start

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,10 @@ from phm.training_jobs import run_claimed_job
 
 #: Fewer grid steps than this is too little to fit and calibrate a detector.
 MIN_TRAINING_STEPS = 50
+#: After a recorded fault ends (its repair) the unit takes a while to settle: bearing and winding
+#: temperatures lag their load by 15-30 min, so an hour (two to four time constants) is left out of
+#: training with the fault; a detector that learnt the recovery as normal had a threshold 3x too high.
+FAULT_SETTLE = timedelta(hours=1)
 
 
 class TrainingError(Exception):
@@ -75,13 +79,14 @@ def grid_frame(*, config: DetectorConfig, start: datetime, end: datetime, sensor
 
 
 def healthy_frames(config: DetectorConfig, frame: pd.DataFrame, start: datetime, end: datetime) -> tuple[list[pd.DataFrame], int]:
-    """Split the training frame around injected-fault periods, which must not be learnt as normal."""
-    faults = list(FaultInjection.objects.filter(equipment=config.equipment, start__lt=end, end__gt=start).order_by("start"))
+    """Split the training frame around injected-fault periods and the recovery after each
+    (``FAULT_SETTLE``), which must not be learnt as normal."""
+    faults = list(FaultInjection.objects.filter(equipment=config.equipment, start__lt=end, end__gt=start - FAULT_SETTLE).order_by("start"))
     if not faults:
         return [frame], 0
     keep = np.ones(len(frame), dtype=bool)
     for fault in faults:
-        keep &= ~((frame.index >= fault.start) & (frame.index < fault.end))
+        keep &= ~((frame.index >= fault.start) & (frame.index < fault.end + FAULT_SETTLE))
     kept = np.flatnonzero(keep)
     segments = np.split(kept, np.flatnonzero(np.diff(kept) > 1) + 1) if len(kept) else []
     return [frame.iloc[s] for s in segments if len(s) >= MIN_TRAINING_STEPS], len(faults)

@@ -65,6 +65,18 @@ def test_fault_periods_are_left_out_of_training(plant, t0):
     assert version.excluded_faults == 1 and version.train_rows == 300
 
 
+def test_the_recovery_after_a_fault_is_left_out_of_training_too(plant, t0):
+    # A fault's end is its repair; temperatures and pressures take a while to settle back (the
+    # demo's P-101 bearing temperature lags 15 min), and a detector that learnt that stretch as
+    # normal got a threshold three times too high.
+    ingest(plant[1], t0, healthy_values(3 * 3600))
+    fault_end = t0 + timedelta(seconds=3600)
+    FaultInjection.objects.create(equipment=plant[0], fault="bearing", start=t0 + timedelta(seconds=1800), end=fault_end)
+    version = train(make_config(plant), t0, t0 + timedelta(seconds=3 * 3600)).result
+    settle = int(training.FAULT_SETTLE.total_seconds())
+    assert version.excluded_faults == 1 and version.train_rows == 3 * 3600 - 1800 - settle
+
+
 def test_too_little_data_fails_the_job_with_a_reason(plant, t0):
     ingest(plant[1], t0, healthy_values(20))
     job = train(make_config(plant), t0, t0 + timedelta(seconds=20))

@@ -23,7 +23,7 @@ class Command(BaseCommand):
     help = "Create the demo plant, backfill simulated history, optionally stream live data or inject a fault."
 
     def add_arguments(self, parser):
-        parser.add_argument("--hours", type=float, default=6.0, help="History to backfill (default 6 h at 1 Hz).")
+        parser.add_argument("--hours", type=float, default=24.0, help="History to backfill (default 24 h at 1 Hz: a whole daily cycle, which the detectors' drift check needs).")
         parser.add_argument("--stream", action="store_true", help="Keep streaming live data after the backfill.")
         parser.add_argument("--push-every", type=float, default=5.0, help="Seconds between live pushes.")
         parser.add_argument("--auto-faults", type=float, default=0, help="Inject a random fault every N minutes while streaming (0 = never).")
@@ -54,7 +54,7 @@ class Command(BaseCommand):
             faults = simulation.schedule_demo_history(now=now, hours=options["hours"])
             for fault in faults:
                 self.stdout.write(f"  scheduled {fault.fault} on {fault.equipment.tag} {fault.start:%H:%M}-{fault.end:%H:%M} UTC")
-            readings, logs = simulation.backfill(start=now - timedelta(hours=options["hours"]), end=now, seed=options["seed"])
+            readings, logs = simulation.backfill_bulk(start=now - timedelta(hours=options["hours"]), end=now, seed=options["seed"])
             self.stdout.write(f"backfilled {options['hours']:g} h: {readings} readings, {logs} log lines")
             if options["capture_every"] > 0:
                 self._backfill_captures(start=now - timedelta(hours=options["hours"]), end=now, every_s=options["capture_every"], seed=options["seed"])
