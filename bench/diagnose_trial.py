@@ -9,6 +9,12 @@ rebuilds each incident from storage exactly as the backtest does (``phm.backtest
 and prints per fault kind: top-1 accuracy, the confusion at the raise, the median top probability and
 the share under 0.5, and, per alarm, minutes into the fault, severity, ramp and sensor. So the
 diagnoser can be changed and measured on the trial's own alarms without replaying the detectors.
+
+``--explain {template,model,both}`` also reads each diagnosis's explanation with the check and the
+independent slot reader (``bench/_explain_rows.py``): the template sentence (what the trial stores),
+and for the first ``--explain-limit`` diagnoses the language model's raw summary and what the check
+lets through (``FaultDiagnoser.explain``, generation budget ``--budget-s``); it prints the
+explanation table (per wording: passes the check, faithful, contradictions, agreement).
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import _explain_rows  # noqa: E402
+
 OFFSETS_S = (0, 300, 900)
 
 
@@ -38,8 +46,11 @@ def _setup(seed_dir: Path) -> None:
     django.setup()
 
 
-def rediagnose(*, seed_dir: Path, diagnoser_dir: Path) -> list[dict]:
-    """One row per (alarm of a fault, offset) of the seed's last backtest."""
+def rediagnose(*, seed_dir: Path, diagnoser_dir: Path, explain: str | None = None, explain_limit: int | None = None,
+               budget_s: float = 60.0) -> list[dict]:
+    """One row per (alarm of a fault, offset) of the seed's last backtest; with ``explain`` its
+    explanations too (``template``: the template sentence; ``model``/``both``: also the language
+    model's wording for the first ``explain_limit`` rows)."""
     _setup(seed_dir)
     from models.diagnosis import FaultDiagnoser
     from phm.analytics.diagnosis import DiagnosisConfig
@@ -50,6 +61,12 @@ def rediagnose(*, seed_dir: Path, diagnoser_dir: Path) -> list[dict]:
     if run is None:
         raise SystemExit(f"no backtest in {seed_dir}")
     diagnoser = FaultDiagnoser.load(diagnoser_dir)
+    recording = _explain_rows.RecordingDiagnoser(diagnoser)
+    if explain in ("model", "both"):
+        import torch
+
+        torch.set_num_threads(1)  # the shared 2-core machine
+        _explain_rows.install_generator(diagnoser, budget_s)
     config = DiagnosisConfig.from_env()
     rows = []
     for alarm in BacktestAlarm.objects.filter(run=run, fault__isnull=False).select_related("fault", "equipment").order_by("raised_at"):
@@ -58,7 +75,8 @@ def rediagnose(*, seed_dir: Path, diagnoser_dir: Path) -> list[dict]:
             at = alarm.raised_at + timedelta(seconds=offset)
             if at > run.end or (alarm.cleared_at is not None and at > alarm.cleared_at):
                 break
-            result = diagnose_at(diagnoser=diagnoser, equipment=alarm.equipment, at=at, config=config)
+            recording.last = None
+            result = diagnose_at(diagnoser=recording if explain else diagnoser, equipment=alarm.equipment, at=at, config=config)
             probabilities = result.probabilities
             rows.append({
                 "equipment": alarm.equipment.tag, "kind": fault.fault, "sensor": fault.sensor.split(".")[-1] if fault.sensor else "",
@@ -68,7 +86,18 @@ def rediagnose(*, seed_dir: Path, diagnoser_dir: Path) -> list[dict]:
                 "fault": result.fault, "probability": result.probability, "p_true": probabilities.get(fault.fault),
                 "error": result.error,
             })
+            if explain and recording.last is not None:
+                model = explain in ("model", "both") and (explain_limit is None or len(rows) <= explain_limit)
+                rows[-1]["explanations"] = _explain_rows.explain_row(diagnoser, *recording.last, model=model)
+                rows[-1]["result"] = recording.last[0].to_dict()
+                _print_progress(rows[-1])
     return rows
+
+
+def _print_progress(row: dict) -> None:
+    shown = row["explanations"].get("shown") or row["explanations"]["template"]
+    print(f"  {row['equipment']:<6} +{row['offset_s'] // 60:<2} min {row['fault']:<17} {shown['source']:<8} {shown['verdict']:<12} "
+          f"{shown['text'][:100]!r}", flush=True)
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -101,9 +130,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--diagnoser", required=True, type=Path, help="A FaultDiagnoser folder.")
     parser.add_argument("--json", type=Path, help="Write the rows and the summary here.")
     parser.add_argument("--rows", action="store_true", help="Print every diagnosis at the raise.")
+    parser.add_argument("--explain", choices=("template", "model", "both"),
+                        help="Read each diagnosis's explanation (template sentence; language model; both) with the check and the slot reader.")
+    parser.add_argument("--explain-limit", type=int, help="Language-model wording only for the first N diagnoses (slow on CPU).")
+    parser.add_argument("--budget-s", type=float, default=60.0, help="Generation budget per explanation (s).")
     args = parser.parse_args(argv)
-    rows = rediagnose(seed_dir=args.seed_dir, diagnoser_dir=args.diagnoser)
+    rows = rediagnose(seed_dir=args.seed_dir, diagnoser_dir=args.diagnoser, explain=args.explain,
+                      explain_limit=args.explain_limit, budget_s=args.budget_s)
     summary = summarise(rows)
+    if args.explain:
+        summary["explanations"] = _explain_rows.summarise_explanations(rows)
     for offset, row in summary["by_offset"].items():
         print(f"offset {offset:>4} s: {row['n']:>3} diagnoses, top-1 {100 * row['top1']:.1f} %, uncertain {100 * row['uncertain']:.1f} %")
     print(f"{'kind':<18} {'n':>3} {'top-1':>6} {'med p':>6} {'med min in':>10}  confusion at the raise")
@@ -115,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
                 ramp = "-" if r["ramp_min"] is None else f"{r['ramp_min']:.0f}"
                 print(f"  {r['equipment']:<6} {r['kind']:<17} {r['sensor']:<11} sev {r['severity']:.2f} dur {r['duration_min']:>4.0f} ramp {ramp:>4} "
                       f"in {r['minutes_in']:>5.1f} min -> {r['fault']:<17} {r['probability'] or 0:.2f} (true {r['p_true'] or 0:.2f}) {r['error']}")
+    if args.explain:
+        print("\nexplanation table (passes check: validate on that text; faithful: slot reader, no contradicted or unsupported claim)")
+        print("\n".join(_explain_rows.format_table(summary["explanations"])))
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "summary": summary}, indent=2, default=str))
     return 0

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from models.diagnosis.taxonomy import display_name, failure_mode
@@ -109,17 +109,21 @@ def direction_claims(clause: str) -> set[str]:
     return {direction for direction, vocabulary in DIRECTION_WORDS.items() if words & set(vocabulary)}
 
 
-def wrong_direction(summary: str, items: Sequence[EvidenceItem]) -> str | None:
-    """The first sensor a clause of ``summary`` gives a direction its evidence contradicts, else None."""
+def wrong_direction(summary: str, items: Sequence[EvidenceItem], directions: Mapping[str, str] | None = None) -> str | None:
+    """The first sensor a clause of ``summary`` gives a direction its evidence contradicts, else None.
+
+    ``directions``: the evidence direction of every sensor, also those below :data:`MIN_SHARE` that
+    are not listed as items (a condenser pressure with no share of the deviation, reading low, must
+    not be called high because a controller message that stopped said so)."""
+    known = {name: item.direction for item in items if item.direction for name in item.names}
+    known = {**{s: d for s, d in (directions or {}).items() if d}, **known}
     for clause in _CLAUSE_SPLIT.split(summary.lower()):
         if not clause or not clause.strip():
             continue
-        for item in items:
-            if not item.direction or not item.names:
-                continue
-            if any(re.search(rf"\b{re.escape(word)}\b", clause) for name in item.names for word in sensor_words(name)):
-                if direction_claims(clause) & set(CONTRADICTS.get(item.direction, ())):
-                    return item.names[0]
+        for name, direction in known.items():
+            if any(re.search(rf"\b{re.escape(word)}\b", clause) for word in sensor_words(name)):
+                if direction_claims(clause) & set(CONTRADICTS.get(direction, ())):
+                    return name
     return None
 
 
@@ -175,9 +179,12 @@ _NEGATION = re.compile(r"\b(not|no|never|none|nothing|without|cannot|\w+n't)\b")
 
 def validate(
     raw: str, *, fault: str, items: Sequence[EvidenceItem], other_faults: Sequence[str], all_sensors: Sequence[str],
-    equipment: str = "",
+    equipment: str = "", directions: Mapping[str, str] | None = None,
 ) -> str | None:
-    """The summary when ``raw`` is a valid answer that only restates the evidence, else ``None``."""
+    """The summary when ``raw`` is a valid answer that only restates the evidence, else ``None``.
+
+    ``directions``: every evidence sensor's direction (``{s.sensor: s.direction}``), so a sensor
+    below the items' share cannot be given the opposite direction either."""
     try:
         answer = json.loads(raw)
     except (json.JSONDecodeError, TypeError):
@@ -204,7 +211,7 @@ def validate(
     if not any(item.id.startswith("L") for item in items) and re.search(r"\b(logged|controller|log message)\b", lowered):
         return None
     # A sensor given a direction its evidence contradicts ("PRESS_SUC is high" when it is low).
-    if wrong_direction(summary, items) is not None:
+    if wrong_direction(summary, items, directions) is not None:
         return None
     for other in other_faults:
         if other == fault or other == NORMAL:
@@ -272,7 +279,8 @@ def explain(
             continuation = None
         if isinstance(continuation, str):
             summary = validate(complete_json(start, continuation), fault=fault, items=items,
-                               other_faults=other_faults, all_sensors=all_sensors, equipment=equipment)
+                               other_faults=other_faults, all_sensors=all_sensors, equipment=equipment,
+                               directions={s.sensor: s.direction for s in evidence.sensors})
             if summary is not None:
                 return summary, "model"
     return template_explanation(fault, probability, equipment, evidence), "template"

@@ -104,6 +104,7 @@ def read_claims(explanation: str, result: DiagnosisResult) -> Reading:
     text = " ".join(explanation.lower().split())
     reading = Reading()
     evidence = result.evidence
+    text = _read_quoted_logs(text, evidence, reading)
     sensors = {s.sensor: s.direction for s in evidence.sensors}
     fault = result.fault
     allowed = {fault} | ({NO_KNOWN_FAULT} if fault in (NORMAL, NO_KNOWN_FAULT) else set())
@@ -130,6 +131,21 @@ def read_claims(explanation: str, result: DiagnosisResult) -> Reading:
         # An explanation that restates no evidence explains nothing ("the valve was worn", "No").
         reading.claims.append(Claim("evidence", "", "unsupported", "names no sensor, log message or image finding of the evidence"))
     return reading
+
+
+def _read_quoted_logs(text: str, evidence, reading: Reading) -> str:
+    """A quoted changed log template ("'Condenser pressure <NUM> bar high, check condenser tubes'
+    0x in the window") restates a controller message: one log claim, not the explanation's own
+    claim about a sensor or a fault. The text without those quotes, for the other slots."""
+    templates = {" ".join(t.template.lower().split()) for t in evidence.log_templates}
+
+    def quoted(match: re.Match) -> str:
+        if match.group(1).strip() not in templates:
+            return match.group(0)  # a quote the evidence does not hold: read as any other text
+        reading.claims.append(Claim("log", match.group(1).strip(), "supported"))
+        return " "
+
+    return re.sub(r"'([^']+)'", quoted, text)
 
 
 def _strip_tags(text: str) -> str:

@@ -167,3 +167,51 @@ def test_a_quoted_log_template_matches_despite_the_cue_words():
     result.evidence.log_templates.insert(0, LogEvidence("PLC heartbeat OK, scan time <NUM> ms", 2, 8.0, 4.0, "INFO"))
     sentence = "Suction pressure PRESS_SUC is low, the controller logged 'PLC heartbeat OK, scan time ms'."
     assert read_claims(sentence, result).faithful, read_claims(sentence, result).problems()
+
+
+CHILLER_SENSORS = ["CHW_SUPPLY", "CHW_RETURN", "COND_PRESS", "EVAP_PRESS", "COMP_CURRENT", "POWER"]
+
+
+def drifting_supply_with_a_vanished_log() -> DiagnosisResult:
+    """The trial's CH-501 supply-temperature drift (seed 1, +5 min): the condenser-pressure warning
+    that the controller logged 5.1 times an hour stopped (0 in the window); COND_PRESS reads low."""
+    directions = {"CHW_SUPPLY": "high", "CHW_RETURN": "mixed", "COND_PRESS": "low", "EVAP_PRESS": "mixed", "COMP_CURRENT": "high", "POWER": "high"}
+    evidence = Evidence(
+        sensors=[SensorEvidence(s, 1.0 if s == "CHW_SUPPLY" else 0.0, d) for s, d in directions.items()],
+        log_templates=[LogEvidence("Condenser pressure <NUM> bar high, check condenser tubes", 0, 5.1063829787234045, 0.0, "WARNING")],
+    )
+    return DiagnosisResult(fault="sensor_drift", probability=0.9981632828712463, probabilities={"sensor_drift": 0.9981632828712463},
+                           modalities=("sensors", "logs"), evidence=evidence)
+
+
+def test_a_quoted_log_template_is_not_read_as_a_sensor_claim():
+    result = drifting_supply_with_a_vanished_log()
+    text = template_explanation(result.fault, result.probability, "CH-501", result.evidence)
+    assert text == ("CH-501: Abnormal instrument reading / sensor drift (AIR), probability 100%. Sensors: CHW_SUPPLY high "
+                    "(100% of the deviation). Logs: 'Condenser pressure <NUM> bar high, check condenser tubes' 0x in the window "
+                    "(normally 5.1/h).")
+    reading = read_claims(text, result)
+    assert reading.faithful, reading.problems()
+    assert ("log", "condenser pressure <num> bar high, check condenser tubes") in [(c.slot, c.text) for c in reading.claims]
+
+
+def test_a_sensor_below_the_listed_share_given_the_opposite_direction_is_refused():
+    """COND_PRESS (share 0, low) is not an evidence item, but the check knows its direction."""
+    result = drifting_supply_with_a_vanished_log()
+    for sentence in ("The condenser pressure is high and CHW_SUPPLY is high.",
+                     "CHW_SUPPLY is high and the controller logged condenser pressure high, check condenser tubes."):
+        items = evidence_items(result.evidence)
+        raw = prefill(result.fault, items) + json.dumps(sentence)[1:] + "}"
+        assert validate(raw, fault=result.fault, items=items, other_faults=ALL_FAULTS, all_sensors=CHILLER_SENSORS, equipment="CH-501",
+                        directions={s.sensor: s.direction for s in result.evidence.sensors}) is None, sentence
+        assert any(c.verdict == "contradicted" for c in read_claims(sentence, result).claims)
+
+
+def test_explain_refuses_a_direction_the_evidence_of_a_sensor_below_the_listed_share_contradicts():
+    from models.diagnosis.explain import explain
+
+    result = drifting_supply_with_a_vanished_log()
+    text, source = explain(fault=result.fault, probability=result.probability, equipment="CH-501", evidence=result.evidence,
+                           generator=lambda messages, start: 'The condenser pressure is high and CHW_SUPPLY is high."',
+                           other_faults=ALL_FAULTS, all_sensors=CHILLER_SENSORS)
+    assert source == "template" and read_claims(text, result).faithful
