@@ -134,7 +134,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="Read each diagnosis's explanation (template sentence; language model; both) with the check and the slot reader.")
     parser.add_argument("--explain-limit", type=int, help="Language-model wording only for the first N diagnoses (slow on CPU).")
     parser.add_argument("--budget-s", type=float, default=60.0, help="Generation budget per explanation (s).")
+    parser.add_argument("--without-residuals", action="store_true",
+                        help="Ablation: diagnose without the detector's per-sensor residuals (as under a detector with no drift check).")
     args = parser.parse_args(argv)
+    if args.without_residuals:
+        _setup(args.seed_dir)
+        from phm.analytics import diagnosis
+
+        diagnosis._residuals = lambda **kwargs: None  # build_incident reads them through this one function
     rows = rediagnose(seed_dir=args.seed_dir, diagnoser_dir=args.diagnoser, explain=args.explain,
                       explain_limit=args.explain_limit, budget_s=args.budget_s)
     summary = summarise(rows)
