@@ -17,7 +17,6 @@ import pandas as pd
 
 from phm.analytics.models import DetectorConfig, ModelVersion
 from phm.assets.models import Equipment
-from phm.telemetry.selectors import readings_frame
 
 log = logging.getLogger(__name__)
 
@@ -51,19 +50,14 @@ def detector_residuals(
     step of [start, end], in units of its training limit, signed; None without such a detector or
     data. The detector reads ``drift_s`` of history before ``start`` as its trailing window."""
     from phm.analytics.diagnosis import measure_name
+    from phm.analytics.training import grid_frame
 
     found = drift_detector(equipment=equipment, source=source, using=using)
     if found is None:
         return None
     config, detector = found
-    sensors = list(config.sensors.using(using).order_by("tag"))
-    raw = readings_frame(sensors=sensors, start=start - timedelta(seconds=detector.drift.window_s), end=end + timedelta(microseconds=1),
-                         using=using)
-    if raw.empty or any(column not in raw.columns for column in detector.columns):
-        return None
-    grid = raw.resample(pd.Timedelta(seconds=config.stride_s), origin="epoch", label="left", closed="left").mean()
-    grid = grid.dropna(how="all").ffill().dropna()
-    if grid.empty:
+    grid = grid_frame(config=config, start=start - timedelta(seconds=detector.drift.window_s), end=end + timedelta(microseconds=1), using=using)
+    if grid.empty or any(column not in grid.columns for column in detector.columns):
         return None
     residuals = detector.drift_residuals(grid[detector.columns])
     residuals = residuals[residuals.index >= pd.Timestamp(start)].dropna(how="all")

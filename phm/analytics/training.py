@@ -64,13 +64,13 @@ def _enqueue(job: TrainingJob) -> None:
     train_detector.apply_async(args=[job.pk], queue=job.queue, routing_key=job.queue)
 
 
-def grid_frame(*, config: DetectorConfig, start: datetime, end: datetime, sensors=None) -> pd.DataFrame:
+def grid_frame(*, config: DetectorConfig, start: datetime, end: datetime, sensors=None, using: str = "default") -> pd.DataFrame:
     """Readings of the config's sensors averaged onto its ``stride_s`` grid (aligned to the epoch,
     so incremental runs land on the same steps). A sensor missing from a step carries its last
     value forward (sensors sample at different moments); a step with no reading at all is a gap
     and stays out, so downtime is never filled with invented values."""
-    sensors = sensors if sensors is not None else list(config.sensors.order_by("tag"))
-    raw = readings_frame(sensors=sensors, start=start, end=end)
+    sensors = sensors if sensors is not None else list(config.sensors.using(using).order_by("tag"))
+    raw = readings_frame(sensors=sensors, start=start, end=end, using=using)
     if raw.empty:
         return raw
     step = pd.Timedelta(seconds=config.stride_s)
