@@ -80,14 +80,9 @@ def check_passes(text: str, result, equipment: str, *, other_faults, all_sensors
     from models.diagnosis import explain as explanation
 
     items = explanation.evidence_items(result.evidence)
-    raw = explanation.prefill(result.fault, items) + json.dumps(text)[1:] + "}"
+    raw = explanation.as_answer(result.fault, items, text)
     return explanation.validate(raw, fault=result.fault, items=items, other_faults=other_faults, all_sensors=all_sensors,
-                                equipment=equipment, directions=directions(result)) is not None
-
-
-def directions(result) -> dict[str, str]:
-    """Every evidence sensor's direction, as ``explain`` gives them to the check."""
-    return {s.sensor: s.direction for s in result.evidence.sensors}
+                                equipment=equipment, directions=explanation.evidence_directions(result.evidence)) is not None
 
 
 def reading(text: str, source: str, passes: bool, result) -> dict:
@@ -117,7 +112,8 @@ def explain_row(diagnoser, result, equipment: str, *, model: bool) -> dict:
         answer = recorder.answer if isinstance(recorder, RecordingGenerator) else None
         if answer is not None:  # no evidence item: nothing was generated, the template is shown
             items = explanation.evidence_items(result.evidence)
-            passed = explanation.validate(answer, fault=result.fault, items=items, equipment=equipment, directions=directions(result),
+            passed = explanation.validate(answer, fault=result.fault, items=items, equipment=equipment,
+                                          directions=explanation.evidence_directions(result.evidence),
                                           **gate) is not None
             out["model_raw"] = {**reading(raw_summary(answer), "model", passed, result), "seconds": round(recorder.seconds, 2)}
         passes = True if source == "model" else check_passes(text, result, equipment, **gate)

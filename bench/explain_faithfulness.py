@@ -78,7 +78,7 @@ def main() -> None:
         except (json.JSONDecodeError, AttributeError):
             raw_summary = continuation.split('"')[0]
         passed = explanation.validate(raw, fault=result.fault, items=items, other_faults=other_faults, all_sensors=diagnoser.measures,
-                                      equipment=incident.equipment, directions={s.sensor: s.direction for s in result.evidence.sensors})
+                                      equipment=incident.equipment, directions=explanation.evidence_directions(result.evidence))
         template = explanation.template_explanation(result.fault, result.probability, incident.equipment, result.evidence)
         shown = passed if passed is not None else template
         raw_reading, shown_reading, template_reading = (read_claims(t, result) for t in (raw_summary, shown, template))
@@ -135,10 +135,10 @@ def rescore(path: Path) -> None:
         result = DiagnosisResult.from_dict(row["result"])
         # Today's check on the stored summary (re-encoded as the model's JSON answer).
         items = explanation.evidence_items(result.evidence)
-        raw = explanation.prefill(result.fault, items) + json.dumps(row["model_summary"])[1:] + "}"
+        raw = explanation.as_answer(result.fault, items, row["model_summary"])
         row["passed_check"] = explanation.validate(raw, fault=result.fault, items=items, other_faults=other_faults,
                                                    all_sensors=sorted(explanation.SENSOR_WORDS), equipment=row["equipment"],
-                                                   directions={s.sensor: s.direction for s in result.evidence.sensors}) is not None
+                                                   directions=explanation.evidence_directions(result.evidence)) is not None
         template = explanation.template_explanation(result.fault, result.probability, row["equipment"], result.evidence)
         shown = row["model_summary"] if row["passed_check"] else template
         model, shown_reading, template_reading = (read_claims(t, result) for t in (row["model_summary"], shown, template))

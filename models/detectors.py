@@ -283,6 +283,10 @@ class AnomalyDetector:
             return None
         return DriftModel.fit([self.standardizer.transform(v) for v in raw], times, window_s=self.params.drift_s, daily=self.params.drift_daily)
 
+    def _standardised(self, df: pd.DataFrame) -> np.ndarray:
+        """The model columns of ``df``, standardised as in training."""
+        return self.standardizer.transform(df.to_numpy(dtype=np.float64)[:, self._model_column_indices()])
+
     def _model_column_indices(self) -> list[int]:
         return [i for i, c in enumerate(self.columns) if c not in self.constant_columns]
 
@@ -408,7 +412,7 @@ class AnomalyDetector:
         _check_frame(df, self.columns, "frame to score")
         if not self.model_columns:
             return np.zeros(len(df))
-        z = self.standardizer.transform(df.to_numpy(dtype=np.float64)[:, self._model_column_indices()])
+        z = self._standardised(df)
         if self.method == "zscore":
             raw = np.abs(z).max(axis=1)
         elif self.method in FORECASTING_METHODS:
@@ -444,7 +448,7 @@ class AnomalyDetector:
         training limit times ``drift_margin`` (1.0 = the threshold); zeros when the check is off."""
         if self.drift is None:
             return np.zeros(len(df))
-        z = self.standardizer.transform(df.to_numpy(dtype=np.float64)[:, self._model_column_indices()])
+        z = self._standardised(df)
         return self.drift.scores(z, _seconds(df.index)) / self.params.drift_margin
 
     def drift_residuals(self, df: pd.DataFrame) -> pd.DataFrame | None:
@@ -454,7 +458,7 @@ class AnomalyDetector:
         Root-cause diagnosis reads it: which sensor left the others' prediction, and which way."""
         if self.drift is None:
             return None
-        z = self.standardizer.transform(df.to_numpy(dtype=np.float64)[:, self._model_column_indices()])
+        z = self._standardised(df)
         means = self.drift.trailing_means(z, _seconds(df.index)) / self.drift.limits
         return pd.DataFrame(means, index=df.index, columns=self.model_columns)
 

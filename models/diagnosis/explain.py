@@ -127,6 +127,17 @@ def wrong_direction(summary: str, items: Sequence[EvidenceItem], directions: Map
     return None
 
 
+def evidence_directions(evidence: Evidence) -> dict[str, str]:
+    """Every evidence sensor's direction, listed or not: what the check holds a summary to."""
+    return {s.sensor: s.direction for s in evidence.sensors}
+
+
+def as_answer(fault: str, items: Sequence[EvidenceItem], summary: str) -> str:
+    """``summary`` as the model's JSON answer (after :func:`prefill`), for the check to read a text
+    that was not generated just now (a stored summary, the template)."""
+    return prefill(fault, items) + json.dumps(summary)[1:] + "}"
+
+
 def evidence_items(evidence: Evidence) -> list[EvidenceItem]:
     items = []
     sensors = [s for s in evidence.sensors if s.share >= MIN_SHARE][:MAX_SENSORS] or evidence.sensors[:1]
@@ -280,7 +291,7 @@ def explain(
         if isinstance(continuation, str):
             summary = validate(complete_json(start, continuation), fault=fault, items=items,
                                other_faults=other_faults, all_sensors=all_sensors, equipment=equipment,
-                               directions={s.sensor: s.direction for s in evidence.sensors})
+                               directions=evidence_directions(evidence))
             if summary is not None:
                 return summary, "model"
     return template_explanation(fault, probability, equipment, evidence), "template"

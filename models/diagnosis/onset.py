@@ -263,7 +263,7 @@ def simulate_onset_incident(
         if cut > horizon:
             continue
         window_start = cut - WINDOW
-        sensors = frame[(frame.index >= pd.Timestamp(window_start)) & (frame.index <= pd.Timestamp(cut))]
+        sensors = _window(frame, window_start, cut)
         image_seed = int(rng.integers(2**31))
         image = render_inspection_image(unit, cut, faults, size=image_size, seed=image_seed) if rng.random() < image_share else None
         with_residuals = residuals is not None and rng.random() < residual_share

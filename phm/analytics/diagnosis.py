@@ -371,7 +371,7 @@ def _residuals(*, equipment: Equipment, start: datetime, end: datetime, source: 
     from phm.analytics.residuals import detector_residuals
 
     try:
-        return detector_residuals(equipment=equipment, start=start, end=end, source=source or "", using=using)
+        return detector_residuals(equipment=equipment, start=start, end=end, source=source, using=using)
     except Exception:  # noqa: BLE001 - diagnose from the window alone, and say why in the log
         log.warning("detector residuals of %s for its diagnosis could not be computed", equipment.tag, exc_info=True)
         return None

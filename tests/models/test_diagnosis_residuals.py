@@ -4,17 +4,13 @@ own residual alone, a process fault moves several (``AnomalyDetector.drift_resid
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from connectors.simulator import DEMO_PLANT
-from models.backbone import tiny_random_backbone
 from models.detectors import AnomalyDetector
-from models.diagnosis import FaultDiagnoser, simulate_incidents
 from models.diagnosis.features import N_RESIDUAL_CROSS, residual_summary, residual_summary_size
 from models.diagnosis.onset import AlarmDetector, fit_detectors, simulate_onset_incident
 
@@ -87,18 +83,3 @@ def test_training_incidents_carry_the_detectors_residuals_over_their_window():
     none = simulate_onset_incident(DEMO_PLANT, "F-401", "sensor_drift", seed=5, detector=fitted["F-401"], image_share=0.0,
                                    residual_share=0.0)
     assert all(i.residuals is None for i in none)
-
-
-def test_a_diagnoser_saved_before_the_residual_summary_still_loads(tmp_path):
-    backbone = tiny_random_backbone(hidden_size=32, num_layers=2)
-    incidents = simulate_incidents(equipment_types=["chiller"], per_class=2, seed=0)
-    old = FaultDiagnoser(backbone=backbone, epochs=1, image_epochs=1, residual_summary=False).fit(incidents)
-    folder = old.save(tmp_path / "old")
-    document = json.loads((folder / "config.json").read_text())
-    document["config"].pop("residual_summary")
-    (folder / "config.json").write_text(json.dumps(document))
-    loaded = FaultDiagnoser.load(folder, backbone=backbone)
-    assert loaded.config.residual_summary is False
-    assert loaded.predict(incidents[:2]) == old.predict(incidents[:2])
-    new = FaultDiagnoser(backbone=backbone, epochs=1, image_epochs=1).fit(incidents)
-    assert FaultDiagnoser.load(new.save(tmp_path / "new"), backbone=backbone).config.residual_summary is True

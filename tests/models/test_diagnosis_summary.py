@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from models.backbone import tiny_random_backbone
@@ -53,19 +54,22 @@ def test_absent_measures_are_left_out_and_an_empty_window_is_zeros():
     assert not cross_measure_summary(z, np.zeros(6, dtype=bool)).any()
 
 
-def test_a_diagnoser_saved_before_the_cross_summary_still_loads(tmp_path):
+@pytest.mark.parametrize("option", ["cross_summary", "residual_summary"])
+def test_a_diagnoser_saved_before_a_summary_option_still_loads(tmp_path, option):
+    """cross_summary, and residual_summary (the detector's residuals, tests/models/test_diagnosis_residuals.py)."""
     backbone = tiny_random_backbone(hidden_size=32, num_layers=2)
     incidents = simulate_incidents(equipment_types=["chiller"], per_class=2, seed=0)
-    old = FaultDiagnoser(backbone=backbone, epochs=1, image_epochs=1, cross_summary=False).fit(incidents)
+    old = FaultDiagnoser(backbone=backbone, epochs=1, image_epochs=1, **{option: False}).fit(incidents)
     folder = old.save(tmp_path / "old")
     document = json.loads((folder / "config.json").read_text())
-    del document["config"]["cross_summary"]  # as written before the option existed
+    del document["config"][option]  # as written before the option existed
     (folder / "config.json").write_text(json.dumps(document))
     loaded = FaultDiagnoser.load(folder, backbone=backbone)
-    assert loaded.config.cross_summary is False
+    assert getattr(loaded.config, option) is False
     assert loaded.predict_proba(incidents[:1])[0] == old.predict_proba(incidents[:1])[0]
+    assert loaded.predict(incidents[:2]) == old.predict(incidents[:2])
     new = FaultDiagnoser(backbone=backbone, epochs=1, image_epochs=1).fit(incidents)
-    assert new.config.cross_summary is True
+    assert getattr(new.config, option) is True
     reloaded = FaultDiagnoser.load(new.save(tmp_path / "new"), backbone=backbone)
-    assert reloaded.config.cross_summary is True
+    assert getattr(reloaded.config, option) is True
     assert reloaded.predict_proba(incidents[:1])[0] == new.predict_proba(incidents[:1])[0]
