@@ -90,15 +90,23 @@ class NormalStats:
     centre: np.ndarray  # [M, 3]
     scale: np.ndarray  # [M, 3]
     typical_deviation: np.ndarray  # [M] 90th percentile of a normal window's deviation score
+    #: [M, len(TREND_TAILS)] robust scale of a normal window's trend breaks (raw units); None in
+    #: statistics saved before trend breaks existed.
+    trend_scale: np.ndarray | None = None
 
     def to_dict(self) -> dict[str, list]:
-        return {"centre": self.centre.tolist(), "scale": self.scale.tolist(),
+        data = {"centre": self.centre.tolist(), "scale": self.scale.tolist(),
                 "typical_deviation": self.typical_deviation.tolist()}
+        if self.trend_scale is not None:
+            data["trend_scale"] = self.trend_scale.tolist()
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, list]) -> "NormalStats":
+        trend = data.get("trend_scale")
         return cls(np.asarray(data["centre"], dtype=np.float64), np.asarray(data["scale"], dtype=np.float64),
-                   np.asarray(data["typical_deviation"], dtype=np.float64))
+                   np.asarray(data["typical_deviation"], dtype=np.float64),
+                   None if trend is None else np.asarray(trend, dtype=np.float64))
 
 
 def _robust_centre_scale(values: np.ndarray) -> tuple[float, float]:
@@ -124,7 +132,7 @@ def fit_normal_stats(windows: Sequence[BinnedWindow]) -> NormalStats:
         for c, values in enumerate(channels):
             centre[m, c], scale[m, c] = _robust_centre_scale(values)
         centre[m, 1] = 0.0  # a change is measured from zero: the window's own start
-    stats = NormalStats(centre, scale, np.ones(n_measures))
+    stats = NormalStats(centre, scale, np.ones(n_measures), fit_trend_scale(windows))
     scores = np.stack([deviation_scores(standardise(w, stats), w.present) for w in windows])
     stats.typical_deviation = np.percentile(scores, 90, axis=0)
     return stats
@@ -259,4 +267,72 @@ def residual_summary(residuals: pd.DataFrame | None, measures: Sequence[str], se
     cross = [float(mine.max()), float(mine.min()), abs(float(mine[order[0]])), float(mine[order[0]]), second, over_limit, 1.0]
     out[: per_measure.size] = per_measure.ravel()
     out[per_measure.size :] = cross
+    return out
+
+
+#: Trend breaks: the mean of the last ``r`` bins of each measure against the straight line through
+#: the ``TREND_FIT_BINS`` bins before them, for each ``r`` here.
+TREND_TAILS = (3, 6)
+TREND_FIT_BINS = 12
+#: Statistics over the measures in :func:`trend_summary`, per tail.
+N_TREND_CROSS = 3
+
+
+def trend_summary_size(n_measures: int) -> int:
+    return len(TREND_TAILS) * (n_measures + N_TREND_CROSS)
+
+
+def trend_breaks(level: np.ndarray) -> np.ndarray:
+    """``[M, len(TREND_TAILS)]``: how far each measure's last ``r`` bins sit off the line through the
+    ``TREND_FIT_BINS`` bins before them (raw units; NaN where the measure is absent).
+
+    A transmitter that starts to walk away bends its own trend while every other measure keeps
+    theirs: a bearing thermocouple drifting 3 °C an hour is 0.25 °C off five minutes in, inside the
+    fleet's normal level and the window's daily change, but several times the few hundredths of a
+    degree that a smooth thermal signal leaves around its own recent line."""
+    n_bins = level.shape[-1]
+    out = np.full((level.shape[0], len(TREND_TAILS)), np.nan)
+    for t, tail in enumerate(TREND_TAILS):
+        begin, end = max(0, n_bins - tail - TREND_FIT_BINS), n_bins - tail
+        if end - begin < 2:
+            continue
+        x = np.arange(begin, end, dtype=np.float64)
+        y = level[:, begin:end]
+        slope = ((x - x.mean()) * (y - y.mean(-1, keepdims=True))).sum(-1) / ((x - x.mean()) ** 2).sum()
+        at_tail = y.mean(-1) + slope * (np.arange(end, n_bins).mean() - x.mean())
+        out[:, t] = level[:, end:].mean(-1) - at_tail
+    return out
+
+
+def fit_trend_scale(windows: Sequence[BinnedWindow]) -> np.ndarray:
+    """Robust scale of the trend breaks of normal windows, per measure and tail."""
+    breaks = np.stack([trend_breaks(w.level) for w in windows])  # [N, M, T]
+    scale = np.ones(breaks.shape[1:])
+    for m in range(breaks.shape[1]):
+        for t in range(breaks.shape[2]):
+            scale[m, t] = _robust_centre_scale(breaks[:, m, t])[1]
+    return scale
+
+
+def trend_summary(window: BinnedWindow, stats: NormalStats) -> np.ndarray:
+    """The window's :func:`trend_breaks` over their normal scale as ``[T (M + 3)]`` statistics:
+    per measure and tail the break; per tail the largest absolute break with its sign, the second
+    largest absolute one ("one measure alone" against "several together") and the share of
+    measures past three normal scales. Compressed as ``sign(x) log(1 + |x|)``; zeros for absent
+    measures and for statistics without a trend scale."""
+    n_measures = window.level.shape[0]
+    out = np.zeros(trend_summary_size(n_measures))
+    if stats.trend_scale is None or not window.present.any():
+        return out
+    z = np.nan_to_num(trend_breaks(window.level) / stats.trend_scale, nan=0.0)
+    z[~window.present] = 0.0
+    compressed = np.sign(z) * np.log1p(np.abs(z))
+    cross = []
+    for t in range(len(TREND_TAILS)):
+        mine = compressed[window.present, t]
+        order = np.argsort(-np.abs(mine), kind="stable")
+        second = abs(float(mine[order[1]])) if len(mine) > 1 else 0.0
+        cross += [float(mine[order[0]]), second, float(np.mean(np.abs(mine) > np.log1p(3.0)))]
+    out[: compressed.size] = compressed.ravel()
+    out[compressed.size :] = cross
     return out

@@ -41,7 +41,7 @@ from models.backbone import Backbone, load_backbone
 from models.diagnosis import explain as explanation
 from models.diagnosis.features import (
     CHANNELS_PER_MEASURE, N_CROSS_SUMMARY, NormalStats, bin_window, cross_measure_summary, fit_normal_stats, residual_summary,
-    residual_summary_size, sensor_evidence, standardise, window_summary,
+    residual_summary_size, sensor_evidence, standardise, trend_summary, trend_summary_size, window_summary,
 )
 from models.diagnosis.network import MASKED_LOGIT, FusionBatch, FusionNetwork, ImagePath, TextPrefix, text_prefix
 from models.diagnosis.taxonomy import DEFAULT_TAXONOMY, check_taxonomy
@@ -77,6 +77,7 @@ class DiagnoserConfig:
     tail_bins: int = 3  # window summary also holds the mean of the last bins (0: the summary of diagnosers saved before it)
     cross_summary: bool = True  # and features.cross_measure_summary (False: diagnosers saved before it)
     residual_summary: bool = True  # and features.residual_summary of the detector's residuals (False: saved before it)
+    trend_summary: bool = True  # and features.trend_summary, each measure against its own recent line (False: saved before it)
     image_size: int = 64
     fusion_dim: int = 128
     n_prototypes: int = 64
@@ -432,7 +433,8 @@ class FaultDiagnoser:
             raise ValueError(f"{folder} is not a saved FaultDiagnoser (format {document.get('format')!r})")
         # A diagnoser saved before tail_bins (cross_summary, residual_summary) existed has the summary its weights expect.
         diagnoser = cls(document["taxonomy"], backbone=backbone, explainer=explainer,
-                        **{"tail_bins": 0, "cross_summary": False, "residual_summary": False, **document["config"]})
+                        **{"tail_bins": 0, "cross_summary": False, "residual_summary": False, "trend_summary": False,
+                           **document["config"]})
         diagnoser.measures = list(document["measures"])
         diagnoser.stats = {t: NormalStats.from_dict(s) for t, s in document["stats"].items()}
         diagnoser.findings = list(document["findings"])
@@ -535,6 +537,8 @@ class FaultDiagnoser:
                     summary = np.concatenate([summary, cross_measure_summary(item.z, item.present, cfg.tail_bins)])
                 if cfg.residual_summary:
                     summary = np.concatenate([summary, residual_summary(incident.residuals, self.measures, cfg.seq_len, max(cfg.tail_bins, 1))])
+                if cfg.trend_summary:
+                    summary = np.concatenate([summary, trend_summary(window, stats)])
                 item.summary = summary.astype(np.float32)
                 modalities.append("sensors")
         if has_logs:
@@ -557,7 +561,8 @@ class FaultDiagnoser:
     def _n_summary(self) -> int:
         per_measure = CHANNELS_PER_MEASURE * len(self.measures) * (4 if self.config.tail_bins > 0 else 3)
         return (per_measure + (N_CROSS_SUMMARY if self.config.cross_summary else 0)
-                + (residual_summary_size(len(self.measures)) if self.config.residual_summary else 0))
+                + (residual_summary_size(len(self.measures)) if self.config.residual_summary else 0)
+                + (trend_summary_size(len(self.measures)) if self.config.trend_summary else 0))
 
     def _no_log_prompt(self, equipment_type: str) -> str:
         return f"Equipment: {equipment_type}. Task: find the root cause of the alarm."

@@ -54,15 +54,19 @@ def test_absent_measures_are_left_out_and_an_empty_window_is_zeros():
     assert not cross_measure_summary(z, np.zeros(6, dtype=bool)).any()
 
 
-@pytest.mark.parametrize("option", ["cross_summary", "residual_summary"])
+@pytest.mark.parametrize("option", ["cross_summary", "residual_summary", "trend_summary"])
 def test_a_diagnoser_saved_before_a_summary_option_still_loads(tmp_path, option):
-    """cross_summary, and residual_summary (the detector's residuals, tests/models/test_diagnosis_residuals.py)."""
+    """cross_summary, residual_summary (the detector's residuals, tests/models/test_diagnosis_residuals.py)
+    and trend_summary (tests/models/test_diagnosis_trend.py), whose normal statistics had no trend scale."""
     backbone = tiny_random_backbone(hidden_size=32, num_layers=2)
     incidents = simulate_incidents(equipment_types=["chiller"], per_class=2, seed=0)
     old = FaultDiagnoser(backbone=backbone, epochs=1, image_epochs=1, **{option: False}).fit(incidents)
     folder = old.save(tmp_path / "old")
     document = json.loads((folder / "config.json").read_text())
     del document["config"][option]  # as written before the option existed
+    if option == "trend_summary":  # nor did its normal statistics have a trend scale
+        for stats in document["stats"].values():
+            del stats["trend_scale"]
     (folder / "config.json").write_text(json.dumps(document))
     loaded = FaultDiagnoser.load(folder, backbone=backbone)
     assert getattr(loaded.config, option) is False
