@@ -10,6 +10,9 @@ and prints per fault kind: top-1 accuracy, the confusion at the raise, the media
 the share under 0.5, and, per alarm, minutes into the fault, severity, ramp and sensor. So the
 diagnoser can be changed and measured on the trial's own alarms without replaying the detectors.
 
+``--without-residuals`` and ``--booster-weight W`` (0: the fusion network alone, 1: the summary
+booster's trees alone) are the ablations.
+
 ``--explain {template,model,both}`` also reads each diagnosis's explanation with the check and the
 independent slot reader (``bench/_explain_rows.py``): the template sentence (what the trial stores),
 and for the first ``--explain-limit`` diagnoses the language model's raw summary and what the check
@@ -47,7 +50,7 @@ def _setup(seed_dir: Path) -> None:
 
 
 def rediagnose(*, seed_dir: Path, diagnoser_dir: Path, explain: str | None = None, explain_limit: int | None = None,
-               budget_s: float = 60.0) -> list[dict]:
+               budget_s: float = 60.0, booster_weight: float | None = None) -> list[dict]:
     """One row per (alarm of a fault, offset) of the seed's last backtest; with ``explain`` its
     explanations too (``template``: the template sentence; ``model``/``both``: also the language
     model's wording for the first ``explain_limit`` rows)."""
@@ -61,6 +64,12 @@ def rediagnose(*, seed_dir: Path, diagnoser_dir: Path, explain: str | None = Non
     if run is None:
         raise SystemExit(f"no backtest in {seed_dir}")
     diagnoser = FaultDiagnoser.load(diagnoser_dir)
+    if booster_weight is not None:  # ablation: the network alone (0), the trees alone (1)
+        from dataclasses import replace
+
+        if booster_weight > 0 and diagnoser.booster is None:
+            raise SystemExit(f"{diagnoser_dir} has no summary booster")
+        diagnoser.config = replace(diagnoser.config, booster_weight=booster_weight)
     recording = _explain_rows.RecordingDiagnoser(diagnoser)
     if explain in ("model", "both"):
         import torch
@@ -136,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-s", type=float, default=60.0, help="Generation budget per explanation (s).")
     parser.add_argument("--without-residuals", action="store_true",
                         help="Ablation: diagnose without the detector's per-sensor residuals (as under a detector with no drift check).")
+    parser.add_argument("--booster-weight", type=float,
+                        help="Ablation: the summary booster's weight in the answer (0: the network alone, 1: the trees alone).")
     args = parser.parse_args(argv)
     if args.without_residuals:
         _setup(args.seed_dir)
@@ -143,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
 
         diagnosis._residuals = lambda **kwargs: None  # build_incident reads them through this one function
     rows = rediagnose(seed_dir=args.seed_dir, diagnoser_dir=args.diagnoser, explain=args.explain,
-                      explain_limit=args.explain_limit, budget_s=args.budget_s)
+                      explain_limit=args.explain_limit, budget_s=args.budget_s, booster_weight=args.booster_weight)
     summary = summarise(rows)
     if args.explain:
         summary["explanations"] = _explain_rows.summarise_explanations(rows)

@@ -16,6 +16,10 @@ Training (``fit``), in two stages:
    (:mod:`models.diagnosis.network`); the trunk, the projector, the fusion layer and the head
    learn. **Modality dropout**: each present modality of a training incident is hidden with
    probability ``modality_dropout`` (at least one stays), so the model answers with any subset.
+3. **Summary booster** (``booster_weight`` > 0): gradient-boosted trees on the window statistics
+   (:mod:`models.diagnosis.boosting`); the answer is the softmax of ``(1 - w) log p_network +
+   w log p_trees`` for incidents with a sensor window (the network's alone without one), and
+   :meth:`calibrate` fits the temperature on that combination.
 
 ``update`` is the continual-learning step for engineer feedback: the corrected incidents plus a
 replay set of old ones retrain the fusion layer and the head (everything upstream frozen), and a
@@ -39,6 +43,7 @@ from torch import nn
 from connectors.simulator import IMAGE_FINDINGS, NO_VISIBLE_FINDING, image_finding
 from models.backbone import Backbone, load_backbone
 from models.diagnosis import explain as explanation
+from models.diagnosis.boosting import SummaryBooster
 from models.diagnosis.features import (
     CHANNELS_PER_MEASURE, N_CROSS_SUMMARY, NormalStats, bin_window, cross_measure_summary, fit_normal_stats, residual_summary,
     residual_summary_size, sensor_evidence, standardise, trend_summary, trend_summary_size, window_summary,
@@ -53,6 +58,10 @@ from models.training import EpochProgress, TrainConfig, seed_everything, train_m
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
+BOOSTER_FILE = "summary_booster.txt"  # LightGBM's own text format: no pickle in a diagnoser folder
+#: Fewest incidents of every class an ``update`` needs to refit the summary booster; with fewer the
+#: updated diagnoser answers with the network alone.
+MIN_BOOSTER_PER_CLASS = 2
 FORMAT = "phm-fault-diagnoser/1"
 #: Log changes shown to the model: far looser than models.logs' CHANGE_P, because controllers
 #: throttle their messages (one line per 10 min per condition), so a fault's log signature in a
@@ -78,6 +87,9 @@ class DiagnoserConfig:
     cross_summary: bool = True  # and features.cross_measure_summary (False: diagnosers saved before it)
     residual_summary: bool = True  # and features.residual_summary of the detector's residuals (False: saved before it)
     trend_summary: bool = True  # and features.trend_summary, each measure against its own recent line (False: saved before it)
+    #: Weight of boosting.SummaryBooster (trees on the summary) in the answer, the network's
+    #: log-probabilities taking the rest; 0: the network alone (diagnosers saved before it).
+    booster_weight: float = 0.5
     image_size: int = 64
     fusion_dim: int = 128
     n_prototypes: int = 64
@@ -132,6 +144,8 @@ class FaultDiagnoser:
         self.config = DiagnoserConfig(**params)
         if not 0 <= self.config.modality_dropout < 1:
             raise ValueError(f"modality_dropout must be in [0, 1), got {self.config.modality_dropout}")
+        if not 0 <= self.config.booster_weight <= 1:
+            raise ValueError(f"booster_weight must be in [0, 1], got {self.config.booster_weight}")
         self.taxonomy = check_taxonomy(taxonomy or DEFAULT_TAXONOMY)
         self._backbone = backbone
         self.explainer = explainer
@@ -148,6 +162,9 @@ class FaultDiagnoser:
         #: A LoRA adapter of the explanation model (models.diagnosis.explainer_tuning), saved in the
         #: diagnoser's folder: part of this diagnoser version. None: the plain default model.
         self.explainer_adapter: Path | None = None
+        #: Trees on the window statistics (models.diagnosis.boosting), fitted with the network when
+        #: ``booster_weight`` > 0; None: the network answers alone.
+        self.booster: SummaryBooster | None = None
         self._prefix_cache: dict[str, TextPrefix] = {}
 
     # -- public API ------------------------------------------------------------------------------
@@ -195,6 +212,7 @@ class FaultDiagnoser:
             on_epoch=on_epoch,
         )
         self.history = history.epochs
+        self.booster = self._fit_booster(incidents, prepared) if cfg.booster_weight > 0 else None
         self._stamp_version()
         return self
 
@@ -207,12 +225,10 @@ class FaultDiagnoser:
         fault pattern: unknown fault or false alarm"): a detector tripped, so "normal" is never the
         answer, while the probability that none of the known faults fits still is.
         """
-        prepared, features = self._features([incident])
+        prepared, scores = self._scores([incident])
         classes = self.classes(incident.equipment_type)
-        with torch.no_grad():
-            logits = self.network.logits(features, self._class_mask([incident.equipment_type]))[0]
         rows = [self._class_row(incident.equipment_type, c) for c in classes]
-        probabilities = torch.softmax(logits[rows] / self.temperature, dim=0).numpy()
+        probabilities = torch.softmax(torch.from_numpy(scores[0, rows]) / self.temperature, dim=0).numpy()
         if alarm:
             classes = [NO_KNOWN_FAULT if c == NORMAL else c for c in classes]
         best = int(np.argmax(probabilities))
@@ -256,10 +272,8 @@ class FaultDiagnoser:
         results = []
         for start in range(0, len(incidents), 32):
             chunk = list(incidents[start : start + 32])
-            _, features = self._features(chunk)
-            with torch.no_grad():
-                logits = self.network.logits(features, self._class_mask([i.equipment_type for i in chunk]))
-            for incident, row in zip(chunk, logits, strict=True):
+            _, scores = self._scores(chunk)
+            for incident, row in zip(chunk, torch.from_numpy(scores), strict=True):
                 classes = self.classes(incident.equipment_type)
                 probs = torch.softmax(row[[self._class_row(incident.equipment_type, c) for c in classes]] / self.temperature, dim=0)
                 results.append({c: float(p) for c, p in zip(classes, probs, strict=True)})
@@ -278,9 +292,7 @@ class FaultDiagnoser:
         logits = []
         for start in range(0, len(incidents), 32):
             chunk = incidents[start : start + 32]
-            _, features = self._features(chunk)
-            with torch.no_grad():
-                logits.append(self.network.logits(features, self._class_mask([i.equipment_type for i in chunk])).numpy())
+            logits.append(self._scores(chunk)[1])
         stacked = np.concatenate(logits).astype(np.float64)
         targets = np.array([self._class_row(i.equipment_type, i.label) for i in incidents])
 
@@ -397,6 +409,9 @@ class FaultDiagnoser:
             for parameter in frozen:
                 parameter.requires_grad_(True)
         self.history = history.epochs
+        # The trees were fitted on the original incidents: refit them on what the head learnt from
+        # (the corrections and the replay), or leave the answer to the network when that set lacks a class.
+        self.booster = self._fit_booster(incidents, prepared) if self._booster_can_learn(incidents) else None
         self._stamp_version()
         return self
 
@@ -414,6 +429,11 @@ class FaultDiagnoser:
             "model_version": self.model_version, "backbone": self.backbone.describe(), "temperature": self.temperature,
         }
         (folder / CONFIG_FILE).write_text(json.dumps(document, indent=1))
+        booster_file = folder / BOOSTER_FILE
+        if self.booster is not None:
+            booster_file.write_text(self.booster.to_string())
+        elif booster_file.exists():  # a folder saved over: its old trees are not this diagnoser's
+            booster_file.unlink()
         if self.explainer_adapter is not None:
             import shutil
 
@@ -434,7 +454,7 @@ class FaultDiagnoser:
         # A diagnoser saved before tail_bins (cross_summary, residual_summary) existed has the summary its weights expect.
         diagnoser = cls(document["taxonomy"], backbone=backbone, explainer=explainer,
                         **{"tail_bins": 0, "cross_summary": False, "residual_summary": False, "trend_summary": False,
-                           **document["config"]})
+                           "booster_weight": 0.0, **document["config"]})
         diagnoser.measures = list(document["measures"])
         diagnoser.stats = {t: NormalStats.from_dict(s) for t, s in document["stats"].items()}
         diagnoser.findings = list(document["findings"])
@@ -451,6 +471,12 @@ class FaultDiagnoser:
         )
         diagnoser.network.load_state_dict({k.removeprefix("network."): v for k, v in state.items() if k.startswith("network.")})
         diagnoser.network.eval()
+        if (folder / BOOSTER_FILE).exists():
+            try:
+                diagnoser.booster = SummaryBooster.from_string((folder / BOOSTER_FILE).read_text(), list(diagnoser.taxonomy),
+                                                               len(diagnoser._flat_classes()))
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise ValueError(f"{folder / BOOSTER_FILE}: {exc}") from exc
         diagnoser.model_version = document.get("model_version", "")
         diagnoser.temperature = float(document.get("temperature", 1.0))
         from models.diagnosis.explainer_tuning import ADAPTER_DIR
@@ -653,12 +679,56 @@ class FaultDiagnoser:
         best = int(probabilities.argmax())
         return ImageEvidence(ref=ref, label=self.findings[best], probability=float(probabilities[best]))
 
+    def _scores(self, incidents: Sequence[Incident]) -> tuple[list[_Prepared], np.ndarray]:
+        """``[N, flat classes]`` scores whose softmax (over an incident's own type's classes, after
+        the temperature) is the answer: the network's logits, or with the summary booster
+        ``(1 - w) log p_network + w log p_trees`` for incidents with a sensor window (the trees read
+        nothing else). Classes of other types are far below the rest."""
+        prepared, features = self._features(incidents)
+        types = [i.equipment_type for i in incidents]
+        masks = self._class_mask(types)
+        with torch.no_grad():
+            logits = self.network.logits(features, masks)
+        weight = self.config.booster_weight
+        if self.booster is None or weight <= 0:
+            return prepared, logits.numpy().astype(np.float64)
+        network = torch.log_softmax(logits, dim=1).numpy().astype(np.float64)
+        trees = self.booster.log_probabilities(self._summaries(prepared), types, masks.numpy())
+        with_sensors = np.array([p.summary is not None for p in prepared])[:, None]
+        combined = np.where(with_sensors, (1 - weight) * network + weight * trees, network)
+        return prepared, np.where(masks.numpy(), combined, MASKED_LOGIT)
+
+    def _summaries(self, prepared: Sequence[_Prepared]) -> np.ndarray:
+        width = self._n_summary()
+        return np.stack([p.summary if p.summary is not None else np.zeros(width, dtype=np.float32) for p in prepared])
+
+    def _fit_booster(self, incidents: Sequence[Incident], prepared: Sequence[_Prepared]) -> SummaryBooster:
+        rows = [self._class_row(i.equipment_type, i.label) for i in incidents]
+        booster = SummaryBooster(list(self.taxonomy), len(self._flat_classes()))
+        return booster.fit(self._summaries(prepared), [i.equipment_type for i in incidents], rows, seed=self.config.seed)
+
+    def _booster_can_learn(self, incidents: Sequence[Incident]) -> bool:
+        if self.config.booster_weight <= 0:
+            return False
+        counts: dict[tuple[str, str], int] = {}
+        for incident in incidents:
+            if incident.sensors is not None:
+                key = (incident.equipment_type, str(incident.label))
+                counts[key] = counts.get(key, 0) + 1
+        # A type absent from the set gets the same (floor) probability for each of its classes from
+        # the trees, which leaves its answer to the network; a type present needs all its classes.
+        present = {t for t, _ in counts}
+        return bool(present) and all(counts.get((t, c), 0) >= MIN_BOOSTER_PER_CLASS for t, c in self._flat_classes() if t in present)
+
     def _stamp_version(self) -> None:
         digest = hashlib.sha256()
         for module in (self.network, self.image_path):
             for name, tensor in sorted(module.state_dict().items()):
                 digest.update(name.encode())
                 digest.update(tensor.detach().cpu().numpy().tobytes())
+        if self.booster is not None and self.config.booster_weight > 0:
+            digest.update(self.booster.to_string().encode())
+            digest.update(np.float64(self.config.booster_weight).tobytes())
         if self.temperature != 1.0:  # a calibrated copy answers other probabilities: another version
             digest.update(np.float64(self.temperature).tobytes())
         self.model_version = f"diagnoser-{digest.hexdigest()[:12]}"

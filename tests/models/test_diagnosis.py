@@ -115,7 +115,7 @@ def test_embedding_has_a_fixed_size_with_or_without_modalities(diagnoser, incide
 
 def test_save_and_load_give_identical_probabilities(diagnoser, incidents, backbone, tmp_path):
     folder = diagnoser.save(tmp_path / "diagnoser")
-    assert {p.name for p in folder.iterdir()} == {"config.json", "weights.safetensors"}
+    assert {p.name for p in folder.iterdir()} == {"config.json", "weights.safetensors", "summary_booster.txt"}
     loaded = FaultDiagnoser.load(folder, backbone=backbone, explainer=garbage)
     sample = incidents[::4]
     assert loaded.predict_proba(sample) == diagnoser.predict_proba(sample)
