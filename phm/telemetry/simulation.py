@@ -97,7 +97,9 @@ def backfill_bulk(
 
 
 def schedule_demo_history(*, now: datetime, hours: float, plant: PlantDef = DEMO_PLANT) -> list[FaultInjection]:
-    """A few faults inside the backfilled history; the first third stays clean for training."""
+    """A few faults inside the backfilled history; the first third stays clean for training, and the
+    last fault ends a tenth of the span before ``now`` (2.4 h of a day): a bearing still cooling
+    from a repair an hour earlier opened the live demo with an alarm that later faults continued."""
     if FaultInjection.objects.filter(source="simulator").exists():
         return []
     span = timedelta(hours=hours)
@@ -106,7 +108,7 @@ def schedule_demo_history(*, now: datetime, hours: float, plant: PlantDef = DEMO
         ("P-201", "cavitation", 0.40, 0.12),
         ("CH-501", "condenser_fouling", 0.55, 0.15),
         ("M-101", "stuck_sensor", 0.75, 0.06),
-        ("P-101", "bearing_wear", 0.82, 0.14),
+        ("P-101", "bearing_wear", 0.78, 0.12),
     ]
     return [
         inject_fault(equipment_tag=tag, fault=kind, start=begin + span * at, duration=span * length, source="simulator", plant=plant)

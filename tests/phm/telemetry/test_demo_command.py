@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 import pytest
@@ -86,3 +87,21 @@ def test_live_stream_resumes_after_the_backfill_without_a_gap():
     newest = Reading.objects.order_by("-ts").first().ts
     assert _resume_point(plant=DEMO_PLANT, now=newest + timedelta(minutes=3)) == newest + timedelta(seconds=1)
     assert _resume_point(plant=DEMO_PLANT, now=newest + timedelta(hours=2)) == newest + timedelta(hours=2)
+
+
+@pytest.mark.django_db
+def test_the_demo_history_ends_its_last_fault_long_enough_before_now_to_start_without_an_alarm():
+    """Live check, 6 December: the day-long history's last fault (P-101 bearing wear) ended 58 min
+    before the live stream began; the bearing was still cooling, and the demo opened with an alarm
+    ("TEMP_BRG low") that every later P-101 fault continued instead of raising its own."""
+    from connectors.simulator import DEMO_PLANT
+    from phm.assets.services import create_plant
+    from phm.telemetry.simulation import schedule_demo_history
+
+    create_plant(plant=DEMO_PLANT)
+    now = datetime(2026, 12, 6, 19, 52, tzinfo=UTC)
+    faults = schedule_demo_history(now=now, hours=24)
+    assert faults
+    latest_end = max(f.end for f in faults)
+    assert now - latest_end >= timedelta(hours=2), latest_end
+    assert min(f.start for f in faults) >= now - timedelta(hours=16)  # the first third stays clean for training
