@@ -165,12 +165,25 @@ def direction(z: np.ndarray) -> str:
     return "mixed"
 
 
-def sensor_evidence(z: np.ndarray, present: np.ndarray, measures: Sequence[str], stats: NormalStats) -> list[SensorEvidence]:
+#: Share of the evidence that goes to the detector's residuals when some sensor is past its limit.
+RESIDUAL_EVIDENCE_WEIGHT = 0.5
+
+
+def sensor_evidence(z: np.ndarray, present: np.ndarray, measures: Sequence[str], stats: NormalStats,
+                    residual_tail: np.ndarray | None = None) -> list[SensorEvidence]:
     """Residual share of each present measure, largest first; shares sum to 1.
 
     The share is the measure's deviation score in excess of what a normal window typically shows
     (so a noisy sensor that is always a little off does not take the credit); when nothing exceeds
     normal, the raw scores are shared out instead.
+
+    With ``residual_tail`` (:func:`residual_tails`: the raising detector's per-sensor residual in
+    units of its limit) and some sensor past its limit, ``RESIDUAL_EVIDENCE_WEIGHT`` of the shares
+    goes to those sensors by the size of their residuals, and a sensor whose window reads "mixed"
+    takes its residual's sign. Live check, 6 December: a bearing thermocouple 0.85 °C into a drift,
+    twice its limit against the others' prediction, was diagnosed a sensor drift while the evidence
+    named the suction and discharge pressures (the window's daily wander) and put the thermocouple
+    last, "mixed": the operator would have checked the wrong transmitter.
     """
     scores = deviation_scores(z, present)
     excess = np.where(present, np.clip(scores - stats.typical_deviation, 0, None), 0.0)
@@ -178,8 +191,21 @@ def sensor_evidence(z: np.ndarray, present: np.ndarray, measures: Sequence[str],
     if weights.sum() <= 0:
         return []
     shares = weights / weights.sum()
+    past = np.zeros(len(shares))
+    if residual_tail is not None:
+        finite = np.nan_to_num(np.asarray(residual_tail, dtype=np.float64), nan=0.0)
+        past = np.where(present & (np.abs(finite) >= 1.0), np.abs(finite), 0.0)
+        if past.sum() > 0:
+            shares = RESIDUAL_EVIDENCE_WEIGHT * past / past.sum() + (1 - RESIDUAL_EVIDENCE_WEIGHT) * shares
+
+    def how(m: int) -> str:
+        seen = direction(z[m])
+        if seen == "mixed" and past[m] > 0:
+            return "high" if residual_tail[m] > 0 else "low"
+        return seen
+
     order = [m for m in np.argsort(-shares, kind="stable") if present[m]]
-    evidence = [SensorEvidence(sensor=measures[m], share=float(shares[m]), direction=direction(z[m])) for m in order]
+    evidence = [SensorEvidence(sensor=measures[m], share=float(shares[m]), direction=how(m)) for m in order]
     total = sum(e.share for e in evidence)  # float rounding: make the shares sum to exactly 1
     if evidence and total != 1.0:
         first = evidence[0]
@@ -233,6 +259,17 @@ N_RESIDUAL_CROSS = 7
 
 def residual_summary_size(n_measures: int) -> int:
     return RESIDUALS_PER_MEASURE * n_measures + N_RESIDUAL_CROSS
+
+
+def residual_tails(residuals: pd.DataFrame | None, measures: Sequence[str], seq_len: int, tail_bins: int = 3) -> np.ndarray | None:
+    """``[M]`` each measure's residual (``Incident.residuals``, units of its limit) over the last
+    ``tail_bins`` of ``seq_len`` bins; NaN for a measure without one; None without residuals."""
+    if residuals is None or residuals.empty:
+        return None
+    window = bin_window(residuals.dropna(how="all"), measures, seq_len)
+    tails = np.full(len(measures), np.nan)
+    tails[window.present] = window.level[window.present, -max(tail_bins, 1):].mean(-1)
+    return tails
 
 
 def residual_summary(residuals: pd.DataFrame | None, measures: Sequence[str], seq_len: int, tail_bins: int = 3) -> np.ndarray:

@@ -46,7 +46,7 @@ from models.diagnosis import explain as explanation
 from models.diagnosis.boosting import SummaryBooster
 from models.diagnosis.features import (
     CHANNELS_PER_MEASURE, N_CROSS_SUMMARY, NormalStats, bin_window, cross_measure_summary, fit_normal_stats, residual_summary,
-    residual_summary_size, sensor_evidence, standardise, trend_summary, trend_summary_size, window_summary,
+    residual_summary_size, residual_tails, sensor_evidence, standardise, trend_summary, trend_summary_size, window_summary,
 )
 from models.diagnosis.network import MASKED_LOGIT, FusionBatch, FusionNetwork, ImagePath, TextPrefix, text_prefix
 from models.diagnosis.taxonomy import DEFAULT_TAXONOMY, check_taxonomy
@@ -114,6 +114,7 @@ class _Prepared:
     summary: np.ndarray | None = None  # [n_summary] window statistics
     z: np.ndarray | None = None  # [M, 3, L] standardised channels, for the evidence
     present: np.ndarray | None = None  # [M] measures in the window
+    residual_tail: np.ndarray | None = None  # [M] the detector's recent residuals (limit units), for the evidence
     pixels: np.ndarray | None = None  # [1, S, S] in [0, 1]
     image_tokens: torch.Tensor | None = None  # [I, vision_dim] (frozen encoder)
     prefix: TextPrefix | None = field(default=None, repr=False)
@@ -557,6 +558,7 @@ class FaultDiagnoser:
             if window.present.any():
                 item.z = standardise(window, stats)
                 item.present = window.present
+                item.residual_tail = residual_tails(incident.residuals, self.measures, cfg.seq_len, max(cfg.tail_bins, 1))
                 item.sensors = item.z.reshape(-1, cfg.seq_len).astype(np.float32)
                 summary = window_summary(item.z, cfg.tail_bins)
                 if cfg.cross_summary:
@@ -669,7 +671,7 @@ class FaultDiagnoser:
     def _sensor_evidence(self, item: _Prepared) -> list:
         if item.z is None:
             return []
-        return sensor_evidence(item.z, item.present, self.measures, self.stats[item.equipment_type])
+        return sensor_evidence(item.z, item.present, self.measures, self.stats[item.equipment_type], item.residual_tail)
 
     @torch.no_grad()
     def _image_evidence(self, item: _Prepared, ref: str | None) -> ImageEvidence | None:

@@ -83,3 +83,26 @@ def test_training_incidents_carry_the_detectors_residuals_over_their_window():
     none = simulate_onset_incident(DEMO_PLANT, "F-401", "sensor_drift", seed=5, detector=fitted["F-401"], image_share=0.0,
                                    residual_share=0.0)
     assert all(i.residuals is None for i in none)
+
+
+def test_the_evidence_names_the_sensor_past_its_residual_limit_with_its_sign():
+    """Live check, 6 December: a drifting bearing thermocouple, twice its limit against the others'
+    prediction, was listed last and "mixed" behind sensors wandering with the day."""
+    from models.diagnosis.features import NormalStats, residual_tails, sensor_evidence
+
+    z = np.random.default_rng(0).normal(0, 0.3, (3, 3, 32))
+    z[0, 0, 16:] += 1.5  # the current's window level wanders off: it leads the window's ranking
+    present = np.ones(3, dtype=bool)
+    stats = NormalStats(np.zeros((3, 3)), np.ones((3, 3)), np.full(3, 0.2))  # every sensor a little over typical
+    plain = sensor_evidence(z, present, MEASURES, stats)
+    assert plain[0].sensor == "current"
+    index = pd.date_range("2026-01-05", periods=1800, freq="s")
+    residuals = pd.DataFrame({"current": 0.3, "flow": 2.0, "speed": -0.2}, index=index)
+    led = sensor_evidence(z, present, MEASURES, stats, residual_tails(residuals, MEASURES, 32))
+    assert led[0].sensor == "flow" and led[0].direction == "high"  # its window alone reads "mixed"
+    assert sum(e.share for e in led) == pytest.approx(1.0)
+    low = sensor_evidence(z, present, MEASURES, stats, residual_tails(-residuals, MEASURES, 32))
+    assert low[0].sensor == "flow" and low[0].direction == "low"
+    within = sensor_evidence(z, present, MEASURES, stats, residual_tails(residuals * 0.4, MEASURES, 32))
+    assert [(e.sensor, e.share) for e in within] == [(e.sensor, e.share) for e in plain]  # none past its limit
+    assert residual_tails(None, MEASURES, 32) is None
