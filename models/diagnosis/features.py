@@ -261,12 +261,27 @@ def residual_summary_size(n_measures: int) -> int:
     return RESIDUALS_PER_MEASURE * n_measures + N_RESIDUAL_CROSS
 
 
+def _residual_window(residuals: pd.DataFrame | None, measures: Sequence[str], seq_len: int) -> BinnedWindow | None:
+    """``Incident.residuals`` in the window's bins; None without residuals."""
+    if residuals is None or residuals.empty:
+        return None
+    return bin_window(residuals.dropna(how="all"), measures, seq_len)
+
+
+def _one_against_several(values: np.ndarray, limit: float) -> tuple[float, float, float]:
+    """Over the present measures' ``values``: the largest absolute one with its sign, the second
+    largest absolute one ("one measure alone" against "several together"), and the share past ``limit``."""
+    order = np.argsort(-np.abs(values), kind="stable")
+    second = abs(float(values[order[1]])) if len(values) > 1 else 0.0
+    return float(values[order[0]]), second, float(np.mean(np.abs(values) > limit))
+
+
 def residual_tails(residuals: pd.DataFrame | None, measures: Sequence[str], seq_len: int, tail_bins: int = 3) -> np.ndarray | None:
     """``[M]`` each measure's residual (``Incident.residuals``, units of its limit) over the last
     ``tail_bins`` of ``seq_len`` bins; NaN for a measure without one; None without residuals."""
-    if residuals is None or residuals.empty:
+    window = _residual_window(residuals, measures, seq_len)
+    if window is None:
         return None
-    window = bin_window(residuals.dropna(how="all"), measures, seq_len)
     tails = np.full(len(measures), np.nan)
     tails[window.present] = window.level[window.present, -max(tail_bins, 1):].mean(-1)
     return tails
@@ -288,20 +303,16 @@ def residual_summary(residuals: pd.DataFrame | None, measures: Sequence[str], se
     say "far".
     """
     out = np.zeros(residual_summary_size(len(measures)))
-    if residuals is None or residuals.empty:
-        return out
-    window = bin_window(residuals.dropna(how="all"), measures, seq_len)
-    if not window.present.any():
+    window = _residual_window(residuals, measures, seq_len)
+    if window is None or not window.present.any():
         return out
     level = np.sign(window.level) * np.log1p(np.abs(window.level))
     tail = np.nan_to_num(level[:, -max(tail_bins, 1):].mean(-1))
     half = np.nan_to_num(level[:, seq_len // 2 :].mean(-1))
     per_measure = np.where(window.present[:, None], np.stack([tail, half], axis=1), 0.0)
     mine = tail[window.present]
-    order = np.argsort(-np.abs(mine), kind="stable")
-    second = abs(float(mine[order[1]])) if len(mine) > 1 else 0.0
-    over_limit = float(np.mean(np.abs(mine) > np.log1p(1.0)))
-    cross = [float(mine.max()), float(mine.min()), abs(float(mine[order[0]])), float(mine[order[0]]), second, over_limit, 1.0]
+    largest, second, over_limit = _one_against_several(mine, np.log1p(1.0))
+    cross = [float(mine.max()), float(mine.min()), abs(largest), largest, second, over_limit, 1.0]
     out[: per_measure.size] = per_measure.ravel()
     out[per_measure.size :] = cross
     return out
@@ -366,10 +377,7 @@ def trend_summary(window: BinnedWindow, stats: NormalStats) -> np.ndarray:
     compressed = np.sign(z) * np.log1p(np.abs(z))
     cross = []
     for t in range(len(TREND_TAILS)):
-        mine = compressed[window.present, t]
-        order = np.argsort(-np.abs(mine), kind="stable")
-        second = abs(float(mine[order[1]])) if len(mine) > 1 else 0.0
-        cross += [float(mine[order[0]]), second, float(np.mean(np.abs(mine) > np.log1p(3.0)))]
+        cross += _one_against_several(compressed[window.present, t], np.log1p(3.0))
     out[: compressed.size] = compressed.ravel()
     out[compressed.size :] = cross
     return out
