@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from models.diagnosis.taxonomy import display_name, failure_mode
-from models.diagnosis.types import NO_KNOWN_FAULT, NORMAL, Evidence
+from models.diagnosis.types import NO_KNOWN_FAULT, NORMAL, Evidence, LogEvidence
 
 Generator = Callable[[list[dict[str, str]], str], str]
 MAX_SUMMARY_CHARS = 400
@@ -54,7 +54,7 @@ class EvidenceItem:
     text: str
     names: tuple[str, ...] = ()  # sensor names this item allows the summary to mention
     terms: tuple[str, ...] = ()  # words that show the summary refers to this item
-    direction: str = ""  # a sensor item's direction (high, low, flat, mixed)
+    direction: str = ""  # a sensor item's direction (high, low, flat, mixed); a log item's change (new, more, fewer, stopped)
 
 
 #: Words that state a direction, by the evidence direction they assert.
@@ -145,14 +145,62 @@ def evidence_items(evidence: Evidence) -> list[EvidenceItem]:
         items.append(EvidenceItem(f"S{number}", f"sensor {sensor.sensor} {sensor.direction}, {sensor.share:.0%} of the deviation",
                                   (sensor.sensor,), sensor_words(sensor.sensor), sensor.direction))
     for number, log in enumerate(evidence.log_templates[:MAX_LOGS], 1):
-        normal = "new" if log.baseline_per_hour == 0 else f"normal {log.baseline_per_hour:.1f}/h"
-        items.append(EvidenceItem(f"L{number}", f"log '{log.template}' {log.count}x in the window ({normal})",
-                                  terms=_content_words(log.template)))
+        items.append(EvidenceItem(f"L{number}", f"log '{log.template}' {log.count}x in the window {rate_note(log)}",
+                                  terms=_content_words(log.template), direction=log_change(log)))
     if evidence.image is not None:
         finding = evidence.image.label.replace("_", " ")
         items.append(EvidenceItem("I1", f"image shows {finding} (p {evidence.image.probability:.2f})",
                                   terms=_content_words(finding)))
     return items
+
+
+def log_change(log: LogEvidence) -> str:
+    """How a log template changed against its baseline: ``new``, ``more``, ``fewer`` or ``stopped``."""
+    if log.baseline_per_hour == 0:
+        return "new"
+    if log.count == 0:
+        return "stopped"
+    return "fewer" if log.window_per_hour < log.baseline_per_hour else "more"
+
+
+def rate_note(log: LogEvidence) -> str:
+    """``(new)``, ``(stopped, normally 2.7/h)``, ...: the change an operator (and the model) must not
+    read as "the controller logged it" when the message went away."""
+    change = log_change(log)
+    if change == "new":
+        return "(new)"
+    prefix = "" if change == "more" else f"{change}, "
+    return f"({prefix}normally {log.baseline_per_hour:.1f}/h)"
+
+
+#: A clause that reports a controller message.
+_LOG_CUE = re.compile(r"\b(logged|logging|logs|log|controller|message|messages|reported|warned|warning)\b")
+#: Wording that tells a message went away or thinned out, anywhere in the sentence.
+_WENT_AWAY = re.compile(r"\b(stopped|stops|ceased|vanished|disappeared|absent|missing|silent|fewer|less often|rarer|no longer|0x)\b")
+_SENTENCE_END = re.compile(r"[.;!?](?:\s+|$)")
+
+
+def fallen_log_told_as_logged(summary: str, items: Sequence[EvidenceItem]) -> str | None:
+    """The id of a log item that went away (stopped or fewer than normal) which a sentence of
+    ``summary`` reports as logged without saying it went away, else None. The clause's content
+    words pick the item it restates (the best overlap; a tie with an item that rose is read as
+    that one)."""
+    logs = [item for item in items if item.id.startswith("L")]
+    for sentence in _SENTENCE_END.split(summary.lower()):
+        if _WENT_AWAY.search(sentence):
+            continue
+        for clause in _CLAUSE_SPLIT.split(sentence):
+            if not clause or not _LOG_CUE.search(clause):
+                continue
+            words = set(re.findall(r"[a-z]{4,}", clause))
+            overlaps = {item.id: len(words & set(item.terms)) for item in logs}
+            best = max(overlaps.values(), default=0)
+            if best == 0:
+                continue
+            restated = [item for item in logs if overlaps[item.id] == best]
+            if all(item.direction in ("fewer", "stopped") for item in restated):
+                return restated[0].id
+    return None
 
 
 def _content_words(text: str) -> tuple[str, ...]:
@@ -221,6 +269,10 @@ def validate(
     # A controller message when the evidence has none ("the controller logged pressure unsteady").
     if not any(item.id.startswith("L") for item in items) and re.search(r"\b(logged|controller|log message)\b", lowered):
         return None
+    # A controller message that went away told as logged ("the controller logged suction pressure
+    # below the NPSH margin" when it was 0x in the window, normally 2.7/h).
+    if fallen_log_told_as_logged(summary, items) is not None:
+        return None
     # A sensor given a direction its evidence contradicts ("PRESS_SUC is high" when it is low).
     if wrong_direction(summary, items, directions) is not None:
         return None
@@ -266,8 +318,7 @@ def template_explanation(fault: str, probability: float, equipment: str, evidenc
         parts.append("Sensors: " + ", ".join(f"{s.sensor} {s.direction} ({s.share:.0%} of the deviation)" for s in sensors) + ".")
     if evidence.log_templates:
         logs = [
-            f"'{t.template}' {t.count}x in the window"
-            + (" (new)" if t.baseline_per_hour == 0 else f" (normally {t.baseline_per_hour:.1f}/h)")
+            f"'{t.template}' {t.count}x in the window {rate_note(t)}"
             for t in evidence.log_templates[:MAX_LOGS]
         ]
         parts.append("Logs: " + "; ".join(logs) + ".")

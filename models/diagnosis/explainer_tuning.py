@@ -44,8 +44,12 @@ def reference_summary(result: DiagnosisResult) -> str:
         name = f"{words[0].capitalize()} {sensor.sensor}" if words else f"Sensor {sensor.sensor}"
         parts.append(f"{name} {_DIRECTION_TEXT.get(sensor.direction, 'deviates')}")
     if result.evidence.log_templates:
-        message = " ".join(w for w in result.evidence.log_templates[0].template.split() if "<" not in w)
-        parts.append(f"the controller logged '{message}'")
+        log = result.evidence.log_templates[0]
+        message = " ".join(w for w in log.template.split() if "<" not in w)
+        # Told as it changed: a message that went away is evidence too, but "logged" would say the opposite.
+        parts.append({"stopped": f"the controller stopped logging '{message}'",
+                      "fewer": f"the controller logged '{message}' less often than normal"}.get(explanation.log_change(log),
+                                                                                               f"the controller logged '{message}'"))
     if result.evidence.image is not None and any(i.id == "I1" for i in items):
         parts.append(f"the image shows {result.evidence.image.label.replace('_', ' ')}")
     if not parts:

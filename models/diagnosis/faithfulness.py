@@ -10,7 +10,8 @@ against the stored :class:`~models.diagnosis.types.DiagnosisResult`:
 * ``sensor``: a measure named by code or by its words; must be in the evidence, and a direction
   stated in the same clause must not contradict the evidence's direction;
 * ``log``: a clause that restates a controller message; must match a changed log template of the
-  evidence (its content words);
+  evidence (its content words), and a message that stopped (or came less often than normal) must be
+  told as such in its sentence: "the controller logged X" is contradicted when X was 0x;
 * ``image``: a visible finding (hot spot, hot band, ...); must be the image evidence's finding;
 * ``number``: a number; must appear in the evidence.
 
@@ -58,6 +59,8 @@ DOWN = {"low", "lower", "falling", "fell", "falls", "drop", "dropped", "dropping
         "below", "reduced"}
 STILL = {"flat", "stuck", "frozen", "constant", "unchanging", "unchanged", "static"}
 LOG_CUES = ("logged", "log ", "controller", "message", "reported", "warning", "alarm limit", "plc")
+#: Wording that a message went away ("stopped logging", "0x in the window", "less often than normal").
+GONE = re.compile(r"\b(?:stopped|stops|ceased|vanished|disappeared|absent|missing|silent|fewer|less often|rarer|no longer|0x)\b")
 _STOP = {"with", "from", "that", "this", "above", "below", "over", "the", "and", "check", "limit", "high", "than"}
 
 
@@ -108,11 +111,13 @@ def read_claims(explanation: str, result: DiagnosisResult) -> Reading:
     sensors = {s.sensor: s.direction for s in evidence.sensors}
     fault = result.fault
     allowed = {fault} | ({NO_KNOWN_FAULT} if fault in (NORMAL, NO_KNOWN_FAULT) else set())
-    for clause in _clauses(text):
-        _read_fault(clause, fault, allowed, reading)
-        _read_sensors(clause, sensors, reading)
-        _read_log(clause, evidence, reading)
-        _read_image(clause, evidence, reading)
+    for sentence in _sentences(text):
+        told_gone = GONE.search(sentence) is not None
+        for clause in _clauses(sentence):
+            _read_fault(clause, fault, allowed, reading)
+            _read_sensors(clause, sensors, reading)
+            _read_log(clause, evidence, reading, told_gone=told_gone)
+            _read_image(clause, evidence, reading)
     evidence_numbers = " ".join(
         [f"{s.share:.0%}" for s in evidence.sensors] + [f"{t.template} {t.count} {t.baseline_per_hour:.1f} {t.window_per_hour:.1f}" for t in evidence.log_templates]
         + ([f"{evidence.image.probability:.2f} {evidence.image.probability:.0%}"] if evidence.image else []) + [f"{result.probability:.2f} {result.probability:.0%}"]
@@ -137,15 +142,43 @@ def _read_quoted_logs(text: str, evidence, reading: Reading) -> str:
     """A quoted changed log template ("'Condenser pressure <NUM> bar high, check condenser tubes'
     0x in the window") restates a controller message: one log claim, not the explanation's own
     claim about a sensor or a fault. The text without those quotes, for the other slots."""
-    templates = {" ".join(t.template.lower().split()) for t in evidence.log_templates}
+    templates = {" ".join(t.template.lower().split()): t for t in evidence.log_templates}
 
     def quoted(match: re.Match) -> str:
-        if match.group(1).strip() not in templates:
+        template = templates.get(match.group(1).strip())
+        if template is None:
             return match.group(0)  # a quote the evidence does not hold: read as any other text
-        reading.claims.append(Claim("log", match.group(1).strip(), "supported"))
+        start = max((end.end() for end in _SENTENCE_END.finditer(text, 0, match.start())), default=0)
+        after = _SENTENCE_END.search(text, match.end())
+        sentence = text[start: after.start() if after else len(text)]
+        reading.claims.append(_log_claim(match.group(1).strip(), template, told_gone=GONE.search(sentence) is not None))
         return " "
 
     return re.sub(r"'([^']+)'", quoted, text)
+
+
+_SENTENCE_END = re.compile(r"[.;!?](?:\s+|$)")
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in _SENTENCE_END.split(text) if s.strip()]
+
+
+def _went_away(template) -> str:
+    """"stopped" (0x in the window), "fewer" (under its normal rate) or "" for a template that rose."""
+    if template.baseline_per_hour > 0 and template.count == 0:
+        return "stopped"
+    return "fewer" if template.window_per_hour < template.baseline_per_hour else ""
+
+
+def _log_claim(text: str, template, *, told_gone: bool) -> Claim:
+    """A claim that restates ``template``: a message that went away must be told so."""
+    gone = _went_away(template)
+    if not gone or told_gone:
+        return Claim("log", text, "supported")
+    if gone == "stopped":
+        return Claim("log", text, "contradicted", f"logged {template.count}x in the window (normally {template.baseline_per_hour:.1f}/h): it stopped")
+    return Claim("log", text, "unsupported", f"logged less often than normal ({template.window_per_hour:.1f}/h against {template.baseline_per_hour:.1f}/h)")
 
 
 def _strip_tags(text: str) -> str:
@@ -189,16 +222,18 @@ def _read_sensors(clause: str, sensors: dict[str, str], reading: Reading) -> Non
             reading.claims.append(Claim("sensor", hits[0] + (f" {stated}" if stated and stated != "several" else ""), "supported"))
 
 
-def _read_log(clause: str, evidence, reading: Reading) -> None:
+def _read_log(clause: str, evidence, reading: Reading, *, told_gone: bool) -> None:
     if not any(cue in clause for cue in LOG_CUES):
         return
-    words = _content(clause) - {"controller", "logged", "message", "reported", "warning", "sensor"}  # the cue, not the message
+    words = _content(clause) - {"controller", "logged", "message", "reported", "warning", "sensor", "stopped", "logging"}  # the cue, not the message
     # Overlap relative to the smaller side: a clause that quotes part of a template (the template
     # text itself may be cut at its commas) matches it as well as one that paraphrases all of it.
-    best = max((len(words & _content(t.template)) / max(min(len(_content(t.template)), len(words)), 1) for t in evidence.log_templates),
-               default=0.0)
+    scored = [(len(words & _content(t.template)) / max(min(len(_content(t.template)), len(words)), 1), t) for t in evidence.log_templates]
+    best = max((score for score, _ in scored), default=0.0)
     if best >= 0.34:
-        reading.claims.append(Claim("log", clause, "supported"))
+        # Of the templates it matches best, one that rose supports the claim as told.
+        matched = sorted((t for score, t in scored if score == best), key=lambda t: bool(_went_away(t)))
+        reading.claims.append(_log_claim(clause, matched[0], told_gone=told_gone))
     elif words:
         reading.claims.append(Claim("log", clause, "unsupported", "no changed log template says this"))
 

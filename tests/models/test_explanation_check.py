@@ -164,7 +164,7 @@ def test_a_logged_message_is_refused_when_the_evidence_has_no_log_change():
 
 def test_a_quoted_log_template_matches_despite_the_cue_words():
     result = cavitation()
-    result.evidence.log_templates.insert(0, LogEvidence("PLC heartbeat OK, scan time <NUM> ms", 2, 8.0, 4.0, "INFO"))
+    result.evidence.log_templates.insert(0, LogEvidence("PLC heartbeat OK, scan time <NUM> ms", 2, 1.0, 4.0, "INFO"))
     sentence = "Suction pressure PRESS_SUC is low, the controller logged 'PLC heartbeat OK, scan time ms'."
     assert read_claims(sentence, result).faithful, read_claims(sentence, result).problems()
 
@@ -189,7 +189,7 @@ def test_a_quoted_log_template_is_not_read_as_a_sensor_claim():
     text = template_explanation(result.fault, result.probability, "CH-501", result.evidence)
     assert text == ("CH-501: Abnormal instrument reading / sensor drift (AIR), probability 100%. Sensors: CHW_SUPPLY high "
                     "(100% of the deviation). Logs: 'Condenser pressure <NUM> bar high, check condenser tubes' 0x in the window "
-                    "(normally 5.1/h).")
+                    "(stopped, normally 5.1/h).")
     reading = read_claims(text, result)
     assert reading.faithful, reading.problems()
     assert ("log", "condenser pressure <num> bar high, check condenser tubes") in [(c.slot, c.text) for c in reading.claims]
@@ -215,3 +215,55 @@ def test_explain_refuses_a_direction_the_evidence_of_a_sensor_below_the_listed_s
                            generator=lambda messages, start: 'The condenser pressure is high and CHW_SUPPLY is high."',
                            other_faults=ALL_FAULTS, all_sensors=CHILLER_SENSORS)
     assert source == "template" and read_claims(text, result).faithful
+
+
+def a_stopped_npsh_warning() -> DiagnosisResult:
+    """The live check's P-101 bearing-temperature drift (6 December): the NPSH warning the
+    controller logged 2.7 times an hour stopped (0 in the window)."""
+    evidence = Evidence(
+        sensors=[SensorEvidence("TEMP_BRG", 0.54, "high"), SensorEvidence("PRESS_SUC", 0.25, "low"), SensorEvidence("FLOW", 0.21, "mixed")],
+        log_templates=[LogEvidence("Suction pressure <NUM> bar below NPSH margin <NUM> bar", 0, 2.7, 0.0, "WARN")],
+    )
+    return DiagnosisResult(fault="sensor_drift", probability=0.57, probabilities={"sensor_drift": 0.57},
+                           modalities=("sensors", "logs"), evidence=evidence)
+
+
+def test_a_message_that_stopped_told_as_logged_is_refused_by_the_check_and_contradicted_by_the_reader():
+    """The live model wording that both passed: the controller did NOT log it in the window."""
+    result = a_stopped_npsh_warning()
+    assert check(FAITHFUL, result) is None
+    problems = read_claims(FAITHFUL, result).problems()
+    assert [(c.slot, c.verdict) for c in problems] == [("log", "contradicted")], problems
+
+
+def test_a_message_that_thinned_out_told_as_logged_is_unsupported():
+    result = a_stopped_npsh_warning()
+    result.evidence.log_templates[0] = LogEvidence("Suction pressure <NUM> bar below NPSH margin <NUM> bar", 1, 6.0, 2.0, "WARN")
+    assert check(FAITHFUL, result) is None
+    assert [(c.slot, c.verdict) for c in read_claims(FAITHFUL, result).problems()] == [("log", "unsupported")]
+
+
+@pytest.mark.parametrize("sentence", [
+    "Bearing temperature TEMP_BRG is high and the controller stopped logging suction pressure below the NPSH margin.",
+    "TEMP_BRG is high and the suction pressure below NPSH margin message has stopped (normally 2.7/h).",
+])
+def test_a_message_that_stopped_told_as_stopped_passes(sentence):
+    result = a_stopped_npsh_warning()
+    assert check(sentence, result) == sentence
+    assert read_claims(sentence, result).faithful, read_claims(sentence, result).problems()
+
+
+def test_the_lora_reference_tells_a_stopped_message_as_stopped():
+    from models.diagnosis.explainer_tuning import reference_summary
+
+    result = a_stopped_npsh_warning()
+    reference = reference_summary(result)
+    assert "stopped logging" in reference, reference
+    assert check(reference, result) == reference
+    assert read_claims(reference, result).faithful, read_claims(reference, result).problems()
+
+
+def test_the_evidence_item_of_a_stopped_message_says_it_stopped():
+    items = evidence_items(a_stopped_npsh_warning().evidence)
+    assert [i.text for i in items if i.id == "L1"] == ["log 'Suction pressure <NUM> bar below NPSH margin <NUM> bar' 0x in the window "
+                                                       "(stopped, normally 2.7/h)"]
