@@ -306,6 +306,11 @@ def validate(
         signal_items = [item for item in cited_items if not item.id.startswith("I")] or cited_items
         if not any(re.search(rf"\b{re.escape(term)}", lowered) for item in signal_items for term in item.terms):
             return None
+        # ... and name the leading sensor: a true sentence about a minor sensor alone ("suction
+        # pressure is low" for a bearing-thermocouple drift) points the operator at the wrong fault.
+        leading = next((item for item in items if item.id == "S1"), None)
+        if leading is not None and not any(re.search(rf"\b{re.escape(word)}\b", lowered) for word in leading.terms):
+            return None
     return summary
 
 

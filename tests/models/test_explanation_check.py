@@ -267,3 +267,13 @@ def test_the_evidence_item_of_a_stopped_message_says_it_stopped():
     items = evidence_items(a_stopped_npsh_warning().evidence)
     assert [i.text for i in items if i.id == "L1"] == ["log 'Suction pressure <NUM> bar below NPSH margin <NUM> bar' 0x in the window "
                                                        "(stopped, normally 2.7/h)"]
+
+
+def test_a_fault_summary_that_leaves_out_the_leading_sensor_is_refused():
+    """The live P-101 wording named only PRESS_SUC (a quarter of the deviation) for a TEMP_BRG
+    drift: true, but an operator reads cavitation into it. The leading sensor must be named."""
+    result = a_stopped_npsh_warning()
+    result.evidence.log_templates[0] = LogEvidence("Suction pressure <NUM> bar below NPSH margin <NUM> bar", 3, 0.0, 6.0, "WARN")
+    assert check("Suction pressure PRESS_SUC is low and the controller logged suction pressure below the NPSH margin.", result) is None
+    named = "Bearing temperature TEMP_BRG is high and the controller logged suction pressure below the NPSH margin."
+    assert check(named, result) == named
