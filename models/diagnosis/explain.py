@@ -10,8 +10,9 @@ pick ids invented some in 3 of 10 trials), so the model writes the summary and i
 The answer is accepted only when it parses, has exactly these keys with these types, names the
 diagnosed fault and only listed ids, and its summary names no other fault class, no sensor or
 tag-like code outside the evidence, no number that the evidence does not contain, no negation the
-evidence does not hold, no garbled character, and (for a fault) at least one
-evidence item by its sensor or its words. Anything else, including a summary not finished within
+evidence does not hold, no garbled character, no controller message that stopped or thinned out
+told as logged, and (for a fault) the leading sensor and at least one cited item by its sensor or
+its words. Anything else, including a summary not finished within
 the time budget, falls back to :func:`template_explanation`, a sentence built from the evidence
 alone, so an operator never reads invented content.
 
