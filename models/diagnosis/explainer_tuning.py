@@ -32,6 +32,8 @@ from models.diagnosis.types import NO_KNOWN_FAULT, NORMAL, DiagnosisResult
 
 ADAPTER_DIR = "explainer_lora"
 _DIRECTION_TEXT = {"high": "is high", "low": "is low", "flat": "is flat", "mixed": "is unsteady"}
+#: A message told as it changed: one that went away is evidence too, but "logged" would say the opposite.
+_LOG_WORDING = {"stopped": "the controller stopped logging '{}'", "fewer": "the controller logged '{}' less often than normal"}
 
 
 def reference_summary(result: DiagnosisResult) -> str:
@@ -46,10 +48,7 @@ def reference_summary(result: DiagnosisResult) -> str:
     if result.evidence.log_templates:
         log = result.evidence.log_templates[0]
         message = " ".join(w for w in log.template.split() if "<" not in w)
-        # Told as it changed: a message that went away is evidence too, but "logged" would say the opposite.
-        parts.append({"stopped": f"the controller stopped logging '{message}'",
-                      "fewer": f"the controller logged '{message}' less often than normal"}.get(explanation.log_change(log),
-                                                                                               f"the controller logged '{message}'"))
+        parts.append(_LOG_WORDING.get(explanation.log_change(log), "the controller logged '{}'").format(message))
     if result.evidence.image is not None and any(i.id == "I1" for i in items):
         parts.append(f"the image shows {result.evidence.image.label.replace('_', ' ')}")
     if not parts:

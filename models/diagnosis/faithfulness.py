@@ -88,6 +88,13 @@ def _has(phrase: str, text: str) -> bool:
     return re.search(rf"(?<![a-z_]){re.escape(phrase)}(?![a-z_])", text) is not None
 
 
+_SENTENCE_END = re.compile(r"[.;!?](?:\s+|$)")
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in _SENTENCE_END.split(text) if s.strip()]
+
+
 def _clauses(text: str) -> list[str]:
     return [c.strip() for c in re.split(r"[.;:,()]|\band\b|\bwhile\b|\bbut\b|\bwhereas\b", text) if c and c.strip()]
 
@@ -155,13 +162,6 @@ def _read_quoted_logs(text: str, evidence, reading: Reading) -> str:
         return " "
 
     return re.sub(r"'([^']+)'", quoted, text)
-
-
-_SENTENCE_END = re.compile(r"[.;!?](?:\s+|$)")
-
-
-def _sentences(text: str) -> list[str]:
-    return [s for s in _SENTENCE_END.split(text) if s.strip()]
 
 
 def _went_away(template) -> str:
