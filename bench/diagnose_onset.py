@@ -73,7 +73,8 @@ def setup(args):
         loaded = FaultDiagnoser.load(artifacts_root() / "v1")
         return DiagnoserVersion.objects.create(version=1, artifact="v1", source=DiagnoserSource.UPLOAD, is_active=True,
                                                taxonomy=diagnoser_training.taxonomy_of(loaded), backbone=diagnoser_training._backbone_name(loaded))
-    os.environ["PHM_DIAGNOSIS_DEMO"] = json.dumps({"per_class": args.per_class, "alarm_at": args.train})
+    demo = {"alarm_at": args.train} if args.per_class is None else {"per_class": args.per_class, "alarm_at": args.train}
+    os.environ["PHM_DIAGNOSIS_DEMO"] = json.dumps(demo)
     started = time.perf_counter()
     job = diagnoser_training.run_job(job_id=diagnoser_training.start_job(kind=DiagnoserJobKind.DEMO, enqueue=False).pk)
     if job.result is None:
@@ -122,7 +123,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--diagnoser", type=Path, help="a saved FaultDiagnoser folder (else the demo one is trained)")
     parser.add_argument("--train", choices=["onset", "fixed"], default="onset", help="training incidents of the demo diagnoser")
-    parser.add_argument("--per-class", type=int, default=20)
+    parser.add_argument("--per-class", type=int, default=None,
+                        help="incidents per class of the trained demo diagnoser (default: the app's, as phm_diagnose --train-demo)")
     parser.add_argument("--save", type=Path, help="copy the trained diagnoser here")
     parser.add_argument("--minutes", type=float, nargs="+", default=[5.0, 15.0, 60.0])
     parser.add_argument("--seed", type=int, default=7, help="simulator seed of the played faults")

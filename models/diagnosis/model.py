@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -180,8 +180,17 @@ class FaultDiagnoser:
             raise ValueError(f"no taxonomy for equipment type {equipment_type!r}; known: {', '.join(self.taxonomy)}")
         return list(self.taxonomy[equipment_type])
 
-    def fit(self, incidents: Sequence[Incident], *, on_epoch: Callable[[EpochProgress], None] | None = None) -> "FaultDiagnoser":
-        """Learn the normal statistics, the image encoder and the fusion network from labelled incidents."""
+    def fit(
+        self, incidents: Sequence[Incident], *, booster_incidents: Iterable[Incident] = (),
+        on_epoch: Callable[[EpochProgress], None] | None = None,
+    ) -> "FaultDiagnoser":
+        """Learn the normal statistics, the image encoder and the fusion network from labelled incidents.
+
+        ``booster_incidents``: more labelled incidents for the summary booster only, read one at a
+        time (a generator of simulated incidents is never held whole). The trees fit thousands of
+        incidents in seconds where the network takes minutes over two thousand, so they can see many
+        more faults: a drifting or stuck transmitter on each of a pump's seven sensors, minutes into
+        the fault (README, "More faults for the trees")."""
         cfg = self.config
         incidents = list(incidents)
         self._check_labels(incidents)
@@ -213,7 +222,7 @@ class FaultDiagnoser:
             on_epoch=on_epoch,
         )
         self.history = history.epochs
-        self.booster = self._fit_booster(incidents, prepared) if cfg.booster_weight > 0 else None
+        self.booster = self._fit_booster(incidents, prepared, booster_incidents) if cfg.booster_weight > 0 else None
         self._stamp_version()
         return self
 
@@ -704,10 +713,19 @@ class FaultDiagnoser:
         width = self._n_summary()
         return np.stack([p.summary if p.summary is not None else np.zeros(width, dtype=np.float32) for p in prepared])
 
-    def _fit_booster(self, incidents: Sequence[Incident], prepared: Sequence[_Prepared]) -> SummaryBooster:
+    def _fit_booster(self, incidents: Sequence[Incident], prepared: Sequence[_Prepared], more: Iterable[Incident] = ()) -> SummaryBooster:
+        """Trees on the summaries of ``incidents`` and of ``more`` (each prepared, its summary kept,
+        the incident let go)."""
         rows = [self._class_row(i.equipment_type, i.label) for i in incidents]
+        types = [i.equipment_type for i in incidents]
+        summaries = [self._summaries(prepared)]
+        for incident in more:
+            self._check_labels([incident])
+            rows.append(self._class_row(incident.equipment_type, incident.label))
+            types.append(incident.equipment_type)
+            summaries.append(self._summaries([self._prepare(incident)]))
         booster = SummaryBooster(list(self.taxonomy), len(self._flat_classes()))
-        return booster.fit(self._summaries(prepared), [i.equipment_type for i in incidents], rows, seed=self.config.seed)
+        return booster.fit(np.concatenate(summaries), types, rows, seed=self.config.seed)
 
     def _booster_can_learn(self, incidents: Sequence[Incident]) -> bool:
         if self.config.booster_weight <= 0:

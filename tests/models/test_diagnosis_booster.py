@@ -108,3 +108,34 @@ def test_trees_that_never_saw_a_type_leave_its_answer_to_the_network(diagnoser, 
     log_p = diagnoser.booster.log_probabilities(diagnoser._summaries(prepared), [i.equipment_type for i in pump], masks)
     for row, mask in zip(log_p, masks, strict=True):
         assert np.allclose(row[mask], row[mask][0])
+
+
+def test_the_trees_also_learn_from_incidents_given_to_them_alone(diagnoser, incidents, backbone, monkeypatch):
+    """``booster_incidents``: more labelled incidents for the trees only (they fit in seconds, the
+    network takes minutes), read lazily (a generator of simulated incidents is not held in memory)."""
+    seen: list[int] = []
+    fit = SummaryBooster.fit
+
+    def counting(self, summaries, types, rows, *, seed=0):
+        seen.append(len(rows))
+        return fit(self, summaries, types, rows, seed=seed)
+
+    monkeypatch.setattr(SummaryBooster, "fit", counting)
+    extra = simulate_incidents(equipment_types=["chiller"], per_class=3, seed=5)
+    taken: list[int] = []
+
+    def lazily():
+        for number, incident in enumerate(extra):
+            taken.append(number)
+            yield incident
+
+    more = FaultDiagnoser(backbone=backbone, epochs=1, image_epochs=1).fit(incidents, booster_incidents=lazily())
+    assert seen == [len(incidents) + len(extra)] and len(taken) == len(extra)
+    assert more.booster.to_string() != diagnoser.booster.to_string()
+    # the network learnt from the incidents alone: same normal statistics as without the extra ones
+    assert more.stats["chiller"].to_dict() == diagnoser.stats["chiller"].to_dict()
+    with pytest.raises(ValueError, match="refrigerant_leak"):
+        FaultDiagnoser(backbone=backbone, epochs=1, image_epochs=1).fit(
+            incidents, booster_incidents=[replace(extra[0], label="refrigerant_leak")])
+    without_trees = FaultDiagnoser(backbone=backbone, epochs=1, image_epochs=1, booster_weight=0.0)
+    assert without_trees.fit(incidents, booster_incidents=lazily()).booster is None

@@ -30,6 +30,7 @@ def test_train_demo_trains_once(tiny_models, demo_plant, monkeypatch):
     assert "diagnoser v1 active (Trained on simulated incidents" in run("--train-demo")
     version = DiagnoserVersion.objects.get()
     assert version.is_active and version.trained_on["simulated"] == 6 and "pump" in version.taxonomy
+    assert version.trained_on["booster_simulated"] == 18  # the trees also learn from three times as many faults
     assert "v1 is active already" in run("--train-demo")
     assert DiagnoserVersion.objects.count() == 1
 
