@@ -63,3 +63,15 @@ def test_inject_without_a_diagnoser_says_what_to_run(tiny_models, demo_plant):
 def test_register_refuses_a_folder_that_is_not_a_diagnoser(tiny_models, demo_plant, tmp_path):
     with pytest.raises(CommandError, match="is not a saved FaultDiagnoser"):
         run("--register", str(tmp_path))
+
+
+def test_the_trees_extra_incidents_follow_the_demo_options_and_refuse_a_bad_count():
+    from phm.analytics.diagnoser_training import DiagnoserTrainingError, booster_per_class
+
+    assert booster_per_class({}) == 288  # three times the default 96 per class
+    assert booster_per_class({"per_class": 4}) == 12
+    assert booster_per_class({"per_class": 4, "booster_per_class": 0}) == 0
+    assert booster_per_class({"alarm_at": "fixed"}) == 0  # the old 45-90-minute incidents: none
+    for bad in (-1, 2.5, "many", True):
+        with pytest.raises(DiagnoserTrainingError, match="booster_per_class must be a whole number"):
+            booster_per_class({"booster_per_class": bad})
