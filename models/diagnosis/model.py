@@ -90,13 +90,6 @@ class DiagnoserConfig:
     #: Weight of boosting.SummaryBooster (trees on the summary) in the answer, the network's
     #: log-probabilities taking the rest; 0: the network alone (diagnosers saved before it).
     booster_weight: float = 0.5
-    #: The share of raised alarms with no known fault behind them (false alarms, faults outside the
-    #: taxonomy) that the diagnosis of an alarm assumes. The training set holds a sixth to a quarter
-    #: healthy windows per equipment type, cut at random moments, which no detector would raise on;
-    #: the demo detector's false alarms are under 1 % of its alarms in the plant trial. With
-    #: ``alarm=True`` the odds of "no known fault" move from the training share to this one (Saerens
-    #: et al. 2002, prior shift). None: no correction.
-    alarm_false_share: float | None = 0.05
     image_size: int = 64
     fusion_dim: int = 128
     n_prototypes: int = 64
@@ -154,9 +147,6 @@ class FaultDiagnoser:
             raise ValueError(f"modality_dropout must be in [0, 1), got {self.config.modality_dropout}")
         if not 0 <= self.config.booster_weight <= 1:
             raise ValueError(f"booster_weight must be in [0, 1], got {self.config.booster_weight}")
-        share = self.config.alarm_false_share
-        if share is not None and not 0 < share < 1:
-            raise ValueError(f"alarm_false_share must be in (0, 1) or null, got {share}")
         self.taxonomy = check_taxonomy(taxonomy or DEFAULT_TAXONOMY)
         self._backbone = backbone
         self.explainer = explainer
@@ -176,9 +166,6 @@ class FaultDiagnoser:
         #: Trees on the window statistics (models.diagnosis.boosting), fitted with the network when
         #: ``booster_weight`` > 0; None: the network answers alone.
         self.booster: SummaryBooster | None = None
-        #: Per equipment type, each class's share of the training incidents (the prior the network
-        #: and the trees learnt); None in diagnosers saved before it (no alarm correction then).
-        self.class_shares: dict[str, dict[str, float]] | None = None
         self._prefix_cache: dict[str, TextPrefix] = {}
 
     # -- public API ------------------------------------------------------------------------------
@@ -211,7 +198,6 @@ class FaultDiagnoser:
         seed_everything(cfg.seed)
         self.measures = _measures(incidents)
         self.stats = self._fit_stats(incidents)
-        self.class_shares = _class_shares(incidents)
         self.image_path = ImagePath(len(self.findings))
         self._prefix_cache = {}
         prepared = [self._prepare(incident) for incident in incidents]
@@ -254,7 +240,6 @@ class FaultDiagnoser:
         rows = [self._class_row(incident.equipment_type, c) for c in classes]
         probabilities = torch.softmax(torch.from_numpy(scores[0, rows]) / self.temperature, dim=0).numpy()
         if alarm:
-            probabilities = self._alarm_prior(incident.equipment_type, classes, probabilities)
             classes = [NO_KNOWN_FAULT if c == NORMAL else c for c in classes]
         best = int(np.argmax(probabilities))
         item = prepared[0]
@@ -276,18 +261,6 @@ class FaultDiagnoser:
             result.explanation = explanation.template_explanation(fault, probability, equipment, evidence)
             result.explanation_source = "template"
         return result
-
-    def _alarm_prior(self, equipment_type: str, classes: Sequence[str], probabilities: np.ndarray) -> np.ndarray:
-        """``probabilities`` with the odds of ``normal`` moved from its training share to
-        ``alarm_false_share`` (unchanged without either, or without a ``normal`` class)."""
-        share = self.config.alarm_false_share
-        trained = (self.class_shares or {}).get(equipment_type, {}).get(NORMAL)
-        if share is None or trained is None or not 0 < trained < 1 or NORMAL not in classes:
-            return probabilities
-        weights = np.ones(len(classes))
-        weights[list(classes).index(NORMAL)] = (share / (1 - share)) / (trained / (1 - trained))
-        adjusted = probabilities * weights
-        return adjusted / adjusted.sum()
 
     def explain(self, result: DiagnosisResult, *, equipment: str = "") -> tuple[str, str]:
         """``(explanation, source)`` for a diagnosis (e.g. a stored one explained later, off the
@@ -465,8 +438,6 @@ class FaultDiagnoser:
             "stats": {t: s.to_dict() for t, s in self.stats.items()}, "findings": self.findings,
             "model_version": self.model_version, "backbone": self.backbone.describe(), "temperature": self.temperature,
         }
-        if self.class_shares is not None:
-            document["class_shares"] = self.class_shares
         (folder / CONFIG_FILE).write_text(json.dumps(document, indent=1))
         booster_file = folder / BOOSTER_FILE
         if self.booster is not None:
@@ -518,8 +489,6 @@ class FaultDiagnoser:
                 raise ValueError(f"{folder / BOOSTER_FILE}: {exc}") from exc
         diagnoser.model_version = document.get("model_version", "")
         diagnoser.temperature = float(document.get("temperature", 1.0))
-        shares = document.get("class_shares")
-        diagnoser.class_shares = None if shares is None else {t: {c: float(v) for c, v in cs.items()} for t, cs in shares.items()}
         from models.diagnosis.explainer_tuning import ADAPTER_DIR
 
         if (folder / ADAPTER_DIR / "adapter_config.json").exists():
@@ -783,15 +752,6 @@ class FaultDiagnoser:
         if self.temperature != 1.0:  # a calibrated copy answers other probabilities: another version
             digest.update(np.float64(self.temperature).tobytes())
         self.model_version = f"diagnoser-{digest.hexdigest()[:12]}"
-
-
-def _class_shares(incidents: Sequence[Incident]) -> dict[str, dict[str, float]]:
-    """Per equipment type, each label's share of its incidents."""
-    counts: dict[str, dict[str, int]] = {}
-    for incident in incidents:
-        mine = counts.setdefault(incident.equipment_type, {})
-        mine[incident.label] = mine.get(incident.label, 0) + 1
-    return {t: {c: n / sum(cs.values()) for c, n in cs.items()} for t, cs in counts.items()}
 
 
 def _measures(incidents: Sequence[Incident]) -> list[str]:
