@@ -73,7 +73,9 @@ def setup(args):
         loaded = FaultDiagnoser.load(artifacts_root() / "v1")
         return DiagnoserVersion.objects.create(version=1, artifact="v1", source=DiagnoserSource.UPLOAD, is_active=True,
                                                taxonomy=diagnoser_training.taxonomy_of(loaded), backbone=diagnoser_training._backbone_name(loaded))
-    demo = {"alarm_at": args.train} if args.per_class is None else {"per_class": args.per_class, "alarm_at": args.train}
+    demo = {"alarm_at": args.train}
+    if args.per_class is not None:  # else the app's default, as phm_diagnose --train-demo
+        demo["per_class"] = args.per_class
     os.environ["PHM_DIAGNOSIS_DEMO"] = json.dumps(demo)
     started = time.perf_counter()
     job = diagnoser_training.run_job(job_id=diagnoser_training.start_job(kind=DiagnoserJobKind.DEMO, enqueue=False).pk)

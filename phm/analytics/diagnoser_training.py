@@ -18,6 +18,7 @@ import os
 import shutil
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -203,19 +204,14 @@ def booster_per_class(demo: dict) -> int:
     return DEMO_BOOSTER_FACTOR * int(demo.get("per_class", DEMO_ONSET_PER_CLASS))
 
 
-def booster_incidents(demo: dict, *, count: list[int], on_start=None):
+def booster_incidents(demo: dict) -> Iterator:
     """The trees' extra incidents (:func:`booster_per_class` per class), simulated
-    :data:`BOOSTER_CHUNK_PER_CLASS` per class at a time with seeds of their own and yielded one by
-    one; ``count[0]`` counts them, ``on_start`` is called before the first chunk."""
+    :data:`BOOSTER_CHUNK_PER_CLASS` per class at a time with seeds of their own and yielded one by one."""
     wanted = booster_per_class(demo)
     seed = int(demo.get("seed", 0)) + 20_011
     for chunk, start in enumerate(range(0, wanted, BOOSTER_CHUNK_PER_CLASS)):
-        if chunk == 0 and on_start is not None:
-            on_start()
         per_class = min(BOOSTER_CHUNK_PER_CLASS, wanted - start)
-        for incident in simulate_demo_incidents({**demo, "per_class": per_class, "seed": seed + chunk}):
-            count[0] += 1
-            yield incident
+        yield from simulate_demo_incidents({**demo, "per_class": per_class, "seed": seed + chunk})
 
 
 def _train_demo(job: DiagnoserTrainingJob, progress: _Progress, options: TrainingOptions) -> DiagnoserVersion:
@@ -227,18 +223,23 @@ def _train_demo(job: DiagnoserTrainingJob, progress: _Progress, options: Trainin
     incidents = simulate_demo_incidents(options.demo, stats=stats)
     progress.report(stage="fitting", percent=20)
     clock = time.perf_counter()
-    extra = [0]
+    extra = 0
 
-    def trees_stage() -> None:
-        progress.report(stage="simulating more incidents for the trees", percent=85)
+    def counted_booster_incidents() -> Iterator:
+        nonlocal extra
+        if booster_per_class(options.demo) > 0:  # read once the network has trained
+            progress.report(stage="simulating more incidents for the trees", percent=85)
+        for incident in booster_incidents(options.demo):
+            extra += 1
+            yield incident
 
     diagnoser = FaultDiagnoser(**options.model, **diagnosis.MODEL_OVERRIDES).fit(
-        incidents, booster_incidents=booster_incidents(options.demo, count=extra, on_start=trees_stage), on_epoch=progress.on_epoch)
+        incidents, booster_incidents=counted_booster_incidents(), on_epoch=progress.on_epoch)
     metrics = {"fit_seconds": round(time.perf_counter() - clock, 2), **_fit_metrics(diagnoser)}
     progress.report(stage="calibrating", percent=92)
     metrics["calibration"] = diagnoser.calibrate(calibration_incidents(options.demo))
     trained_on = {"simulated": len(incidents), "classes": dict(Counter(i.label for i in incidents)),
-                  "alarm_at": options.demo.get("alarm_at", "onset"), "booster_simulated": extra[0]}
+                  "alarm_at": options.demo.get("alarm_at", "onset"), "booster_simulated": extra}
     if stats.raised:
         trained_on["onset"] = stats.summary()
     progress.report(stage="saving", percent=95)
