@@ -93,20 +93,27 @@ class NormalStats:
     #: [M, len(TREND_TAILS)] robust scale of a normal window's trend breaks (raw units); None in
     #: statistics saved before trend breaks existed.
     trend_scale: np.ndarray | None = None
+    #: :mod:`models.diagnosis.dynamics`: [M, 2 M + 2] ARX coefficients and [M, H] robust scale of
+    #: the free-run errors on normal windows; None in statistics saved before it.
+    dynamics: np.ndarray | None = None
+    dynamics_scale: np.ndarray | None = None
 
     def to_dict(self) -> dict[str, list]:
         data = {"centre": self.centre.tolist(), "scale": self.scale.tolist(),
                 "typical_deviation": self.typical_deviation.tolist()}
-        if self.trend_scale is not None:
-            data["trend_scale"] = self.trend_scale.tolist()
+        for key in ("trend_scale", "dynamics", "dynamics_scale"):
+            if getattr(self, key) is not None:
+                data[key] = getattr(self, key).tolist()
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, list]) -> "NormalStats":
-        trend = data.get("trend_scale")
+        def optional(key: str) -> np.ndarray | None:
+            return None if data.get(key) is None else np.asarray(data[key], dtype=np.float64)
+
         return cls(np.asarray(data["centre"], dtype=np.float64), np.asarray(data["scale"], dtype=np.float64),
-                   np.asarray(data["typical_deviation"], dtype=np.float64),
-                   None if trend is None else np.asarray(trend, dtype=np.float64))
+                   np.asarray(data["typical_deviation"], dtype=np.float64), optional("trend_scale"),
+                   optional("dynamics"), optional("dynamics_scale"))
 
 
 def _robust_centre_scale(values: np.ndarray) -> tuple[float, float]:

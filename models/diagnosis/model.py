@@ -44,6 +44,7 @@ from connectors.simulator import IMAGE_FINDINGS, NO_VISIBLE_FINDING, image_findi
 from models.backbone import Backbone, load_backbone
 from models.diagnosis import explain as explanation
 from models.diagnosis.boosting import SummaryBooster
+from models.diagnosis.dynamics import dynamics_summary, dynamics_summary_size, fit_dynamics
 from models.diagnosis.features import (
     CHANNELS_PER_MEASURE, N_CROSS_SUMMARY, NormalStats, bin_window, cross_measure_summary, fit_normal_stats, residual_summary,
     residual_summary_size, residual_tails, sensor_evidence, standardise, trend_summary, trend_summary_size, window_summary,
@@ -87,6 +88,7 @@ class DiagnoserConfig:
     cross_summary: bool = True  # and features.cross_measure_summary (False: diagnosers saved before it)
     residual_summary: bool = True  # and features.residual_summary of the detector's residuals (False: saved before it)
     trend_summary: bool = True  # and features.trend_summary, each measure against its own recent line (False: saved before it)
+    dynamics_summary: bool = True  # and dynamics.dynamics_summary, each measure against what the unit explains (False: saved before it)
     #: Weight of boosting.SummaryBooster (trees on the summary) in the answer, the network's
     #: log-probabilities taking the rest; 0: the network alone (diagnosers saved before it).
     booster_weight: float = 0.5
@@ -464,7 +466,7 @@ class FaultDiagnoser:
         # A diagnoser saved before tail_bins (cross_summary, residual_summary) existed has the summary its weights expect.
         diagnoser = cls(document["taxonomy"], backbone=backbone, explainer=explainer,
                         **{"tail_bins": 0, "cross_summary": False, "residual_summary": False, "trend_summary": False,
-                           "booster_weight": 0.0, **document["config"]})
+                           "dynamics_summary": False, "booster_weight": 0.0, **document["config"]})
         diagnoser.measures = list(document["measures"])
         diagnoser.stats = {t: NormalStats.from_dict(s) for t, s in document["stats"].items()}
         diagnoser.findings = list(document["findings"])
@@ -540,7 +542,10 @@ class FaultDiagnoser:
             mine = [i for i in incidents if i.equipment_type == equipment_type and i.sensors is not None and len(i.sensors)]
             normal = [i for i in mine if i.label == NORMAL] or mine
             if normal:
-                stats[equipment_type] = fit_normal_stats([bin_window(i.sensors, self.measures, self.config.seq_len) for i in normal])
+                windows = [bin_window(i.sensors, self.measures, self.config.seq_len) for i in normal]
+                stats[equipment_type] = fit_normal_stats(windows)
+                if self.config.dynamics_summary:
+                    stats[equipment_type].dynamics, stats[equipment_type].dynamics_scale = fit_dynamics(windows, stats[equipment_type]) or (None, None)
         return stats
 
     def _prompt(self, incident: Incident) -> tuple[str, list[LogEvidence], bool]:
@@ -576,6 +581,8 @@ class FaultDiagnoser:
                     summary = np.concatenate([summary, residual_summary(incident.residuals, self.measures, cfg.seq_len, max(cfg.tail_bins, 1))])
                 if cfg.trend_summary:
                     summary = np.concatenate([summary, trend_summary(window, stats)])
+                if cfg.dynamics_summary:
+                    summary = np.concatenate([summary, dynamics_summary(window, stats)])
                 item.summary = summary.astype(np.float32)
                 modalities.append("sensors")
         if has_logs:
@@ -599,7 +606,8 @@ class FaultDiagnoser:
         per_measure = CHANNELS_PER_MEASURE * len(self.measures) * (4 if self.config.tail_bins > 0 else 3)
         return (per_measure + (N_CROSS_SUMMARY if self.config.cross_summary else 0)
                 + (residual_summary_size(len(self.measures)) if self.config.residual_summary else 0)
-                + (trend_summary_size(len(self.measures)) if self.config.trend_summary else 0))
+                + (trend_summary_size(len(self.measures)) if self.config.trend_summary else 0)
+                + (dynamics_summary_size(len(self.measures)) if self.config.dynamics_summary else 0))
 
     def _no_log_prompt(self, equipment_type: str) -> str:
         return f"Equipment: {equipment_type}. Task: find the root cause of the alarm."

@@ -54,10 +54,11 @@ def test_absent_measures_are_left_out_and_an_empty_window_is_zeros():
     assert not cross_measure_summary(z, np.zeros(6, dtype=bool)).any()
 
 
-@pytest.mark.parametrize("option", ["cross_summary", "residual_summary", "trend_summary"])
+@pytest.mark.parametrize("option", ["cross_summary", "residual_summary", "trend_summary", "dynamics_summary"])
 def test_a_diagnoser_saved_before_a_summary_option_still_loads(tmp_path, option):
     """cross_summary, residual_summary (the detector's residuals, tests/models/test_diagnosis_residuals.py)
-    and trend_summary (tests/models/test_diagnosis_trend.py), whose normal statistics had no trend scale."""
+    trend_summary (tests/models/test_diagnosis_trend.py), whose normal statistics had no trend scale,
+    and dynamics_summary (tests/models/test_diagnosis_dynamics.py), whose had no dynamics model."""
     backbone = tiny_random_backbone(hidden_size=32, num_layers=2)
     incidents = simulate_incidents(equipment_types=["chiller"], per_class=2, seed=0)
     old = FaultDiagnoser(backbone=backbone, epochs=1, image_epochs=1, **{option: False}).fit(incidents)
@@ -67,6 +68,9 @@ def test_a_diagnoser_saved_before_a_summary_option_still_loads(tmp_path, option)
     if option == "trend_summary":  # nor did its normal statistics have a trend scale
         for stats in document["stats"].values():
             del stats["trend_scale"]
+    if option == "dynamics_summary":
+        for stats in document["stats"].values():
+            assert "dynamics" not in stats and "dynamics_scale" not in stats
     (folder / "config.json").write_text(json.dumps(document))
     loaded = FaultDiagnoser.load(folder, backbone=backbone)
     assert getattr(loaded.config, option) is False
