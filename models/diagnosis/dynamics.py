@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from models.diagnosis.features import BinnedWindow, NormalStats, _one_against_several, _robust_centre_scale
+from models.diagnosis.features import BinnedWindow, NormalStats, _robust_centre_scale, scaled_breaks_summary
 
 #: Bins the model runs free before the window's end (about 3 and 6 minutes of a 30-minute window
 #: of 32 bins): one horizon for an abrupt start, one for a slow walk.
@@ -108,17 +108,7 @@ def dynamics_summary(window: BinnedWindow, stats: NormalStats) -> np.ndarray:
     largest ("one measure alone" against "several together") and the share of measures past three
     normal scales. Compressed as ``sign(x) log(1 + |x|)``; zeros for absent measures and for
     statistics without a dynamics model."""
-    n_measures = window.level.shape[0]
-    out = np.zeros(dynamics_summary_size(n_measures))
     if stats.dynamics is None or stats.dynamics_scale is None or not window.present.any():
-        return out
+        return np.zeros(dynamics_summary_size(window.level.shape[0]))
     errors = _free_run_errors(_standard_levels(window, stats), window.present, stats.dynamics)
-    z = np.nan_to_num(errors / stats.dynamics_scale, nan=0.0)
-    z[~window.present] = 0.0
-    compressed = np.sign(z) * np.log1p(np.abs(z))
-    cross = []
-    for h in range(len(DYNAMICS_HORIZONS)):
-        cross += _one_against_several(compressed[window.present, h], np.log1p(3.0))
-    out[: compressed.size] = compressed.ravel()
-    out[compressed.size :] = cross
-    return out
+    return scaled_breaks_summary(errors / stats.dynamics_scale, window.present)

@@ -312,7 +312,7 @@ def residual_summary(residuals: pd.DataFrame | None, measures: Sequence[str], se
     out = np.zeros(residual_summary_size(len(measures)))
     window = _residual_window(residuals, measures, seq_len)
     if window is None or not window.present.any():
-        return out
+        return np.zeros(trend_summary_size(window.level.shape[0]))
     level = np.sign(window.level) * np.log1p(np.abs(window.level))
     tail = np.nan_to_num(level[:, -max(tail_bins, 1):].mean(-1))
     half = np.nan_to_num(level[:, seq_len // 2 :].mean(-1))
@@ -375,16 +375,19 @@ def trend_summary(window: BinnedWindow, stats: NormalStats) -> np.ndarray:
     largest absolute one ("one measure alone" against "several together") and the share of
     measures past three normal scales. Compressed as ``sign(x) log(1 + |x|)``; zeros for absent
     measures and for statistics without a trend scale."""
-    n_measures = window.level.shape[0]
-    out = np.zeros(trend_summary_size(n_measures))
     if stats.trend_scale is None or not window.present.any():
-        return out
-    z = np.nan_to_num(trend_breaks(window.level) / stats.trend_scale, nan=0.0)
-    z[~window.present] = 0.0
+        return np.zeros(trend_summary_size(window.level.shape[0]))
+    return scaled_breaks_summary(trend_breaks(window.level) / stats.trend_scale, window.present)
+
+
+def scaled_breaks_summary(z: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """``[T (M + 3)]`` from ``[M, T]`` breaks in normal scales (NaN where unknown): per measure and
+    column the break; per column the largest absolute break with its sign, the second largest and
+    the share of present measures past three scales; ``sign(x) log(1 + |x|)``, absent measures zero."""
+    z = np.nan_to_num(z, nan=0.0)
+    z[~present] = 0.0
     compressed = np.sign(z) * np.log1p(np.abs(z))
     cross = []
-    for t in range(len(TREND_TAILS)):
-        cross += _one_against_several(compressed[window.present, t], np.log1p(3.0))
-    out[: compressed.size] = compressed.ravel()
-    out[compressed.size :] = cross
-    return out
+    for t in range(z.shape[1]):
+        cross += _one_against_several(compressed[present, t], np.log1p(3.0))
+    return np.concatenate([compressed.ravel(), cross])
