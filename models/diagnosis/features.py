@@ -312,7 +312,7 @@ def residual_summary(residuals: pd.DataFrame | None, measures: Sequence[str], se
     out = np.zeros(residual_summary_size(len(measures)))
     window = _residual_window(residuals, measures, seq_len)
     if window is None or not window.present.any():
-        return np.zeros(trend_summary_size(window.level.shape[0]))
+        return out
     level = np.sign(window.level) * np.log1p(np.abs(window.level))
     tail = np.nan_to_num(level[:, -max(tail_bins, 1):].mean(-1))
     half = np.nan_to_num(level[:, seq_len // 2 :].mean(-1))
