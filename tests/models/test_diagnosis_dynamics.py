@@ -5,33 +5,18 @@ the measured speed, the thermal model says where it should be, and the drift sta
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import numpy as np
-import pandas as pd
 
-from connectors.simulator import DEMO_PLANT, PlantSimulator, ScheduledFault
 from models.diagnosis.dynamics import DYNAMICS_HORIZONS, dynamics_summary, dynamics_summary_size, fit_dynamics
 from models.diagnosis.features import BinnedWindow, NormalStats, bin_window, fit_normal_stats, trend_summary
-from models.diagnosis.simulate import EPOCH
+from tests.models.simulated_windows import simulated_window
 
 MEASURES = ["VIB", "TEMP_BRG", "CURRENT", "PRESS_DIS", "PRESS_SUC", "FLOW", "SPEED"]
 BRG = MEASURES.index("TEMP_BRG")
 
 
-def _frame(kind: str, seed: int, *, tag: str = "P-101", minutes: float = 5.0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    start = EPOCH + timedelta(days=int(rng.integers(60)), seconds=int(rng.integers(86_400)))
-    fault_start = start + timedelta(minutes=60)
-    end = fault_start + timedelta(minutes=minutes)
-    faults = [] if kind == "normal" else [ScheduledFault(tag, kind, fault_start, end + timedelta(hours=1), 1.0, "TEMP_BRG")]
-    frames, _ = PlantSimulator(DEMO_PLANT, seed=seed, faults=faults).sample_frames(start, end, equipment=[tag])
-    frame = frames[tag]
-    return frame[frame.index >= end - timedelta(minutes=30)]
-
-
 def _fitted(n: int = 40) -> NormalStats:
-    windows = [bin_window(_frame("normal", 100 + s, tag=("P-101", "P-201")[s % 2]), MEASURES, 32) for s in range(n)]
+    windows = [bin_window(simulated_window("normal", 100 + s, tag=("P-101", "P-201")[s % 2]), MEASURES, 32) for s in range(n)]
     stats = fit_normal_stats(windows)
     stats.dynamics, stats.dynamics_scale = fit_dynamics(windows, stats)
     return stats
@@ -44,8 +29,8 @@ def _brg_error(summary: np.ndarray, horizon: int) -> float:
 def test_a_thermocouple_drifting_five_minutes_stands_out_better_than_on_its_own_line():
     stats = _fitted()
     shorter = DYNAMICS_HORIZONS.index(min(DYNAMICS_HORIZONS))
-    drifting = [bin_window(_frame("sensor_drift", 200 + s), MEASURES, 32) for s in range(12)]
-    healthy = [bin_window(_frame("normal", 300 + s), MEASURES, 32) for s in range(12)]
+    drifting = [bin_window(simulated_window("sensor_drift", 200 + s), MEASURES, 32) for s in range(12)]
+    healthy = [bin_window(simulated_window("normal", 300 + s), MEASURES, 32) for s in range(12)]
     drift = np.array([_brg_error(dynamics_summary(w, stats), shorter) for w in drifting])
     normal = np.array([_brg_error(dynamics_summary(w, stats), shorter) for w in healthy])
     # compressed log1p(z): 1.1 is two normal scales off the free run, 0.7 is one
@@ -61,7 +46,7 @@ def test_a_thermocouple_drifting_five_minutes_stands_out_better_than_on_its_own_
 
 def test_a_unit_that_runs_warmer_than_its_type_is_not_a_drift():
     stats = _fitted(20)
-    window = bin_window(_frame("normal", 400), MEASURES, 32)
+    window = bin_window(simulated_window("normal", 400), MEASURES, 32)
     warmer = BinnedWindow(window.level.copy(), window.spread, window.present)
     warmer.level[BRG] += 4.0  # a whole window off the type's centre: a unit, not a fault
     assert np.allclose(dynamics_summary(warmer, stats), dynamics_summary(window, stats), atol=0.05)
@@ -78,7 +63,7 @@ def test_absent_measures_and_statistics_without_a_model_give_zeros_and_round_tri
     assert not summary.reshape(-1)[: len(MEASURES) * len(DYNAMICS_HORIZONS)].reshape(len(MEASURES), -1)[~present].any()
     old = NormalStats.from_dict({"centre": stats.centre.tolist(), "scale": stats.scale.tolist(), "typical_deviation": [1] * len(MEASURES)})
     assert old.dynamics is None and "dynamics" not in old.to_dict()
-    assert not dynamics_summary(bin_window(_frame("normal", 401), MEASURES, 32), old).any()
+    assert not dynamics_summary(bin_window(simulated_window("normal", 401), MEASURES, 32), old).any()
     again = NormalStats.from_dict(stats.to_dict())
     assert np.array_equal(again.dynamics, stats.dynamics) and np.array_equal(again.dynamics_scale, stats.dynamics_scale)
-    assert fit_dynamics([bin_window(_frame("normal", 402 + s), MEASURES, 32) for s in range(3)], stats) is None
+    assert fit_dynamics([bin_window(simulated_window("normal", 402 + s), MEASURES, 32) for s in range(3)], stats) is None

@@ -5,16 +5,12 @@ change, yet plainly off its own smooth line."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import numpy as np
-import pandas as pd
 
-from connectors.simulator import DEMO_PLANT, PlantSimulator, ScheduledFault
 from models.diagnosis.features import (
     TREND_TAILS, BinnedWindow, NormalStats, bin_window, fit_normal_stats, trend_breaks, trend_summary, trend_summary_size,
 )
-from models.diagnosis.simulate import EPOCH
+from tests.models.simulated_windows import simulated_window
 
 
 def test_a_straight_or_curving_signal_has_no_break_and_a_bend_in_one_measure_does():
@@ -47,25 +43,14 @@ def test_statistics_saved_without_a_trend_scale_give_a_zero_summary_and_round_tr
     assert np.array_equal(NormalStats.from_dict(new.to_dict()).trend_scale, new.trend_scale)
 
 
-def _window(kind: str, seed: int, minutes: float = 5.0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    start = EPOCH + timedelta(days=int(rng.integers(60)), seconds=int(rng.integers(86_400)))
-    fault_start = start + timedelta(minutes=60)
-    end = fault_start + timedelta(minutes=minutes)
-    faults = [] if kind == "normal" else [ScheduledFault("P-101", kind, fault_start, end + timedelta(hours=1), 1.0, "TEMP_BRG")]
-    frames, _ = PlantSimulator(DEMO_PLANT, seed=seed, faults=faults).sample_frames(start, end, equipment=["P-101"])
-    frame = frames["P-101"]
-    return frame[frame.index >= end - timedelta(minutes=30)]
-
-
 def test_a_thermocouple_drifting_five_minutes_stands_out_of_normal_windows():
     measures = ["VIB", "TEMP_BRG", "CURRENT", "PRESS_DIS", "PRESS_SUC", "FLOW", "SPEED"]
-    normal = [bin_window(_window("normal", 100 + s), measures, 32) for s in range(40)]
+    normal = [bin_window(simulated_window("normal", 100 + s), measures, 32) for s in range(40)]
     stats = fit_normal_stats(normal)
     assert stats.trend_scale is not None and stats.trend_scale.shape == (len(measures), len(TREND_TAILS))
     brg = measures.index("TEMP_BRG")
-    drifting = [trend_summary(bin_window(_window("sensor_drift", 200 + s), measures, 32), stats) for s in range(12)]
-    healthy = [trend_summary(bin_window(_window("normal", 300 + s), measures, 32), stats) for s in range(12)]
+    drifting = [trend_summary(bin_window(simulated_window("sensor_drift", 200 + s), measures, 32), stats) for s in range(12)]
+    healthy = [trend_summary(bin_window(simulated_window("normal", 300 + s), measures, 32), stats) for s in range(12)]
     short_tail = 0  # the summary's first block: per measure, the break of the shortest tail
     drift_breaks = np.array([d[brg * len(TREND_TAILS) + short_tail] for d in drifting])
     normal_breaks = np.array([h[brg * len(TREND_TAILS) + short_tail] for h in healthy])
