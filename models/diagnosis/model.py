@@ -543,9 +543,10 @@ class FaultDiagnoser:
             normal = [i for i in mine if i.label == NORMAL] or mine
             if normal:
                 windows = [bin_window(i.sensors, self.measures, self.config.seq_len) for i in normal]
-                stats[equipment_type] = fit_normal_stats(windows)
+                fitted = fit_normal_stats(windows)
                 if self.config.dynamics_summary:
-                    stats[equipment_type].dynamics, stats[equipment_type].dynamics_scale = fit_dynamics(windows, stats[equipment_type]) or (None, None)
+                    fitted.dynamics, fitted.dynamics_scale = fit_dynamics(windows, fitted) or (None, None)
+                stats[equipment_type] = fitted
         return stats
 
     def _prompt(self, incident: Incident) -> tuple[str, list[LogEvidence], bool]:
